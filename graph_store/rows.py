@@ -1,0 +1,56 @@
+"""Turns a micro-batch of events into the parameter rows of one UNWIND…MERGE round trip.
+
+Idempotence under replay: every edge (user, item, type) remembers the last Kafka (partition, offset) it
+applied. Kafka is keyed by user, so all events of an edge arrive in offset order on one partition; a row
+therefore carries its events' offsets in ascending order, and the Cypher applies only the suffix that is
+newer than the stored offset. `ts_min_from[k]` / `ts_max_from[k]` are the min/max event time of events
+k..end, so the query can fold that suffix into first_ts/last_ts without iterating.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Protocol
+
+
+class EventLike(Protocol):
+    user_id: str
+    item_id: str
+    type: str
+    ts: int
+    partition: int
+    offset: int
+
+
+def _suffix_extrema(values: list[int]) -> tuple[list[int], list[int]]:
+    lows, highs = list(values), list(values)
+    for k in range(len(values) - 2, -1, -1):
+        lows[k] = min(lows[k], lows[k + 1])
+        highs[k] = max(highs[k], highs[k + 1])
+    return lows, highs
+
+
+def interaction_rows(events: Iterable[EventLike]) -> list[dict]:
+    grouped: dict[tuple, list[EventLike]] = defaultdict(list)
+    for event in events:
+        grouped[(event.user_id, event.item_id, event.type, event.partition)].append(event)
+    rows = []
+    for (user, item, event_type, partition), group in grouped.items():
+        group.sort(key=lambda e: e.offset)
+        ts = [e.ts for e in group]
+        lows, highs = _suffix_extrema(ts)
+        rows.append({
+            "user": user, "item": item, "type": event_type, "partition": partition,
+            "offsets": [e.offset for e in group], "ts_min_from": lows, "ts_max_from": highs,
+        })
+    return rows
+
+
+def item_rows(items: Iterable) -> list[dict]:
+    """Last record per item wins (items are keyed by item_id, later records replace earlier ones)."""
+    latest = {}
+    for item in items:
+        latest[item.item_id] = {
+            "id": item.item_id, "title": item.title, "category": item.category,
+            "brand": item.brand, "price": item.price,
+        }
+    return list(latest.values())

@@ -1,0 +1,101 @@
+"""The system of record for the interaction graph, reached with the official neo4j driver (async)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neo4j import AsyncGraphDatabase, RoutingControl
+from neo4j.exceptions import ConstraintError
+
+from . import queries
+from .rows import interaction_rows, item_rows
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    edges_changed: int
+    events_applied: int
+
+
+class GraphStore:
+    """Batched, idempotent writes and bounded reads.
+
+    Every write is ONE round trip (`UNWIND $rows ...`). Two writers MERGE-ing the same new key can collide on
+    the uniqueness constraint on servers that do not serialise them (ArcadeDB); the whole batch is idempotent,
+    so it is simply retried.
+    """
+
+    def __init__(self, uri: str, user: str, password: str, database: str | None, *, conflict_retries: int = 5):
+        self.database = database
+        self.conflict_retries = conflict_retries
+        self.driver = AsyncGraphDatabase.driver(uri, auth=(user, password))
+
+    @classmethod
+    def from_settings(cls, settings) -> "GraphStore":
+        return cls(settings.bolt_uri, settings.neo4j_user, settings.neo4j_password, settings.database)
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    async def _run(self, query: str, write: bool = True, **params):
+        routing = RoutingControl.WRITE if write else RoutingControl.READ
+        for attempt in range(self.conflict_retries + 1):
+            try:
+                result = await self.driver.execute_query(query, params, database_=self.database, routing_=routing)
+                return result.records
+            except ConstraintError:
+                if attempt == self.conflict_retries:
+                    raise
+
+    async def ensure_schema(self) -> None:
+        for statement in queries.CONSTRAINTS:
+            await self._run(statement)
+
+    async def upsert_interactions(self, events) -> UpsertResult:
+        rows = interaction_rows(events)
+        if not rows:
+            return UpsertResult(0, 0)
+        records = await self._run(queries.UPSERT_INTERACTIONS, rows=rows)
+        record = records[0] if records else None
+        return UpsertResult(int(record["edges"] or 0), int(record["events"] or 0)) if record else UpsertResult(0, 0)
+
+    async def upsert_items(self, items) -> int:
+        rows = item_rows(items)
+        if not rows:
+            return 0
+        records = await self._run(queries.UPSERT_ITEMS, rows=rows)
+        return int(records[0]["items"]) if records else 0
+
+    async def recent_items_of_users(self, user_ids: list[str], k: int) -> dict[str, list[dict]]:
+        records = await self._run(queries.RECENT_ITEMS_OF_USERS, write=False, ids=list(user_ids), k=k)
+        return {r["id"]: list(r["recent"]) for r in records}
+
+    async def recent_users_of_items(self, item_ids: list[str], k: int) -> dict[str, list[dict]]:
+        records = await self._run(queries.RECENT_USERS_OF_ITEMS, write=False, ids=list(item_ids), k=k)
+        return {r["id"]: list(r["recent"]) for r in records}
+
+    async def edges_of_users(self, user_ids: list[str]) -> list[dict]:
+        records = await self._run(queries.EDGES_OF_USERS, write=False, ids=list(user_ids))
+        return [r.data() for r in records]
+
+    async def all_edges(self) -> list[dict]:
+        """Every interaction edge oldest first: the warm start of the in-memory model state."""
+        records = await self._run(queries.ALL_EDGES, write=False)
+        return [r.data() for r in records]
+
+    async def size(self) -> dict:
+        records = await self._run(queries.GRAPH_SIZE, write=False)
+        data = records[0].data()
+        return {key: int(value or 0) for key, value in data.items()}
+
+    async def delete_everything(self, batch: int = 5000) -> None:
+        """Empties the graph in bounded transactions (for tests and the demo's fresh start)."""
+        while True:
+            records = await self._run(queries.DELETE_BATCH, limit=batch)
+            if not records or records[0]["deleted"] == 0:
+                return

@@ -1,0 +1,122 @@
+"""The one recommender contract used by serving, training, evaluation and every baseline alike.
+
+Modelled on RecBole's split of calculate_loss / predict / full_sort_predict: here `fit` (learn from a
+history), `observe` (fold new events into the state, in time order), `score` (full-catalogue scores for a
+set of users, using only what was observed). The base class owns the id maps, so every model indexes the
+catalogue the same way (items in order of first appearance) and the evaluation harness cannot favour one.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import torch
+
+from .ids import IdMap
+
+EXCLUDE_POLICIES = ("none", "purchased", "seen")
+
+
+@dataclass
+class InteractionBatch:
+    """Columnar events in time order. ts is epoch milliseconds."""
+    users: list[str]
+    items: list[str]
+    types: list[str]
+    ts: list[int]
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @classmethod
+    def from_events(cls, events: Iterable) -> "InteractionBatch":
+        events = list(events)
+        return cls([e.user_id for e in events], [e.item_id for e in events],
+                   [e.type for e in events], [int(e.ts) for e in events])
+
+    def slice(self, start: int, stop: int) -> "InteractionBatch":
+        return InteractionBatch(self.users[start:stop], self.items[start:stop], self.types[start:stop], self.ts[start:stop])
+
+
+@dataclass(frozen=True)
+class ItemText:
+    item_id: str
+    title: str | None = None
+    category: str | None = None
+    brand: str | None = None
+
+
+@dataclass
+class _History:
+    """What each user has seen and bought, for the exclusion policy of top-K."""
+    seen: dict[int, set[int]] = field(default_factory=dict)
+    purchased: dict[int, set[int]] = field(default_factory=dict)
+
+    def add(self, users: list[int], items: list[int], types: list[str]) -> None:
+        for u, i, kind in zip(users, items, types):
+            self.seen.setdefault(u, set()).add(i)
+            if kind == "purchase":
+                self.purchased.setdefault(u, set()).add(i)
+
+    def excluded(self, user: int, policy: str) -> set[int]:
+        if policy == "seen":
+            return self.seen.get(user, set())
+        if policy == "purchased":
+            return self.purchased.get(user, set())
+        return set()
+
+
+class Recommender(ABC):
+    name: str = "recommender"
+
+    def __init__(self) -> None:
+        self.users = IdMap()
+        self.items = IdMap()
+        self.history = _History()
+
+    # -- the contract --------------------------------------------------------------------------
+    def fit(self, history: InteractionBatch, validation: InteractionBatch | None = None) -> None:
+        """Learn from a history. Streaming models that learn only by observing just observe it."""
+        self.observe(history)
+
+    def observe(self, batch: InteractionBatch) -> None:
+        """Fold events (in time order) into the state; ids are registered before the model sees them."""
+        if not len(batch):
+            return
+        user_index = self.users.add(batch.users)
+        item_index = self.items.add(batch.items)
+        self.history.add(user_index, item_index, batch.types)
+        self._observe(batch, torch.tensor(user_index), torch.tensor(item_index))
+
+    def observe_items(self, items: Sequence[ItemText]) -> None:
+        """New or changed item metadata; registers the items so they can be ranked before any interaction."""
+        self.items.add(item.item_id for item in items)
+
+    @abstractmethod
+    def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None: ...
+
+    @abstractmethod
+    def score(self, users: Sequence[str]) -> torch.Tensor:
+        """[len(users), len(self.items)] scores, higher is better; unknown users get a cold-start row."""
+
+    def version(self) -> str:
+        return "0"
+
+    # -- shared serving helper -----------------------------------------------------------------
+    def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased") -> list[list[dict]]:
+        if exclude not in EXCLUDE_POLICIES:
+            raise ValueError(f"exclude must be one of {EXCLUDE_POLICIES}, got {exclude!r}")
+        if not users or not len(self.items):
+            return [[] for _ in users]
+        scores = self.score(users).clone()
+        for row, user in enumerate(users):
+            banned = self.history.excluded(self.users.get(user), exclude)
+            if banned:
+                scores[row, list(banned)] = float("-inf")
+        top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+        lists = []
+        for values, indices in zip(top.values.tolist(), top.indices.tolist()):
+            lists.append([{"item_id": self.items.id_of(i), "score": round(v, 6)}
+                          for v, i in zip(values, indices) if v != float("-inf")])
+        return lists

@@ -1,0 +1,151 @@
+"""Event and record schemas of the topics, and the validation that decides what goes to the dead-letter topic.
+
+`interactions` (key = user_id):  {"event_id", "user_id", "item_id", "type", "ts" (epoch ms), "props"?}
+`items`        (key = item_id):  {"item_id", "title"?, "category"?, "brand"?, "price"?}
+`recommendations` (key = user_id): see `recommendation_record`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
+MAX_ID_LENGTH = 256
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_FUTURE_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Interaction:
+    event_id: str
+    user_id: str
+    item_id: str
+    type: str
+    ts: int
+    props: dict | None = None
+    # where the record came from: the idempotence key of the graph upsert
+    partition: int = -1
+    offset: int = -1
+    kafka_ts: float = 0.0  # seconds, the record's Kafka timestamp (freshness starts here)
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    title: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a record cannot be processed; `reason` is a short fixed label (a metric label), `detail` is free text."""
+    reason: str
+    detail: str
+    extra: dict = field(default_factory=dict)
+
+
+REJECTION_REASONS = (
+    "not_json", "not_object", "missing_field", "bad_id", "unknown_type", "bad_ts", "ts_out_of_range", "bad_field",
+)
+
+
+def _check_id(record: dict, name: str) -> Rejection | None:
+    value = record.get(name)
+    if value is None or value == "":
+        return Rejection("missing_field", f"{name} is missing or empty")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return Rejection("bad_id", f"{name} must be a string (or an integer), got {type(value).__name__}")
+    text = str(value)
+    if len(text) > MAX_ID_LENGTH:
+        return Rejection("bad_id", f"{name} is {len(text)} characters long; at most {MAX_ID_LENGTH} are allowed")
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
+        return Rejection("bad_id", f"{name} contains control characters")
+    return None
+
+
+def _decode_object(raw: bytes | str | None) -> dict | Rejection:
+    if raw is None:
+        return Rejection("not_json", "the record has no value")
+    try:
+        record = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return Rejection("not_json", f"value is not JSON: {exc}")
+    if not isinstance(record, dict):
+        return Rejection("not_object", f"value must be a JSON object, got {type(record).__name__}")
+    return record
+
+
+def parse_interaction(raw: bytes | str | None, *, partition: int = -1, offset: int = -1, kafka_ts: float = 0.0,
+                      now_ms: int | None = None) -> Interaction | Rejection:
+    record = _decode_object(raw)
+    if isinstance(record, Rejection):
+        return record
+    for name in ("event_id", "user_id", "item_id"):
+        problem = _check_id(record, name)
+        if problem:
+            return problem
+    event_type = record.get("type")
+    if event_type not in EVENT_TYPES:
+        return Rejection("unknown_type", f"type {event_type!r} is not one of {', '.join(EVENT_TYPES)}")
+    ts = record.get("ts")
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        return Rejection("bad_ts", f"ts must be a number of epoch milliseconds, got {ts!r}")
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if ts < MIN_TS_MS:
+        return Rejection("ts_out_of_range", f"ts {ts} is before 2000-01-01 (epoch milliseconds expected)")
+    if ts > now_ms + MAX_FUTURE_MS:
+        return Rejection("ts_out_of_range", f"ts {ts} is more than a day in the future")
+    props = record.get("props")
+    if props is not None and not isinstance(props, dict):
+        return Rejection("bad_field", f"props must be a JSON object, got {type(props).__name__}")
+    return Interaction(
+        event_id=str(record["event_id"]), user_id=str(record["user_id"]), item_id=str(record["item_id"]),
+        type=event_type, ts=int(ts), props=props, partition=partition, offset=offset, kafka_ts=kafka_ts,
+    )
+
+
+def parse_item(raw: bytes | str | None) -> Item | Rejection:
+    record = _decode_object(raw)
+    if isinstance(record, Rejection):
+        return record
+    problem = _check_id(record, "item_id")
+    if problem:
+        return problem
+    texts = {}
+    for name in ("title", "category", "brand"):
+        value = record.get(name)
+        if value is not None and not isinstance(value, str):
+            return Rejection("bad_field", f"{name} must be a string, got {type(value).__name__}")
+        texts[name] = value or None
+    price = record.get("price")
+    if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price)):
+        return Rejection("bad_field", f"price must be a number, got {price!r}")
+    return Item(item_id=str(record["item_id"]), price=None if price is None else float(price), **texts)
+
+
+def interaction_value(event_id: str, user_id: str, item_id: str, event_type: str, ts_ms: int,
+                      props: dict | None = None) -> bytes:
+    record: dict[str, Any] = {"event_id": event_id, "user_id": user_id, "item_id": item_id, "type": event_type, "ts": ts_ms}
+    if props:
+        record["props"] = props
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def item_value(item: Item) -> bytes:
+    record = {k: v for k, v in item.__dict__.items() if v is not None}
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def recommendation_record(user_id: str, items: list[dict], *, model: str, model_version: str,
+                          last_event: Interaction, published_ts: int) -> bytes:
+    """One user's list. `items` are {"item_id", "score", ...}; the newest list for a key replaces older ones."""
+    record = {
+        "user_id": user_id, "items": items, "model": model, "model_version": model_version,
+        "last_event_id": last_event.event_id, "event_ts": last_event.ts, "published_ts": published_ts,
+    }
+    return json.dumps(record, separators=(",", ":")).encode()

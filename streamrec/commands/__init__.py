@@ -1,0 +1,1 @@
+"""Sub-commands of the streamrec CLI, one module each."""

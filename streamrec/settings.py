@@ -1,0 +1,212 @@
+"""One settings object, read from STREAMREC_* environment variables.
+
+Every process (worker, producer, services, tests) builds its configuration here, so an invalid value
+stops start-up with one message that names the variable and what it accepts.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+PREFIX = "STREAMREC_"
+EXCLUDE_POLICIES = ("none", "purchased", "seen")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+LOCAL_NEO4J_PASSWORD = "streamrec-local"  # only for the embedded loopback server
+LOCAL_NEO4J_DATABASE = "recs"
+
+
+class SettingsError(ValueError):
+    """A STREAMREC_* variable holds a value the system cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    data_dir: Path
+    model_dir: Path
+    # Kafka: None means "start and use the embedded local broker"
+    kafka_bootstrap: str | None
+    kafka_security_protocol: str
+    kafka_sasl_mechanism: str | None
+    kafka_sasl_username: str | None
+    kafka_sasl_password: str | None
+    kafka_ssl_cafile: str | None
+    local_kafka_port: int
+    topic_prefix: str
+    partitions: int
+    session_timeout_s: float
+    # graph store: None means "start and use the embedded local Bolt server"
+    neo4j_uri: str | None
+    neo4j_user: str
+    neo4j_password: str
+    neo4j_database: str | None
+    local_bolt_port: int
+    local_http_port: int
+    # worker behaviour
+    app_id: str
+    batch_size: int
+    batch_wait_ms: int
+    top_k: int
+    exclude: str
+    recent_k: int
+    metrics_host: str
+    metrics_port: int
+    log_level: str
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def uses_local_graph(self) -> bool:
+        return self.neo4j_uri is None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def bolt_uri(self) -> str:
+        return self.neo4j_uri or f"bolt://127.0.0.1:{self.local_bolt_port}"
+
+    @property
+    def database(self) -> str | None:
+        return self.neo4j_database if not self.uses_local_graph else (self.neo4j_database or LOCAL_NEO4J_DATABASE)
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def kafka_client_options(self) -> dict:
+        """Security options in kafka-python's spelling (aiokafka/faust take the same names)."""
+        options: dict = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            options.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password,
+            )
+        if self.kafka_ssl_cafile:
+            options["ssl_cafile"] = self.kafka_ssl_cafile
+        return options
+
+
+class _Reader:
+    """Reads and checks variables; collects every problem before failing, so one run shows them all."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(PREFIX + name)
+        return value if value not in (None, "") else None
+
+    def text(self, name: str, default: str | None) -> str | None:
+        return self.raw(name) or default
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        return self._number(name, default, low, high, int, "an integer")
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        return self._number(name, default, low, high, float, "a number")
+
+    def choice(self, name: str, default: str | None, allowed: tuple[str, ...], fold: Callable[[str], str] = str.lower):
+        value = self.raw(name)
+        if value is None:
+            return default
+        if fold(value) not in allowed:
+            self.problems.append(f"{PREFIX}{name}={value!r}: must be one of {', '.join(allowed)}")
+            return default
+        return fold(value)
+
+    def _number(self, name, default, low, high, kind, kind_name):
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            parsed = kind(value)
+        except ValueError:
+            self.problems.append(f"{PREFIX}{name}={value!r}: must be {kind_name} between {low} and {high}")
+            return default
+        if not low <= parsed <= high:
+            self.problems.append(f"{PREFIX}{name}={value!r}: must be between {low} and {high}")
+            return default
+        return parsed
+
+
+def _read_secret(reader: _Reader, name: str) -> str | None:
+    """A secret comes from STREAMREC_<NAME> or from the file named by STREAMREC_<NAME>_FILE."""
+    path = reader.raw(name + "_FILE")
+    if path is None:
+        return reader.raw(name)
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        reader.problems.append(f"{PREFIX}{name}_FILE={path!r}: cannot read it ({exc.strerror})")
+        return None
+
+
+def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    r = _Reader(env)
+    home = Path(r.text("HOME", str(cwd / ".streamrec"))).expanduser().resolve()
+
+    bootstrap = r.raw("KAFKA_BOOTSTRAP")
+    if bootstrap is not None and not all(_is_host_port(part) for part in bootstrap.split(",")):
+        r.problems.append(f"{PREFIX}KAFKA_BOOTSTRAP={bootstrap!r}: must be host:port[,host:port...]")
+    neo4j_uri = r.raw("NEO4J_URI")
+    if neo4j_uri is not None and not neo4j_uri.startswith(("bolt://", "bolt+s://", "bolt+ssc://", "neo4j://", "neo4j+s://", "neo4j+ssc://")):
+        r.problems.append(f"{PREFIX}NEO4J_URI={neo4j_uri!r}: must start with bolt://, neo4j:// (or +s/+ssc)")
+    password = _read_secret(r, "NEO4J_PASSWORD")
+    if neo4j_uri is not None and password is None:
+        r.problems.append(f"{PREFIX}NEO4J_PASSWORD (or {PREFIX}NEO4J_PASSWORD_FILE): required when {PREFIX}NEO4J_URI is set")
+    sasl_mechanism = r.choice("KAFKA_SASL_MECHANISM", None, SASL_MECHANISMS, fold=str.upper)
+    sasl_password = _read_secret(r, "KAFKA_SASL_PASSWORD")
+    if sasl_mechanism and (r.raw("KAFKA_SASL_USERNAME") is None or sasl_password is None):
+        r.problems.append(f"{PREFIX}KAFKA_SASL_USERNAME and {PREFIX}KAFKA_SASL_PASSWORD: required with {PREFIX}KAFKA_SASL_MECHANISM")
+
+    settings = Settings(
+        home=home,
+        data_dir=Path(r.text("DATA_DIR", str(cwd.parent / "shared" / "data"))).expanduser(),
+        model_dir=Path(r.text("MODEL_DIR", str(home / "models"))).expanduser(),
+        kafka_bootstrap=bootstrap,
+        kafka_security_protocol=r.choice("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", KAFKA_SECURITY_PROTOCOLS, fold=str.upper),
+        kafka_sasl_mechanism=sasl_mechanism,
+        kafka_sasl_username=r.raw("KAFKA_SASL_USERNAME"),
+        kafka_sasl_password=sasl_password,
+        kafka_ssl_cafile=r.raw("KAFKA_SSL_CAFILE"),
+        local_kafka_port=r.integer("LOCAL_KAFKA_PORT", 9092, 1, 65535),
+        topic_prefix=r.text("TOPIC_PREFIX", ""),
+        partitions=r.integer("PARTITIONS", 4, 1, 10_000),
+        session_timeout_s=r.number("SESSION_TIMEOUT_S", 6.0, 1.0, 300.0),
+        neo4j_uri=neo4j_uri,
+        neo4j_user=r.text("NEO4J_USER", "neo4j" if neo4j_uri else "root"),
+        neo4j_password=password or LOCAL_NEO4J_PASSWORD,
+        neo4j_database=r.raw("NEO4J_DATABASE"),
+        local_bolt_port=r.integer("LOCAL_BOLT_PORT", 7687, 1, 65535),
+        local_http_port=r.integer("LOCAL_HTTP_PORT", 2480, 1, 65535),
+        app_id=r.text("APP_ID", "streamrec"),
+        batch_size=r.integer("BATCH_SIZE", 500, 1, 100_000),
+        batch_wait_ms=r.integer("BATCH_WAIT_MS", 50, 1, 60_000),
+        top_k=r.integer("TOP_K", 20, 1, 1000),
+        exclude=r.choice("EXCLUDE", "purchased", EXCLUDE_POLICIES),
+        recent_k=r.integer("RECENT_K", 20, 1, 10_000),
+        metrics_host=r.text("METRICS_HOST", "127.0.0.1"),
+        metrics_port=r.integer("METRICS_PORT", 9464, 0, 65535),
+        log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),
+        extra={k: v for k, v in env.items() if k.startswith(PREFIX)},
+    )
+    if r.problems:
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(r.problems))
+    return settings
+
+
+def _is_host_port(text: str) -> bool:
+    host, _, port = text.strip().rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
