@@ -25,7 +25,8 @@ SET r.count = coalesce(r.count, 0) + new_events,
                      THEN row.ts_max_from[first_new] ELSE r.last_ts END,
     r.last_partition = row.partition,
     r.last_offset = row.offsets[size(row.offsets) - 1]
-RETURN count(r) AS edges, sum(new_events) AS events
+RETURN row.user AS user, row.item AS item, row.type AS type, row.partition AS partition,
+       row.offsets[first_new] AS first_new_offset
 """
 
 # Items replace their text; category and brand become nodes of their own (the heterogeneous graph).

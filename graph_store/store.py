@@ -12,8 +12,12 @@ from .rows import interaction_rows, item_rows
 
 @dataclass(frozen=True)
 class UpsertResult:
-    edges_changed: int
-    events_applied: int
+    """Which events were new to the graph (a replay after a crash re-sends events already applied)."""
+    fresh: list
+
+    @property
+    def events_applied(self) -> int:
+        return len(self.fresh)
 
 
 class GraphStore:
@@ -57,12 +61,15 @@ class GraphStore:
             await self._run(statement)
 
     async def upsert_interactions(self, events) -> UpsertResult:
+        events = list(events)
         rows = interaction_rows(events)
         if not rows:
-            return UpsertResult(0, 0)
+            return UpsertResult([])
         records = await self._run(queries.UPSERT_INTERACTIONS, rows=rows)
-        record = records[0] if records else None
-        return UpsertResult(int(record["edges"] or 0), int(record["events"] or 0)) if record else UpsertResult(0, 0)
+        first_new = {(r["user"], r["item"], r["type"], r["partition"]): r["first_new_offset"] for r in records}
+        fresh = [e for e in events
+                 if e.offset >= first_new.get((e.user_id, e.item_id, e.type, e.partition), float("inf"))]
+        return UpsertResult(fresh)
 
     async def upsert_items(self, items) -> int:
         rows = item_rows(items)

@@ -96,7 +96,8 @@ class ItemCooccurrence(Recommender):
                 values.append(weight * self.recency_decay ** age)
         size = (len(user_index), self.cooc.shape[0])
         return torch.sparse_coo_tensor(torch.tensor([rows, cols], dtype=torch.long).reshape(2, -1),
-                                       torch.tensor(values, dtype=torch.float32), size).coalesce()
+                                       torch.tensor(values, dtype=torch.float32), size,
+                                       check_invariants=False).coalesce()
 
     def score(self, users: Sequence[str]) -> torch.Tensor:
         n_items = len(self.items)

@@ -1,0 +1,1 @@
+"""Streaming evaluation harness: protocol (split and batch loop), metrics, model registry, reports."""

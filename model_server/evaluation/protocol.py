@@ -1,0 +1,279 @@
+"""The streaming evaluation protocol (the TGB / TGN convention), the same for every model.
+
+1. Events in time order are split chronologically by position: the first 70 % train, the next 15 %
+   validation, the last 15 % test.
+2. `model.fit(train, validation)` — the model learns on the training part and may early-stop on the
+   validation part. Afterwards its state must reflect the training events only.
+3. The validation events are then observed in batches (never scored), so the test starts from the state
+   "everything before the test".
+4. The test part is processed in batches of `batch_size` events: every event of a batch is first ranked
+   using only what came before the batch (the model has not observed any event of the batch), then the
+   whole batch is observed. No negatives are sampled: the true item is ranked against the catalogue.
+
+The catalogue is every item that occurred in an event before the batch (train, validation and earlier test
+batches), in order of first appearance; it is kept by the harness, not the model, so no model can widen or
+narrow it. An event whose item has never occurred before cannot be ranked: it is a miss and is reported in
+the new-item breakdown (TGB instead ranks among every destination node of the whole data set).
+"""
+from __future__ import annotations
+
+import gc
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from ..contract import InteractionBatch, Recommender
+from ..ids import IdMap
+from . import metrics
+
+TOP_K = 20  # length of the lists used for coverage and diversity
+SPLIT = (0.70, 0.15, 0.15)
+
+
+def chronological_split(n_events: int, ratios: Sequence[float] = SPLIT) -> tuple[int, int]:
+    """(train_end, validation_end) positions of a time-ordered stream of n_events."""
+    if abs(sum(ratios) - 1.0) > 1e-9 or len(ratios) != 3:
+        raise ValueError(f"split ratios must be three numbers summing to 1, got {ratios}")
+    train_end = int(round(n_events * ratios[0]))
+    validation_end = int(round(n_events * (ratios[0] + ratios[1])))
+    return train_end, validation_end
+
+
+def split_stream(stream: InteractionBatch, ratios: Sequence[float] = SPLIT):
+    """(train, validation, test) InteractionBatches."""
+    if any(b < a for a, b in zip(stream.ts, stream.ts[1:])):
+        raise ValueError("events must be in time order")
+    train_end, validation_end = chronological_split(len(stream), ratios)
+    return stream.slice(0, train_end), stream.slice(train_end, validation_end), stream.slice(validation_end, len(stream))
+
+
+def batches(stream: InteractionBatch, batch_size: int):
+    for start in range(0, len(stream), batch_size):
+        yield stream.slice(start, start + batch_size)
+
+
+# -- memory: peak resident set size of this process ----------------------------------------------------
+def _status_kib(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Linux lets a process reset its peak RSS (VmHWM) by writing 5 to clear_refs; False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> float:
+    hwm = _status_kib("VmHWM")
+    if hwm is not None:
+        return hwm / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def current_rss_mib() -> float:
+    rss = _status_kib("VmRSS")
+    return rss / 1024.0 if rss is not None else math.nan
+
+
+# -- item vectors for intra-list diversity ---------------------------------------------------------------
+def item_vectors(history: InteractionBatch, catalogue: IdMap, dim: int = 64, seed: int = 0) -> torch.Tensor:
+    """L2-normalised rank-`dim` embeddings of the item x user incidence of `history` (a truncated SVD, so the
+    cosine of two items approximates the cosine of their user sets). Model-independent: every model's lists
+    are judged with the same vectors. Items without history get a zero row."""
+    users = IdMap()
+    rows = catalogue.lookup(history.items)
+    cols = users.add(history.users)
+    n_items, n_users = len(catalogue), len(users)
+    if not n_items or not n_users:
+        return torch.zeros(n_items, 1)
+    pairs = torch.tensor([rows, cols], dtype=torch.long).unique(dim=1)
+    values = torch.ones(pairs.shape[1])
+    norms = torch.zeros(n_items).index_add_(0, pairs[0], values).sqrt()
+    values = values / norms[pairs[0]]
+    matrix = torch.sparse_coo_tensor(pairs, values, (n_items, n_users)).coalesce()
+    q = max(1, min(dim, n_items, n_users))
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    u, s, _ = torch.svd_lowrank(matrix, q=q, niter=4)
+    torch.random.set_rng_state(state)
+    vectors = u * s
+    return vectors / vectors.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+# -- the run --------------------------------------------------------------------------------------------
+@dataclass
+class StreamResult:
+    """Everything recorded for one model; per-event tensors are aligned with the test events."""
+    model: str
+    greater: torch.Tensor
+    equal: torch.Tensor
+    new_user: torch.Tensor  # bool: the user had no event before the batch
+    new_item: torch.Tensor  # bool: the item had no event before the batch (not rankable)
+    batch_index: torch.Tensor
+    test_users: list[str]
+    test_types: list[str]
+    test_ts: list[int]
+    recommended: set[int] = field(default_factory=set)
+    catalogue_size: int = 0
+    diversity: list[float] = field(default_factory=list)
+    fit_s: float = 0.0
+    score_s: float = 0.0
+    observe_s: float = 0.0
+    peak_rss_mib: float = math.nan
+    rss_before_mib: float = math.nan
+    n_test: int = 0
+
+
+def run_stream(model: Recommender, train: InteractionBatch, validation: InteractionBatch, test: InteractionBatch,
+               batch_size: int = 200, user_chunk: int = 256, progress: bool = True, diversity_dim: int = 64,
+               seed: int = 0, fit: bool = True, on_score: Callable | None = None) -> StreamResult:
+    """Run the protocol for one model. `on_score(batch_index, users)` is a test hook called before each
+    score call."""
+    from tqdm import tqdm
+
+    gc.collect()
+    reset_peak_rss()
+    rss_before = current_rss_mib()
+    started = time.perf_counter()
+    if fit:
+        model.fit(train, validation)
+    for part in batches(validation, batch_size):
+        model.observe(part)
+    fit_s = time.perf_counter() - started
+
+    catalogue, known_users = IdMap(), set()
+    catalogue.add(train.items)
+    catalogue.add(validation.items)
+    known_users.update(train.users)
+    known_users.update(validation.users)
+    history = InteractionBatch(train.users + validation.users, train.items + validation.items, [], [])
+    vectors = item_vectors(history, catalogue, dim=diversity_dim, seed=seed)
+    columns = torch.zeros(0, dtype=torch.long)  # model column of each catalogue item
+
+    n = len(test)
+    greater = torch.full((n,), metrics.MISS, dtype=torch.long)
+    equal = torch.zeros(n, dtype=torch.long)
+    new_user = torch.zeros(n, dtype=torch.bool)
+    new_item = torch.zeros(n, dtype=torch.bool)
+    batch_index = torch.zeros(n, dtype=torch.long)
+    result = StreamResult(model.name, greater, equal, new_user, new_item, batch_index,
+                          list(test.users), list(test.types), list(test.ts), n_test=n)
+    score_s = observe_s = 0.0
+    bar = tqdm(total=n, desc=f"{model.name} test", unit="ev", disable=not progress, leave=False, mininterval=1.0)
+    for b, start in enumerate(range(0, n, batch_size)):
+        batch = test.slice(start, start + batch_size)
+        stop = start + len(batch)
+        n_catalogue = len(catalogue)
+        targets = torch.tensor(catalogue.lookup(batch.items), dtype=torch.long)
+        new_item[start:stop] = targets < 0
+        new_user[start:stop] = torch.tensor([u not in known_users for u in batch.users])
+        batch_index[start:stop] = b
+        if columns.shape[0] < n_catalogue:  # map catalogue items to the model's columns (-1: unknown to it)
+            fresh = model.items.lookup(catalogue.ids[columns.shape[0]:])
+            columns = torch.cat([columns, torch.tensor(fresh, dtype=torch.long)])
+        users = list(dict.fromkeys(batch.users))
+        row_of = {u: r for r, u in enumerate(users)}
+        event_rows = torch.tensor([row_of[u] for u in batch.users])
+        for chunk_start in range(0, len(users), user_chunk):
+            chunk = users[chunk_start:chunk_start + user_chunk]
+            if on_score is not None:
+                on_score(b, chunk)
+            t0 = time.perf_counter()
+            raw = model.score(chunk)
+            score_s += time.perf_counter() - t0
+            if raw.shape != (len(chunk), len(model.items)):
+                raise ValueError(f"{model.name}.score returned {tuple(raw.shape)}, expected ({len(chunk)}, {len(model.items)})")
+            raw = torch.nan_to_num(raw.detach().float().cpu(), nan=-math.inf)
+            padded = torch.cat([raw, torch.full((len(chunk), 1), -math.inf)], dim=1)
+            scores = padded[:, torch.where(columns < 0, raw.shape[1], columns)]  # unknown to the model: -inf
+            # events of this chunk's users
+            in_chunk = (event_rows >= chunk_start) & (event_rows < chunk_start + len(chunk))
+            positions = in_chunk.nonzero().view(-1)
+            g, e = metrics.rank_counts(scores[event_rows[positions] - chunk_start], targets[positions])
+            greater[start + positions] = g
+            equal[start + positions] = e
+            if n_catalogue:
+                top = torch.topk(scores, min(TOP_K, n_catalogue), dim=1).indices
+                result.recommended.update(top.view(-1).tolist())
+                if vectors.shape[0] < n_catalogue:  # items first seen in the test have no vector: a zero row
+                    vectors = torch.cat([vectors, torch.zeros(n_catalogue - vectors.shape[0], vectors.shape[1])])
+                ild = metrics.intra_list_diversity(top, vectors)
+                result.diversity.extend(v for v in ild.tolist() if not math.isnan(v))
+        t0 = time.perf_counter()
+        model.observe(batch)
+        observe_s += time.perf_counter() - t0
+        catalogue.add(batch.items)
+        known_users.update(batch.users)
+        bar.update(len(batch))
+    bar.close()
+    result.catalogue_size = len(catalogue)
+    result.fit_s, result.score_s, result.observe_s = fit_s, score_s, observe_s
+    result.peak_rss_mib, result.rss_before_mib = peak_rss_mib(), rss_before
+    return result
+
+
+def _mask_summary(result: StreamResult, mask: torch.Tensor) -> dict:
+    return metrics.summarise(result.greater[mask], result.equal[mask])
+
+
+def summarise_result(result: StreamResult) -> dict:
+    """Every figure of one model: overall, breakdowns, lists, cost."""
+    all_events = torch.ones(result.n_test, dtype=torch.bool)
+    overall = _mask_summary(result, all_events)
+    hits10 = metrics.recall_at_k(result.greater, result.equal, 10)
+    overall["user_hit_rate@10"] = metrics.user_hit_rate(result.test_users, hits10)
+    names = sorted(set(result.test_types))
+    codes = torch.tensor([names.index(t) for t in result.test_types], dtype=torch.long)
+    by_type = {t: _mask_summary(result, codes == k) for k, t in enumerate(names)}
+    model_s = result.score_s + result.observe_s
+    per_batch = []
+    for b in range(int(result.batch_index.max()) + 1 if result.n_test else 0):
+        mask = result.batch_index == b
+        first = int(mask.nonzero()[0])
+        per_batch.append({"ts": result.test_ts[first], "mrr": metrics.summarise(result.greater[mask], result.equal[mask])["mrr"]})
+    return {
+        "overall": overall,
+        "known_items_only": _mask_summary(result, ~result.new_item),
+        "by_type": by_type,
+        "by_user": {"new": _mask_summary(result, result.new_user), "returning": _mask_summary(result, ~result.new_user)},
+        "by_item": {"new": _mask_summary(result, result.new_item), "known": _mask_summary(result, ~result.new_item)},
+        "lists": {
+            "k": TOP_K,
+            "catalogue_coverage@20": metrics.catalogue_coverage(result.recommended, result.catalogue_size),
+            "intra_list_diversity@20": (sum(result.diversity) / len(result.diversity)) if result.diversity else None,
+        },
+        "cost": {
+            "fit_s": round(result.fit_s, 3),
+            "score_s": round(result.score_s, 3),
+            "observe_s": round(result.observe_s, 3),
+            "s_per_1000_test_events": round(1000.0 * model_s / result.n_test, 4) if result.n_test else None,
+            "peak_rss_mib": round(result.peak_rss_mib, 1),
+            "rss_before_mib": round(result.rss_before_mib, 1),
+        },
+        "mrr_by_batch": per_batch,
+    }
+
+
+def stream_of(dataset) -> InteractionBatch:
+    """The columnar events of a streamrec Dataset as one InteractionBatch."""
+    return InteractionBatch(list(dataset.users), list(dataset.items), list(dataset.types), list(dataset.ts))
+
+
+def cpu_threads() -> int:
+    return torch.get_num_threads() or os.cpu_count() or 1

@@ -1,0 +1,178 @@
+"""The Faust application: micro-batches from `interactions` and `items`, dead letters, and published lists.
+
+The stream layer knows Kafka and Faust only. What happens to a valid batch is the `BatchHandler`'s business
+(the composition in streamrec/worker.py wires the graph store and the model server into it).
+
+At-least-once: `take_events` acks a batch's events only when the loop body has finished with them, and the
+body does not finish before (1) dead letters are acknowledged by the broker, (2) the graph upsert succeeded,
+(3) the lists were refreshed and (4) acknowledged by the broker. A failing stage is retried with back-off
+instead of being skipped, because an exception leaving the loop would ack the batch unprocessed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from typing import Awaitable, Callable, Protocol, Sequence
+
+import faust
+
+from . import metrics
+from .dead_letters import dead_letter_headers, dead_letter_value
+from .events import Interaction, Item, Rejection, parse_interaction, parse_item
+from .topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+
+class BatchHandler(Protocol):
+    async def start(self) -> None:
+        """Prepares the sinks (schema, model state); called before the first batch, may be called again."""
+
+    async def upsert_interactions(self, events: list[Interaction]) -> list[Interaction]:
+        """Writes the batch to the graph store; returns the events not applied before (replays filtered out)."""
+
+    async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> list[tuple[str, bytes]]:
+        """Folds the fresh events into the model; returns (user_id, list record) for every user in `events`."""
+
+    async def upsert_items(self, items: list[Item]) -> None: ...
+
+
+async def retry_until_done(stage: str, action: Callable[[], Awaitable], *, first_delay_s: float = 0.2,
+                           max_delay_s: float = 10.0):
+    """Runs `action` until it succeeds. Cancellation (shutdown) passes through; the batch is then not acked."""
+    delay = first_delay_s
+    while True:
+        try:
+            return await action()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure of a stage: retry, never skip the batch
+            metrics.BATCH_RETRIES.labels(stage).inc()
+            log.warning("%s failed (%s: %s); retrying in %.1f s", stage, type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+
+
+def broker_credentials(settings):
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
+                                     mechanism=settings.kafka_sasl_mechanism or "PLAIN", ssl_context=context)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(settings, handler: BatchHandler, names: TopicNames) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings),
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        store="memory://",
+        web_enabled=False,
+        web_host="127.0.0.1",
+        topic_allow_declare=False,  # topics are created with our partitions and configs (stream/topics.py)
+        topic_disable_leader=True,
+        producer_acks=-1,
+    )
+    raw = dict(key_serializer="raw", value_serializer="raw")
+    interactions = app.topic(names.interactions, **raw)
+    items = app.topic(names.items, **raw)
+    recommendations = app.topic(names.recommendations, **raw)
+    dead_letters = app.topic(names.dead_letters, **raw)
+    wait_s = settings.batch_wait_ms / 1000.0
+
+    async def send_dead_letters(rejected: list[tuple[faust.types.EventT, Rejection]]) -> None:
+        futures = []
+        for event, rejection in rejected:
+            message = event.message
+            futures.append(await dead_letters.send(
+                key=message.key, force=True, headers=dead_letter_headers(rejection),
+                value=dead_letter_value(rejection, message.value, topic=message.topic, partition=message.partition,
+                                        offset=message.offset, key=message.key)))
+            metrics.DEAD_LETTERS.labels(rejection.reason).inc()
+        await asyncio.gather(*futures)
+
+    async def publish(lists: Sequence[tuple[str, bytes]]) -> None:
+        futures = [await recommendations.send(key=user.encode(), value=value, force=True) for user, value in lists]
+        await asyncio.gather(*futures)
+
+    async def process_interactions(batch: Sequence[faust.types.EventT]) -> None:
+        started = time.perf_counter()
+        metrics.BATCH_SIZE.observe(len(batch))
+        valid: list[Interaction] = []
+        rejected = []
+        for event in batch:
+            message = event.message
+            parsed = parse_interaction(message.value, partition=message.partition, offset=message.offset,
+                                       kafka_ts=message.timestamp)
+            if isinstance(parsed, Rejection):
+                rejected.append((event, parsed))
+                metrics.EVENTS.labels("invalid", "dead_letter").inc()
+            else:
+                valid.append(parsed)
+        if rejected:
+            await retry_until_done("dead_letters", lambda: send_dead_letters(rejected))
+        if valid:
+            with metrics.GRAPH_UPSERT.time():
+                fresh = await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
+            with metrics.REFRESH.time():
+                lists = await retry_until_done("refresh", lambda: handler.refresh(valid, fresh))
+            with metrics.PUBLISH.time():
+                await retry_until_done("publish", lambda: publish(lists))
+            published = time.time()
+            fresh_ids = {id(e) for e in fresh}
+            for event in valid:
+                metrics.EVENTS.labels(event.type, "applied" if id(event) in fresh_ids else "replayed").inc()
+                metrics.FRESHNESS.observe(max(0.0, published - event.kafka_ts))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def process_items(batch: Sequence[faust.types.EventT]) -> None:
+        valid: list[Item] = []
+        rejected = []
+        for event in batch:
+            parsed = parse_item(event.message.value)
+            if isinstance(parsed, Rejection):
+                rejected.append((event, parsed))
+                metrics.ITEMS.labels("dead_letter").inc()
+            else:
+                valid.append(parsed)
+        if rejected:
+            await retry_until_done("dead_letters", lambda: send_dead_letters(rejected))
+        if valid:
+            await retry_until_done("item_upsert", lambda: handler.upsert_items(valid))
+            metrics.ITEMS.labels("applied").inc(len(valid))
+
+    @app.agent(interactions, name="interactions")
+    async def interactions_agent(stream):
+        await retry_until_done("start", handler.start)
+        async for batch in stream.take_events(settings.batch_size, within=wait_s):
+            await _finish_before_ack(process_interactions(batch))
+
+    @app.agent(items, name="items")
+    async def items_agent(stream):
+        await retry_until_done("start", handler.start)
+        async for batch in stream.take_events(settings.batch_size, within=wait_s):
+            await _finish_before_ack(process_items(batch))
+
+    return app
+
+
+async def _finish_before_ack(work: Awaitable) -> None:
+    """A batch that was started is finished even when the worker is asked to stop: cancelling the agent in the
+    middle would let `take_events` ack the half-processed batch on its way out."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise

@@ -1,0 +1,37 @@
+"""Prometheus metrics of a streamrec process, named in base units. No per-user or per-item labels."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+# latency buckets from 1 ms to 30 s: freshness targets are 50 ms (p50) and 250 ms / 1 s (p99)
+SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SIZES = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+EVENTS = Counter("streamrec_events_total", "Interaction records consumed, by event type and outcome",
+                 ["type", "outcome"])
+DEAD_LETTERS = Counter("streamrec_dead_letters_total", "Records sent to the dead-letter topic, by reason", ["reason"])
+ITEMS = Counter("streamrec_items_total", "Item records consumed, by outcome", ["outcome"])
+BATCH_SIZE = Histogram("streamrec_batch_size_events", "Interaction records per micro-batch", buckets=SIZES)
+GRAPH_UPSERT = Histogram("streamrec_graph_upsert_seconds", "Time of one batched graph upsert", buckets=SECONDS)
+REFRESH = Histogram("streamrec_refresh_seconds", "Time to refresh the affected users' lists of one batch",
+                    buckets=SECONDS)
+PUBLISH = Histogram("streamrec_publish_seconds", "Time to publish one batch's lists and wait for the acks",
+                    buckets=SECONDS)
+BATCH_SECONDS = Histogram("streamrec_batch_seconds", "Time to process one micro-batch end to end", buckets=SECONDS)
+FRESHNESS = Histogram("streamrec_freshness_seconds",
+                      "Event appended to Kafka (record timestamp) until the list reflecting it is published",
+                      buckets=SECONDS)
+LISTS_PUBLISHED = Counter("streamrec_lists_published_total", "Recommendation lists published", ["model"])
+BATCH_RETRIES = Counter("streamrec_batch_retries_total", "Micro-batches retried after a failure, by stage", ["stage"])
+MODEL_INFO = Gauge("streamrec_model_info", "The model serving lists (value 1)", ["model", "version"])
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """Exposes /metrics on host:port (127.0.0.1 by default); port 0 disables it."""
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise RuntimeError(f"cannot serve metrics on {host}:{port} ({exc.strerror}): set STREAMREC_METRICS_PORT "
+                           f"to a free port, or 0 to disable the endpoint") from exc

@@ -1,0 +1,109 @@
+"""The test session starts its own local Kafka broker (Tansu) and Bolt server (ArcadeDB) on free loopback ports,
+under a temporary STREAMREC_HOME, and stops exactly those processes at the end."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("STREAMREC_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_env(tmp_path_factory) -> dict:
+    """STREAMREC_* variables of a running local broker and Bolt server, for this test session only."""
+    from streamrec.services import services_down, services_up
+    from streamrec.settings import load_settings
+
+    home = tmp_path_factory.mktemp("streamrec-home")
+    env = {
+        "STREAMREC_HOME": str(home),
+        "STREAMREC_DATA_DIR": str(DATA_DIR),
+        "STREAMREC_LOCAL_KAFKA_PORT": str(free_port()),
+        "STREAMREC_LOCAL_BOLT_PORT": str(free_port()),
+        "STREAMREC_LOCAL_HTTP_PORT": str(free_port()),
+        "STREAMREC_SESSION_TIMEOUT_S": "3",
+    }
+    settings = load_settings(env)
+    services_up(settings)
+    try:
+        yield env
+    finally:
+        services_down(settings)
+
+
+@pytest.fixture(scope="session")
+def server_settings(server_env):
+    from streamrec.settings import load_settings
+
+    return load_settings(server_env)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A prefix that keeps one test's topics, consumer group and graph ids apart from another's."""
+    return f"t{uuid.uuid4().hex[:8]}-"
+
+
+class WorkerProcess:
+    def __init__(self, env: dict, log_path: Path):
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 60.0) -> "WorkerProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "streamrec", "worker"], cwd=REPO, stdout=log,
+                                        stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            if b"Worker]: Ready" in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready in {timeout_s} s:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace")
+
+    def stop(self, kill: bool = False, timeout_s: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def worker_factory(server_env, tmp_path):
+    workers: list[WorkerProcess] = []
+
+    def make(extra_env: dict) -> WorkerProcess:
+        env = {**server_env, "STREAMREC_METRICS_PORT": str(free_port()), **extra_env}
+        worker = WorkerProcess(env, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.stop()

@@ -1,0 +1,89 @@
+"""Against the real local Bolt server (ArcadeDB), with the same Cypher that runs on Neo4j 5."""
+import asyncio
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from graph_store import GraphStore
+
+
+@dataclass
+class E:
+    user_id: str
+    item_id: str
+    type: str
+    ts: int
+    partition: int
+    offset: int
+
+
+@pytest.fixture
+def store(server_settings):
+    return GraphStore.from_settings(server_settings)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def _with_store(settings, action):
+    async with GraphStore.from_settings(settings) as store:
+        await store.ensure_schema()
+        return await action(store)
+
+
+def test_upsert_counts_and_replay_changes_nothing(server_settings, unique):
+    u, i, j = unique + "u", unique + "i", unique + "j"
+    first = [E(u, i, "view", 1000, 0, 1), E(u, j, "view", 1500, 0, 2), E(u, i, "view", 3000, 0, 3),
+             E(u, i, "purchase", 4000, 0, 4)]
+    later = [E(u, i, "view", 500, 0, 5), E(u, i, "view", 9000, 0, 6)]
+
+    async def scenario(store):
+        applied = (await store.upsert_interactions(first)).events_applied
+        replayed = (await store.upsert_interactions(first)).events_applied
+        # a redelivery that overlaps the processed records and goes past them
+        overlap = await store.upsert_interactions(first[2:] + later)
+        edges = await store.edges_of_users([u])
+        return applied, replayed, overlap, edges
+
+    applied, replayed, overlap, edges = run(_with_store(server_settings, scenario))
+    assert (applied, replayed) == (4, 0)
+    assert [(e.offset, e.ts) for e in overlap.fresh] == [(5, 500), (6, 9000)]
+    got = {(e["item"], e["type"]): (e["count"], e["first_ts"], e["last_ts"]) for e in edges}
+    assert got == {(i, "view"): (4, 500, 9000), (j, "view"): (1, 1500, 1500), (i, "purchase"): (1, 4000, 4000)}
+
+
+def test_items_link_to_category_and_brand(server_settings, unique):
+    from stream.events import Item
+
+    async def scenario(store):
+        await store.upsert_items([Item(unique + "p", "Phone X", unique + "electronics.smartphone", unique + "acme", 99.0)])
+        return await store._run("MATCH (i:Item {id: $id})-[:IN_CATEGORY]->(c:Category), (i)-[:OF_BRAND]->(b:Brand) "
+                                "RETURN i.title AS title, c.name AS category, b.name AS brand", id=unique + "p")
+
+    records = run(_with_store(server_settings, scenario))
+    assert [r.data() for r in records] == [{"title": "Phone X", "category": unique + "electronics.smartphone",
+                                            "brand": unique + "acme"}]
+
+
+def test_recent_neighbours_are_bounded_and_newest_first_even_for_a_hub(server_settings, unique):
+    hub = unique + "hub"
+    users = [f"{unique}u{k}" for k in range(3000)]
+    events = [E(user, hub, "view", 1_000_000 + k, 0, k) for k, user in enumerate(users)]
+    events += [E(users[0], f"{unique}i{k}", "view", 2_000_000 + k, 0, 10_000 + k) for k in range(50)]
+
+    async def scenario(store):
+        for start in range(0, len(events), 1000):
+            await store.upsert_interactions(events[start:start + 1000])
+        started = time.perf_counter()
+        hub_recent = await store.recent_users_of_items([hub], k=20)
+        hub_seconds = time.perf_counter() - started
+        user_recent = await store.recent_items_of_users([users[0], unique + "nobody"], k=5)
+        return hub_recent, hub_seconds, user_recent
+
+    hub_recent, hub_seconds, user_recent = run(_with_store(server_settings, scenario))
+    assert [n["id"] for n in hub_recent[hub]] == users[::-1][:20]
+    assert [n["id"] for n in user_recent[users[0]]] == [f"{unique}i{k}" for k in range(49, 44, -1)]
+    assert unique + "nobody" not in user_recent
+    print(f"most-recent-20 read around a hub of degree {len(users)}: {hub_seconds * 1000:.0f} ms")

@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+
+from streamrec.settings import SettingsError, load_settings
+
+
+def test_defaults_use_the_embedded_local_servers(tmp_path):
+    settings = load_settings({}, cwd=tmp_path)
+    assert settings.uses_local_kafka and settings.uses_local_graph
+    assert settings.bootstrap == "127.0.0.1:9092"
+    assert settings.bolt_uri == "bolt://127.0.0.1:7687"
+    assert settings.database == "recs"
+    assert settings.home == (tmp_path / ".streamrec").resolve()
+    assert (settings.top_k, settings.exclude, settings.metrics_host) == (20, "purchased", "127.0.0.1")
+
+
+def test_external_servers_replace_the_local_ones(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    settings = load_settings({
+        "STREAMREC_KAFKA_BOOTSTRAP": "kafka-1:9092,kafka-2:9092",
+        "STREAMREC_NEO4J_URI": "neo4j://neo4j:7687",
+        "STREAMREC_NEO4J_PASSWORD_FILE": str(secret),
+        "STREAMREC_NEO4J_DATABASE": "neo4j",
+    }, cwd=tmp_path)
+    assert not settings.uses_local_kafka and not settings.uses_local_graph
+    assert settings.bootstrap == "kafka-1:9092,kafka-2:9092"
+    assert (settings.neo4j_user, settings.neo4j_password, settings.database) == ("neo4j", "s3cret", "neo4j")
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"STREAMREC_TOP_K": "many"}, "STREAMREC_TOP_K='many': must be an integer"),
+    ({"STREAMREC_TOP_K": "0"}, "STREAMREC_TOP_K='0': must be between 1 and 1000"),
+    ({"STREAMREC_EXCLUDE": "everything"}, "must be one of none, purchased, seen"),
+    ({"STREAMREC_KAFKA_BOOTSTRAP": "localhost"}, "STREAMREC_KAFKA_BOOTSTRAP='localhost': must be host:port"),
+    ({"STREAMREC_NEO4J_URI": "http://x:7474", "STREAMREC_NEO4J_PASSWORD": "p"}, "must start with bolt://"),
+    ({"STREAMREC_NEO4J_URI": "bolt://x:7687"}, "STREAMREC_NEO4J_PASSWORD"),
+    ({"STREAMREC_NEO4J_PASSWORD_FILE": "/nonexistent/pw"}, "cannot read it"),
+    ({"STREAMREC_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"}, "STREAMREC_KAFKA_SASL_USERNAME"),
+    ({"STREAMREC_SESSION_TIMEOUT_S": "nan-ish"}, "must be a number"),
+])
+def test_invalid_settings_name_the_variable_and_what_is_allowed(env, named):
+    with pytest.raises(SettingsError) as error:
+        load_settings(env, cwd=Path("/tmp"))
+    assert named in str(error.value)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(SettingsError) as error:
+        load_settings({"STREAMREC_TOP_K": "x", "STREAMREC_PARTITIONS": "-1"}, cwd=Path("/tmp"))
+    assert "STREAMREC_TOP_K" in str(error.value) and "STREAMREC_PARTITIONS" in str(error.value)
+
+
+def test_cli_stops_at_start_up_with_the_message(monkeypatch, capsys):
+    from streamrec.cli import main
+
+    monkeypatch.setenv("STREAMREC_BATCH_SIZE", "lots")
+    assert main(["services", "status"]) == 2
+    assert "STREAMREC_BATCH_SIZE='lots'" in capsys.readouterr().err
