@@ -217,7 +217,7 @@ class TGN(Recommender):
                 loss.backward()
                 optimiser.step()
                 self.memory.detach()
-                total += float(loss) * len(batch)
+                total += float(loss.detach()) * len(batch)
             self._item_cache = None
             record = {"epoch": epoch, "train_loss": total / max(len(history), 1)}
             if validation is not None and len(validation):

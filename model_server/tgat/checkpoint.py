@@ -1,0 +1,91 @@
+"""Checkpoints: weights + config + id maps (+ optionally the neighbour state), versioned by content hash.
+
+`model_version` is a hash of what determines the model's outputs for a given graph state: the config, every
+weight tensor and the id -> row maps. Two trainings that end in the same bytes get the same version.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from ..ids import IdMap
+from .model import TGATConfig
+from .train import TrainConfig
+
+FORMAT = 1
+FILE_NAME = "model.pt"
+
+
+def content_hash(recommender) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps(recommender.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(recommender.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    for ids in (recommender.users.ids, recommender.items.ids, recommender.graph.side.categories.ids,
+                recommender.graph.side.brands.ids):
+        digest.update(json.dumps(ids).encode())
+    digest.update(recommender.graph.node_kind.cpu().numpy().tobytes())
+    return "tgat-" + digest.hexdigest()[:16]
+
+
+def _pairs(mapping: dict[int, set[int]]) -> torch.Tensor:
+    rows = [(u, i) for u, items in mapping.items() for i in items]
+    return torch.tensor(rows, dtype=torch.long).reshape(-1, 2)
+
+
+def save_checkpoint(recommender, directory, metadata: dict | None = None, include_state: bool = True) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if recommender.model_version == "untrained":
+        recommender.model_version = content_hash(recommender)
+    meta = {"format": FORMAT, "model_version": recommender.model_version, "name": recommender.name,
+            "config": recommender.config.to_dict(), "train_config": recommender.train_config.to_dict(),
+            "train_report": recommender.train_report, **(metadata or {})}
+    graph = recommender.graph.state_dict()
+    if not include_state:
+        graph["buffer"]["nbr"].fill_(-1)
+    payload = {"meta": meta, "weights": {k: v.cpu() for k, v in recommender.model.state_dict().items()},
+               "users": list(recommender.users.ids), "items": list(recommender.items.ids), "graph": graph,
+               "seen": _pairs(recommender.history.seen), "purchased": _pairs(recommender.history.purchased),
+               "with_state": include_state}
+    path = directory / FILE_NAME
+    torch.save(payload, path)
+    (directory / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return path
+
+
+def load_checkpoint(path, device="auto", **overrides):
+    from .recommender import TGATRecommender
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE_NAME
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    meta = payload["meta"]
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: checkpoint format {meta.get('format')} is not {FORMAT}")
+    rec = TGATRecommender(TGATConfig(**meta["config"]), TrainConfig(**meta["train_config"]), device=device, **overrides)
+    rec.users, rec.items = IdMap(payload["users"]), IdMap(payload["items"])
+    for u, i in payload["seen"].tolist():
+        rec.history.seen.setdefault(u, set()).add(i)
+    for u, i in payload["purchased"].tolist():
+        rec.history.purchased.setdefault(u, set()).add(i)
+    rec.graph.load_state_dict(payload["graph"])
+    weights = payload["weights"]
+    inputs = rec.model.inputs
+    for table, key in ((inputs.id_embedding, "inputs.id_embedding.weight"),
+                       (inputs.category_embedding, "inputs.category_embedding.weight"),
+                       (inputs.brand_embedding, "inputs.brand_embedding.weight")):
+        table.ensure(weights[key].shape[0])
+        table.weight.data = table.weight.data[:weights[key].shape[0]]
+    rec.model.load_state_dict(weights)
+    rec.model.to(rec.device).eval()
+    rec.model_version, rec.train_report, rec._fitted = meta["model_version"], meta.get("train_report", {}), True
+    rec.store.ensure(rec.graph.num_nodes)
+    if payload["with_state"]:
+        rec.refresh(torch.arange(rec.graph.num_nodes, device=rec.device))
+    return rec

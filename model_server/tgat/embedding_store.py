@@ -1,0 +1,58 @@
+"""Device-side store of the final node embeddings, the attention behind them, and their staleness.
+
+Rows grow by doubling. A row is `fresh` once computed and becomes stale when its 2-hop neighbourhood changed
+but the fan-out bound kept it out of the immediate refresh; the sweep recomputes stale rows later, and the
+number of stale rows is the staleness metric.
+"""
+from __future__ import annotations
+
+import torch
+
+from .neighbours import EMPTY
+
+
+class EmbeddingStore:
+    def __init__(self, dim: int, k: int, device: torch.device, capacity: int = 1024):
+        self.dim, self.k, self.device = dim, k, device
+        self.embedding = torch.zeros(capacity, dim, device=device)
+        self.attention = torch.zeros(capacity, k, device=device)       # last layer, per buffer slot
+        self.attended = torch.full((capacity, k), EMPTY, dtype=torch.long, device=device)  # who was attended
+        self.fresh = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.stale = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.num_nodes = 0
+
+    def ensure(self, n: int) -> None:
+        if n > self.embedding.shape[0]:
+            capacity = max(n, 2 * self.embedding.shape[0])
+            for name in ("embedding", "attention", "attended", "fresh", "stale"):
+                old = getattr(self, name)
+                grown = torch.full((capacity,) + tuple(old.shape[1:]), EMPTY if name == "attended" else 0,
+                                   dtype=old.dtype, device=self.device)
+                grown[:old.shape[0]] = old
+                setattr(self, name, grown)
+        self.num_nodes = max(self.num_nodes, n)
+
+    def write(self, nodes: torch.Tensor, z: torch.Tensor, attention: torch.Tensor, attended: torch.Tensor) -> None:
+        self.embedding[nodes] = z.detach()
+        self.attention[nodes] = attention
+        self.attended[nodes] = attended
+        self.fresh[nodes] = True
+        self.stale[nodes] = False
+
+    def mark_stale(self, nodes: torch.Tensor) -> None:
+        self.stale[nodes] = True
+
+    def needing_refresh(self, nodes: torch.Tensor) -> torch.Tensor:
+        """Those of `nodes` that are stale or were never computed."""
+        return nodes[self.stale[nodes] | ~self.fresh[nodes]]
+
+    def stale_nodes(self, limit: int | None = None) -> torch.Tensor:
+        nodes = torch.nonzero(self.stale[:self.num_nodes]).squeeze(1)
+        return nodes if limit is None else nodes[:limit]
+
+    def staleness(self) -> int:
+        return int(self.stale[:self.num_nodes].sum())
+
+    def clear(self) -> None:
+        self.fresh[:] = False
+        self.stale[:] = False

@@ -1,0 +1,259 @@
+"""The temporal GAT behind the recommender contract, with the serving pieces the stream worker calls:
+
+    observe(batch)            fold events into the buffer; with auto_refresh, re-embed the affected nodes
+    observe_items(items)      item text/category/brand -> features; new items are embedded at once
+    affected_nodes(batch)     endpoints + (layers-1) hops of nodes that sample them, fan-out bounded
+    refresh(nodes)            one batched forward for those nodes into the embedding store
+    sweep_stale(max_nodes)    refresh nodes the fan-out bound left stale; `staleness` counts them
+    rebuild_from_edges(...)   warm start from the graph store's (user, item, type, last_ts) edges
+    recommend(users, k, ...)  top-K with `because`: the user's most-attended neighbours behind each item
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..contract import InteractionBatch, ItemText, Recommender
+from .embedding_store import EmbeddingStore
+from .features import USER
+from .graph_state import TemporalGraph, type_index
+from .model import TemporalGAT, TGATConfig
+from .neighbours import EMPTY
+from .train import Events, TrainConfig, train
+from .text_encoder import TextEncoder, encoder_available, item_text
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TGATRecommender(Recommender):
+    name = "streamrec"
+
+    def __init__(self, config: TGATConfig | None = None, train_config: TrainConfig | None = None, *,
+                 device: str | torch.device = "auto", text: bool | str = "auto", frozen: bool = False,
+                 auto_refresh: bool = True, max_fanout: int = 2048, sweep_per_observe: int | None = None,
+                 refresh_chunk: int = 8192, seed: int = 0):
+        """frozen=True is the static baseline: after fit, observe() only registers ids (no state updates).
+        sweep_per_observe: stale nodes refreshed after each observe (None = all of them: exact state)."""
+        super().__init__()
+        self.config = config or TGATConfig()
+        self.train_config = train_config or TrainConfig(seed=seed)
+        self.device = pick_device(device)
+        self.text = encoder_available() if text == "auto" else bool(text)
+        self.frozen, self.auto_refresh = frozen, auto_refresh
+        self.max_fanout, self.sweep_per_observe, self.refresh_chunk = max_fanout, sweep_per_observe, refresh_chunk
+        self.seed = seed
+        torch.manual_seed(seed)
+        self.model = TemporalGAT(self.config).to(self.device).eval()
+        self.graph = TemporalGraph(self.config.k, self.config.text_dim, self.device)
+        self.store = EmbeddingStore(self.config.dim, self.config.k, self.device)
+        self.model_version = "untrained"
+        self.train_report: dict = {}
+        self._encoder: TextEncoder | None = None
+        self._last_touched = torch.zeros(0, dtype=torch.long, device=self.device)
+        self._fitted = False
+
+    def version(self) -> str:
+        return self.model_version
+
+    # -- learning ------------------------------------------------------------------------------
+    def fit(self, history: InteractionBatch, validation: InteractionBatch | None = None) -> None:
+        torch.manual_seed(self.seed)
+        parts = [history] + ([validation] if validation is not None and len(validation) else [])
+        events = []
+        for part in parts:
+            users, items = self.users.add(part.users), self.items.add(part.items)
+            self.history.add(users, items, part.types)
+            events.append(Events(torch.tensor(users), torch.tensor(items), type_index(part.types), torch.tensor(part.ts)))
+        self._sync()
+        inputs = self.model.inputs
+        for table, n in ((inputs.id_embedding, self.graph.num_nodes),
+                         (inputs.category_embedding, len(self.graph.side.categories)),
+                         (inputs.brand_embedding, len(self.graph.side.brands))):
+            start = table.rows
+            table.ensure(n)
+            table.init_rows(start, n)
+        self.model.to(self.device)
+        self.train_report = train(self.model, self.graph, events[0], events[1] if len(events) > 1 else None,
+                                  self.train_config)
+        self.model.eval()
+        self._fitted = True
+        from .checkpoint import content_hash
+        self.model_version = content_hash(self)
+        self.store.clear()
+        self.refresh(torch.arange(self.graph.num_nodes, device=self.device))
+
+    # -- state -----------------------------------------------------------------------------------
+    def _sync(self) -> torch.Tensor:
+        new = self.graph.sync(self.users.ids, self.items.ids)
+        self.store.ensure(self.graph.num_nodes)
+        return new
+
+    def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
+        self._sync()
+        if self.frozen and self._fitted:
+            return
+        self._last_touched = self.graph.insert(users, items, type_index(batch.types), torch.tensor(batch.ts))
+        if self.auto_refresh:
+            self.refresh(self.affected_nodes())
+            self.sweep_stale(self.sweep_per_observe)
+
+    def observe_items(self, items: Sequence[ItemText]) -> None:
+        items = list(items)
+        if not items:
+            return
+        super().observe_items(items)
+        self._sync()
+        index = self.items.lookup(item.item_id for item in items)
+        vectors = None
+        if self.text:
+            texts = [item_text(i.title, i.category, i.brand) for i in items]
+            if any(texts):
+                if self._encoder is None:
+                    self._encoder = TextEncoder(self.device)
+                vectors = self._encoder.encode(texts)
+        self.graph.side.set(index, vectors, [i.category for i in items], [i.brand for i in items])
+        if self.frozen and self._fitted:
+            return
+        # an item's input changed: it and everything within `layers` hops that reads it must be re-embedded
+        nodes = self.graph.item_node[torch.tensor(index, device=self.device)]
+        if self.auto_refresh and self._fitted:
+            self.refresh(self.affected_nodes(nodes, hops=self.config.layers))
+
+    def affected_nodes(self, batch: InteractionBatch | torch.Tensor | None = None, hops: int | None = None) -> torch.Tensor:
+        """Nodes to re-embed now after `batch` was observed (default: the last observed batch): its endpoints
+        and the nodes that sample them, `layers - 1` hops out. Beyond max_fanout the sampling nodes (the
+        least recently active first) are marked stale instead and left to sweep_stale()."""
+        if batch is None:
+            endpoints = self._last_touched
+        elif isinstance(batch, InteractionBatch):
+            users = torch.tensor(self.users.lookup(batch.users), device=self.device)
+            items = torch.tensor(self.items.lookup(batch.items), device=self.device)
+            endpoints = torch.unique(torch.cat([self.graph.user_node[users], self.graph.item_node[items]]))
+        else:
+            endpoints = torch.unique(batch.to(self.device))
+        hops = self.config.layers - 1 if hops is None else hops
+        reached, frontier = endpoints, endpoints
+        for _ in range(hops):
+            frontier = self.graph.buffer.samplers_of(frontier)
+            frontier = frontier[~torch.isin(frontier, reached)]
+            if frontier.numel() == 0:
+                break
+            reached = torch.cat([reached, frontier])
+        extra = reached[endpoints.numel():]
+        budget = max(self.max_fanout - endpoints.numel(), 0)
+        if extra.numel() > budget:
+            recency = self.graph.buffer.reference_time(extra)
+            order = torch.argsort(recency, descending=True, stable=True)
+            self.store.mark_stale(extra[order[budget:]])
+            extra = extra[order[:budget]]
+        return torch.unique(torch.cat([endpoints, extra]))
+
+    @torch.no_grad()
+    def refresh(self, nodes: torch.Tensor) -> int:
+        """Re-embed `nodes` from the current state (batched forwards of refresh_chunk targets)."""
+        nodes = torch.unique(nodes.to(self.device))
+        self.model.eval()
+        for chunk in nodes.split(self.refresh_chunk):
+            z, attention = self.model.embed(self.graph, chunk, attention=True)
+            self.store.write(chunk, z, attention, self.graph.buffer.nbr[chunk])
+        return int(nodes.numel())
+
+    def sweep_stale(self, max_nodes: int | None = None) -> int:
+        if max_nodes == 0:
+            return 0
+        return self.refresh(self.store.stale_nodes(max_nodes))
+
+    @property
+    def staleness(self) -> int:
+        return self.store.staleness()
+
+    @torch.no_grad()
+    def full_recompute(self) -> torch.Tensor:
+        """Every node's embedding in one forward from the current state (what the store must equal)."""
+        self.model.eval()
+        return self.model.embed(self.graph, torch.arange(self.graph.num_nodes, device=self.device))
+
+    def rebuild_from_edges(self, users: Sequence[str], items: Sequence[str], types: Sequence[str],
+                           last_ts: Sequence[int], chunk: int = 200_000) -> None:
+        """Warm start: replace the neighbour state with the graph store's edges (one per user, item, type;
+        any order) and re-embed everything."""
+        user_index, item_index = self.users.add(users), self.items.add(items)
+        self.history.add(user_index, item_index, list(types))
+        self._sync()
+        self.graph.buffer.clear()
+        u, i, t, ts = (torch.tensor(user_index), torch.tensor(item_index), type_index(list(types)), torch.tensor(last_ts))
+        for start in range(0, len(u), chunk):
+            self.graph.insert(u[start:start + chunk], i[start:start + chunk], t[start:start + chunk], ts[start:start + chunk])
+        self.store.clear()
+        self.refresh(torch.arange(self.graph.num_nodes, device=self.device))
+
+    # -- ranking ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def score(self, users: Sequence[str]) -> torch.Tensor:
+        n_items = len(self.items)
+        index = torch.tensor(self.users.lookup(users), dtype=torch.long, device=self.device)
+        known = index >= 0
+        user_nodes = self.graph.user_node[index[known]]
+        item_nodes = self.graph.item_node[:n_items]
+        missing = self.store.needing_refresh(torch.cat([user_nodes, item_nodes]))
+        if missing.numel():
+            self.refresh(missing)
+        z_items = self.store.embedding[item_nodes]
+        scores = torch.empty(len(users), n_items, device=self.device)
+        if bool(known.any()):
+            scores[known] = self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items)
+        if not bool(known.all()):
+            scores[~known] = self._cold_start_user() @ z_items.T
+        return scores.cpu()
+
+    def _cold_start_user(self) -> torch.Tensor:
+        """A user never seen: the mean embedding of the known users (a popularity-like prior)."""
+        nodes = self.graph.user_node[self.store.fresh[self.graph.user_node]]
+        if nodes.numel() == 0:
+            return torch.zeros(self.config.dim, device=self.device)
+        return self.store.embedding[nodes].mean(0)
+
+    def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased", because: int = 3) -> list[list[dict]]:
+        lists = super().recommend(users, k, exclude)
+        for user, entries in zip(users, lists):
+            index = self.users.get(user)
+            if index < 0 or not entries:
+                for entry in entries:
+                    entry["because"] = []
+                continue
+            self._explain(int(self.graph.user_node[index]), entries, because)
+        return lists
+
+    def _explain(self, user_node: int, entries: list[dict], limit: int) -> None:
+        """Per item: the user's neighbours weighted by the attention they got x their similarity to the item."""
+        attended, attention = self.store.attended[user_node], self.store.attention[user_node]
+        valid = attended != EMPTY
+        attended, attention = attended[valid], attention[valid]
+        if attended.numel() == 0:
+            for entry in entries:
+                entry["because"] = []
+            return
+        items = self.graph.item_node[torch.tensor(self.items.lookup(e["item_id"] for e in entries), device=self.device)]
+        similarity = torch.nn.functional.cosine_similarity(self.store.embedding[items][:, None, :],
+                                                           self.store.embedding[attended][None, :, :], dim=-1)
+        weight = attention[None, :] * (1.0 + similarity.clamp(min=0))
+        top = torch.topk(weight, min(limit, attended.numel()), dim=1)
+        kinds, locals_ = self.graph.node_kind[attended].tolist(), self.graph.node_local[attended].tolist()
+        names = [(self.users if kind == USER else self.items).id_of(local) for kind, local in zip(kinds, locals_)]
+        for entry, columns in zip(entries, top.indices.tolist()):
+            entry["because"] = [{"id": names[c], "attention": round(float(attention[c]), 4)} for c in columns]
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save(self, directory, metadata: dict | None = None, include_state: bool = True):
+        from .checkpoint import save_checkpoint
+        return save_checkpoint(self, directory, metadata, include_state)
+
+    @classmethod
+    def load(cls, path, device: str | torch.device = "auto", **overrides) -> "TGATRecommender":
+        from .checkpoint import load_checkpoint
+        return load_checkpoint(path, device, **overrides)

@@ -1,0 +1,139 @@
+"""End to end against the real local broker and Bolt server: real REES46 events (plus malformed ones) go through
+a worker process into the graph and out as lists; a re-delivery of processed records changes no count."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from dataclasses import replace
+
+import pytest
+
+from graph_store import GraphStore
+from stream.replay import make_producer, replay
+from stream.topics import TopicNames
+from streamrec.datasets import load_rees46
+from streamrec.replay_source import item_records
+
+from conftest import DATA_DIR
+
+N_EVENTS = 3000
+MALFORMED = [  # (value, expected reason)
+    (b"{not json", "not_json"),
+    (b'"just a string"', "not_object"),
+    (json.dumps({"event_id": "m1", "user_id": "", "item_id": "i", "type": "view", "ts": 1_600_000_000_000}).encode(), "missing_field"),
+    (json.dumps({"event_id": "m2", "user_id": "u" * 300, "item_id": "i", "type": "view", "ts": 1_600_000_000_000}).encode(), "bad_id"),
+    (json.dumps({"event_id": "m3", "user_id": "u\x00", "item_id": "i", "type": "view", "ts": 1_600_000_000_000}).encode(), "bad_id"),
+    (json.dumps({"event_id": "m4", "user_id": "u", "item_id": "i", "type": "like", "ts": 1_600_000_000_000}).encode(), "unknown_type"),
+    (json.dumps({"event_id": "m5", "user_id": "u", "item_id": "i", "type": "view", "ts": "noon"}).encode(), "bad_ts"),
+    (json.dumps({"event_id": "m6", "user_id": "u", "item_id": "i", "type": "view", "ts": 900_000_000_000}).encode(), "ts_out_of_range"),
+    (json.dumps({"event_id": "m7", "user_id": "u", "item_id": "i", "type": "view", "ts": 4_000_000_000_000}).encode(), "ts_out_of_range"),
+]
+
+
+@pytest.fixture(scope="module")
+def rees46():
+    if not (DATA_DIR / "rees46_oct2019_head").exists():
+        pytest.skip(f"REES46 data not found under {DATA_DIR}")
+    return load_rees46(DATA_DIR)
+
+
+def consume_until(bootstrap: str, topic: str, done, timeout_s: float = 120.0) -> list:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=None, consumer_timeout_ms=1000)
+    records = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not done(records):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def graph_edges(settings, users: list[str]) -> dict:
+    async def read():
+        async with GraphStore.from_settings(settings) as store:
+            edges = []
+            for start in range(0, len(users), 1000):
+                edges += await store.edges_of_users(users[start:start + 1000])
+            return edges
+    return {(e["user"], e["item"], e["type"]): (e["count"], e["first_ts"], e["last_ts"]) for e in asyncio.run(read())}
+
+
+def scrape(port: int, name: str) -> float:
+    from urllib.request import urlopen
+
+    text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
+        rees46, server_settings, worker_factory, unique):
+    names = TopicNames.with_prefix(unique)
+    env = {"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app", "STREAMREC_BATCH_SIZE": "250",
+           "STREAMREC_BATCH_WAIT_MS": "50"}
+    worker = worker_factory(env).start()
+    bootstrap = server_settings.bootstrap
+
+    users = [unique + u for u in rees46.users[:N_EVENTS]]
+    items = [unique + i for i in rees46.items[:N_EVENTS]]
+    producer = make_producer(bootstrap)
+    try:
+        info = [replace(record, item_id=unique + record.item_id)
+                for record in item_records(rees46, set(rees46.items[:N_EVENTS]))]
+        replay(producer, names, event_ids=[f"{unique}{k}" for k in range(N_EVENTS)], users=users, items=items,
+               types=rees46.types[:N_EVENTS], ts=rees46.ts[:N_EVENTS], item_records=info)
+        for k, (value, _) in enumerate(MALFORMED):
+            producer.send(names.interactions, key=f"{unique}bad{k}".encode(), value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+    expected_users = set(users)
+    lists = consume_until(bootstrap, names.recommendations,
+                          lambda rs: {json.loads(r.value)["user_id"] for r in rs} >= expected_users)
+    dead = consume_until(bootstrap, names.dead_letters, lambda rs: len(rs) >= len(MALFORMED))
+
+    # every user with a valid event received a list, in the documented format
+    assert {json.loads(r.value)["user_id"] for r in lists} == expected_users
+    sample = json.loads(lists[-1].value)
+    assert set(sample) == {"user_id", "items", "model", "model_version", "last_event_id", "event_ts", "published_ts"}
+    assert sample["model"] == "cooccurrence" and 0 < len(sample["items"]) <= 20
+    assert all(set(entry) >= {"item_id", "score"} for entry in sample["items"])
+    assert lists[-1].key.decode() == sample["user_id"]
+
+    # the dead-letter topic holds exactly the malformed records, with their reasons and original bytes
+    assert sorted(json.loads(r.value)["reason"] for r in dead) == sorted(reason for _, reason in MALFORMED)
+    import base64
+    assert {base64.b64decode(json.loads(r.value)["original_base64"]) for r in dead} == {v for v, _ in MALFORMED}
+    assert all(json.loads(r.value)["source"]["topic"] == names.interactions for r in dead)
+
+    # every valid event is in the graph with the right counts and times
+    expected = defaultdict(lambda: [0, None, None])
+    for user, item, kind, ts in zip(users, items, rees46.types[:N_EVENTS], rees46.ts[:N_EVENTS]):
+        entry = expected[(user, item, kind)]
+        entry[0] += 1
+        entry[1] = ts if entry[1] is None else min(entry[1], ts)
+        entry[2] = ts if entry[2] is None else max(entry[2], ts)
+    expected = {key: tuple(value) for key, value in expected.items()}
+    before = graph_edges(server_settings, sorted(expected_users))
+    assert before == expected
+
+    # replay: a worker whose consumer group has committed nothing gets every processed record delivered again,
+    # exactly what a crash before the offset commit amounts to
+    port = int(worker.env["STREAMREC_METRICS_PORT"])
+    assert scrape(port, 'streamrec_events_total{outcome="applied"') == N_EVENTS
+    worker.stop()
+    again = worker_factory({**env, "STREAMREC_APP_ID": unique + "app-after-crash"}).start()
+    port = int(again.env["STREAMREC_METRICS_PORT"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and scrape(port, 'streamrec_events_total{outcome="replayed"') < N_EVENTS:
+        time.sleep(0.5)
+    assert scrape(port, 'streamrec_events_total{outcome="replayed"') == N_EVENTS
+    assert scrape(port, 'streamrec_events_total{outcome="applied"') == 0
+    assert graph_edges(server_settings, sorted(expected_users)) == before
