@@ -1,0 +1,96 @@
+NAME = "train"
+HELP = "train the temporal GAT on a data set's chronological 70/15/15 split and write a versioned checkpoint"
+
+
+def configure(parser):
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=("rees46", "wikipedia", "ml-100k"))
+    source.add_argument("--events-csv", type=str, help="user_id,item_id,type,ts[,item_text] CSV")
+    parser.add_argument("--out", required=True, help="checkpoint folder (model.pt + metadata.json)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--patience", type=int, default=1, help="epochs without a better validation MRR")
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--negatives", type=int, default=256, help="sampled catalogue items per batch")
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=2)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--k", type=int, default=10, help="recent neighbours per node")
+    parser.add_argument("--no-repeat", action="store_true", help="drop the learned repeat/recency score term")
+    parser.add_argument("--no-text", action="store_true", help="ignore item text (ids, category, brand only)")
+    parser.add_argument("--max-events", type=int, default=None, help="use only the first N events")
+    parser.add_argument("--test", action="store_true", help="also stream the test split and report its MRR")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def run(args, settings) -> int:
+    import json
+    import subprocess
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from model_server.contract import InteractionBatch, ItemText
+    from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
+    from model_server.tgat.train import Events, evaluate_stream
+    from model_server.tgat.graph_state import type_index
+    from streamrec.datasets import DatasetError, load_dataset
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("streamrec train: --device cuda but no CUDA device is available")
+        return 2
+    try:
+        data = load_dataset(args.dataset, settings.data_dir, settings.home / "data",
+                            Path(args.events_csv) if args.events_csv else None)
+    except DatasetError as exc:
+        print(f"streamrec train: {exc}")
+        return 2
+    n = min(len(data), args.max_events or len(data))
+    cut_train, cut_val = int(n * 0.70), int(n * 0.85)
+    whole = InteractionBatch(data.users[:n], data.items[:n], data.types[:n], data.ts[:n])
+    train, validation, test = whole.slice(0, cut_train), whole.slice(cut_train, cut_val), whole.slice(cut_val, n)
+
+    config = TGATConfig(dim=args.dim, heads=args.heads, layers=args.layers, k=args.k, repeat=not args.no_repeat)
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, negatives=args.negatives,
+                               patience=args.patience, seed=args.seed)
+    rec = build_streamrec(config, train_config, seed=args.seed, device=args.device,
+                          text=False if args.no_text else "auto")
+    started = time.perf_counter()
+    known = dict.fromkeys(whole.items)
+    texts = [ItemText(i, info.title, info.category, info.brand) for i in known if (info := data.item_info.get(i))]
+    if texts:
+        rec.observe_items(texts)
+    print(f"{data.name}: {n} events ({len(train)} train / {len(validation)} validation / {len(test)} test), "
+          f"{len(texts)} items with text/category/brand, device {rec.device}")
+    rec.fit(train, validation)
+    seconds = round(time.perf_counter() - started, 1)
+    test_metrics = None
+    if args.test and len(test):
+        rec.users.add(test.users)
+        rec.items.add(test.items)
+        rec._sync()
+        events = Events(torch.tensor(rec.users.lookup(test.users)), torch.tensor(rec.items.lookup(test.items)),
+                        type_index(test.types), torch.tensor(test.ts))
+        test_metrics = evaluate_stream(rec.model, rec.graph, events, args.batch_size, progress=True, desc="test")
+        # the checkpoint holds the state after train + validation, not after the test stream
+        rec.rebuild_from_edges(train.users + validation.users, train.items + validation.items,
+                               train.types + validation.types, train.ts + validation.ts)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except OSError:
+        commit = None
+    metadata = {"dataset": data.name, "dataset_checksums": data.checksums, "events_used": n,
+                "split": {"train": len(train), "validation": len(validation), "test": len(test),
+                          "train_end_ts": train.ts[-1], "validation_end_ts": validation.ts[-1] if len(validation) else None},
+                "validation": rec.train_report.get("validation"), "test": test_metrics,
+                "git_commit": commit, "train_seconds": seconds, "device": str(rec.device)}
+    path = rec.save(args.out, metadata)
+    print(json.dumps({"checkpoint": str(path), "model_version": rec.model_version,
+                      "validation": metadata["validation"], "test": test_metrics, "train_seconds": seconds}, indent=2))
+    return 0
