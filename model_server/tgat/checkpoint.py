@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..ids import IdMap
-from .model import TGATConfig
+from .model import TGATConfig, load_weights
 from .train import TrainConfig
 
 FORMAT = 1
@@ -75,14 +75,7 @@ def load_checkpoint(path, device="auto", **overrides):
     for u, i in payload["purchased"].tolist():
         rec.history.purchased.setdefault(u, set()).add(i)
     rec.graph.load_state_dict(payload["graph"])
-    weights = payload["weights"]
-    inputs = rec.model.inputs
-    for table, key in ((inputs.id_embedding, "inputs.id_embedding.weight"),
-                       (inputs.category_embedding, "inputs.category_embedding.weight"),
-                       (inputs.brand_embedding, "inputs.brand_embedding.weight")):
-        table.ensure(weights[key].shape[0])
-        table.weight.data = table.weight.data[:weights[key].shape[0]]
-    rec.model.load_state_dict(weights)
+    load_weights(rec.model, payload["weights"])
     rec.model.to(rec.device).eval()
     rec.model_version, rec.train_report, rec._fitted = meta["model_version"], meta.get("train_report", {}), True
     rec.store.ensure(rec.graph.num_nodes)

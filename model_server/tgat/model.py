@@ -142,6 +142,17 @@ class TemporalGAT(nn.Module):
         return scores
 
 
+def load_weights(model: TemporalGAT, weights: dict) -> None:
+    """load_state_dict that first sizes the growing tables (id, category, brand) to the saved rows."""
+    inputs = model.inputs
+    for table, key in ((inputs.id_embedding, "inputs.id_embedding.weight"),
+                       (inputs.category_embedding, "inputs.category_embedding.weight"),
+                       (inputs.brand_embedding, "inputs.brand_embedding.weight")):
+        rows = weights[key].shape[0]
+        table.weight = torch.nn.Parameter(torch.zeros(rows, table.weight.shape[1], device=table.weight.device))
+    model.load_state_dict(weights)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -152,4 +163,4 @@ def ensure_tables(model: TemporalGAT, n_nodes: int, n_categories: int, n_brands:
     model.inputs.brand_embedding.ensure(n_brands)
 
 
-__all__ = ["TGATConfig", "TemporalGAT", "TimeEncoding", "ensure_tables", "count_parameters"]
+__all__ = ["TGATConfig", "TemporalGAT", "TimeEncoding", "ensure_tables", "load_weights", "count_parameters"]

@@ -128,7 +128,7 @@ class RecentNeighbours:
 
     def state_dict(self) -> dict:
         n = self.num_nodes
-        return {"k": self.k, "nbr": self.nbr[:n].cpu(), "etype": self.etype[:n].cpu(), "ts": self.ts[:n].cpu(),
+        return {"k": self.k, "nbr": self.nbr[:n].cpu().clone(), "etype": self.etype[:n].cpu().clone(), "ts": self.ts[:n].cpu().clone(),
                 "tie": self.tie[:n].cpu()}
 
     def load_state_dict(self, state: dict) -> None:

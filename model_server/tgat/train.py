@@ -106,7 +106,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
             loss.backward()
             optimiser.step()
             graph.insert(batch.users, batch.items, batch.types, batch.ts)
-            total, steps = total + float(loss), steps + 1
+            total, steps = total + float(loss.detach()), steps + 1
             if steps % 20 == 0:
                 bar.set_postfix(loss=f"{total / steps:.4f}")
         record = {"epoch": epoch, "loss": total / max(steps, 1)}
