@@ -30,8 +30,9 @@ def make_producer(bootstrap: str, **client_options):
 
 def replay(producer, names: TopicNames, *, event_ids: Sequence[str], users: Sequence[str], items: Sequence[str],
            types: Sequence[str], ts: Sequence[int], item_records: Iterable[Item] = (), rate: float | None = None,
-           progress=None) -> ReplayStats:
-    """Sends the items, flushes, then the interactions (key = user id) at `rate` events/s (None: as fast as possible)."""
+           progress=None, sent_times: list | None = None) -> ReplayStats:
+    """Sends the items, flushes, then the interactions (key = user id) at `rate` events/s (None: as fast as possible).
+    `sent_times`, when given, receives the wall-clock time each event was handed to the producer."""
     stats = ReplayStats()
     started = time.perf_counter()
     for item in item_records:
@@ -46,6 +47,8 @@ def replay(producer, names: TopicNames, *, event_ids: Sequence[str], users: Sequ
                 time.sleep(lag)
         producer.send(names.interactions, key=users[k].encode(),
                       value=interaction_value(event_ids[k], users[k], items[k], types[k], ts[k]))
+        if sent_times is not None:
+            sent_times.append(time.time())
         stats.events_sent += 1
         if progress is not None and k % 500 == 499:
             progress.update(500)

@@ -70,7 +70,7 @@ class LinkPredictor(torch.nn.Module):
 class TGN(Recommender):
     name = "tgn"
 
-    def __init__(self, n_users: int, n_items: int, epochs: int = 3, patience: int = 1, lr: float = 1e-3,
+    def __init__(self, n_users: int, n_items: int, epochs: int = 10, patience: int = 2, lr: float = 1e-3,
                  dim: int = 100, neighbours: int = 10, batch_size: int = 200, seed: int = 0,
                  device: str | torch.device = "cpu", progress: bool = True) -> None:
         super().__init__()
@@ -93,6 +93,7 @@ class TGN(Recommender):
         self.neighbours = neighbours
         self.generator = torch.Generator().manual_seed(seed)
         self.fit_log: list[dict] = []
+        self._replay_as_training = False
         self._reset_state()
 
     # -- state ---------------------------------------------------------------------------------------
@@ -144,17 +145,18 @@ class TGN(Recommender):
     # -- the contract --------------------------------------------------------------------------------
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
         self._check_capacity()
-        was_training = self.memory.training
-        self._set_training(False)
+        if self._replay_as_training:  # the memory's training-mode dynamics (messages applied one step late)
+            self.memory.train(True)
+        else:
+            self._set_training(False)
         with torch.no_grad():
             for start in range(0, len(batch), self.batch_size):
                 part = batch.slice(start, start + self.batch_size)
                 src, dst, t, msg = self._events(part)
                 self.memory.update_state(src, dst, t, msg)
                 self.loader.insert(src, dst)
+        self._set_training(False)  # leaving training mode flushes the pending messages into the memory
         self._item_cache = None
-        if was_training:
-            self._set_training(True)
 
     @torch.no_grad()
     def score(self, users: Sequence[str]) -> torch.Tensor:
@@ -246,7 +248,14 @@ class TGN(Recommender):
             self.memory.load_state_dict(best_state[0])
             self.gnn.load_state_dict(best_state[1])
             self.link_pred.load_state_dict(best_state[2])
-        # the state after fit reflects the training events only (the harness observes the validation part)
+        # The state after fit reflects the training events only (the harness observes the validation part).
+        # Replay them with the memory's training-mode dynamics, as the model saw them while learning: a
+        # replay in eval mode gives a different memory (measured: validation MRR 0.17 instead of 0.40 on
+        # Wikipedia after one epoch). Validation and test events are then observed in eval mode, as in
+        # PyG's example.
         self._reset_state()
-        self._set_training(False)
-        self.observe(history)
+        self._replay_as_training = True
+        try:
+            self.observe(history)
+        finally:
+            self._replay_as_training = False

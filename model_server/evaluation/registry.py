@@ -67,7 +67,7 @@ def _itemknn(context: ModelContext) -> Recommender:
 def _tgn(context: ModelContext) -> Recommender:
     from ..baselines.tgn import TGN
     options = {k: context.options[k] for k in ("patience", "lr", "dim", "neighbours") if k in context.options}
-    return TGN(context.n_users, context.n_items, epochs=context.epochs or 3, batch_size=context.batch_size,
+    return TGN(context.n_users, context.n_items, epochs=context.epochs or 10, batch_size=context.batch_size,
                seed=context.seed, device=context.device, progress=context.progress, **options)
 
 
