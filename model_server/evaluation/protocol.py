@@ -3,9 +3,11 @@
 1. Events in time order are split chronologically by position: the first 70 % train, the next 15 %
    validation, the last 15 % test.
 2. `model.fit(train, validation)` — the model learns on the training part and may early-stop on the
-   validation part. Afterwards its state must reflect the training events only.
-3. The validation events are then observed in batches (never scored), so the test starts from the state
-   "everything before the test".
+   validation part. Afterwards its state must reflect the training events only...
+3. ...and the harness observes the validation events in batches (never scored), so the test starts from
+   the state "everything before the test". A model whose fit streams the validation part itself (TGN keeps
+   the memory of its best epoch's validation pass, as PyG's example and TGB do) sets the class attribute
+   `observes_validation_in_fit = True` and the harness skips this step.
 4. The test part is processed in batches of `batch_size` events: every event of a batch is first ranked
    using only what came before the batch (the model has not observed any event of the batch), then the
    whole batch is observed. No negatives are sampled: the true item is ranked against the catalogue.
@@ -106,7 +108,7 @@ def item_vectors(history: InteractionBatch, catalogue: IdMap, dim: int = 64, see
     values = torch.ones(pairs.shape[1])
     norms = torch.zeros(n_items).index_add_(0, pairs[0], values).sqrt()
     values = values / norms[pairs[0]]
-    matrix = torch.sparse_coo_tensor(pairs, values, (n_items, n_users)).coalesce()
+    matrix = torch.sparse_coo_tensor(pairs, values, (n_items, n_users), check_invariants=True).coalesce()
     q = max(1, min(dim, n_items, n_users))
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -153,8 +155,9 @@ def run_stream(model: Recommender, train: InteractionBatch, validation: Interact
     started = time.perf_counter()
     if fit:
         model.fit(train, validation)
-    for part in batches(validation, batch_size):
-        model.observe(part)
+    if not (fit and getattr(model, "observes_validation_in_fit", False)):
+        for part in batches(validation, batch_size):
+            model.observe(part)
     fit_s = time.perf_counter() - started
 
     catalogue, known_users = IdMap(), set()
