@@ -101,6 +101,25 @@ class TemporalGAT(nn.Module):
         att[block.edge_index[1], block.edge_slot] = alpha.mean(dim=1).detach()
         return h, att
 
+    def embed_all(self, graph: TemporalGraph, chunk: int = 65536) -> torch.Tensor:
+        """Every node's embedding, layer by layer (each node's layer-l output computed once, targets in chunks):
+        the full recompute that incremental refreshes are checked and benchmarked against."""
+        nodes = torch.arange(graph.num_nodes, device=graph.device)
+        h = self.inputs(nodes, graph.node_kind[nodes], graph.node_local[nodes], graph.side)
+        for depth, conv in enumerate(self.convs):
+            outputs = []
+            for dst in nodes.split(chunk):
+                nbr, etype, ts = graph.buffer.rows(dst)
+                valid = nbr != EMPTY
+                dst_pos = torch.arange(dst.numel(), device=dst.device)[:, None].expand_as(nbr)[valid]
+                dt = (ts[:, :1] - ts)[valid].to(torch.float32) / 1000.0
+                edge_index = torch.stack([nbr[valid], dst_pos])
+                outputs.append(conv((h, h[dst]), edge_index, self.edge_features(etype[valid], dt)))
+            h = torch.cat(outputs)
+            if depth < len(self.convs) - 1:
+                h = F.relu(h)
+        return h
+
     def repeat_terms(self, graph: TemporalGraph, user_nodes: torch.Tensor):
         """(row, item node, value) for each non-empty slot of the users' rows: the repeat/recency term."""
         nbr, etype, ts = graph.buffer.rows(user_nodes)

@@ -120,7 +120,9 @@ class RecentNeighbours:
         """Nodes whose buffer holds any of `nodes` (those whose embedding reads them), sorted."""
         if nodes.numel() == 0:
             return nodes
-        hit = torch.isin(self.nbr[:self.num_nodes], nodes).any(dim=1)
+        marked = torch.zeros(self.num_nodes + 1, dtype=torch.bool, device=self.device)
+        marked[nodes] = True  # the extra last entry stands for EMPTY (-1) and stays False
+        hit = marked[self.nbr[:self.num_nodes]].any(dim=1)
         return torch.nonzero(hit).squeeze(1)
 
     def edge_count(self) -> int:

@@ -140,7 +140,9 @@ class TGATRecommender(Recommender):
         reached, frontier = endpoints, endpoints
         for _ in range(hops):
             frontier = self.graph.buffer.samplers_of(frontier)
-            frontier = frontier[~torch.isin(frontier, reached)]
+            seen = torch.zeros(self.graph.num_nodes, dtype=torch.bool, device=self.device)
+            seen[reached] = True
+            frontier = frontier[~seen[frontier]]
             if frontier.numel() == 0:
                 break
             reached = torch.cat([reached, frontier])
@@ -157,7 +159,8 @@ class TGATRecommender(Recommender):
     def refresh(self, nodes: torch.Tensor) -> int:
         """Re-embed `nodes` from the current state (batched forwards of refresh_chunk targets)."""
         nodes = torch.unique(nodes.to(self.device))
-        self.model.eval()
+        if self.model.training:
+            self.model.eval()
         for chunk in nodes.split(self.refresh_chunk):
             z, attention = self.model.embed(self.graph, chunk, attention=True)
             self.store.write(chunk, z, attention, self.graph.buffer.nbr[chunk])
@@ -176,7 +179,7 @@ class TGATRecommender(Recommender):
     def full_recompute(self) -> torch.Tensor:
         """Every node's embedding in one forward from the current state (what the store must equal)."""
         self.model.eval()
-        return self.model.embed(self.graph, torch.arange(self.graph.num_nodes, device=self.device))
+        return self.model.embed_all(self.graph)
 
     def rebuild_from_edges(self, users: Sequence[str], items: Sequence[str], types: Sequence[str],
                            last_ts: Sequence[int], chunk: int = 200_000) -> None:
