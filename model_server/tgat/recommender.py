@@ -17,7 +17,7 @@ import torch
 from ..contract import InteractionBatch, ItemText, Recommender
 from .embedding_store import EmbeddingStore
 from .features import USER
-from .graph_state import TemporalGraph, type_index
+from .graph_state import EVENT_TYPES, TemporalGraph, type_index
 from .model import TemporalGAT, TGATConfig
 from .neighbours import EMPTY
 from .train import Events, TrainConfig, train
@@ -194,6 +194,19 @@ class TGATRecommender(Recommender):
             self.graph.insert(u[start:start + chunk], i[start:start + chunk], t[start:start + chunk], ts[start:start + chunk])
         self.store.clear()
         self.refresh(torch.arange(self.graph.num_nodes, device=self.device))
+
+    def recent_neighbours(self, node_id: str, kind: str = "user") -> list[tuple[str, str, int]]:
+        """The buffer's row for a user or item as (neighbour id, event type, last_ts), newest first: the same
+        list as the graph store's `ORDER BY r.last_ts DESC, neighbour.id LIMIT K` (ties then by type)."""
+        index = (self.users if kind == "user" else self.items).get(node_id)
+        if index < 0:
+            return []
+        node = (self.graph.user_node if kind == "user" else self.graph.item_node)[index]
+        nbr, etype, ts = (t.tolist() for t in self.graph.buffer.rows(node[None]))
+        other = self.items if kind == "user" else self.users
+        names = list(EVENT_TYPES) + ["other"]
+        return [(other.id_of(self.graph.node_local[n].item()), names[e], s)
+                for n, e, s in zip(nbr[0], etype[0], ts[0]) if n != EMPTY]
 
     # -- ranking ---------------------------------------------------------------------------------
     @torch.no_grad()

@@ -51,6 +51,10 @@ def test_incremental_refresh_then_sweep_equals_full_recompute(rees46_head):
     rebuilt.rebuild_from_edges(*graph_store_edges(stream))
     n = rec.graph.num_nodes
     assert torch.equal(rebuilt.graph.buffer.nbr[:n], rec.graph.buffer.nbr[:n])
+    user = stream.users[-1]
+    expected = sorted(((i, t, ts) for u, i, t, ts in zip(*graph_store_edges(stream)) if u == user),
+                      key=lambda e: (-e[2], e[0].encode(), e[1]))[:rec.config.k]
+    assert rebuilt.recent_neighbours(user) == rec.recent_neighbours(user) == expected
     assert float((rebuilt.store.embedding[:n] - rec.store.embedding[:n]).abs().max()) <= TOLERANCE
 
 
