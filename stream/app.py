@@ -68,7 +68,8 @@ def broker_credentials(settings):
     return None
 
 
-def create_app(settings, handler: BatchHandler, names: TopicNames) -> faust.App:
+def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Callable[[], None] | None = None) -> faust.App:
+    """`on_tick` is called every second from the event loop (the liveness signal)."""
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
@@ -90,6 +91,7 @@ def create_app(settings, handler: BatchHandler, names: TopicNames) -> faust.App:
     recommendations = app.topic(names.recommendations, **raw)
     dead_letters = app.topic(names.dead_letters, **raw)
     wait_s = settings.batch_wait_ms / 1000.0
+    next_offsets: dict = {}  # TP -> next offset to process, for the lag gauge
 
     async def send_dead_letters(rejected: list[tuple[faust.types.EventT, Rejection]]) -> None:
         futures = []
@@ -122,6 +124,8 @@ def create_app(settings, handler: BatchHandler, names: TopicNames) -> faust.App:
                 valid.append(parsed)
         if rejected:
             await retry_until_done("dead_letters", lambda: send_dead_letters(rejected))
+        for event in batch:
+            next_offsets[event.message.tp] = event.message.offset + 1
         if valid:
             with metrics.GRAPH_UPSERT.time():
                 fresh = await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
@@ -163,6 +167,17 @@ def create_app(settings, handler: BatchHandler, names: TopicNames) -> faust.App:
         await retry_until_done("start", handler.start)
         async for batch in stream.take_events(settings.batch_size, within=wait_s):
             await _finish_before_ack(process_items(batch))
+
+    @app.timer(1.0)
+    async def heartbeat():
+        if on_tick is not None:
+            on_tick()
+        for tp in app.consumer.assignment():
+            if tp.topic == names.interactions:
+                high = app.consumer.highwater(tp)
+                position = next_offsets.get(tp)  # unknown until this worker processed a batch of tp
+                if high is not None and high >= 0 and position is not None:
+                    metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, high - position))
 
     return app
 

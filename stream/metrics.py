@@ -1,7 +1,7 @@
 """Prometheus metrics of a streamrec process, named in base units. No per-user or per-item labels."""
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 # latency buckets from 1 ms to 30 s: freshness targets are 50 ms (p50) and 250 ms / 1 s (p99)
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -23,15 +23,9 @@ FRESHNESS = Histogram("streamrec_freshness_seconds",
                       buckets=SECONDS)
 LISTS_PUBLISHED = Counter("streamrec_lists_published_total", "Recommendation lists published", ["model"])
 BATCH_RETRIES = Counter("streamrec_batch_retries_total", "Micro-batches retried after a failure, by stage", ["stage"])
+CONSUMER_LAG = Gauge("streamrec_consumer_lag_events",
+                     "Records of the input topic not yet processed (broker high-water mark - next offset to process)",
+                     ["partition"])
+STALE_NODES = Gauge("streamrec_stale_nodes", "Nodes whose embedding awaits the background refresh")
+GPU_MEMORY = Gauge("streamrec_gpu_memory_bytes", "GPU memory allocated by the model (GPU hosts only)")
 MODEL_INFO = Gauge("streamrec_model_info", "The model serving lists (value 1)", ["model", "version"])
-
-
-def serve_metrics(host: str, port: int) -> None:
-    """Exposes /metrics on host:port (127.0.0.1 by default); port 0 disables it."""
-    if not port:
-        return
-    try:
-        start_http_server(port, addr=host)
-    except OSError as exc:
-        raise RuntimeError(f"cannot serve metrics on {host}:{port} ({exc.strerror}): set STREAMREC_METRICS_PORT "
-                           f"to a free port, or 0 to disable the endpoint") from exc

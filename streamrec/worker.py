@@ -86,12 +86,15 @@ def run_worker(settings) -> int:
 
     from stream.app import create_app
 
+    from .health import Health
+
     names = TopicNames.with_prefix(settings.topic_prefix)
     ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
     model = load_recommender(settings)
     metrics.MODEL_INFO.labels(model.name, model.version()).set(1)
-    metrics.serve_metrics(settings.metrics_host, settings.metrics_port)
-    app = create_app(settings, Pipeline(settings, model), names)
+    health = Health(settings)
+    health.serve(settings.metrics_host, settings.metrics_port)
+    app = create_app(settings, Pipeline(settings, model), names, on_tick=health.tick)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0

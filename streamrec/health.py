@@ -1,0 +1,99 @@
+"""The worker's HTTP endpoint: /metrics for Prometheus, /healthz (liveness) and /readyz (readiness).
+
+- /healthz is 200 while the worker's event loop keeps ticking (a stuck loop gets the pod restarted).
+- /readyz is 200 when the broker and the graph server answered the last probe and the loop is alive;
+  503 with the reason otherwise (the pod is taken out of service but not restarted).
+The probes of the servers run in a background thread every few seconds, so a request never waits on them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from .services import bolt_answers, kafka_answers
+
+log = logging.getLogger(__name__)
+
+
+class Health:
+    def __init__(self, settings, probe_interval_s: float = 5.0, stuck_after_s: float = 30.0):
+        self.settings = settings
+        self.probe_interval_s = probe_interval_s
+        self.stuck_after_s = stuck_after_s
+        self.last_tick = time.monotonic()
+        self.broker_ok = False
+        self.graph_ok = False
+        self._stop = threading.Event()
+
+    def tick(self) -> None:
+        """Called from the worker's event loop (a Faust timer)."""
+        self.last_tick = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        return time.monotonic() - self.last_tick < self.stuck_after_s
+
+    def probe_once(self) -> None:
+        s = self.settings
+        self.broker_ok = kafka_answers(s.bootstrap, **s.kafka_client_options())
+        self.graph_ok = bolt_answers(s)
+
+    def readiness(self) -> tuple[bool, dict]:
+        status = {"broker": self.broker_ok, "graph": self.graph_ok, "event_loop": self.alive}
+        return all(status.values()), status
+
+    def _probe_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.probe_once()
+            except Exception:  # a probe must never kill the thread
+                log.exception("health probe failed")
+                self.broker_ok = self.graph_ok = False
+            self._stop.wait(self.probe_interval_s)
+
+    def serve(self, host: str, port: int) -> ThreadingHTTPServer | None:
+        """Starts the probes and the HTTP server in daemon threads; port 0 disables the endpoint."""
+        threading.Thread(target=self._probe_forever, name="health-probes", daemon=True).start()
+        if not port:
+            return None
+        health = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                if path == "/metrics":
+                    self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    alive = health.alive
+                    self._json(200 if alive else 503, {"alive": alive})
+                elif path == "/readyz":
+                    ready, status = health.readiness()
+                    self._json(200 if ready else 503, {"ready": ready, **status})
+                else:
+                    self._json(404, {"error": "not found", "paths": ["/metrics", "/healthz", "/readyz"]})
+
+            def _json(self, code, body):
+                self._send(code, json.dumps(body).encode(), "application/json")
+
+            def _send(self, code, body: bytes, content_type: str):
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # scrapes every few seconds would flood the log
+                pass
+
+        try:
+            server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise RuntimeError(f"cannot serve metrics and health on {host}:{port} ({exc.strerror}): set "
+                               f"STREAMREC_METRICS_PORT to a free port, or 0 to disable the endpoint") from exc
+        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+        return server

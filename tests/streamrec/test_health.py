@@ -1,0 +1,88 @@
+"""The worker's /healthz and /readyz against real servers that go down and come back; a batch that arrives
+while the graph server is down is retried, not lost."""
+import asyncio
+import json
+import time
+from urllib.error import HTTPError
+from urllib.request import urlopen
+
+import pytest
+
+from conftest import free_port
+from graph_store import GraphStore
+from stream.events import interaction_value
+from stream.replay import make_producer
+from stream.topics import TopicNames
+from streamrec.services import ArcadeBoltServer, TansuBroker
+from streamrec.settings import load_settings
+
+
+def get(port: int, path: str) -> tuple[int, dict]:
+    try:
+        with urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def wait_for(predicate, timeout_s=40.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    return predicate()
+
+
+@pytest.fixture
+def own_servers(tmp_path):
+    """Servers of this test alone: it stops and restarts them."""
+    env = {"STREAMREC_HOME": str(tmp_path / "home"), "STREAMREC_LOCAL_KAFKA_PORT": str(free_port()),
+           "STREAMREC_LOCAL_BOLT_PORT": str(free_port()), "STREAMREC_LOCAL_HTTP_PORT": str(free_port()),
+           "STREAMREC_SESSION_TIMEOUT_S": "3"}
+    settings = load_settings(env)
+    broker, graph = TansuBroker(settings), ArcadeBoltServer(settings)
+    broker.start()
+    graph.start()
+    yield env, settings, broker, graph
+    graph.stop()
+    broker.stop()
+
+
+def test_readiness_follows_the_servers_and_no_batch_is_lost_while_the_graph_is_down(own_servers, worker_factory, unique):
+    env, settings, broker, graph = own_servers
+    worker = worker_factory({**env, "STREAMREC_APP_ID": unique + "app"}).start()
+    port = int(worker.env["STREAMREC_METRICS_PORT"])
+
+    assert wait_for(lambda: get(port, "/readyz")[0] == 200)
+    assert get(port, "/healthz") == (200, {"alive": True})
+    assert b"streamrec_model_info" in urlopen(f"http://127.0.0.1:{port}/metrics").read()
+
+    graph.stop()
+    code, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(port, "/readyz")))
+    assert (code, body["graph"], body["broker"]) == (503, False, True)
+    assert get(port, "/healthz")[0] == 200  # down dependencies make it unready, not dead
+
+    names = TopicNames.with_prefix("")
+    producer = make_producer(settings.bootstrap)
+    now = int(time.time() * 1000)
+    for k in range(50):
+        producer.send(names.interactions, key=f"{unique}u{k % 5}".encode(),
+                      value=interaction_value(f"{unique}{k}", f"{unique}u{k % 5}", f"{unique}i{k % 7}", "view", now))
+    producer.flush()
+    producer.close()
+    time.sleep(3)  # the worker is retrying the batch against the missing graph server
+
+    graph.start()
+    assert wait_for(lambda: get(port, "/readyz")[0] == 200)
+
+    async def stored_events():
+        async with GraphStore.from_settings(settings) as store:
+            return sum(e["count"] for e in await store.edges_of_users([f"{unique}u{k}" for k in range(5)]))
+    assert wait_for(lambda: asyncio.run(stored_events()) == 50, timeout_s=60)
+
+    broker.stop()
+    code, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(port, "/readyz")))
+    assert (code, body["broker"]) == (503, False)
+    worker.stop(kill=True)
