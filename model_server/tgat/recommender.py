@@ -32,6 +32,9 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 
 class TGATRecommender(Recommender):
     name = "streamrec"
+    # fit() streams the validation part itself (to early-stop on it), so its state after fit is
+    # "everything before the test"; the evaluation harness then does not observe validation again
+    observes_validation_in_fit = True
 
     def __init__(self, config: TGATConfig | None = None, train_config: TrainConfig | None = None, *,
                  device: str | torch.device = "auto", text: bool | str = "auto", frozen: bool = False,
