@@ -155,18 +155,21 @@ def write_plots(report: dict, out: Path) -> list[Path]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
+    unit = "hours"
     for name, result in ok.items():
         points = [(p["ts"], p["mrr"]) for p in result["mrr_by_batch"] if p["mrr"] is not None]
         if not points:
             continue
         start = points[0][0]
         window = max(1, len(points) // 30)  # a running mean over ~1/30 of the test batches
-        xs = [(ts - start) / 3.6e6 for ts, _ in points]
+        span_h = (points[-1][0] - start) / 3.6e6
+        unit, scale = ("days", 8.64e7) if span_h > 72 else ("hours", 3.6e6) if span_h > 2 else ("minutes", 6e4)
+        xs = [(ts - start) / scale for ts, _ in points]
         ys = [sum(v for _, v in points[max(0, i - window + 1):i + 1]) / len(points[max(0, i - window + 1):i + 1])
               for i in range(len(points))]
         ax.plot(xs, ys, label=name)
-    ax.set_xlabel("hours since the start of the test part")
-    ax.set_ylabel(f"MRR (running mean)")
+    ax.set_xlabel(f"{unit} since the start of the test part")
+    ax.set_ylabel("MRR (running mean)")
     ax.set_title(f"{report['dataset']['name']}: MRR over test time (batches of {report['config']['batch_size']})")
     ax.legend(fontsize=8)
     fig.tight_layout()
