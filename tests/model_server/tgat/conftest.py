@@ -25,13 +25,3 @@ def rees46_head():
     n = 2000
     data.users, data.items, data.types, data.ts = data.users[:n], data.items[:n], data.types[:n], data.ts[:n]
     return data
-
-
-def graph_store_edges(batch):
-    """What the graph store holds for a batch: one edge per (user, item, type) with its newest last_ts."""
-    newest = {}
-    for user, item, kind, ts in zip(batch.users, batch.items, batch.types, batch.ts):
-        key = (user, item, kind)
-        newest[key] = max(newest.get(key, ts), ts)
-    keys = list(newest)
-    return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [newest[k] for k in keys]
