@@ -1,7 +1,7 @@
 """Checkpoints round-trip to identical scores; training is deterministic under a seed; static_gat stays static."""
 import torch
 
-from tgat_test_helpers import graph_store_edges
+from tgat_test_helpers import graph_store_edges, one_thread, rees46_head  # noqa: F401 (fixtures)
 from model_server.contract import InteractionBatch, ItemText
 from model_server.tgat import TGATConfig, TrainConfig, build_static_gat, build_streamrec, load_recommender
 

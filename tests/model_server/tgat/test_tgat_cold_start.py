@@ -6,6 +6,7 @@ import pytest
 from model_server.contract import InteractionBatch, ItemText
 from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
 from model_server.tgat.text_encoder import encoder_available
+from tgat_test_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 RUNNING = ["men's road running shoes", "women's trail running shoes", "lightweight racing sneakers",
            "cushioned marathon running shoe", "breathable jogging sneakers", "kids running trainers",

@@ -1,7 +1,7 @@
 """Incremental re-embedding equals a full recompute at the same graph state (DESIGN.md), on real REES46 events."""
 import torch
 
-from tgat_test_helpers import graph_store_edges
+from tgat_test_helpers import graph_store_edges, one_thread, rees46_head  # noqa: F401 (fixtures)
 from model_server.contract import InteractionBatch, ItemText
 from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
 from model_server.tgat.model import load_weights

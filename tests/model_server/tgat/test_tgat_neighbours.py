@@ -5,6 +5,7 @@ import random
 import torch
 
 from model_server.tgat.neighbours import RecentNeighbours, tie_keys
+from tgat_test_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 
 def _reference(edges, names, k):
