@@ -56,8 +56,9 @@ def render_markdown(report: dict) -> str:
                  f"train {data['train']:,} / validation {data['validation']:,} / test {data['test']:,} events; "
                  f"test batches of {config['batch_size']}; seed {config['seed']}; device {config['device']}; "
                  f"commit {(report['git']['commit'] or 'unknown')[:12]}{' (dirty)' if report['git']['dirty'] else ''}.")
-    lines.append(f"Test events whose item was never seen before (unrankable, counted as misses): "
-                 f"{_fmt(data['test_new_item_share'], 3)}; whose user is new: {_fmt(data['test_new_user_share'], 3)}.")
+    lines.append(f"Share of test events whose item had no event before the test part: {_fmt(data['test_new_item_share'], 3)}; "
+                 f"whose user had none: {_fmt(data['test_new_user_share'], 3)}. (The breakdowns count an item or user as "
+                 f"new only until the batch after its first event; an event whose item is new then is unrankable, a miss.)")
     lines += ["", "## Overall (test part)", ""]
     header = ["model"] + [label for _, label in MAIN_COLUMNS] + ["coverage@20", "ILD@20", "s / 1k events", "fit s", "peak RSS MiB"]
     lines.append("| " + " | ".join(header) + " |")
