@@ -14,7 +14,7 @@ UNWIND $rows AS row
 MERGE (u:User {id: row.user})
 MERGE (i:Item {id: row.item})
 MERGE (u)-[r:INTERACTED {type: row.type}]->(i)
-WITH r, row, CASE WHEN r.last_partition = row.partition THEN r.last_offset ELSE -1 END AS applied
+WITH r, row, CASE WHEN r.last_source = row.source THEN r.last_offset ELSE -1 END AS applied
 WITH r, row, [k IN range(0, size(row.offsets) - 1) WHERE row.offsets[k] > applied] AS fresh
 WHERE size(fresh) > 0
 WITH r, row, fresh[0] AS first_new, size(fresh) AS new_events
@@ -23,9 +23,9 @@ SET r.count = coalesce(r.count, 0) + new_events,
                       THEN row.ts_min_from[first_new] ELSE r.first_ts END,
     r.last_ts = CASE WHEN r.last_ts IS NULL OR row.ts_max_from[first_new] > r.last_ts
                      THEN row.ts_max_from[first_new] ELSE r.last_ts END,
-    r.last_partition = row.partition,
+    r.last_source = row.source,
     r.last_offset = row.offsets[size(row.offsets) - 1]
-RETURN row.user AS user, row.item AS item, row.type AS type, row.partition AS partition,
+RETURN row.user AS user, row.item AS item, row.type AS type, row.source AS source,
        row.offsets[first_new] AS first_new_offset
 """
 
@@ -54,7 +54,7 @@ UNWIND $ids AS id
 CALL (id) {
   MATCH (:User {id: id})-[r:INTERACTED]->(i:Item)
   RETURN i.id AS neighbour, r.type AS type, r.last_ts AS ts, r.count AS count
-  ORDER BY r.last_ts DESC, neighbour LIMIT $k
+  ORDER BY r.last_ts DESC, neighbour, type LIMIT $k
 }
 RETURN id, collect({id: neighbour, type: type, ts: ts, count: count}) AS recent
 """
@@ -64,7 +64,7 @@ UNWIND $ids AS id
 CALL (id) {
   MATCH (u:User)-[r:INTERACTED]->(:Item {id: id})
   RETURN u.id AS neighbour, r.type AS type, r.last_ts AS ts, r.count AS count
-  ORDER BY r.last_ts DESC, neighbour LIMIT $k
+  ORDER BY r.last_ts DESC, neighbour, type LIMIT $k
 }
 RETURN id, collect({id: neighbour, type: type, ts: ts, count: count}) AS recent
 """
@@ -79,6 +79,12 @@ ALL_EDGES = """
 MATCH (u:User)-[r:INTERACTED]->(i:Item)
 RETURN u.id AS user, i.id AS item, r.type AS type, r.count AS count, r.first_ts AS first_ts, r.last_ts AS last_ts
 ORDER BY r.last_ts
+"""
+
+ITEMS_WITH_TEXT = """
+MATCH (i:Item)
+WHERE i.title IS NOT NULL OR i.category IS NOT NULL OR i.brand IS NOT NULL
+RETURN i.id AS id, i.title AS title, i.category AS category, i.brand AS brand
 """
 
 GRAPH_SIZE = """

@@ -1,7 +1,7 @@
 """Turns a micro-batch of events into the parameter rows of one UNWIND…MERGE round trip.
 
-Idempotence under replay: every edge (user, item, type) remembers the last Kafka (partition, offset) it
-applied. Kafka is keyed by user, so all events of an edge arrive in offset order on one partition; a row
+Idempotence under replay: every edge (user, item, type) remembers the last Kafka position it applied: its
+source "topic/partition" and offset. Kafka is keyed by user, so all events of an edge arrive in offset order on one partition; a row
 therefore carries its events' offsets in ascending order, and the Cypher applies only the suffix that is
 newer than the stored offset. `ts_min_from[k]` / `ts_max_from[k]` are the min/max event time of events
 k..end, so the query can fold that suffix into first_ts/last_ts without iterating.
@@ -17,6 +17,7 @@ class EventLike(Protocol):
     item_id: str
     type: str
     ts: int
+    topic: str
     partition: int
     offset: int
 
@@ -29,17 +30,22 @@ def _suffix_extrema(values: list[int]) -> tuple[list[int], list[int]]:
     return lows, highs
 
 
+def source_of(event: EventLike) -> str:
+    """Offsets are only comparable within one partition of one topic."""
+    return f"{event.topic}/{event.partition}"
+
+
 def interaction_rows(events: Iterable[EventLike]) -> list[dict]:
     grouped: dict[tuple, list[EventLike]] = defaultdict(list)
     for event in events:
-        grouped[(event.user_id, event.item_id, event.type, event.partition)].append(event)
+        grouped[(event.user_id, event.item_id, event.type, source_of(event))].append(event)
     rows = []
-    for (user, item, event_type, partition), group in grouped.items():
+    for (user, item, event_type, source), group in grouped.items():
         group.sort(key=lambda e: e.offset)
         ts = [e.ts for e in group]
         lows, highs = _suffix_extrema(ts)
         rows.append({
-            "user": user, "item": item, "type": event_type, "partition": partition,
+            "user": user, "item": item, "type": event_type, "source": source,
             "offsets": [e.offset for e in group], "ts_min_from": lows, "ts_max_from": highs,
         })
     return rows

@@ -7,7 +7,7 @@ from neo4j import AsyncGraphDatabase, RoutingControl
 from neo4j.exceptions import ConstraintError
 
 from . import queries
-from .rows import interaction_rows, item_rows
+from .rows import interaction_rows, item_rows, source_of
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,9 @@ class GraphStore:
         if not rows:
             return UpsertResult([])
         records = await self._run(queries.UPSERT_INTERACTIONS, rows=rows)
-        first_new = {(r["user"], r["item"], r["type"], r["partition"]): r["first_new_offset"] for r in records}
+        first_new = {(r["user"], r["item"], r["type"], r["source"]): r["first_new_offset"] for r in records}
         fresh = [e for e in events
-                 if e.offset >= first_new.get((e.user_id, e.item_id, e.type, e.partition), float("inf"))]
+                 if e.offset >= first_new.get((e.user_id, e.item_id, e.type, source_of(e)), float("inf"))]
         return UpsertResult(fresh)
 
     async def upsert_items(self, items) -> int:
@@ -93,6 +93,10 @@ class GraphStore:
     async def all_edges(self) -> list[dict]:
         """Every interaction edge oldest first: the warm start of the in-memory model state."""
         records = await self._run(queries.ALL_EDGES, write=False)
+        return [r.data() for r in records]
+
+    async def items_with_text(self) -> list[dict]:
+        records = await self._run(queries.ITEMS_WITH_TEXT, write=False)
         return [r.data() for r in records]
 
     async def size(self) -> dict:

@@ -38,6 +38,9 @@ class BatchHandler(Protocol):
 
     async def upsert_items(self, items: list[Item]) -> None: ...
 
+    async def periodic(self) -> None:
+        """Background work between batches (called every second from the event loop)."""
+
 
 async def retry_until_done(stage: str, action: Callable[[], Awaitable], *, first_delay_s: float = 0.2,
                            max_delay_s: float = 10.0):
@@ -115,7 +118,7 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         rejected = []
         for event in batch:
             message = event.message
-            parsed = parse_interaction(message.value, partition=message.partition, offset=message.offset,
+            parsed = parse_interaction(message.value, topic=message.topic, partition=message.partition, offset=message.offset,
                                        kafka_ts=message.timestamp)
             if isinstance(parsed, Rejection):
                 rejected.append((event, parsed))
@@ -172,6 +175,10 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
     async def heartbeat():
         if on_tick is not None:
             on_tick()
+        try:
+            await handler.periodic()
+        except Exception:  # background work must not stop the timer
+            log.exception("periodic work failed")
         for tp in app.consumer.assignment():
             if tp.topic == names.interactions:
                 high = app.consumer.highwater(tp)

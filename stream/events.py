@@ -27,6 +27,7 @@ class Interaction:
     ts: int
     props: dict | None = None
     # where the record came from: the idempotence key of the graph upsert
+    topic: str = ""
     partition: int = -1
     offset: int = -1
     kafka_ts: float = 0.0  # seconds, the record's Kafka timestamp (freshness starts here)
@@ -80,7 +81,7 @@ def _decode_object(raw: bytes | str | None) -> dict | Rejection:
     return record
 
 
-def parse_interaction(raw: bytes | str | None, *, partition: int = -1, offset: int = -1, kafka_ts: float = 0.0,
+def parse_interaction(raw: bytes | str | None, *, topic: str = "", partition: int = -1, offset: int = -1, kafka_ts: float = 0.0,
                       now_ms: int | None = None) -> Interaction | Rejection:
     record = _decode_object(raw)
     if isinstance(record, Rejection):
@@ -105,7 +106,7 @@ def parse_interaction(raw: bytes | str | None, *, partition: int = -1, offset: i
         return Rejection("bad_field", f"props must be a JSON object, got {type(props).__name__}")
     return Interaction(
         event_id=str(record["event_id"]), user_id=str(record["user_id"]), item_id=str(record["item_id"]),
-        type=event_type, ts=int(ts), props=props, partition=partition, offset=offset, kafka_ts=kafka_ts,
+        type=event_type, ts=int(ts), props=props, topic=topic, partition=partition, offset=offset, kafka_ts=kafka_ts,
     )
 
 

@@ -52,7 +52,7 @@ class Settings:
     batch_wait_ms: int
     top_k: int
     exclude: str
-    recent_k: int
+    model_poll_s: float
     metrics_host: str
     metrics_port: int
     log_level: str
@@ -196,7 +196,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         batch_wait_ms=r.integer("BATCH_WAIT_MS", 50, 1, 60_000),
         top_k=r.integer("TOP_K", 20, 1, 1000),
         exclude=r.choice("EXCLUDE", "purchased", EXCLUDE_POLICIES),
-        recent_k=r.integer("RECENT_K", 20, 1, 10_000),
+        model_poll_s=r.number("MODEL_POLL_S", 10.0, 0.5, 86_400.0),
         metrics_host=r.text("METRICS_HOST", "127.0.0.1"),
         metrics_port=r.integer("METRICS_PORT", 9464, 0, 65535),
         log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 from graph_store import GraphStore
 from model_server.contract import InteractionBatch, ItemText, Recommender
@@ -13,26 +14,64 @@ from stream.topics import TopicNames, ensure_topics
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_FILE = "model.pt"
+SWEEP_NODES_PER_SECOND = 20_000  # background refresh of stale nodes, per 1 s tick
 
-def load_recommender(settings) -> Recommender:
-    """The serving model. Until a temporal GAT checkpoint exists this is the co-occurrence baseline."""
-    from model_server.baselines.cooccurrence import ItemCooccurrence
 
-    model = ItemCooccurrence()
-    log.info("serving the %s baseline (version %s): no model checkpoint in %s", model.name, model.version(),
-             settings.model_dir)
+def newest_checkpoint(model_dir: Path) -> Path | None:
+    """The most recently written checkpoint under STREAMREC_MODEL_DIR (one folder per training run)."""
+    candidates = [p for p in Path(model_dir).glob(f"**/{CHECKPOINT_FILE}") if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def load_recommender(settings, checkpoint: Path | None) -> Recommender:
+    """The temporal GAT from a checkpoint; the co-occurrence baseline when there is none."""
+    if checkpoint is None:
+        from model_server.baselines.cooccurrence import ItemCooccurrence
+
+        model = ItemCooccurrence()
+        log.warning("serving the %s baseline (version %s): no model checkpoint under %s",
+                    model.name, model.version(), settings.model_dir)
+        return model
+    from model_server.tgat import load_recommender as load_tgat
+
+    # sweep_per_observe=0: the hot path re-embeds only the bounded affected set; the rest is swept in the
+    # background (and any stale user or item asked for is refreshed before it is scored)
+    model = load_tgat(checkpoint, device="auto", auto_refresh=True, sweep_per_observe=0)
+    log.info("serving the temporal GAT %s from %s on %s", model.version(), checkpoint, model.device)
     return model
+
+
+def _edges_batch(edges: list[dict]) -> InteractionBatch:
+    return InteractionBatch([e["user"] for e in edges], [e["item"] for e in edges], [e["type"] for e in edges],
+                            [int(e["last_ts"]) for e in edges])
+
+
+def warm_start(model: Recommender, edges: list[dict], items: list[dict]) -> None:
+    """The model's state from the graph of record: item text first, then the interaction edges."""
+    if items:
+        model.observe_items([ItemText(i["id"], i["title"], i["category"], i["brand"]) for i in items])
+    if hasattr(model, "rebuild_from_edges"):
+        batch = _edges_batch(edges)
+        model.rebuild_from_edges(batch.users, batch.items, batch.types, batch.ts)
+    elif edges:
+        model.observe(_edges_batch(edges))
 
 
 class Pipeline:
     """What the worker does with a valid micro-batch (stream.app.BatchHandler)."""
 
-    def __init__(self, settings, recommender: Recommender):
+    def __init__(self, settings, recommender: Recommender, checkpoint: Path | None):
         self.settings = settings
         self.model = recommender
+        self.checkpoint = checkpoint
+        self._checkpoint_mtime = checkpoint.stat().st_mtime if checkpoint else None
         self._store: GraphStore | None = None
         self._started = asyncio.Lock()
+        self._swapping = asyncio.Lock()  # a model swap and a graph upsert never interleave
         self._warm = False
+        self._last_swap_check = time.monotonic()
+        self._publish_model_info()
 
     async def store(self) -> GraphStore:
         # created on first use: the async driver belongs to the event loop Faust runs
@@ -48,37 +87,85 @@ class Pipeline:
             store = await self.store()
             await store.ensure_schema()
             started = time.perf_counter()
-            edges = await store.all_edges()
-            if edges:
-                self.model.observe(InteractionBatch([e["user"] for e in edges], [e["item"] for e in edges],
-                                                    [e["type"] for e in edges], [int(e["last_ts"]) for e in edges]))
+            edges, items = await store.all_edges(), await store.items_with_text()
+            warm_start(self.model, edges, items)
             log.info("warm start: %d edges from the graph store in %.2f s", len(edges), time.perf_counter() - started)
             self._warm = True
 
     async def upsert_interactions(self, events: list[Interaction]) -> list[Interaction]:
         await self.start()
-        result = await (await self.store()).upsert_interactions(events)
+        async with self._swapping:
+            result = await (await self.store()).upsert_interactions(events)
         return result.fresh
 
     async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> list[tuple[str, bytes]]:
+        model = self.model  # one model for the whole batch, even if a swap lands meanwhile
         if fresh:
-            self.model.observe(InteractionBatch.from_events(fresh))
+            model.observe(InteractionBatch.from_events(fresh))
         last_event: dict[str, Interaction] = {}
         for event in events:  # in offset order per user, so the last one wins
             last_event[event.user_id] = event
         users = list(last_event)
-        lists = self.model.recommend(users, self.settings.top_k, exclude=self.settings.exclude)
+        lists = model.recommend(users, self.settings.top_k, exclude=self.settings.exclude)
         now_ms = int(time.time() * 1000)
-        model, version = self.model.name, self.model.version()
-        metrics.LISTS_PUBLISHED.labels(model).inc(len(users))
-        return [(user, recommendation_record(user, items, model=model, model_version=version,
+        metrics.LISTS_PUBLISHED.labels(model.name).inc(len(users))
+        return [(user, recommendation_record(user, items, model=model.name, model_version=model.version(),
                                              last_event=last_event[user], published_ts=now_ms))
                 for user, items in zip(users, lists)]
 
     async def upsert_items(self, items: list[Item]) -> None:
         await self.start()
-        await (await self.store()).upsert_items(items)
+        async with self._swapping:
+            await (await self.store()).upsert_items(items)
         self.model.observe_items([ItemText(i.item_id, i.title, i.category, i.brand) for i in items])
+
+    async def periodic(self) -> None:
+        """Every second: sweep stale embeddings; every few seconds: look for a newer checkpoint."""
+        if not self._warm:
+            return
+        if hasattr(self.model, "sweep_stale"):
+            self.model.sweep_stale(SWEEP_NODES_PER_SECOND)
+            metrics.STALE_NODES.set(self.model.staleness)
+        self._publish_gpu_memory()
+        if time.monotonic() - self._last_swap_check >= self.settings.model_poll_s:
+            self._last_swap_check = time.monotonic()
+            await self.swap_if_newer()
+
+    async def swap_if_newer(self) -> bool:
+        """Hot swap: load the newer checkpoint and rebuild its state from the graph while the old model keeps
+        serving; then swap between two batches. Upserts wait while the graph is read, so the new model's state
+        includes every batch written before the swap, and batches after it go to the new model."""
+        checkpoint = newest_checkpoint(self.settings.model_dir)
+        if checkpoint is None or (checkpoint == self.checkpoint and checkpoint.stat().st_mtime == self._checkpoint_mtime):
+            return False
+        loop = asyncio.get_running_loop()
+        try:
+            candidate = await loop.run_in_executor(None, load_recommender, self.settings, checkpoint)
+        except Exception:
+            log.exception("could not load %s; keeping %s %s", checkpoint, self.model.name, self.model.version())
+            self._checkpoint_mtime, self.checkpoint = checkpoint.stat().st_mtime, checkpoint
+            return False
+        async with self._swapping:
+            store = await self.store()
+            edges, items = await store.all_edges(), await store.items_with_text()
+            await loop.run_in_executor(None, warm_start, candidate, edges, items)
+            previous, self.model = self.model, candidate
+        self.checkpoint, self._checkpoint_mtime = checkpoint, checkpoint.stat().st_mtime
+        self._publish_model_info()
+        log.info("swapped %s %s for %s %s (%d edges)", previous.name, previous.version(), candidate.name,
+                 candidate.version(), len(edges))
+        return True
+
+    def _publish_model_info(self) -> None:
+        metrics.MODEL_INFO.clear()
+        metrics.MODEL_INFO.labels(self.model.name, self.model.version()).set(1)
+
+    def _publish_gpu_memory(self) -> None:
+        device = getattr(self.model, "device", None)
+        if device is not None and getattr(device, "type", "") == "cuda":
+            import torch
+
+            metrics.GPU_MEMORY.set(torch.cuda.memory_allocated(device))
 
 
 def run_worker(settings) -> int:
@@ -90,11 +177,11 @@ def run_worker(settings) -> int:
 
     names = TopicNames.with_prefix(settings.topic_prefix)
     ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
-    model = load_recommender(settings)
-    metrics.MODEL_INFO.labels(model.name, model.version()).set(1)
+    checkpoint = newest_checkpoint(settings.model_dir)
+    pipeline = Pipeline(settings, load_recommender(settings, checkpoint), checkpoint)
     health = Health(settings)
     health.serve(settings.metrics_host, settings.metrics_port)
-    app = create_app(settings, Pipeline(settings, model), names, on_tick=health.tick)
+    app = create_app(settings, pipeline, names, on_tick=health.tick)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0

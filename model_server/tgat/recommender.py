@@ -187,8 +187,10 @@ class TGATRecommender(Recommender):
     def rebuild_from_edges(self, users: Sequence[str], items: Sequence[str], types: Sequence[str],
                            last_ts: Sequence[int], chunk: int = 200_000) -> None:
         """Warm start: replace the neighbour state with the graph store's edges (one per user, item, type;
-        any order) and re-embed everything."""
+        any order) and re-embed everything. The graph store is the system of record: the seen/purchased history
+        is replaced too."""
         user_index, item_index = self.users.add(users), self.items.add(items)
+        self.history = type(self.history)()
         self.history.add(user_index, item_index, list(types))
         self._sync()
         self.graph.buffer.clear()

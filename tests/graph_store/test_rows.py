@@ -15,6 +15,7 @@ class E:
     ts: int
     partition: int
     offset: int
+    topic: str = "interactions"
 
 
 def test_events_of_one_edge_become_one_row_in_offset_order_with_suffix_extrema():

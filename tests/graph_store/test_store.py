@@ -16,6 +16,7 @@ class E:
     ts: int
     partition: int
     offset: int
+    topic: str = "interactions"
 
 
 @pytest.fixture

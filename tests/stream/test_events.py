@@ -15,8 +15,8 @@ def event(**overrides) -> bytes:
 
 
 def test_valid_event_is_parsed_with_its_source_position():
-    parsed = parse_interaction(event(props={"page": "home"}), partition=2, offset=7, kafka_ts=1.5, now_ms=NOW)
-    assert parsed == Interaction("e1", "u1", "i1", "view", NOW - 1000, {"page": "home"}, 2, 7, 1.5)
+    parsed = parse_interaction(event(props={"page": "home"}), topic="t", partition=2, offset=7, kafka_ts=1.5, now_ms=NOW)
+    assert parsed == Interaction("e1", "u1", "i1", "view", NOW - 1000, {"page": "home"}, "t", 2, 7, 1.5)
 
 
 def test_integer_ids_are_accepted_as_strings():

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-DATA_DIR = Path(__file__).resolve().parents[4] / "shared" / "data"
+from conftest import DATA_DIR  # STREAMREC_DATA_DIR or ../shared/data
 
 
 @pytest.fixture(autouse=True)
