@@ -60,6 +60,7 @@ class ListCollector(threading.Thread):
                                       enable_auto_commit=False, **client_options)
         self.arrivals: list[tuple[float, str]] = []  # (received at, last_event_id)
         self.users: set[str] = set()
+        self.models: dict[str, int] = {}  # "model version" -> lists published by it
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -70,10 +71,24 @@ class ListCollector(threading.Thread):
                     value = json.loads(record.value)
                     self.arrivals.append((now, value["last_event_id"]))
                     self.users.add(value["user_id"])
+                    label = f'{value["model"]} {value["model_version"]}'
+                    self.models[label] = self.models.get(label, 0) + 1
         self.consumer.close()
 
 
-def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path) -> dict:
+def ensure_demo_checkpoint(dataset: str, model_dir: Path, epochs: int = 2) -> Path:
+    """The temporal GAT the demo serves: trained once on the demo's data set (a minute or two here), then reused."""
+    folder = model_dir / f"demo-{dataset}"
+    if (folder / "model.pt").exists():
+        print(f"demo: reusing the checkpoint in {folder}")
+        return folder
+    print(f"demo: training a temporal GAT on {dataset} ({epochs} epochs) into {folder}")
+    subprocess.run([sys.executable, "-m", "streamrec", "train", "--dataset", dataset, "--out", str(folder),
+                    "--epochs", str(epochs)], check=True)
+    return folder
+
+
+def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path, use_model: bool = True) -> dict:
     from tqdm import tqdm
 
     from graph_store import GraphStore
@@ -81,6 +96,7 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path)
     from stream.topics import TopicNames, ensure_topics
 
     base = load_settings()
+    model_dir = ensure_demo_checkpoint(dataset, base.model_dir) if use_model else out_dir / "no-model"
     run_id = time.strftime("%Y%m%d-%H%M%S")
     env = {k: v for k, v in os.environ.items() if k.startswith("STREAMREC_")}
     demo_home = out_dir / "home"
@@ -90,7 +106,7 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path)
                    STREAMREC_LOCAL_BOLT_PORT=str(_free_port()), STREAMREC_LOCAL_HTTP_PORT=str(_free_port()))
     env.update(STREAMREC_TOPIC_PREFIX=f"{base.topic_prefix}demo-{run_id}-", STREAMREC_APP_ID=f"streamrec-demo-{run_id}",
                STREAMREC_METRICS_PORT=str(_free_port()), STREAMREC_SESSION_TIMEOUT_S=env.get("STREAMREC_SESSION_TIMEOUT_S", "3"),
-               STREAMREC_DATA_DIR=str(base.data_dir), STREAMREC_MODEL_DIR=str(base.model_dir))
+               STREAMREC_DATA_DIR=str(base.data_dir), STREAMREC_MODEL_DIR=str(model_dir))
     settings = load_settings(env)
     names = TopicNames.with_prefix(settings.topic_prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +184,7 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path)
                 stage: round(metrics.get(f"streamrec_{stage}_seconds_sum", 0) / batches, 4) if batches else None
                 for stage in ("graph_upsert", "refresh", "publish", "batch")},
             "events_per_batch": round(metrics.get("streamrec_batch_size_events_sum", 0) / batches, 1) if batches else None,
-            "model": _model_label(metrics, out_dir / "worker.log"),
+            "models": collector.models,
             "target_rate": rate,
         }
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -201,13 +217,6 @@ def _wait_for_worker(log_path: Path, worker, timeout_s: float = 90.0) -> None:
             return
         time.sleep(0.2)
     raise RuntimeError(f"the worker was not ready within {timeout_s:.0f} s; see {log_path}")
-
-
-def _model_label(metrics: dict, log_path: Path) -> str | None:
-    for line in log_path.read_text(errors="replace").splitlines():
-        if "serving the" in line:
-            return line.split("serving the", 1)[1].strip()
-    return None
 
 
 def _round(value: float | None) -> float | None:

@@ -7,6 +7,8 @@ def configure(parser):
                         help="ml-100k (default: obtainable on any machine from its PyPI wheel), rees46, wikipedia")
     parser.add_argument("--limit", type=int, default=None, help="replay only the first N events")
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second; 0 = as fast as possible")
+    parser.add_argument("--baseline", action="store_true",
+                        help="serve the co-occurrence baseline instead of training/reusing a temporal GAT checkpoint")
     parser.add_argument("--out", default=None, help="output folder (default: <STREAMREC_HOME>/demo)")
 
 
@@ -19,7 +21,7 @@ def run(args, settings) -> int:
 
     out = Path(args.out) if args.out else settings.home / "demo"
     try:
-        summary = run_demo(args.dataset, args.limit, args.rate or None, out)
+        summary = run_demo(args.dataset, args.limit, args.rate or None, out, use_model=not args.baseline)
     except DatasetError as exc:
         print(f"streamrec demo: {exc}")
         return 2

@@ -1,7 +1,7 @@
 NAME = "eval"
 HELP = "streaming evaluation of recommenders on a data set (TGB-style chronological split, batches of 200)"
 
-DEFAULT_MODELS = "pop,recent_pop,edgebank,edgebank_window,itemknn,tgn"
+DEFAULT_MODELS = "streamrec,static_gat,pop,recent_pop,edgebank,edgebank_window,itemknn,tgn"
 
 
 def configure(parser):
