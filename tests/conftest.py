@@ -8,12 +8,36 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("STREAMREC_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@dataclass
+class Event:
+    """The fields the graph store reads from an interaction (stream.events.Interaction has more)."""
+    user_id: str
+    item_id: str
+    type: str
+    ts: int
+    partition: int
+    offset: int
+    topic: str = "interactions"
+
+
+def wait_for(predicate, timeout_s: float = 60.0, interval_s: float = 0.5):
+    """Polls until `predicate()` is truthy; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    return predicate()
 
 
 def free_port() -> int:

@@ -1,3 +1,5 @@
+from ._source import add_source_arguments, load_source
+
 NAME = "eval"
 HELP = "streaming evaluation of recommenders on a data set (TGB-style chronological split, batches of 200)"
 
@@ -5,9 +7,7 @@ DEFAULT_MODELS = "streamrec,static_gat,pop,recent_pop,edgebank,edgebank_window,i
 
 
 def configure(parser):
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", choices=("wikipedia", "rees46", "ml-100k"))
-    source.add_argument("--events-csv", metavar="PATH", help="your own stream: user_id,item_id,type,ts[,item_text]")
+    add_source_arguments(parser)
     parser.add_argument("--models", default=DEFAULT_MODELS,
                         help=f"comma-separated, from: streamrec, pop, recent_pop, edgebank, edgebank_window, itemknn, "
                              f"static_gat, tgn (default {DEFAULT_MODELS})")
@@ -31,7 +31,6 @@ def run(args, settings) -> int:
     import torch
 
     from model_server.evaluation import protocol, registry, report
-    from streamrec.datasets import DatasetError, load_dataset
 
     torch.set_num_threads(max(1, args.threads))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -42,11 +41,8 @@ def run(args, settings) -> int:
               f"choose from {', '.join(registry.MODELS)}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    try:
-        data = load_dataset(args.dataset, settings.data_dir, settings.home / "data",
-                            Path(args.events_csv) if args.events_csv else None)
-    except DatasetError as exc:
-        print(f"streamrec eval: {exc}", file=sys.stderr)
+    data = load_source(args, settings, NAME)
+    if data is None:
         return 2
     stream = protocol.stream_of(data)
     if args.limit:

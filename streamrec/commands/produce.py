@@ -1,31 +1,26 @@
+from ._source import add_source_arguments, load_source
+
 NAME = "produce"
 HELP = "replay a real data set (or your own CSV) into the interactions and items topics, in time order"
 
 
 def configure(parser):
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", choices=("rees46", "wikipedia", "ml-100k"))
-    source.add_argument("--events-csv", metavar="PATH", help="CSV with columns user_id,item_id,type,ts[,item_text]")
+    add_source_arguments(parser)
     parser.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
     parser.add_argument("--limit", type=int, default=None, help="replay only the first N events")
 
 
 def run(args, settings) -> int:
-    from pathlib import Path
 
     from tqdm import tqdm
 
     from stream.replay import make_producer, replay
     from stream.topics import TopicNames, ensure_topics
 
-    from ..datasets import DatasetError, load_dataset
     from ..replay_source import item_records, select
 
-    try:
-        data = load_dataset(args.dataset, settings.data_dir, settings.home / "data",
-                            Path(args.events_csv) if args.events_csv else None)
-    except DatasetError as exc:
-        print(f"streamrec produce: {exc}")
+    data = load_source(args, settings, NAME)
+    if data is None:
         return 2
     names = TopicNames.with_prefix(settings.topic_prefix)
     ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())

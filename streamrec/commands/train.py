@@ -1,11 +1,11 @@
+from ._source import add_source_arguments, load_source
+
 NAME = "train"
 HELP = "train the temporal GAT on a data set's chronological 70/15/15 split and write a versioned checkpoint"
 
 
 def configure(parser):
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", choices=("rees46", "wikipedia", "ml-100k"))
-    source.add_argument("--events-csv", type=str, help="user_id,item_id,type,ts[,item_text] CSV")
+    add_source_arguments(parser)
     parser.add_argument("--out", required=True, help="checkpoint folder (model.pt + metadata.json)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--epochs", type=int, default=5)
@@ -37,18 +37,14 @@ def run(args, settings) -> int:
     from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
     from model_server.tgat.train import Events, evaluate_stream
     from model_server.tgat.graph_state import type_index
-    from streamrec.datasets import DatasetError, load_dataset
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("streamrec train: --device cuda but no CUDA device is available")
         return 2
-    try:
-        data = load_dataset(args.dataset, settings.data_dir, settings.home / "data",
-                            Path(args.events_csv) if args.events_csv else None)
-    except DatasetError as exc:
-        print(f"streamrec train: {exc}")
+    data = load_source(args, settings, NAME)
+    if data is None:
         return 2
     n = min(len(data), args.max_events or len(data))
     cut_train, cut_val = int(n * 0.70), int(n * 0.85)

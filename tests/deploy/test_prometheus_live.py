@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
-from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import urlopen
 
 import pytest
 
-from conftest import DATA_DIR, REPO, free_port
+from conftest import wait_for, DATA_DIR, REPO, free_port
 from deploy_checks import ToolMissing, prometheus_binary
 from promql import dashboard_and_rule_expressions
 from stream.events import interaction_value
@@ -38,14 +36,6 @@ def scalar(port: int, expression: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def wait_for(predicate, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1.0)
-    return predicate()
 
 
 @pytest.fixture

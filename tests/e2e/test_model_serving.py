@@ -6,12 +6,11 @@ import asyncio
 import json
 import shutil
 import time
-from dataclasses import dataclass
 
 import pytest
 import torch
 
-from conftest import DATA_DIR
+from conftest import DATA_DIR, Event
 from graph_store import GraphStore
 from model_server.contract import InteractionBatch
 from model_server.tgat import build_streamrec
@@ -40,22 +39,13 @@ def tiny_model(data, seed: int, prefix: str):
     return model
 
 
-@dataclass
-class Event:
-    user_id: str
-    item_id: str
-    type: str
-    ts: int
-    topic: str
-    partition: int
-    offset: int
 
 
 def test_model_neighbourhoods_equal_the_graph_stores_bounded_reads(rees46, server_settings, unique):
     model = tiny_model(rees46, 0, unique)
     k = model.config.k
     n = 3000
-    events = [Event(unique + u, unique + i, t, ts, "interactions", 0, offset)
+    events = [Event(unique + u, unique + i, t, ts, 0, offset)
               for offset, (u, i, t, ts) in enumerate(zip(rees46.users[:n], rees46.items[:n], rees46.types[:n], rees46.ts[:n]))]
 
     async def feed_and_read():
@@ -90,7 +80,6 @@ def test_a_newer_checkpoint_is_swapped_in_under_a_running_stream_and_nothing_is_
     worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app",
                              "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_BATCH_SIZE": "100",
                              "STREAMREC_MODEL_POLL_S": "1"}).start()
-    port = int(worker.env["STREAMREC_METRICS_PORT"])
     n = 4000
     users = [unique + u for u in rees46.users[:n]]
     producer = make_producer(server_settings.bootstrap)

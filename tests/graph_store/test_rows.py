@@ -2,26 +2,18 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import Event
 from graph_store import interaction_rows, item_rows
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class E:
-    user_id: str
-    item_id: str
-    type: str
-    ts: int
-    partition: int
-    offset: int
-    topic: str = "interactions"
 
 
 def test_events_of_one_edge_become_one_row_in_offset_order_with_suffix_extrema():
     rows = interaction_rows([
-        E("u", "i", "view", 30, 0, 12), E("u", "j", "view", 5, 0, 11), E("u", "i", "view", 10, 0, 10),
-        E("u", "i", "view", 20, 0, 14), E("u", "i", "purchase", 40, 0, 15),
+        Event("u", "i", "view", 30, 0, 12), Event("u", "j", "view", 5, 0, 11), Event("u", "i", "view", 10, 0, 10),
+        Event("u", "i", "view", 20, 0, 14), Event("u", "i", "purchase", 40, 0, 15),
     ])
     by_key = {(r["user"], r["item"], r["type"]): r for r in rows}
     assert len(rows) == 3

@@ -1,22 +1,13 @@
 """Against the real local Bolt server (ArcadeDB), with the same Cypher that runs on Neo4j 5."""
 import asyncio
 import time
-from dataclasses import dataclass
 
 import pytest
 
+from conftest import Event
 from graph_store import GraphStore
 
 
-@dataclass
-class E:
-    user_id: str
-    item_id: str
-    type: str
-    ts: int
-    partition: int
-    offset: int
-    topic: str = "interactions"
 
 
 @pytest.fixture
@@ -36,9 +27,9 @@ async def _with_store(settings, action):
 
 def test_upsert_counts_and_replay_changes_nothing(server_settings, unique):
     u, i, j = unique + "u", unique + "i", unique + "j"
-    first = [E(u, i, "view", 1000, 0, 1), E(u, j, "view", 1500, 0, 2), E(u, i, "view", 3000, 0, 3),
-             E(u, i, "purchase", 4000, 0, 4)]
-    later = [E(u, i, "view", 500, 0, 5), E(u, i, "view", 9000, 0, 6)]
+    first = [Event(u, i, "view", 1000, 0, 1), Event(u, j, "view", 1500, 0, 2), Event(u, i, "view", 3000, 0, 3),
+             Event(u, i, "purchase", 4000, 0, 4)]
+    later = [Event(u, i, "view", 500, 0, 5), Event(u, i, "view", 9000, 0, 6)]
 
     async def scenario(store):
         applied = (await store.upsert_interactions(first)).events_applied
@@ -71,8 +62,8 @@ def test_items_link_to_category_and_brand(server_settings, unique):
 def test_recent_neighbours_are_bounded_and_newest_first_even_for_a_hub(server_settings, unique):
     hub = unique + "hub"
     users = [f"{unique}u{k}" for k in range(3000)]
-    events = [E(user, hub, "view", 1_000_000 + k, 0, k) for k, user in enumerate(users)]
-    events += [E(users[0], f"{unique}i{k}", "view", 2_000_000 + k, 0, 10_000 + k) for k in range(50)]
+    events = [Event(user, hub, "view", 1_000_000 + k, 0, k) for k, user in enumerate(users)]
+    events += [Event(users[0], f"{unique}i{k}", "view", 2_000_000 + k, 0, 10_000 + k) for k in range(50)]
 
     async def scenario(store):
         for start in range(0, len(events), 1000):

@@ -8,7 +8,7 @@ from urllib.request import urlopen
 
 import pytest
 
-from conftest import free_port
+from conftest import wait_for, free_port
 from graph_store import GraphStore
 from stream.events import interaction_value
 from stream.replay import make_producer
@@ -25,14 +25,6 @@ def get(port: int, path: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def wait_for(predicate, timeout_s=40.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    return predicate()
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Fixtures and helpers of the tgat tests, imported by each test module. Not a conftest.py: a second conftest
 module would shadow tests/conftest.py for the `from conftest import ...` of other test folders."""
-from pathlib import Path
 
 import pytest
 import torch
