@@ -116,6 +116,7 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         metrics.BATCH_SIZE.observe(len(batch))
         valid: list[Interaction] = []
         rejected = []
+        validating = time.perf_counter()
         for event in batch:
             message = event.message
             parsed = parse_interaction(message.value, topic=message.topic, partition=message.partition, offset=message.offset,
@@ -125,6 +126,7 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
                 metrics.EVENTS.labels("invalid", "dead_letter").inc()
             else:
                 valid.append(parsed)
+        metrics.STAGE_SECONDS.labels("validate").observe(time.perf_counter() - validating)
         if rejected:
             await retry_until_done("dead_letters", lambda: send_dead_letters(rejected))
         for event in batch:

@@ -101,12 +101,14 @@ class Pipeline:
     async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> list[tuple[str, bytes]]:
         model = self.model  # one model for the whole batch, even if a swap lands meanwhile
         if fresh:
-            model.observe(InteractionBatch.from_events(fresh))
+            with metrics.STAGE_SECONDS.labels("observe").time():
+                model.observe(InteractionBatch.from_events(fresh))
         last_event: dict[str, Interaction] = {}
         for event in events:  # in offset order per user, so the last one wins
             last_event[event.user_id] = event
         users = list(last_event)
-        lists = model.recommend(users, self.settings.top_k, exclude=self.settings.exclude)
+        with metrics.STAGE_SECONDS.labels("rank").time():
+            lists = model.recommend(users, self.settings.top_k, exclude=self.settings.exclude)
         now_ms = int(time.time() * 1000)
         metrics.LISTS_PUBLISHED.labels(model.name).inc(len(users))
         return [(user, recommendation_record(user, items, model=model.name, model_version=model.version(),

@@ -3,15 +3,14 @@ under a temporary STREAMREC_HOME, and stops exactly those processes at the end."
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from streamrec.live import WorkerProcess, free_port  # noqa: F401 (free_port is imported by test modules)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("STREAMREC_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -38,12 +37,6 @@ def wait_for(predicate, timeout_s: float = 60.0, interval_s: float = 0.5):
             return value
         time.sleep(interval_s)
     return predicate()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -80,42 +73,6 @@ def server_settings(server_env):
 def unique() -> str:
     """A prefix that keeps one test's topics, consumer group and graph ids apart from another's."""
     return f"t{uuid.uuid4().hex[:8]}-"
-
-
-class WorkerProcess:
-    def __init__(self, env: dict, log_path: Path):
-        self.env = env
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout_s: float = 60.0) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "streamrec", "worker"], cwd=REPO, stdout=log,
-                                        stderr=subprocess.STDOUT, env={**os.environ, **self.env})
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            if b"Worker]: Ready" in self.log_path.read_bytes():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready in {timeout_s} s:\n{self.log()[-3000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_bytes().decode("utf-8", "replace")
-
-    def stop(self, kill: bool = False, timeout_s: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        if kill:
-            self.process.kill()
-        else:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture

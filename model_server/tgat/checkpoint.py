@@ -48,6 +48,7 @@ def save_checkpoint(recommender, directory, metadata: dict | None = None, includ
     graph = recommender.graph.state_dict()
     if not include_state:
         graph["buffer"]["nbr"].fill_(-1)
+        graph["seen"] = graph["seen"][:0]
     payload = {"meta": meta, "weights": {k: v.cpu() for k, v in recommender.model.state_dict().items()},
                "users": list(recommender.users.ids), "items": list(recommender.items.ids), "graph": graph,
                "seen": _pairs(recommender.history.seen), "purchased": _pairs(recommender.history.purchased),
@@ -68,13 +69,18 @@ def load_checkpoint(path, device="auto", **overrides):
     meta = payload["meta"]
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: checkpoint format {meta.get('format')} is not {FORMAT}")
-    rec = TGATRecommender(TGATConfig(**meta["config"]), TrainConfig(**meta["train_config"]), device=device, **overrides)
+    # checkpoints written before the popularity and seen terms existed were trained without them
+    config = {"popularity": False, "seen": False, **meta["config"]}
+    rec = TGATRecommender(TGATConfig(**config), TrainConfig(**meta["train_config"]), device=device, **overrides)
     rec.users, rec.items = IdMap(payload["users"]), IdMap(payload["items"])
     for u, i in payload["seen"].tolist():
         rec.history.seen.setdefault(u, set()).add(i)
     for u, i in payload["purchased"].tolist():
         rec.history.purchased.setdefault(u, set()).add(i)
     rec.graph.load_state_dict(payload["graph"])
+    if "seen" not in payload["graph"] and payload["with_state"] and len(payload["seen"]):
+        pairs = payload["seen"].to(rec.device)
+        rec.graph.seen = torch.unique((rec.graph.user_node[pairs[:, 0]] << 32) | rec.graph.item_node[pairs[:, 1]])
     load_weights(rec.model, payload["weights"])
     rec.model.to(rec.device).eval()
     rec.model_version, rec.train_report, rec._fitted = meta["model_version"], meta.get("train_report", {}), True

@@ -3,6 +3,11 @@
 Users and items share one node index space (assigned as the recommender's id maps grow), so the buffer,
 the sampler and the embedding store need not know node kinds. Everything here is a function of the events
 and item metadata folded in so far, which is what makes an incremental refresh equal a full recompute.
+
+Besides the K-slot buffer the graph keeps every (user, item) pair that has an edge (`seen`, one sorted int64
+key per pair, as the graph store's edges minus type and time): the score uses it to tell items a user already
+interacted with but that fell out of the user's K recent slots (rewatches are rare on MovieLens, repeats
+dominate Wikipedia; the model learns which). It is rebuilt from the graph store's edges like the buffer.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from .neighbours import RecentNeighbours, tie_keys
 EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 NUM_TYPES = len(EVENT_TYPES) + 1  # the last index is any other type
 _TYPE_INDEX = {name: k for k, name in enumerate(EVENT_TYPES)}
+_PAIR_SHIFT = 32  # seen key = user node << 32 | item node
 
 
 def type_index(types: list[str]) -> torch.Tensor:
@@ -29,6 +35,7 @@ class TemporalGraph:
         self.node_local = torch.zeros(0, dtype=torch.long, device=device)
         self.user_node = torch.zeros(0, dtype=torch.long, device=device)
         self.item_node = torch.zeros(0, dtype=torch.long, device=device)
+        self.seen = torch.zeros(0, dtype=torch.long, device=device)  # sorted unique (user node, item node) keys
 
     @property
     def num_nodes(self) -> int:
@@ -62,16 +69,44 @@ class TemporalGraph:
         self.side.ensure(self.num_items)
         return torch.cat([nodes_u, nodes_i])
 
+    def clear(self) -> None:
+        """Forget every edge (nodes and item side info stay)."""
+        self.buffer.clear()
+        self.seen = self.seen[:0]
+
+    def newest_time(self) -> torch.Tensor:
+        """The newest event time folded in (0 when empty): every event sits in slot 0 of its endpoints' rows
+        when inserted and only newer edges displace it, so this is the max of slot 0 — graph state only."""
+        n = self.num_nodes
+        if n == 0:
+            return torch.zeros((), dtype=torch.long, device=self.device)
+        return self.buffer.ts[:n, 0].max()
+
+    def seen_pairs(self, user_nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row in user_nodes, item node) for every item each user has an edge to; vectorised range reads of
+        the sorted key tensor (no per-user loop)."""
+        lo = torch.searchsorted(self.seen, user_nodes << _PAIR_SHIFT)
+        hi = torch.searchsorted(self.seen, (user_nodes + 1) << _PAIR_SHIFT)
+        counts = hi - lo
+        rows = torch.repeat_interleave(torch.arange(user_nodes.numel(), device=self.device), counts)
+        if rows.numel() == 0:
+            return rows, rows
+        starts = torch.cumsum(counts, 0) - counts
+        offset = torch.arange(rows.numel(), device=self.device) - starts[rows]
+        keys = self.seen[lo[rows] + offset]
+        return rows, keys & ((1 << _PAIR_SHIFT) - 1)
+
     def insert(self, users: torch.Tensor, items: torch.Tensor, types: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
         """Fold interactions (user index, item index, type index, epoch ms) into both endpoints' rows."""
         u = self.user_node[users.to(self.device)]
         i = self.item_node[items.to(self.device)]
         types, ts = types.to(self.device), ts.to(self.device)
+        self.seen = torch.unique(torch.cat([self.seen, (u << _PAIR_SHIFT) | i]))
         return self.buffer.insert(torch.cat([u, i]), torch.cat([i, u]), torch.cat([types, types]), torch.cat([ts, ts]))
 
     def state_dict(self) -> dict:
         return {"node_kind": self.node_kind.cpu(), "node_local": self.node_local.cpu(),
-                "buffer": self.buffer.state_dict(), "side": self.side.state_dict(self.num_items)}
+                "buffer": self.buffer.state_dict(), "seen": self.seen.cpu(), "side": self.side.state_dict(self.num_items)}
 
     def load_state_dict(self, state: dict) -> None:
         kind, local = state["node_kind"].to(self.device), state["node_local"].to(self.device)
@@ -79,5 +114,6 @@ class TemporalGraph:
         self.user_node = torch.nonzero(kind == USER).squeeze(1)[torch.argsort(local[kind == USER])]
         self.item_node = torch.nonzero(kind == ITEM).squeeze(1)[torch.argsort(local[kind == ITEM])]
         self.buffer.load_state_dict(state["buffer"])
+        self.seen = state.get("seen", torch.zeros(0, dtype=torch.long)).to(self.device)
         self.side.load_state_dict(state["side"])
         self.side.ensure(self.num_items)

@@ -193,7 +193,7 @@ class TGATRecommender(Recommender):
         self.history = type(self.history)()
         self.history.add(user_index, item_index, list(types))
         self._sync()
-        self.graph.buffer.clear()
+        self.graph.clear()
         u, i, t, ts = (torch.tensor(user_index), torch.tensor(item_index), type_index(list(types)), torch.tensor(last_ts))
         for start in range(0, len(u), chunk):
             self.graph.insert(u[start:start + chunk], i[start:start + chunk], t[start:start + chunk], ts[start:start + chunk])
@@ -229,11 +229,12 @@ class TGATRecommender(Recommender):
         if bool(known.any()):
             scores[known] = self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items)
         if not bool(known.all()):
-            scores[~known] = self._cold_start_user() @ z_items.T
+            scores[~known] = self.model.score_new_user(self.graph, self._cold_start_user(), z_items)
         return scores.cpu()
 
     def _cold_start_user(self) -> torch.Tensor:
-        """A user never seen: the mean embedding of the known users (a popularity-like prior)."""
+        """A user never seen: the mean embedding of the known users (with the model's item prior added by
+        score_new_user, a popularity-like list)."""
         nodes = self.graph.user_node[self.store.fresh[self.graph.user_node]]
         if nodes.numel() == 0:
             return torch.zeros(self.config.dim, device=self.device)

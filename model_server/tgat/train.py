@@ -96,7 +96,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
     best, best_state, since_best, epochs = -1.0, None, 0, []
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        graph.buffer.clear()
+        graph.clear()
         model.train()
         total, steps = 0.0, 0
         bar = tqdm(list(history.batches(config.batch_size)), desc=f"epoch {epoch}", disable=not config.progress)

@@ -1,0 +1,270 @@
+"""`streamrec bench`: freshness and throughput of the real pipeline at several input rates.
+
+For each rate, a fresh worker (the temporal GAT checkpoint, or the baseline) consumes a real data set
+replayed at that rate for a fixed time; a consumer of `recommendations` matches every list to the events it
+reflects (streamrec.live.FreshnessTracker). Freshness = list received - event sent, on one machine's clock.
+Lag is counted, never read from the broker's end offsets: events sent minus events reflected by a list.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .datasets import Dataset
+from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, scrape, totals
+from .replay_source import item_records
+from .services import local_services
+from .settings import load_settings
+
+STAGES = ("validate", "graph_upsert", "observe", "rank", "publish", "batch")
+SUSTAINABLE_P99_S = 1.0
+
+
+@dataclass
+class RateRun:
+    rate: float
+    samples: list[dict] = field(default_factory=list)  # time series: sent, reflected, processed, cpu, rss
+    result: dict = field(default_factory=dict)
+
+
+def cycled_columns(data: Dataset, n: int, prefix: str) -> dict:
+    """n events: the data set in time order, repeated when n is larger; ids prefixed to keep runs apart."""
+    m = len(data)
+    pick = [k % m for k in range(n)]
+    return {"event_ids": [f"{prefix}{k}" for k in range(n)],
+            "users": [prefix + data.users[k] for k in pick], "items": [prefix + data.items[k] for k in pick],
+            "types": [data.types[k] for k in pick], "ts": [data.ts[k] for k in pick]}
+
+
+class ProcessSampler(threading.Thread):
+    """CPU share and resident memory of the processes under test, every `interval_s`."""
+
+    def __init__(self, pids: dict[str, int], on_sample, interval_s: float = 0.5):
+        super().__init__(daemon=True)
+        import psutil
+
+        self.processes = {name: psutil.Process(pid) for name, pid in pids.items() if pid}
+        for process in self.processes.values():
+            process.cpu_percent(None)  # the first call only starts the measurement
+        self.on_sample = on_sample
+        self.interval_s = interval_s
+        self.stopping = threading.Event()
+        self.peak_rss: dict[str, int] = {name: 0 for name in self.processes}
+        self.cpu: dict[str, list[float]] = {name: [] for name in self.processes}
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval_s):
+            sample = {"t": time.time()}
+            for name, process in self.processes.items():
+                try:
+                    cpu, rss = process.cpu_percent(None), process.memory_info().rss
+                except Exception:  # the process ended
+                    continue
+                self.cpu[name].append(cpu)
+                self.peak_rss[name] = max(self.peak_rss[name], rss)
+                sample[f"cpu_{name}"] = cpu
+            self.on_sample(sample)
+
+    def summary(self) -> dict:
+        return {name: {"cpu_percent_mean": round(sum(v) / len(v), 1) if v else None,
+                       "peak_rss_mib": round(self.peak_rss[name] / 2**20, 1)} for name, v in self.cpu.items()}
+
+
+def _stage_seconds(samples) -> dict:
+    sums, counts = {}, {}
+    for name, labels, value in samples:
+        stage = labels.get("stage") if name.startswith("streamrec_stage_seconds") else \
+            name.removeprefix("streamrec_").rsplit("_seconds", 1)[0]
+        if stage not in STAGES:
+            continue
+        if name.endswith("_sum"):
+            sums[stage] = sums.get(stage, 0.0) + value
+        elif name.endswith("_count"):
+            counts[stage] = counts.get(stage, 0.0) + value
+    batches = counts.get("batch", 0)
+    return {stage: round(sums.get(stage, 0.0) / batches * 1000, 2) if batches else None for stage in STAGES}
+
+
+def _lag_slope(samples: list[dict], send_end: float) -> float | None:
+    """Events/s by which the lag grew over the second half of the sending window (least squares)."""
+    points = [(s["t"], s["sent"] - s["reflected"]) for s in samples if s["t"] <= send_end]
+    points = points[len(points) // 2:]
+    if len(points) < 3:
+        return None
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_l = sum(lag for _, lag in points) / len(points)
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    return sum((t - mean_t) * (lag - mean_l) for t, lag in points) / var if var else None
+
+
+def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float, out_dir: Path, service_pids: dict,
+             drain_s: float = 30.0) -> RateRun:
+    from stream.replay import make_producer, replay
+    from stream.topics import TopicNames, ensure_topics
+
+    run = RateRun(rate)
+    prefix = f"r{int(rate)}-{int(time.time())}-"
+    names = TopicNames.with_prefix(prefix)
+    worker_env = {**env, "STREAMREC_TOPIC_PREFIX": prefix, "STREAMREC_APP_ID": prefix + "bench",
+                  "STREAMREC_METRICS_PORT": str(free_port())}
+    ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
+    worker = WorkerProcess(worker_env, out_dir / f"worker-{int(rate)}.log").start()
+    columns = cycled_columns(data, int(rate * duration_s), prefix)
+    tracker = FreshnessTracker(columns["event_ids"], columns["users"])
+    collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list, settings.kafka_client_options())
+    collector.start()
+    items = [replace(i, item_id=prefix + i.item_id) for i in item_records(data, set(data.items))]
+
+    def on_sample(sample):
+        sample.update(sent=len(tracker.sent_times), reflected=len(tracker.freshness),
+                      processed=totals(scrape(worker.metrics_port)).get("streamrec_events_total", 0.0))
+        run.samples.append(sample)
+
+    sampler = ProcessSampler({"worker": worker.pid, **service_pids, "bench": os.getpid()}, on_sample)
+    producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
+    try:
+        # items first (untimed), then the timed stream
+        replay(producer, names, event_ids=[], users=[], items=[], types=[], ts=[], item_records=items)
+        sampler.start()
+        started = time.time()
+        stats = replay(producer, names, rate=rate, sent_times=tracker.sent_times, **columns)
+        send_end = time.time()
+        deadline = time.monotonic() + drain_s
+        while len(tracker.freshness) < stats.events_sent and time.monotonic() < deadline:
+            time.sleep(0.2)
+        finished = time.time()
+        sampler.stopping.set()
+        sampler.join(5)
+        metrics = scrape(worker.metrics_port)
+    finally:
+        producer.close()
+        collector.stop()
+        worker.stop()
+    freshness = tracker.summary()
+    slope = _lag_slope(run.samples, send_end)
+    reflected_in_window = sum(1 for t in tracker.reflected_at if t <= send_end)
+    run.result = {
+        "target_rate": rate,
+        "events_sent": stats.events_sent,
+        "achieved_input_rate": round(stats.events_sent / (send_end - started), 1),
+        "achieved_output_rate": round(reflected_in_window / (send_end - started), 1),
+        "events_reflected": freshness["events_reflected"],
+        "unreflected_after_drain": stats.events_sent - freshness["events_reflected"],
+        "drain_seconds": round(finished - send_end, 2),
+        "freshness_s": {k: v for k, v in freshness.items() if k != "events_reflected"},
+        "lag_slope_events_per_s": None if slope is None else round(slope, 1),
+        "lists_received": collector.count,
+        "stage_ms_per_batch": _stage_seconds(metrics),
+        "events_per_batch": _per_batch(metrics),
+        "processes": sampler.summary(),
+        "models": tracker.models,
+    }
+    p99 = freshness["p99_s"]
+    run.result["sustainable"] = bool(
+        p99 is not None and p99 < SUSTAINABLE_P99_S and run.result["unreflected_after_drain"] == 0
+        and run.result["achieved_input_rate"] >= 0.9 * rate and (slope is None or slope <= 0.02 * rate))
+    run.result["freshness_sorted_s"] = sorted(tracker.freshness)  # for the CDF plot; dropped from bench.json
+    return run
+
+
+def _per_batch(samples) -> float | None:
+    total = totals(samples)
+    count = total.get("streamrec_batch_size_events_count", 0)
+    return round(total.get("streamrec_batch_size_events_sum", 0) / count, 1) if count else None
+
+
+def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Path, model_dir: Path | None) -> dict:
+    base = load_settings()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k.startswith("STREAMREC_")}
+    if base.uses_local_kafka or base.uses_local_graph:
+        home = out_dir / "home"
+        shutil.rmtree(home, ignore_errors=True)
+        env.update(STREAMREC_HOME=str(home), STREAMREC_LOCAL_KAFKA_PORT=str(free_port()),
+                   STREAMREC_LOCAL_BOLT_PORT=str(free_port()), STREAMREC_LOCAL_HTTP_PORT=str(free_port()))
+    env.update(STREAMREC_SESSION_TIMEOUT_S=env.get("STREAMREC_SESSION_TIMEOUT_S", "3"),
+               STREAMREC_MODEL_DIR=str(model_dir or out_dir / "no-model"))
+    settings = load_settings(env)
+    started_services = []
+    runs = []
+    try:
+        for service in local_services(settings):
+            service.start()
+            started_services.append(service)
+        pids = {s.name: s.pid() for s in started_services}
+        for rate in rates:
+            print(f"bench: {data.name} at {rate:g} events/s for {duration_s:g} s")
+            run = run_rate(settings, env, data, rate, duration_s, out_dir, pids)
+            r = run.result
+            print(f"bench:   input {r['achieved_input_rate']}/s, output {r['achieved_output_rate']}/s, freshness "
+                  f"p50 {r['freshness_s']['p50_s']} s p99 {r['freshness_s']['p99_s']} s, "
+                  f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}")
+            runs.append(run)
+    finally:
+        for service in reversed(started_services):
+            service.stop()
+    sustainable = [r.rate for r in runs if r.result["sustainable"]]
+    report = {
+        "dataset": data.name, "checksums": data.checksums, "duration_s": duration_s,
+        "model_dir": str(model_dir) if model_dir else None,
+        "highest_sustainable_rate": max(sustainable) if sustainable else None,
+        "rule": f"p99 freshness < {SUSTAINABLE_P99_S} s, every event reflected within the drain time, input rate "
+                f">= 90% of target, lag not growing (slope <= 2% of the rate)",
+        "machine": {"cpus": os.cpu_count()},
+        "runs": [{k: v for k, v in r.result.items() if k != "freshness_sorted_s"} | {"samples": r.samples}
+                 for r in runs],
+    }
+    (out_dir / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
+    _plot(runs, out_dir)
+    return report
+
+
+def _plot(runs: list[RateRun], out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in runs:
+        values = run.result["freshness_sorted_s"]
+        if values:
+            ax.plot(values, [(k + 1) / len(values) for k in range(len(values))], label=f"{run.rate:g} events/s")
+    ax.set(xscale="log", xlabel="freshness (s): list received - event sent", ylabel="share of events",
+           title="Freshness CDF per input rate")
+    ax.axvline(SUSTAINABLE_P99_S, color="grey", linestyle=":")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "freshness_cdf.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    stages = [s for s in STAGES if s != "batch"]
+    bottom = [0.0] * len(runs)
+    labels = [f"{r.rate:g}/s" for r in runs]
+    for stage in stages:
+        values = [r.result["stage_ms_per_batch"].get(stage) or 0.0 for r in runs]
+        ax.bar(labels, values, bottom=bottom, label=stage)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set(ylabel="ms per micro-batch (mean)", title="Where a batch's time goes, per input rate")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "stages.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in runs:
+        if run.samples:
+            t0 = run.samples[0]["t"]
+            ax.plot([s["t"] - t0 for s in run.samples], [s["sent"] - s["reflected"] for s in run.samples],
+                    label=f"{run.rate:g} events/s")
+    ax.set(xlabel="seconds", ylabel="events sent, not yet reflected by a list", title="Lag over time")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "lag.png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,50 @@
+from ._source import add_source_arguments, load_source
+
+NAME = "bench"
+HELP = "freshness and throughput of the live pipeline (local servers, one worker) at several input rates"
+
+
+def configure(parser):
+    add_source_arguments(parser)
+    parser.add_argument("--rates", default="100,1000,5000", help="events per second, comma-separated")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of input per rate")
+    parser.add_argument("--out", required=True, help="folder for bench.json and the plots")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--checkpoint", help="folder of the temporal GAT checkpoint to serve "
+                                            "(default: train or reuse the demo checkpoint of the data set)")
+    model.add_argument("--baseline", action="store_true", help="serve the co-occurrence baseline")
+
+
+def run(args, settings) -> int:
+    import json
+    from pathlib import Path
+
+    from ..bench import run_bench
+    from ..demo import ensure_demo_checkpoint
+
+    try:
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    except ValueError:
+        print(f"streamrec bench: --rates {args.rates!r} must be numbers separated by commas")
+        return 2
+    if not rates or min(rates) <= 0 or args.duration <= 0:
+        print("streamrec bench: rates and duration must be positive")
+        return 2
+    data = load_source(args, settings, NAME)
+    if data is None:
+        return 2
+    if args.baseline:
+        model_dir = None
+    elif args.checkpoint:
+        model_dir = Path(args.checkpoint)
+    elif args.events_csv:
+        print("streamrec bench: with --events-csv, pass --checkpoint DIR (from `streamrec train`) or --baseline")
+        return 2
+    else:
+        model_dir = ensure_demo_checkpoint(args.dataset, settings.model_dir)
+    report = run_bench(data, rates, args.duration, Path(args.out), model_dir)
+    summary = {r["target_rate"]: {k: r[k] for k in ("achieved_input_rate", "achieved_output_rate", "freshness_s",
+                                                      "sustainable")} for r in report["runs"]}
+    print(json.dumps({"highest_sustainable_rate": report["highest_sustainable_rate"], "runs": summary}, indent=2))
+    print(f"report: {Path(args.out) / 'bench.json'}")
+    return 0

@@ -1,0 +1,171 @@
+"""Pieces for driving a live pipeline from outside (the demo, the benchmark, the tests): a worker process,
+a consumer of the lists, a scrape of a worker's /metrics."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+from urllib.request import urlopen
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def quantile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def scrape(port: int) -> list[tuple[str, dict, float]]:
+    """(name, labels, value) of every streamrec_* sample a worker exposes; [] when it does not answer."""
+    try:
+        text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return []
+    samples = []
+    for line in text.splitlines():
+        if not line.startswith("streamrec_"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        name, _, labels = head.partition("{")
+        pairs = [p.split("=", 1) for p in labels.rstrip("}").split('",') if "=" in p]
+        samples.append((name, {k: v.strip('"') for k, v in pairs}, float(value)))
+    return samples
+
+
+def totals(samples: list[tuple[str, dict, float]]) -> dict[str, float]:
+    """Samples summed over their labels, by name."""
+    out: dict[str, float] = {}
+    for name, _, value in samples:
+        out[name] = out.get(name, 0.0) + value
+    return out
+
+
+class WorkerProcess:
+    """`streamrec worker` as a child process with its own environment and log file."""
+
+    def __init__(self, env: dict, log_path: Path):
+        self.env = env
+        self.log_path = Path(log_path)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def metrics_port(self) -> int:
+        return int(self.env["STREAMREC_METRICS_PORT"])
+
+    def start(self, timeout_s: float = 90.0) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "streamrec", "worker"], stdout=log,
+                                        stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            if b"Worker]: Ready" in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"the worker was not ready within {timeout_s:.0f} s:\n{self.log()[-3000:]}")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace")
+
+    def stop(self, kill: bool = False, timeout_s: float = 30.0) -> None:
+        if not self.running():
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class ListCollector(threading.Thread):
+    """Reads `recommendations` in the background and hands each list, with its arrival time, to `on_list`."""
+
+    def __init__(self, bootstrap: str, topic: str, on_list: Callable[[float, dict], None], client_options: dict):
+        super().__init__(daemon=True)
+        from kafka import KafkaConsumer
+
+        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                                      enable_auto_commit=False, **client_options)
+        self.on_list = on_list
+        self.count = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            for records in self.consumer.poll(timeout_ms=100).values():
+                now = time.time()
+                for record in records:
+                    self.on_list(now, json.loads(record.value))
+                    self.count += 1
+        self.consumer.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(10)
+
+
+class FreshnessTracker:
+    """Matches lists to the events they reflect. A list for user u naming event e as its last reflects every
+    event of u sent up to e (a user's events stay in order on one partition), so each event's freshness is
+    the arrival of the first list that reflects it minus the time the producer sent it (one clock)."""
+
+    def __init__(self, event_ids: list[str], users: list[str]):
+        from collections import deque
+
+        self.index = {event_id: k for k, event_id in enumerate(event_ids)}
+        self.pending: dict[str, deque] = {}
+        for k, user in enumerate(users):
+            self.pending.setdefault(user, deque()).append(k)
+        self.sent_times: list[float] = []  # filled by the producer, in send order
+        self.freshness: list[float] = []
+        self.reflected_at: list[float] = []  # arrival time of each reflected event (for lag over time)
+        self.lock = threading.Lock()
+        self.users_with_lists: set[str] = set()
+        self.models: dict[str, int] = {}  # "model version" -> lists
+
+    def on_list(self, arrived: float, record: dict) -> None:
+        label = f'{record["model"]} {record["model_version"]}'
+        with self.lock:
+            self.models[label] = self.models.get(label, 0) + 1
+            self.users_with_lists.add(record["user_id"])
+            last = self.index.get(record["last_event_id"])
+            queue = self.pending.get(record["user_id"])
+            if last is None or queue is None:
+                return
+            sent = len(self.sent_times)
+            while queue and queue[0] <= last and queue[0] < sent:
+                k = queue.popleft()
+                self.freshness.append(arrived - self.sent_times[k])
+                self.reflected_at.append(arrived)
+
+    def summary(self) -> dict:
+        with self.lock:
+            ordered = sorted(self.freshness)
+        rounded = lambda v: None if v is None else round(v, 4)  # noqa: E731
+        return {"events_reflected": len(ordered), "p50_s": rounded(quantile(ordered, 0.50)),
+                "p95_s": rounded(quantile(ordered, 0.95)), "p99_s": rounded(quantile(ordered, 0.99)),
+                "max_s": rounded(ordered[-1] if ordered else None)}
