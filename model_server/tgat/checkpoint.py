@@ -80,7 +80,7 @@ def load_checkpoint(path, device="auto", **overrides):
     rec.graph.load_state_dict(payload["graph"])
     if "seen" not in payload["graph"] and payload["with_state"] and len(payload["seen"]):
         pairs = payload["seen"].to(rec.device)
-        rec.graph.seen = torch.unique((rec.graph.user_node[pairs[:, 0]] << 32) | rec.graph.item_node[pairs[:, 1]])
+        rec.graph.set_seen((rec.graph.user_node[pairs[:, 0]] << 32) | rec.graph.item_node[pairs[:, 1]])
     load_weights(rec.model, payload["weights"])
     rec.model.to(rec.device).eval()
     rec.model_version, rec.train_report, rec._fitted = meta["model_version"], meta.get("train_report", {}), True

@@ -1,8 +1,8 @@
 """Adapters for the evaluation registry (model_server/evaluation/registry.py): `(ModelContext) -> Recommender`.
 
 Item text, category and brand from the context are folded in through observe_items before fit, as the
-`items` topic would deliver them in serving. Options understood: dim, heads, layers, k, repeat, lr,
-negatives, patience, max_fanout.
+`items` topic would deliver them in serving. Options understood: dim, heads, layers, k, repeat, popularity, seen, lr,
+negatives, in_batch_negatives, patience, max_fanout.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from ..contract import ItemText
 from . import build_static_gat as _static
 from . import build_streamrec as _streaming
 
-MODEL_OPTIONS = ("dim", "heads", "layers", "k", "repeat")
-TRAIN_OPTIONS = ("lr", "negatives", "patience")
+MODEL_OPTIONS = ("dim", "heads", "layers", "k", "repeat", "popularity", "seen")
+TRAIN_OPTIONS = ("lr", "negatives", "patience", "in_batch_negatives")
 
 
 def _build(factory, context):

@@ -7,7 +7,8 @@ and item metadata folded in so far, which is what makes an incremental refresh e
 Besides the K-slot buffer the graph keeps every (user, item) pair that has an edge (`seen`, one sorted int64
 key per pair, as the graph store's edges minus type and time): the score uses it to tell items a user already
 interacted with but that fell out of the user's K recent slots (rewatches are rare on MovieLens, repeats
-dominate Wikipedia; the model learns which). It is rebuilt from the graph store's edges like the buffer.
+dominate Wikipedia; the model learns which), and `degree`, each node's number of distinct neighbours (the
+all-time popularity of an item). Both are rebuilt from the graph store's edges like the buffer.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class TemporalGraph:
         self.user_node = torch.zeros(0, dtype=torch.long, device=device)
         self.item_node = torch.zeros(0, dtype=torch.long, device=device)
         self.seen = torch.zeros(0, dtype=torch.long, device=device)  # sorted unique (user node, item node) keys
+        self.degree = torch.zeros(0, dtype=torch.long, device=device)  # distinct neighbours per node (all time)
 
     @property
     def num_nodes(self) -> int:
@@ -66,6 +68,7 @@ class TemporalGraph:
         self.user_node = torch.cat([self.user_node, nodes_u])
         self.item_node = torch.cat([self.item_node, nodes_i])
         self.buffer.add_nodes(tie_keys(new_users + new_items))
+        self.degree = torch.cat([self.degree, torch.zeros(n_u + n_i, dtype=torch.long, device=device)])
         self.side.ensure(self.num_items)
         return torch.cat([nodes_u, nodes_i])
 
@@ -73,6 +76,7 @@ class TemporalGraph:
         """Forget every edge (nodes and item side info stay)."""
         self.buffer.clear()
         self.seen = self.seen[:0]
+        self.degree.zero_()
 
     def newest_time(self) -> torch.Tensor:
         """The newest event time folded in (0 when empty): every event sits in slot 0 of its endpoints' rows
@@ -101,7 +105,15 @@ class TemporalGraph:
         u = self.user_node[users.to(self.device)]
         i = self.item_node[items.to(self.device)]
         types, ts = types.to(self.device), ts.to(self.device)
-        self.seen = torch.unique(torch.cat([self.seen, (u << _PAIR_SHIFT) | i]))
+        keys = torch.unique((u << _PAIR_SHIFT) | i)
+        if self.seen.numel():
+            pos = torch.searchsorted(self.seen, keys).clamp(max=self.seen.numel() - 1)
+            keys = keys[self.seen[pos] != keys]
+        mask = (1 << _PAIR_SHIFT) - 1
+        ones = torch.ones(keys.numel(), dtype=torch.long, device=self.device)
+        self.degree.index_add_(0, keys >> _PAIR_SHIFT, ones)
+        self.degree.index_add_(0, keys & mask, ones)
+        self.seen = torch.unique(torch.cat([self.seen, keys]))
         return self.buffer.insert(torch.cat([u, i]), torch.cat([i, u]), torch.cat([types, types]), torch.cat([ts, ts]))
 
     def state_dict(self) -> dict:
@@ -114,6 +126,14 @@ class TemporalGraph:
         self.user_node = torch.nonzero(kind == USER).squeeze(1)[torch.argsort(local[kind == USER])]
         self.item_node = torch.nonzero(kind == ITEM).squeeze(1)[torch.argsort(local[kind == ITEM])]
         self.buffer.load_state_dict(state["buffer"])
-        self.seen = state.get("seen", torch.zeros(0, dtype=torch.long)).to(self.device)
+        self.set_seen(state.get("seen", torch.zeros(0, dtype=torch.long)).to(self.device))
         self.side.load_state_dict(state["side"])
         self.side.ensure(self.num_items)
+
+    def set_seen(self, keys: torch.Tensor) -> None:
+        """Replace the (user, item) pair set (sorted unique keys) and recount the degrees from it."""
+        self.seen = torch.unique(keys)
+        self.degree = torch.zeros(self.num_nodes, dtype=torch.long, device=self.device)
+        ones = torch.ones(self.seen.numel(), dtype=torch.long, device=self.device)
+        self.degree.index_add_(0, self.seen >> _PAIR_SHIFT, ones)
+        self.degree.index_add_(0, self.seen & ((1 << _PAIR_SHIFT) - 1), ones)

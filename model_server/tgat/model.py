@@ -17,7 +17,7 @@ where such an edge is among the user's K most recent. Repeat interactions domina
 Two more learned terms, both read from graph state only:
 - prior(i), an item popularity/recency prior: a small MLP of the ages of the item's K buffered edges
   relative to the graph's newest event (age of the k-th newest edge ~ k / recent rate, the quantity a
-  time-decayed popularity count estimates). Popularity bias is what a pure dot product misses where there
+  time-decayed popularity count estimates) and of the item's all-time degree. Popularity bias is what a pure dot product misses where there
   are no repeats (MovieLens): Ji et al., "A re-visit of the popularity baseline in recommender systems",
   SIGIR 2020, show time-aware popularity as a strong baseline, and popularity-aware scoring adds an item
   prior to the user-item match as in the popularity term of Zhao et al., "Popularity bias is not always
@@ -87,7 +87,7 @@ class TemporalGAT(nn.Module):
         self.slot_embedding = nn.Embedding(c.k, c.type_dim)
         self.repeat_head = nn.Sequential(nn.Linear(edge_dim + c.type_dim, 32), nn.ReLU(), nn.Linear(32, 1))
         if c.popularity:
-            self.popularity_head = nn.Sequential(nn.Linear(2 * c.k, 32), nn.ReLU(), nn.Linear(32, 1))
+            self.popularity_head = nn.Sequential(nn.Linear(2 * c.k + 1, 32), nn.ReLU(), nn.Linear(32, 1))
         if c.seen:
             self.seen_bias = nn.Parameter(torch.zeros(1))
 
@@ -158,7 +158,8 @@ class TemporalGAT(nn.Module):
         nbr, _, ts = graph.buffer.rows(item_nodes)
         valid = (nbr != EMPTY).to(torch.float32)
         age = (graph.newest_time() - ts).clamp(min=0).to(torch.float32) / 1000.0
-        features = torch.cat([torch.log1p(age) / 10.0 * valid, valid], dim=-1)
+        degree = torch.log1p(graph.degree[item_nodes].to(torch.float32))[:, None] / 5.0
+        features = torch.cat([torch.log1p(age) / 10.0 * valid, valid, degree], dim=-1)
         return self.popularity_head(features).squeeze(-1)
 
     def _pair_terms(self, graph: TemporalGraph, user_nodes: torch.Tensor):
@@ -200,8 +201,11 @@ class TemporalGAT(nn.Module):
         return scores
 
     def score_new_user(self, graph: TemporalGraph, z_user: torch.Tensor, z_items: torch.Tensor) -> torch.Tensor:
-        """[n_items] scores for a user with no edge: the prior user vector's match plus the item prior."""
-        return z_user @ z_items.T + self.item_prior(graph, graph.item_node[:z_items.shape[0]])
+        """[n_items] scores for a user with no edge: the item prior (where the prior is off, the match with
+        a prior user vector, e.g. the mean of the known users)."""
+        if self.config.popularity:
+            return self.item_prior(graph, graph.item_node[:z_items.shape[0]])
+        return z_user @ z_items.T
 
 
 def load_weights(model: TemporalGAT, weights: dict) -> None:

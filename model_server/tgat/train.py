@@ -1,7 +1,7 @@
 """Learning on a chronological split, TGN-style: replay the training events in time-ordered batches; each
 batch is scored from the state *before* it (no leakage), then folded into the buffer. The loss is a sampled
-softmax over the batch's true items, in-batch items and uniformly drawn catalogue items (a sampled version
-of the full-catalogue ranking that is evaluated). After each epoch the validation events are streamed the
+softmax of each true item against uniformly drawn catalogue items (a sampled version of the
+full-catalogue ranking that is evaluated; see batch_loss on in-batch negatives). After each epoch the validation events are streamed the
 same way and ranked against the whole catalogue; training stops early on validation MRR and keeps the best
 weights."""
 from __future__ import annotations
@@ -24,6 +24,7 @@ class TrainConfig:
     batch_size: int = 200
     lr: float = 1e-3
     negatives: int = 256
+    in_batch_negatives: bool = False  # also use the other rows' true items as negatives (popularity-biased)
     patience: int = 1
     seed: int = 0
     progress: bool = True
@@ -50,18 +51,29 @@ class Events:
 
 
 def batch_loss(model: TemporalGAT, graph: TemporalGraph, batch: Events, negatives: int,
-               generator: torch.Generator) -> torch.Tensor:
+               generator: torch.Generator, in_batch: bool = False) -> torch.Tensor:
+    """Sampled softmax of each true item against `negatives` uniform catalogue draws. Without in_batch the
+    other rows' true items are masked out of a row's softmax: in-batch negatives are drawn in proportion to
+    popularity, which (uncorrected) teaches the score to under-rate popular items (the sampling bias that
+    Yi et al., "Sampling-bias-corrected neural modeling", RecSys 2019, correct with log Q); uniform draws
+    keep the sampled softmax an unbiased stand-in for the full-catalogue ranking that is evaluated."""
     device = graph.device
     user_nodes = graph.user_node[batch.users.to(device)]
     item_nodes = graph.item_node[batch.items.to(device)]
-    drawn = torch.randint(graph.num_items, (negatives,), generator=generator).to(device)
-    candidates = torch.unique(torch.cat([item_nodes, graph.item_node[drawn]]))
+    drawn = graph.item_node[torch.randint(graph.num_items, (negatives,), generator=generator).to(device)]
+    candidates = torch.unique(torch.cat([item_nodes, drawn]))
     nodes = torch.unique(torch.cat([user_nodes, candidates]))
     z = model.embed(graph, nodes)
     z_users = z[torch.searchsorted(nodes, user_nodes)]
     z_candidates = z[torch.searchsorted(nodes, candidates)]
     logits = model.score_candidates(graph, user_nodes, z_users, candidates, z_candidates)
-    return F.cross_entropy(logits, torch.searchsorted(candidates, item_nodes))
+    target = torch.searchsorted(candidates, item_nodes)
+    if not in_batch:
+        allowed = torch.zeros_like(logits, dtype=torch.bool)
+        allowed[:, torch.searchsorted(candidates, drawn)] = True
+        allowed[torch.arange(target.numel(), device=device), target] = True
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    return F.cross_entropy(logits, target)
 
 
 @torch.no_grad()
@@ -101,7 +113,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
         total, steps = 0.0, 0
         bar = tqdm(list(history.batches(config.batch_size)), desc=f"epoch {epoch}", disable=not config.progress)
         for batch in bar:
-            loss = batch_loss(model, graph, batch, config.negatives, generator)
+            loss = batch_loss(model, graph, batch, config.negatives, generator, config.in_batch_negatives)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -1,0 +1,86 @@
+"""The item prior and the seen term: functions of graph state, rebuilt from the graph store's edges, ranked with
+matrix ops; a user never seen gets the prior (a popularity-like list), a user with one event gets a list."""
+import torch
+
+from tgat_test_helpers import graph_store_edges, one_thread, rees46_head  # noqa: F401 (fixtures)
+from model_server.contract import InteractionBatch, ItemText
+from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
+
+
+def _fitted(data, n=1200, **config):
+    rec = build_streamrec(TGATConfig(dim=16, k=5, **config), TrainConfig(epochs=2, batch_size=100, progress=False),
+                          device="cpu", text=False, seed=1)
+    rec.observe_items([ItemText(i, None, data.item_info[i].category, data.item_info[i].brand)
+                       for i in dict.fromkeys(data.items)])
+    stream = InteractionBatch(data.users, data.items, data.types, data.ts)
+    rec.fit(stream.slice(0, int(n * 0.8)), stream.slice(int(n * 0.8), n))
+    return rec, stream
+
+
+def test_seen_pairs_and_degrees_match_the_events_and_a_rebuild(rees46_head):
+    rec, stream = _fitted(rees46_head)
+    rec.observe(stream.slice(1200, 1600))
+    graph = rec.graph
+    pairs = set(zip(stream.users[:1600], stream.items[:1600]))
+    users = list(dict.fromkeys(stream.users[:1600]))
+    rows, nodes = graph.seen_pairs(graph.user_node[torch.tensor(rec.users.lookup(users))])
+    got = {(users[r], rec.items.id_of(int(graph.node_local[n]))) for r, n in zip(rows.tolist(), nodes.tolist())}
+    assert got == pairs
+    item = stream.items[0]
+    node = graph.item_node[rec.items.get(item)]
+    assert int(graph.degree[node]) == len({u for u, i in pairs if i == item})
+    assert int(graph.newest_time()) == max(stream.ts[:1600])
+
+    rebuilt, _ = _fitted(rees46_head)
+    rebuilt.model.load_state_dict(rec.model.state_dict())
+    rebuilt.users.add(rec.users.ids)
+    rebuilt.items.add(rec.items.ids)
+    rebuilt.rebuild_from_edges(*graph_store_edges(stream.slice(0, 1600)))
+    n = graph.num_nodes
+    assert torch.equal(rebuilt.graph.seen, graph.seen)
+    assert torch.equal(rebuilt.graph.degree[:n], graph.degree[:n])
+    assert torch.allclose(rebuilt.score(users[:40]), rec.score(users[:40]), atol=1e-5)
+
+
+def test_seen_term_reaches_items_past_the_recent_slots(rees46_head):
+    rec, stream = _fitted(rees46_head)
+    counts = {}
+    for u in stream.users[:1200]:
+        counts[u] = counts.get(u, 0) + 1
+    user = max(counts, key=counts.get)  # more distinct items than K slots
+    seen = {rec.items.get(i) for u, i in zip(stream.users[:1200], stream.items[:1200]) if u == user}
+    assert len(seen) > rec.config.k
+    before = rec.score([user])[0]
+    with torch.no_grad():
+        rec.model.seen_bias.add_(5.0)
+    delta = rec.score([user])[0] - before
+    columns = torch.zeros_like(delta, dtype=torch.bool)
+    columns[list(seen)] = True
+    assert torch.allclose(delta[columns], torch.full((len(seen),), 5.0), atol=1e-4)
+    assert float(delta[~columns].abs().max()) < 1e-5
+
+
+def test_new_users_get_the_item_prior_a_popularity_like_list(rees46_head):
+    rec, stream = _fitted(rees46_head)
+    scores = rec.score(["never-seen-a", "never-seen-b"])
+    prior = rec.model.item_prior(rec.graph, rec.graph.item_node[:len(rec.items)]).detach()
+    assert torch.equal(scores[0], scores[1]) and torch.allclose(scores[0], prior)
+    # the prior ranks items that have edges above items without any (a popularity-like order)
+    degree = rec.graph.degree[rec.graph.item_node[:len(rec.items)]]
+    assert float(prior[degree > 0].mean()) > float(prior[degree == 0].mean())
+    lists = rec.recommend(["never-seen-a"], 10, exclude="none")
+    assert len(lists[0]) == 10
+
+    # after one event the user is ranked by the model (the prior plus the match with the one neighbour)
+    item = stream.items[1199]
+    rec.observe(InteractionBatch(["one-event-user"], [item], ["view"], [stream.ts[1199] + 1]))
+    one = rec.score(["one-event-user"])[0]
+    assert not torch.allclose(one, rec.score(["never-seen-a"])[0])
+    assert len(rec.recommend(["one-event-user"], 10, exclude="none")[0]) == 10
+
+
+def test_terms_can_be_switched_off(rees46_head):
+    rec, stream = _fitted(rees46_head, n=600, popularity=False, seen=False)
+    assert not hasattr(rec.model, "popularity_head") and not hasattr(rec.model, "seen_bias")
+    users = list(dict.fromkeys(stream.users[:600]))[:10]
+    assert rec.score(users).shape == (10, len(rec.items))
