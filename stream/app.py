@@ -91,25 +91,28 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
     raw = dict(key_serializer="raw", value_serializer="raw")
     interactions = app.topic(names.interactions, **raw)
     items = app.topic(names.items, **raw)
-    recommendations = app.topic(names.recommendations, **raw)
-    dead_letters = app.topic(names.dead_letters, **raw)
     wait_s = settings.batch_wait_ms / 1000.0
     next_offsets: dict = {}  # TP -> next offset to process, for the lag gauge
 
-    async def send_dead_letters(rejected: list[tuple[faust.types.EventT, Rejection]]) -> None:
-        futures = []
-        for event, rejection in rejected:
-            message = event.message
-            futures.append(await dead_letters.send(
-                key=message.key, force=True, headers=dead_letter_headers(rejection),
-                value=dead_letter_value(rejection, message.value, topic=message.topic, partition=message.partition,
-                                        offset=message.offset, key=message.key)))
-            metrics.DEAD_LETTERS.labels(rejection.reason).inc()
+    async def send_all(topic: str, records) -> None:
+        """Hands every (key, value, headers) to the producer, then waits for all the broker's acks. The
+        producer is called directly: a topic's send() adds per-message bookkeeping that cost about 1 ms each."""
+        futures = [await app.producer.send(topic, key, value, None, None, headers) for key, value, headers in records]
         await asyncio.gather(*futures)
 
+    async def send_dead_letters(rejected: list[tuple[faust.types.EventT, Rejection]]) -> None:
+        records = []
+        for event, rejection in rejected:
+            message = event.message
+            records.append((message.key, dead_letter_value(
+                rejection, message.value, topic=message.topic, partition=message.partition, offset=message.offset,
+                key=message.key), dead_letter_headers(rejection)))
+        await send_all(names.dead_letters, records)
+        for _, rejection in rejected:
+            metrics.DEAD_LETTERS.labels(rejection.reason).inc()
+
     async def publish(lists: Sequence[tuple[str, bytes]]) -> None:
-        futures = [await recommendations.send(key=user.encode(), value=value, force=True) for user, value in lists]
-        await asyncio.gather(*futures)
+        await send_all(names.recommendations, [(user.encode(), value, None) for user, value in lists])
 
     async def process_interactions(batch: Sequence[faust.types.EventT]) -> None:
         started = time.perf_counter()

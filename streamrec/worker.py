@@ -15,7 +15,8 @@ from stream.topics import TopicNames, ensure_topics
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "model.pt"
-SWEEP_NODES_PER_SECOND = 20_000  # background refresh of stale nodes, per 1 s tick
+MAX_FANOUT = 512  # nodes re-embedded per micro-batch beyond its endpoints
+SWEEP_NODES_PER_TICK = 2_048  # stale nodes refreshed per 1 s tick, between batches
 
 
 def newest_checkpoint(model_dir: Path) -> Path | None:
@@ -35,9 +36,11 @@ def load_recommender(settings, checkpoint: Path | None) -> Recommender:
         return model
     from model_server.tgat import load_recommender as load_tgat
 
-    # sweep_per_observe=0: the hot path re-embeds only the bounded affected set; the rest is swept in the
-    # background (and any stale user or item asked for is refreshed before it is scored)
-    model = load_tgat(checkpoint, device="auto", auto_refresh=True, sweep_per_observe=0)
+    # The hot path re-embeds only a bounded affected set (the batch's endpoints and up to MAX_FANOUT nodes
+    # that sample them); the rest is marked stale and swept in the background. The batch's users are always
+    # exact; other users' and items' embeddings may lag by at most one sweep (streamrec_stale_nodes).
+    model = load_tgat(checkpoint, device="auto", auto_refresh=True, sweep_per_observe=0, max_fanout=MAX_FANOUT,
+                      exact_items=False)
     log.info("serving the temporal GAT %s from %s on %s", model.version(), checkpoint, model.device)
     return model
 
@@ -126,7 +129,7 @@ class Pipeline:
         if not self._warm:
             return
         if hasattr(self.model, "sweep_stale"):
-            self.model.sweep_stale(SWEEP_NODES_PER_SECOND)
+            self.model.sweep_stale(SWEEP_NODES_PER_TICK)
             metrics.STALE_NODES.set(self.model.staleness)
         self._publish_gpu_memory()
         if time.monotonic() - self._last_swap_check >= self.settings.model_poll_s:

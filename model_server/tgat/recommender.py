@@ -39,9 +39,11 @@ class TGATRecommender(Recommender):
     def __init__(self, config: TGATConfig | None = None, train_config: TrainConfig | None = None, *,
                  device: str | torch.device = "auto", text: bool | str = "auto", frozen: bool = False,
                  auto_refresh: bool = True, max_fanout: int = 2048, sweep_per_observe: int | None = None,
-                 refresh_chunk: int = 8192, seed: int = 0):
+                 refresh_chunk: int = 8192, seed: int = 0, exact_items: bool = True):
         """frozen=True is the static baseline: after fit, observe() only registers ids (no state updates).
-        sweep_per_observe: stale nodes refreshed after each observe (None = all of them: exact state)."""
+        sweep_per_observe: stale nodes refreshed after each observe (None = all of them: exact state).
+        exact_items: score() first refreshes stale catalogue items (exact); False serves their last embedding
+        until the background sweep reaches them (bounded staleness, the hot path of a live worker)."""
         super().__init__()
         self.config = config or TGATConfig()
         self.train_config = train_config or TrainConfig(seed=seed)
@@ -49,7 +51,7 @@ class TGATRecommender(Recommender):
         self.text = encoder_available() if text == "auto" else bool(text)
         self.frozen, self.auto_refresh = frozen, auto_refresh
         self.max_fanout, self.sweep_per_observe, self.refresh_chunk = max_fanout, sweep_per_observe, refresh_chunk
-        self.seed = seed
+        self.seed, self.exact_items = seed, exact_items
         torch.manual_seed(seed)
         self.model = TemporalGAT(self.config).to(self.device).eval()
         self.graph = TemporalGraph(self.config.k, self.config.text_dim, self.device)
@@ -221,7 +223,9 @@ class TGATRecommender(Recommender):
         known = index >= 0
         user_nodes = self.graph.user_node[index[known]]
         item_nodes = self.graph.item_node[:n_items]
-        missing = self.store.needing_refresh(torch.cat([user_nodes, item_nodes]))
+        missing = self.store.needing_refresh(torch.cat([user_nodes, item_nodes]) if self.exact_items else user_nodes)
+        if not self.exact_items:  # items never computed cannot wait for the sweep
+            missing = torch.cat([missing, item_nodes[~self.store.fresh[item_nodes]]])
         if missing.numel():
             self.refresh(missing)
         z_items = self.store.embedding[item_nodes]

@@ -8,6 +8,7 @@ def configure(parser):
     add_source_arguments(parser)
     parser.add_argument("--rates", default="100,1000,5000", help="events per second, comma-separated")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of input per rate")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of unreported input first (JVM warm-up)")
     parser.add_argument("--out", required=True, help="folder for bench.json and the plots")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", help="folder of the temporal GAT checkpoint to serve "
@@ -42,7 +43,7 @@ def run(args, settings) -> int:
         return 2
     else:
         model_dir = ensure_demo_checkpoint(args.dataset, settings.model_dir)
-    report = run_bench(data, rates, args.duration, Path(args.out), model_dir)
+    report = run_bench(data, rates, args.duration, Path(args.out), model_dir, args.warmup)
     summary = {r["target_rate"]: {k: r[k] for k in ("achieved_input_rate", "achieved_output_rate", "freshness_s",
                                                       "sustainable")} for r in report["runs"]}
     print(json.dumps({"highest_sustainable_rate": report["highest_sustainable_rate"], "runs": summary}, indent=2))
