@@ -17,6 +17,8 @@ import time
 from typing import Awaitable, Callable, Protocol, Sequence
 
 import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
 from . import metrics
 from .dead_letters import dead_letter_headers, dead_letter_value
@@ -71,6 +73,25 @@ def broker_credentials(settings):
     return None
 
 
+class _ConsumerThread(AIOKafkaConsumerThread):
+    """Faust fixes the worker consumer's fetch_max_wait_ms at 1,500 ms. Apache Kafka answers a fetch as soon as
+    data arrives, so there the value only paces idle polling; a broker that holds every fetch for the full wait
+    (the local Tansu does: 500 ms -> 138 ms median delivery, 10 ms -> 4 ms, measured) adds it to every event's
+    freshness. STREAMREC_FETCH_MAX_WAIT_MS sets it (aiokafka reads the attribute when the consumer starts)."""
+
+    fetch_max_wait_ms = 1500
+
+    def _create_worker_consumer(self, transport):
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
+        return consumer
+
+
+class _Consumer(AIOKafkaConsumer):
+    def _new_consumer_thread(self):
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
 def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Callable[[], None] | None = None) -> faust.App:
     """`on_tick` is called every second from the event loop (the liveness signal)."""
     app = faust.App(
@@ -88,6 +109,8 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         topic_disable_leader=True,
         producer_acks=-1,
     )
+    _ConsumerThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    app.transport.Consumer = _Consumer
     raw = dict(key_serializer="raw", value_serializer="raw")
     interactions = app.topic(names.interactions, **raw)
     items = app.topic(names.items, **raw)

@@ -113,7 +113,7 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
     worker_env = {**env, "STREAMREC_TOPIC_PREFIX": prefix, "STREAMREC_APP_ID": prefix + "bench",
                   "STREAMREC_METRICS_PORT": str(free_port())}
     ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
-    worker = WorkerProcess(worker_env, out_dir / f"worker-{int(rate)}.log").start()
+    worker = WorkerProcess(worker_env, out_dir / f"worker-{int(rate)}.log").start(until_ready=True)
     columns = cycled_columns(data, int(rate * duration_s), prefix)
     tracker = FreshnessTracker(columns["event_ids"], columns["users"])
     collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list, settings.kafka_client_options())

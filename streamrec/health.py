@@ -1,8 +1,8 @@
 """The worker's HTTP endpoint: /metrics for Prometheus, /healthz (liveness) and /readyz (readiness).
 
 - /healthz is 200 while the worker's event loop keeps ticking (a stuck loop gets the pod restarted).
-- /readyz is 200 when the broker and the graph server answered the last probe and the loop is alive;
-  503 with the reason otherwise (the pod is taken out of service but not restarted).
+- /readyz is 200 when the broker and the graph server answered the last probe, the loop is alive and the
+  model's state is loaded from the graph (`model_loaded`); 503 with the reason otherwise (the pod is taken out of service but not restarted).
 The probes of the servers run in a background thread every few seconds, so a request never waits on them.
 """
 from __future__ import annotations
@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Health:
-    def __init__(self, settings, probe_interval_s: float = 5.0, stuck_after_s: float = 30.0):
+    def __init__(self, settings, model_loaded=lambda: True, probe_interval_s: float = 5.0, stuck_after_s: float = 30.0):
         self.settings = settings
+        self.model_loaded = model_loaded
         self.probe_interval_s = probe_interval_s
         self.stuck_after_s = stuck_after_s
         self.last_tick = time.monotonic()
@@ -44,7 +45,8 @@ class Health:
         self.graph_ok = bolt_answers(s)
 
     def readiness(self) -> tuple[bool, dict]:
-        status = {"broker": self.broker_ok, "graph": self.graph_ok, "event_loop": self.alive}
+        status = {"broker": self.broker_ok, "graph": self.graph_ok, "event_loop": self.alive,
+                  "model_loaded": bool(self.model_loaded())}
         return all(status.values()), status
 
     def _probe_forever(self) -> None:

@@ -63,7 +63,9 @@ class WorkerProcess:
     def metrics_port(self) -> int:
         return int(self.env["STREAMREC_METRICS_PORT"])
 
-    def start(self, timeout_s: float = 90.0) -> "WorkerProcess":
+    def start(self, timeout_s: float = 90.0, until_ready: bool = False) -> "WorkerProcess":
+        """Returns once Faust reports the worker ready (partitions assigned); with `until_ready`, once /readyz
+        also answers 200 (servers answer and the model's state is loaded)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "streamrec", "worker"], stdout=log,
@@ -72,10 +74,17 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            if b"Worker]: Ready" in self.log_path.read_bytes():
+            if b"Worker]: Ready" in self.log_path.read_bytes() and (not until_ready or self.ready()):
                 return self
             time.sleep(0.2)
         raise RuntimeError(f"the worker was not ready within {timeout_s:.0f} s:\n{self.log()[-3000:]}")
+
+    def ready(self) -> bool:
+        try:
+            with urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
 
     @property
     def pid(self) -> int | None:

@@ -39,6 +39,7 @@ class Settings:
     topic_prefix: str
     partitions: int
     session_timeout_s: float
+    fetch_max_wait_ms: int
     # graph store: None means "start and use the embedded local Bolt server"
     neo4j_uri: str | None
     neo4j_user: str
@@ -185,6 +186,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         topic_prefix=r.text("TOPIC_PREFIX", ""),
         partitions=r.integer("PARTITIONS", 4, 1, 10_000),
         session_timeout_s=r.number("SESSION_TIMEOUT_S", 6.0, 1.0, 300.0),
+        fetch_max_wait_ms=r.integer("FETCH_MAX_WAIT_MS", 20, 1, 30_000),
         neo4j_uri=neo4j_uri,
         neo4j_user=r.text("NEO4J_USER", "neo4j" if neo4j_uri else "root"),
         neo4j_password=password or LOCAL_NEO4J_PASSWORD,

@@ -72,9 +72,13 @@ class Pipeline:
         self._store: GraphStore | None = None
         self._started = asyncio.Lock()
         self._swapping = asyncio.Lock()  # a model swap and a graph upsert never interleave
-        self._warm = False
+        self._warm = False  # the model's state has been loaded from the graph
         self._last_swap_check = time.monotonic()
         self._publish_model_info()
+
+    @property
+    def warm(self) -> bool:
+        return self._warm
 
     async def store(self) -> GraphStore:
         # created on first use: the async driver belongs to the event loop Faust runs
@@ -184,7 +188,7 @@ def run_worker(settings) -> int:
     ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
     checkpoint = newest_checkpoint(settings.model_dir)
     pipeline = Pipeline(settings, load_recommender(settings, checkpoint), checkpoint)
-    health = Health(settings)
+    health = Health(settings, model_loaded=lambda: pipeline.warm)
     health.serve(settings.metrics_host, settings.metrics_port)
     app = create_app(settings, pipeline, names, on_tick=health.tick)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
