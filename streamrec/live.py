@@ -117,8 +117,10 @@ class ListCollector(threading.Thread):
         super().__init__(daemon=True)
         from kafka import KafkaConsumer
 
+        # a short fetch wait: a broker that holds fetches for the full wait (the local Tansu) would otherwise add
+        # up to kafka-python's default 500 ms to every measured freshness
         self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, **client_options)
+                                      enable_auto_commit=False, fetch_max_wait_ms=10, **client_options)
         self.on_list = on_list
         self.count = 0
         self.stopping = threading.Event()
