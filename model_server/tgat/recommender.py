@@ -246,33 +246,45 @@ class TGATRecommender(Recommender):
 
     def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased", because: int = 3) -> list[list[dict]]:
         lists = super().recommend(users, k, exclude)
-        for user, entries in zip(users, lists):
-            index = self.users.get(user)
-            if index < 0 or not entries:
-                for entry in entries:
-                    entry["because"] = []
-                continue
-            self._explain(int(self.graph.user_node[index]), entries, because)
-        return lists
-
-    def _explain(self, user_node: int, entries: list[dict], limit: int) -> None:
-        """Per item: the user's neighbours weighted by the attention they got x their similarity to the item."""
-        attended, attention = self.store.attended[user_node], self.store.attention[user_node]
-        valid = attended != EMPTY
-        attended, attention = attended[valid], attention[valid]
-        if attended.numel() == 0:
+        for entries in lists:
             for entry in entries:
                 entry["because"] = []
-            return
-        items = self.graph.item_node[torch.tensor(self.items.lookup(e["item_id"] for e in entries), device=self.device)]
-        similarity = torch.nn.functional.cosine_similarity(self.store.embedding[items][:, None, :],
-                                                           self.store.embedding[attended][None, :, :], dim=-1)
-        weight = attention[None, :] * (1.0 + similarity.clamp(min=0))
-        top = torch.topk(weight, min(limit, attended.numel()), dim=1)
-        kinds, locals_ = self.graph.node_kind[attended].tolist(), self.graph.node_local[attended].tolist()
-        names = [(self.users if kind == USER else self.items).id_of(local) for kind, local in zip(kinds, locals_)]
-        for entry, columns in zip(entries, top.indices.tolist()):
-            entry["because"] = [{"id": names[c], "attention": round(float(attention[c]), 4)} for c in columns]
+        known = [(row, self.users.get(user)) for row, user in enumerate(users) if self.users.get(user) >= 0 and lists[row]]
+        if known and because:
+            rows = [row for row, _ in known]
+            nodes = self.graph.user_node[torch.tensor([index for _, index in known], device=self.device)]
+            self._explain([lists[row] for row in rows], nodes, because)
+        return lists
+
+    @torch.no_grad()
+    def _explain(self, lists: list[list[dict]], user_nodes: torch.Tensor, limit: int) -> None:
+        """Per recommended item: the user's attended neighbours weighted by the attention they got x their
+        similarity to the item. One batched computation for all users (no per-user tensor work)."""
+        attended, attention = self.store.attended[user_nodes], self.store.attention[user_nodes]  # [U, K]
+        valid = attended != EMPTY
+        width = max(len(entries) for entries in lists)
+        item_index = torch.zeros(len(lists), width, dtype=torch.long)
+        for row, entries in enumerate(lists):
+            item_index[row, :len(entries)] = torch.tensor(self.items.lookup(e["item_id"] for e in entries))
+        z_items = self.store.embedding[self.graph.item_node[item_index.to(self.device)]]      # [U, k, d]
+        z_attended = self.store.embedding[attended.clamp(min=0)]                                # [U, K, d]
+        normalise = torch.nn.functional.normalize
+        similarity = torch.bmm(normalise(z_items, dim=-1), normalise(z_attended, dim=-1).transpose(1, 2))  # cosine
+        weight = attention[:, None, :] * (1.0 + similarity.clamp(min=0))
+        weight = weight.masked_fill(~valid[:, None, :], float("-inf"))
+        top = torch.topk(weight, min(limit, weight.shape[-1]), dim=-1)
+        chosen = torch.gather(attended[:, None, :].expand_as(weight), 2, top.indices)            # [U, k, limit]
+        chosen_attention = torch.gather(attention[:, None, :].expand_as(weight), 2, top.indices)
+        keep = torch.isfinite(top.values)
+        kinds, locals_ = self.graph.node_kind[chosen.clamp(min=0)].tolist(), self.graph.node_local[chosen.clamp(min=0)].tolist()
+        rounded = ((chosen_attention * 1e4).round() / 1e4).tolist()
+        keep = keep.tolist()
+        for row, entries in enumerate(lists):
+            for col, entry in enumerate(entries):
+                entry["because"] = [
+                    {"id": (self.users if kinds[row][col][j] == USER else self.items).id_of(locals_[row][col][j]),
+                     "attention": rounded[row][col][j]}
+                    for j in range(len(keep[row][col])) if keep[row][col][j]]
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self, directory, metadata: dict | None = None, include_state: bool = True):
