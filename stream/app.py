@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 
 class BatchHandler(Protocol):
+    refresh_is_idempotent: bool  # True: refresh() may be given replayed events (and run beside the upsert)
+
     async def start(self) -> None:
         """Prepares the sinks (schema, model state); called before the first batch, may be called again."""
 
@@ -158,13 +160,23 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         for event in batch:
             next_offsets[event.message.tp] = event.message.offset + 1
         if valid:
-            with metrics.GRAPH_UPSERT.time():
-                fresh = await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
+            async def upsert():
+                with metrics.GRAPH_UPSERT.time():
+                    return await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
+
+            if handler.refresh_is_idempotent:
+                # the model may see replayed events again, so the lists need not wait for the graph write:
+                # both run at once, and the batch is acked only when both are done
+                upserting = asyncio.ensure_future(upsert())
+                refresh_with = valid
+            else:  # the model must see each event once: only the events new to the graph
+                refresh_with = await upsert()
             with metrics.REFRESH.time():
-                lists = await retry_until_done("refresh", lambda: handler.refresh(valid, fresh))
+                lists = await retry_until_done("refresh", lambda: handler.refresh(valid, refresh_with))
             with metrics.PUBLISH.time():
                 await retry_until_done("publish", lambda: publish(lists))
             published = time.time()
+            fresh = await upserting if handler.refresh_is_idempotent else refresh_with
             fresh_ids = {id(e) for e in fresh}
             for event in valid:
                 metrics.EVENTS.labels(event.type, "applied" if id(event) in fresh_ids else "replayed").inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from graph_store import GraphStore
@@ -74,7 +75,19 @@ class Pipeline:
         self._swapping = asyncio.Lock()  # a model swap and a graph upsert never interleave
         self._warm = False  # the model's state has been loaded from the graph
         self._last_swap_check = time.monotonic()
+        # one thread runs every model call: the event loop stays free for Kafka and the graph while the model
+        # computes (torch releases the GIL), and model calls never interleave
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._publish_model_info()
+
+    @property
+    def refresh_is_idempotent(self) -> bool:
+        """The temporal GAT's state is a set of edges with their newest times: seeing an event twice changes
+        nothing. The co-occurrence fallback counts, so it must only see events new to the graph."""
+        return bool(getattr(self.model, "observe_is_idempotent", False))
+
+    async def _on_model_thread(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._model_thread, function, *args)
 
     @property
     def warm(self) -> bool:
@@ -95,7 +108,7 @@ class Pipeline:
             await store.ensure_schema()
             started = time.perf_counter()
             edges, items = await store.all_edges(), await store.items_with_text()
-            warm_start(self.model, edges, items)
+            await self._on_model_thread(warm_start, self.model, edges, items)
             log.info("warm start: %d edges from the graph store in %.2f s", len(edges), time.perf_counter() - started)
             self._warm = True
 
@@ -106,7 +119,10 @@ class Pipeline:
         return result.fresh
 
     async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> list[tuple[str, bytes]]:
-        model = self.model  # one model for the whole batch, even if a swap lands meanwhile
+        return await self._on_model_thread(self._refresh, self.model, events, fresh)
+
+    def _refresh(self, model: Recommender, events: list[Interaction], fresh: list[Interaction]) -> list[tuple[str, bytes]]:
+        """On the model thread; one model for the whole batch, even if a swap lands meanwhile."""
         if fresh:
             with metrics.STAGE_SECONDS.labels("observe").time():
                 model.observe(InteractionBatch.from_events(fresh))
@@ -126,14 +142,15 @@ class Pipeline:
         await self.start()
         async with self._swapping:
             await (await self.store()).upsert_items(items)
-        self.model.observe_items([ItemText(i.item_id, i.title, i.category, i.brand) for i in items])
+        await self._on_model_thread(self.model.observe_items,
+                                    [ItemText(i.item_id, i.title, i.category, i.brand) for i in items])
 
     async def periodic(self) -> None:
         """Every second: sweep stale embeddings; every few seconds: look for a newer checkpoint."""
         if not self._warm:
             return
         if hasattr(self.model, "sweep_stale"):
-            self.model.sweep_stale(SWEEP_NODES_PER_TICK)
+            await self._on_model_thread(self.model.sweep_stale, SWEEP_NODES_PER_TICK)
             metrics.STALE_NODES.set(self.model.staleness)
         self._publish_gpu_memory()
         if time.monotonic() - self._last_swap_check >= self.settings.model_poll_s:

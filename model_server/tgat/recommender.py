@@ -35,6 +35,9 @@ class TGATRecommender(Recommender):
     # fit() streams the validation part itself (to early-stop on it), so its state after fit is
     # "everything before the test"; the evaluation harness then does not observe validation again
     observes_validation_in_fit = True
+    # the state is the set of edges with their newest times (+ sets of seen pairs): observing an event again
+    # changes nothing, so a live worker may refresh lists before the graph store confirmed which events are new
+    observe_is_idempotent = True
 
     def __init__(self, config: TGATConfig | None = None, train_config: TrainConfig | None = None, *,
                  device: str | torch.device = "auto", text: bool | str = "auto", frozen: bool = False,
