@@ -80,32 +80,42 @@ def test_a_newer_checkpoint_is_swapped_in_under_a_running_stream_and_nothing_is_
     worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app",
                              "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_BATCH_SIZE": "100",
                              "STREAMREC_MODEL_POLL_S": "1"}).start()
-    n = 4000
-    users = [unique + u for u in rees46.users[:n]]
     producer = make_producer(server_settings.bootstrap)
-    for k in range(n):
-        if k == n // 5:  # mid-stream, a training job publishes a newer checkpoint
+    send_ids = lambda k: (unique + rees46.users[k], unique + rees46.items[k])  # noqa: E731
+    k, swapped_at, deadline = 0, None, time.monotonic() + 120
+    # a stream, not one burst, that goes on until the swap has landed and 1,000 more events followed it
+    while k < len(rees46) and time.monotonic() < deadline and (swapped_at is None or k < swapped_at + 1000):
+        if k == 800:  # mid-stream, a training job publishes a newer checkpoint
             shutil.copytree(tmp_path / "staged-b", model_dir / "b")
-        producer.send(names.interactions, key=users[k].encode(), value=interaction_value(
-            f"{unique}{k}", users[k], unique + rees46.items[k], rees46.types[k], rees46.ts[k]))
-        if k % 100 == 99:
+        user, item = send_ids(k)
+        producer.send(names.interactions, key=user.encode(), value=interaction_value(
+            f"{unique}{k}", user, item, rees46.types[k], rees46.ts[k]))
+        k += 1
+        if k % 100 == 0:
             producer.flush()
-            time.sleep(0.1)  # a stream, not one burst: the swap lands between batches
+            time.sleep(0.1)
+            if swapped_at is None and "swapped streamrec" in worker.log():
+                swapped_at = k
     producer.flush()
     producer.close()
+    n = k
+    assert swapped_at is not None, "no swap within the stream"
+    users = [send_ids(j)[0] for j in range(n)]
+    last_event = {user: f"{unique}{j}" for j, user in enumerate(users)}
 
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(names.recommendations, bootstrap_servers=server_settings.bootstrap,
                              auto_offset_reset="earliest", consumer_timeout_ms=2000)
-    lists = []
+    lists, latest = [], {}
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        lists += [json.loads(r.value) for r in consumer]
-        if lists and lists[-1]["last_event_id"] == f"{unique}{n - 1}" and \
-                any(entry["model_version"] == second.version() for entry in lists):
-            break
+    while time.monotonic() < deadline and latest != last_event:
+        for record in consumer:
+            entry = json.loads(record.value)
+            lists.append(entry)
+            latest[entry["user_id"]] = entry["last_event_id"]
     consumer.close()
+    assert latest == last_event  # every user's newest list reflects their newest event
 
     versions = [entry["model_version"] for entry in sorted(lists, key=lambda entry: entry["published_ts"])]
     assert first.version() in versions and second.version() in versions
