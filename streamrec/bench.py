@@ -12,7 +12,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import Dataset
@@ -32,12 +32,13 @@ class RateRun:
     result: dict = field(default_factory=dict)
 
 
-def cycled_columns(data: Dataset, n: int, prefix: str) -> dict:
-    """n events: the data set in time order, repeated when n is larger; ids prefixed to keep runs apart."""
+def cycled_columns(data: Dataset, n: int, run_id: str) -> dict:
+    """n events: the data set in time order, repeated when n is larger. Event ids are unique per run; user and
+    item ids are the data set's own, so every run sees one data set's catalogue."""
     m = len(data)
     pick = [k % m for k in range(n)]
-    return {"event_ids": [f"{prefix}{k}" for k in range(n)],
-            "users": [prefix + data.users[k] for k in pick], "items": [prefix + data.items[k] for k in pick],
+    return {"event_ids": [f"{run_id}{k}" for k in range(n)],
+            "users": [data.users[k] for k in pick], "items": [data.items[k] for k in pick],
             "types": [data.types[k] for k in pick], "ts": [data.ts[k] for k in pick]}
 
 
@@ -118,7 +119,7 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
     tracker = FreshnessTracker(columns["event_ids"], columns["users"])
     collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list, settings.kafka_client_options())
     collector.start()
-    items = [replace(i, item_id=prefix + i.item_id) for i in item_records(data, set(data.items))]
+    items = item_records(data, set(data.items))
 
     def on_sample(sample):
         sample.update(sent=len(tracker.sent_times), reflected=len(tracker.freshness),
@@ -182,36 +183,14 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
               warmup_s: float = 10.0) -> dict:
     base = load_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k.startswith("STREAMREC_")}
-    if base.uses_local_kafka or base.uses_local_graph:
-        home = out_dir / "home"
-        shutil.rmtree(home, ignore_errors=True)
-        env.update(STREAMREC_HOME=str(home), STREAMREC_LOCAL_KAFKA_PORT=str(free_port()),
-                   STREAMREC_LOCAL_BOLT_PORT=str(free_port()), STREAMREC_LOCAL_HTTP_PORT=str(free_port()))
-    env.update(STREAMREC_SESSION_TIMEOUT_S=env.get("STREAMREC_SESSION_TIMEOUT_S", "3"),
-               STREAMREC_MODEL_DIR=str(model_dir or out_dir / "no-model"))
-    settings = load_settings(env)
-    started_services = []
     runs = []
-    try:
-        for service in local_services(settings):
-            service.start()
-            started_services.append(service)
-        pids = {s.name: s.pid() for s in started_services}
-        if warmup_s > 0:  # the graph server's JVM compiles its hot paths during the first thousands of upserts
-            print(f"bench: warm-up, {warmup_s:g} s at 500 events/s (not reported)")
-            run_rate(settings, env, data, 500.0, warmup_s, out_dir, pids)
-        for rate in rates:
-            print(f"bench: {data.name} at {rate:g} events/s for {duration_s:g} s")
-            run = run_rate(settings, env, data, rate, duration_s, out_dir, pids)
-            r = run.result
-            print(f"bench:   input {r['achieved_input_rate']}/s, output {r['achieved_output_rate']}/s, freshness "
-                  f"p50 {r['freshness_s']['p50_s']} s p99 {r['freshness_s']['p99_s']} s, "
-                  f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}")
-            runs.append(run)
-    finally:
-        for service in reversed(started_services):
-            service.stop()
+    for rate in rates:
+        run = _run_on_fresh_servers(base, data, rate, duration_s, out_dir, model_dir, warmup_s)
+        r = run.result
+        print(f"bench:   input {r['achieved_input_rate']}/s, output {r['achieved_output_rate']}/s, freshness "
+              f"p50 {r['freshness_s']['p50_s']} s p99 {r['freshness_s']['p99_s']} s, "
+              f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}")
+        runs.append(run)
     sustainable = [r.rate for r in runs if r.result["sustainable"]]
     report = {
         "dataset": data.name, "checksums": data.checksums, "duration_s": duration_s, "warmup_s": warmup_s,
@@ -226,6 +205,36 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
     (out_dir / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
     _plot(runs, out_dir)
     return report
+
+
+def _run_on_fresh_servers(base, data: Dataset, rate: float, duration_s: float, out_dir: Path, model_dir: Path | None,
+                          warmup_s: float) -> RateRun:
+    """Each rate gets its own local servers (an empty graph: rates do not inherit each other's edges), a
+    warm-up that is not reported (the graph server's JVM compiles its hot paths during the first thousands of
+    upserts), then the measured run. Real servers (STREAMREC_KAFKA_BOOTSTRAP / _NEO4J_URI) are used as they are."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("STREAMREC_")}
+    if base.uses_local_kafka or base.uses_local_graph:
+        home = out_dir / f"home-{rate:g}"
+        shutil.rmtree(home, ignore_errors=True)
+        env.update(STREAMREC_HOME=str(home), STREAMREC_LOCAL_KAFKA_PORT=str(free_port()),
+                   STREAMREC_LOCAL_BOLT_PORT=str(free_port()), STREAMREC_LOCAL_HTTP_PORT=str(free_port()))
+    env.update(STREAMREC_SESSION_TIMEOUT_S=env.get("STREAMREC_SESSION_TIMEOUT_S", "3"),
+               STREAMREC_MODEL_DIR=str(model_dir or out_dir / "no-model"))
+    settings = load_settings(env)
+    started_services = []
+    try:
+        for service in local_services(settings):
+            service.start()
+            started_services.append(service)
+        pids = {s.name: s.pid() for s in started_services}
+        if warmup_s > 0:
+            print(f"bench: warm-up, {warmup_s:g} s at 500 events/s (not reported)")
+            run_rate(settings, env, data, 500.0, warmup_s, out_dir, pids)
+        print(f"bench: {data.name} at {rate:g} events/s for {duration_s:g} s")
+        return run_rate(settings, env, data, rate, duration_s, out_dir, pids)
+    finally:
+        for service in reversed(started_services):
+            service.stop()
 
 
 def _plot(runs: list[RateRun], out_dir: Path) -> None:

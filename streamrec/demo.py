@@ -69,7 +69,7 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
             started_services.append(service)
             print(f"demo: {service.name} up on {service.address()}")
         ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
-        worker = WorkerProcess(env, out_dir / "worker.log").start()
+        worker = WorkerProcess(env, out_dir / "worker.log").start(until_ready=True)
         print(f"demo: worker ready (metrics on 127.0.0.1:{settings.metrics_port}/metrics, log {worker.log_path})")
         tracker = FreshnessTracker(columns["event_ids"], columns["users"])
         collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list,
