@@ -264,6 +264,9 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
         values = [r.result["stage_ms_per_batch"].get(stage) or 0.0 for r in runs]
         ax.bar(labels, values, bottom=bottom, label=stage)
         bottom = [b + v for b, v in zip(bottom, values)]
+    totals_ms = [r.result["stage_ms_per_batch"].get("batch") or 0.0 for r in runs]
+    ax.scatter(labels, totals_ms, marker="_", s=3000, color="black", zorder=3,
+               label="whole batch (the graph upsert overlaps the model steps)")
     ax.set(ylabel="ms per micro-batch (mean)", title="Where a batch's time goes, per input rate")
     ax.legend()
     fig.tight_layout()
