@@ -1,14 +1,11 @@
 """Adapts a loaded Dataset to the replay producer's columns (the stream layer knows no data set files)."""
 from __future__ import annotations
 
-from stream.events import Item
-
-from .datasets import Dataset
-
-
 import time
 
-MIN_TS_MS = 946_684_800_000  # the event contract rejects times before 2000-01-01
+from stream.events import MIN_TS_MS, Item
+
+from .datasets import Dataset
 
 
 def select(data: Dataset, limit: int | None = None, now_ms: int | None = None) -> dict:
