@@ -164,7 +164,8 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
                 with metrics.GRAPH_UPSERT.time():
                     return await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
 
-            if handler.refresh_is_idempotent:
+            overlap = handler.refresh_is_idempotent  # read once: a model swap may change it mid-batch
+            if overlap:
                 # the model may see replayed events again, so the lists need not wait for the graph write:
                 # both run at once, and the batch is acked only when both are done
                 upserting = asyncio.ensure_future(upsert())
@@ -176,7 +177,7 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
             with metrics.PUBLISH.time():
                 await retry_until_done("publish", lambda: publish(lists))
             published = time.time()
-            fresh = await upserting if handler.refresh_is_idempotent else refresh_with
+            fresh = await upserting if overlap else refresh_with
             fresh_ids = {id(e) for e in fresh}
             for event in valid:
                 metrics.EVENTS.labels(event.type, "applied" if id(event) in fresh_ids else "replayed").inc()
