@@ -110,13 +110,15 @@ class Recommender(ABC):
         if not users or not len(self.items):
             return [[] for _ in users]
         scores = self.score(users).clone()
+        rows, cols = [], []  # every excluded (row, item), set with one indexing operation
         for row, user in enumerate(users):
             banned = self.history.excluded(self.users.get(user), exclude)
-            if banned:
-                scores[row, list(banned)] = float("-inf")
+            rows.extend([row] * len(banned))
+            cols.extend(banned)
+        if rows:
+            scores[torch.tensor(rows), torch.tensor(cols)] = float("-inf")
         top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        lists = []
-        for values, indices in zip(top.values.tolist(), top.indices.tolist()):
-            lists.append([{"item_id": self.items.id_of(i), "score": round(v, 6)}
-                          for v, i in zip(values, indices) if v != float("-inf")])
-        return lists
+        values = ((top.values * 1e6).round() / 1e6).tolist()  # rounded as tensors: cheaper than per float
+        ids = self.items.ids
+        return [[{"item_id": ids[i], "score": v} for v, i in zip(row_values, row_indices) if v != float("-inf")]
+                for row_values, row_indices in zip(values, top.indices.tolist())]
