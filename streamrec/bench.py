@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import Dataset
-from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, scrape, totals
+from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
 from .replay_source import item_records
 from .services import local_services
 from .settings import load_settings
@@ -212,14 +211,8 @@ def _run_on_fresh_servers(base, data: Dataset, rate: float, duration_s: float, o
     """Each rate gets its own local servers (an empty graph: rates do not inherit each other's edges), a
     warm-up that is not reported (the graph server's JVM compiles its hot paths during the first thousands of
     upserts), then the measured run. Real servers (STREAMREC_KAFKA_BOOTSTRAP / _NEO4J_URI) are used as they are."""
-    env = {k: v for k, v in os.environ.items() if k.startswith("STREAMREC_")}
-    if base.uses_local_kafka or base.uses_local_graph:
-        home = out_dir / f"home-{rate:g}"
-        shutil.rmtree(home, ignore_errors=True)
-        env.update(STREAMREC_HOME=str(home), STREAMREC_LOCAL_KAFKA_PORT=str(free_port()),
-                   STREAMREC_LOCAL_BOLT_PORT=str(free_port()), STREAMREC_LOCAL_HTTP_PORT=str(free_port()))
-    env.update(STREAMREC_SESSION_TIMEOUT_S=env.get("STREAMREC_SESSION_TIMEOUT_S", "3"),
-               STREAMREC_MODEL_DIR=str(model_dir or out_dir / "no-model"))
+    env = isolated_env(base, out_dir / f"home-{rate:g}")
+    env["STREAMREC_MODEL_DIR"] = str(model_dir or out_dir / "no-model")
     settings = load_settings(env)
     started_services = []
     try:

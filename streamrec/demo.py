@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -16,7 +14,7 @@ import time
 from pathlib import Path
 
 from .datasets import load_dataset
-from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, scrape, totals
+from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
 from .replay_source import item_records, select
 from .services import local_services
 from .settings import load_settings
@@ -42,15 +40,10 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
     base = load_settings()
     model_dir = ensure_demo_checkpoint(dataset, base.model_dir) if use_model else out_dir / "no-model"
     run_id = time.strftime("%Y%m%d-%H%M%S")
-    env = {k: v for k, v in os.environ.items() if k.startswith("STREAMREC_")}
-    demo_home = out_dir / "home"
-    if base.uses_local_kafka or base.uses_local_graph:
-        shutil.rmtree(demo_home, ignore_errors=True)  # a fresh graph and broker every run
-        env.update(STREAMREC_HOME=str(demo_home), STREAMREC_LOCAL_KAFKA_PORT=str(free_port()),
-                   STREAMREC_LOCAL_BOLT_PORT=str(free_port()), STREAMREC_LOCAL_HTTP_PORT=str(free_port()))
+    env = isolated_env(base, out_dir / "home")  # a fresh graph and broker every run
     env.update(STREAMREC_TOPIC_PREFIX=f"{base.topic_prefix}demo-{run_id}-", STREAMREC_APP_ID=f"streamrec-demo-{run_id}",
-               STREAMREC_METRICS_PORT=str(free_port()), STREAMREC_SESSION_TIMEOUT_S=env.get("STREAMREC_SESSION_TIMEOUT_S", "3"),
-               STREAMREC_DATA_DIR=str(base.data_dir), STREAMREC_MODEL_DIR=str(model_dir))
+               STREAMREC_METRICS_PORT=str(free_port()), STREAMREC_DATA_DIR=str(base.data_dir),
+               STREAMREC_MODEL_DIR=str(model_dir))
     settings = load_settings(env)
     names = TopicNames.with_prefix(settings.topic_prefix)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -149,11 +149,7 @@ def write_plots(report: dict, out: Path) -> list[Path]:
         ax.bar([x + k * width for x in range(len(keys))], values, width, label=name)
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(keys))], [label for _, label in MAIN_COLUMNS])
     ax.set_title(f"{report['dataset']['name']}: test metrics by model")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "metrics_by_model.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, ax, out / "metrics_by_model.png"))
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
     unit = "hours"
@@ -172,12 +168,18 @@ def write_plots(report: dict, out: Path) -> list[Path]:
     ax.set_xlabel(f"{unit} since the start of the test part")
     ax.set_ylabel("MRR (running mean)")
     ax.set_title(f"{report['dataset']['name']}: MRR over test time (batches of {report['config']['batch_size']})")
+    paths.append(_save(fig, ax, out / "mrr_over_time.png"))
+    return paths
+
+
+def _save(fig, ax, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(out / "mrr_over_time.png")
-    fig.savefig(paths[-1], dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return paths
+    return path
 
 
 def timestamp() -> str:

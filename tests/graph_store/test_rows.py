@@ -1,5 +1,4 @@
 import ast
-from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import Event
@@ -25,13 +24,7 @@ def test_events_of_one_edge_become_one_row_in_offset_order_with_suffix_extrema()
 
 
 def test_last_item_record_wins():
-    @dataclass
-    class I:
-        item_id: str
-        title: str | None = None
-        category: str | None = None
-        brand: str | None = None
-        price: float | None = None
+    from stream.events import Item as I
 
     rows = item_rows([I("a", "old"), I("b"), I("a", "new", "c")])
     assert rows == [{"id": "a", "title": "new", "category": "c", "brand": None, "price": None},
