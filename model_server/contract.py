@@ -98,27 +98,42 @@ class Recommender(ABC):
 
     @abstractmethod
     def score(self, users: Sequence[str]) -> torch.Tensor:
-        """[len(users), len(self.items)] scores, higher is better; unknown users get a cold-start row."""
+        """[len(users), len(self.items)] scores, higher is better; unknown users get a cold-start row. A new
+        tensor the caller owns (top_k writes the exclusions into it)."""
 
     def version(self) -> str:
         return "0"
 
-    # -- shared serving helper -----------------------------------------------------------------
-    def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased") -> list[list[dict]]:
+    # -- shared serving helpers ----------------------------------------------------------------
+    def top_k(self, users: Sequence[str], k: int, exclude: str = "purchased") -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, item indices), each [len(users), min(k, catalogue)], best first; -inf where an item is
+        excluded by the policy (those sort last)."""
         if exclude not in EXCLUDE_POLICIES:
             raise ValueError(f"exclude must be one of {EXCLUDE_POLICIES}, got {exclude!r}")
-        if not users or not len(self.items):
-            return [[] for _ in users]
-        scores = self.score(users).clone()
+        scores = self.score(users)
         rows, cols = [], []  # every excluded (row, item), set with one indexing operation
-        for row, user in enumerate(users):
-            banned = self.history.excluded(self.users.get(user), exclude)
-            rows.extend([row] * len(banned))
-            cols.extend(banned)
+        if exclude != "none":
+            for row, user in enumerate(users):
+                banned = self.history.excluded(self.users.get(user), exclude)
+                rows.extend([row] * len(banned))
+                cols.extend(banned)
         if rows:
             scores[torch.tensor(rows), torch.tensor(cols)] = float("-inf")
         top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        values = ((top.values * 1e6).round() / 1e6).tolist()  # rounded as tensors: cheaper than per float
+        return top.values, top.indices
+
+    def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased") -> list[list[dict]]:
+        """Per user the top-k items as [{"item_id", "score"}], best first, excluded items left out."""
+        if not users or not len(self.items):
+            if exclude not in EXCLUDE_POLICIES:
+                raise ValueError(f"exclude must be one of {EXCLUDE_POLICIES}, got {exclude!r}")
+            return [[] for _ in users]
+        values, indices = self.top_k(users, k, exclude)
+        return self._lists(values, indices)
+
+    def _lists(self, values: torch.Tensor, indices: torch.Tensor) -> list[list[dict]]:
+        # excluded items are -inf and sort last, so each list is a prefix of its row
+        values = ((values * 1e6).round() / 1e6).tolist()  # rounded as tensors: cheaper than per float
         ids = self.items.ids
         return [[{"item_id": ids[i], "score": v} for v, i in zip(row_values, row_indices) if v != float("-inf")]
-                for row_values, row_indices in zip(values, top.indices.tolist())]
+                for row_values, row_indices in zip(values, indices.tolist())]

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 MAX_ID_LENGTH = 256
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -73,8 +75,8 @@ def _decode_object(raw: bytes | str | None) -> dict | Rejection:
     if raw is None:
         return Rejection("not_json", "the record has no value")
     try:
-        record = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        record = orjson.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
         return Rejection("not_json", f"value is not JSON: {exc}")
     if not isinstance(record, dict):
         return Rejection("not_object", f"value must be a JSON object, got {type(record).__name__}")
@@ -149,4 +151,4 @@ def recommendation_record(user_id: str, items: list[dict], *, model: str, model_
         "user_id": user_id, "items": items, "model": model, "model_version": model_version,
         "last_event_id": last_event.event_id, "event_ts": last_event.ts, "published_ts": published_ts,
     }
-    return json.dumps(record, separators=(",", ":")).encode()
+    return orjson.dumps(record)  # compact, like json.dumps with (",", ":") separators, ~10x faster

@@ -173,9 +173,8 @@ class TemporalGAT(nn.Module):
 
     @staticmethod
     def _add_at(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        flat = torch.zeros(scores.numel(), device=scores.device, dtype=scores.dtype)
-        flat = flat.index_add(0, rows * scores.shape[1] + cols, values)
-        return scores + flat.view_as(scores)
+        """scores[rows, cols] += values, repeated (row, col) pairs summed; one copy (training needs the original)."""
+        return scores.index_put((rows, cols), values, accumulate=True)
 
     def score_candidates(self, graph: TemporalGraph, user_nodes: torch.Tensor, z_users: torch.Tensor,
                          cand_nodes: torch.Tensor, z_cand: torch.Tensor) -> torch.Tensor:
@@ -192,7 +191,7 @@ class TemporalGAT(nn.Module):
                         z_items: torch.Tensor) -> torch.Tensor:
         """[len(user_nodes), n_items] scores with columns in item-index order (the recommender's catalogue)."""
         n_items = z_items.shape[0]
-        scores = z_users @ z_items.T + self.item_prior(graph, graph.item_node[:n_items])[None, :]
+        scores = torch.addmm(self.item_prior(graph, graph.item_node[:n_items])[None, :], z_users, z_items.T)
         rows, nodes, values = self._pair_terms(graph, user_nodes)
         if values.numel():
             cols = graph.node_local[nodes]

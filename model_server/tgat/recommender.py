@@ -63,6 +63,7 @@ class TGATRecommender(Recommender):
         self.train_report: dict = {}
         self._encoder: TextEncoder | None = None
         self._last_touched = torch.zeros(0, dtype=torch.long, device=self.device)
+        self._node_id_cache: list[str] = []  # node -> id, for explanations
         self._fitted = False
 
     def version(self) -> str:
@@ -232,11 +233,12 @@ class TGATRecommender(Recommender):
         if missing.numel():
             self.refresh(missing)
         z_items = self.store.embedding[item_nodes]
+        if bool(known.all()):  # the usual case of a live batch: no copy into a second matrix
+            return self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items).cpu()
         scores = torch.empty(len(users), n_items, device=self.device)
         if bool(known.any()):
             scores[known] = self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items)
-        if not bool(known.all()):
-            scores[~known] = self.model.score_new_user(self.graph, self._cold_start_user(), z_items)
+        scores[~known] = self.model.score_new_user(self.graph, self._cold_start_user(), z_items)
         return scores.cpu()
 
     def _cold_start_user(self) -> torch.Tensor:
@@ -248,46 +250,61 @@ class TGATRecommender(Recommender):
         return self.store.embedding[nodes].mean(0)
 
     def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased", because: int = 3) -> list[list[dict]]:
-        lists = super().recommend(users, k, exclude)
-        for entries in lists:
-            for entry in entries:
-                entry["because"] = []
-        known = [(row, self.users.get(user)) for row, user in enumerate(users) if self.users.get(user) >= 0 and lists[row]]
-        if known and because:
-            rows = [row for row, _ in known]
-            nodes = self.graph.user_node[torch.tensor([index for _, index in known], device=self.device)]
-            self._explain([lists[row] for row in rows], nodes, because)
+        if not users or not len(self.items) or not because:
+            lists = super().recommend(users, k, exclude)
+            for entries in lists:
+                for entry in entries:
+                    entry["because"] = []
+            return lists
+        values, indices = self.top_k(users, k, exclude)
+        lists = self._lists(values, indices)
+        index = torch.tensor(self.users.lookup(users), dtype=torch.long, device=self.device)
+        known = index >= 0
+        reasons = [[] for _ in users]  # per row and rank: the entry's because (new users have no neighbours)
+        if bool(known.any()):
+            rows = torch.nonzero(known).squeeze(1)
+            explained = self._explain(self.graph.user_node[index[rows]], self.graph.item_node[indices[rows.cpu()].to(self.device)],
+                                      because)
+            for row, per_rank in zip(rows.tolist(), explained):
+                reasons[row] = per_rank
+        for entries, per_rank in zip(lists, reasons):
+            for rank, entry in enumerate(entries):
+                entry["because"] = per_rank[rank] if per_rank else []
         return lists
 
+    def _node_ids(self) -> list[str]:
+        """Node -> user or item id, extended as nodes are added (nodes are never renumbered)."""
+        cache = self._node_id_cache
+        if len(cache) < self.graph.num_nodes:
+            kinds = self.graph.node_kind[len(cache):].tolist()
+            locals_ = self.graph.node_local[len(cache):].tolist()
+            users, items = self.users.ids, self.items.ids
+            cache.extend((users if kind == USER else items)[local] for kind, local in zip(kinds, locals_))
+        return cache
+
     @torch.no_grad()
-    def _explain(self, lists: list[list[dict]], user_nodes: torch.Tensor, limit: int) -> None:
-        """Per recommended item: the user's attended neighbours weighted by the attention they got x their
-        similarity to the item. One batched computation for all users (no per-user tensor work)."""
+    def _explain(self, user_nodes: torch.Tensor, item_nodes: torch.Tensor, limit: int) -> list[list[list[dict]]]:
+        """Per user and recommended item (item_nodes [U, k]): up to `limit` of the user's attended neighbours,
+        weighted by the attention they got x their similarity to the item, as [{"id", "attention"}]. One batched
+        computation; each user's at most K neighbour records are built once and shared by its items."""
         attended, attention = self.store.attended[user_nodes], self.store.attention[user_nodes]  # [U, K]
         valid = attended != EMPTY
-        width = max(len(entries) for entries in lists)
-        item_index = torch.zeros(len(lists), width, dtype=torch.long)
-        for row, entries in enumerate(lists):
-            item_index[row, :len(entries)] = torch.tensor(self.items.lookup(e["item_id"] for e in entries))
-        z_items = self.store.embedding[self.graph.item_node[item_index.to(self.device)]]      # [U, k, d]
-        z_attended = self.store.embedding[attended.clamp(min=0)]                                # [U, K, d]
         normalise = torch.nn.functional.normalize
-        similarity = torch.bmm(normalise(z_items, dim=-1), normalise(z_attended, dim=-1).transpose(1, 2))  # cosine
+        z_items = normalise(self.store.embedding[item_nodes], dim=-1)                         # [U, k, d]
+        z_attended = normalise(self.store.embedding[attended.clamp(min=0)], dim=-1)           # [U, K, d]
+        similarity = torch.bmm(z_items, z_attended.transpose(1, 2))                            # cosine [U, k, K]
         weight = attention[:, None, :] * (1.0 + similarity.clamp(min=0))
-        weight = weight.masked_fill(~valid[:, None, :], float("-inf"))
-        top = torch.topk(weight, min(limit, weight.shape[-1]), dim=-1)
-        chosen = torch.gather(attended[:, None, :].expand_as(weight), 2, top.indices)            # [U, k, limit]
-        chosen_attention = torch.gather(attention[:, None, :].expand_as(weight), 2, top.indices)
-        keep = torch.isfinite(top.values)
-        kinds, locals_ = self.graph.node_kind[chosen.clamp(min=0)].tolist(), self.graph.node_local[chosen.clamp(min=0)].tolist()
-        rounded = ((chosen_attention * 1e4).round() / 1e4).tolist()
-        keep = keep.tolist()
-        for row, entries in enumerate(lists):
-            for col, entry in enumerate(entries):
-                entry["because"] = [
-                    {"id": (self.users if kinds[row][col][j] == USER else self.items).id_of(locals_[row][col][j]),
-                     "attention": rounded[row][col][j]}
-                    for j in range(len(keep[row][col])) if keep[row][col][j]]
+        weight = weight.masked_fill(~valid[:, None, :], float("-inf"))  # empty slots sort last
+        slots = torch.topk(weight, min(limit, weight.shape[-1]), dim=-1).indices              # [U, k, limit]
+        node_ids = self._node_ids()
+        attended_rows = attended.tolist()
+        attention_rows = ((attention * 1e4).round() / 1e4).tolist()
+        counts = valid.sum(1).clamp(max=slots.shape[-1]).tolist()
+        explained = []
+        for neighbours, weights, count, per_item in zip(attended_rows, attention_rows, counts, slots.tolist()):
+            records = [{"id": node_ids[n], "attention": a} if n != EMPTY else None for n, a in zip(neighbours, weights)]
+            explained.append([[records[s] for s in item_slots[:count]] for item_slots in per_item])
+        return explained
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self, directory, metadata: dict | None = None, include_state: bool = True):
