@@ -3,10 +3,10 @@
 The stream layer knows Kafka and Faust only. What happens to a valid batch is the `BatchHandler`'s business
 (the composition in streamrec/worker.py wires the graph store and the model server into it).
 
-At-least-once: `take_events` acks a batch's events only when the loop body has finished with them, and the
-body does not finish before (1) dead letters are acknowledged by the broker, (2) the graph upsert succeeded,
-(3) the lists were refreshed and (4) acknowledged by the broker. A failing stage is retried with back-off
-instead of being skipped, because an exception leaving the loop would ack the batch unprocessed.
+At-least-once: an interaction is acked only when (1) its batch's dead letters are acknowledged by the broker,
+(2) the graph upsert succeeded, (3) the lists were refreshed and (4) acknowledged by the broker (how the
+batches overlap: stream/batching.py). A failing stage is retried with back-off, never skipped. Items are
+low-volume: `take_events` batches, acked when the loop body returns.
 """
 from __future__ import annotations
 
@@ -21,11 +21,16 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
 from . import metrics
+from .batching import InFlight, Lane, MicroBatches
 from .dead_letters import dead_letter_headers, dead_letter_value
 from .events import Interaction, Item, Rejection, parse_interaction, parse_item
 from .topics import TopicNames
 
 log = logging.getLogger(__name__)
+
+MAX_BATCHES_IN_FLIGHT = 4  # batches taken but not yet written and published (then the agent stops buffering)
+ITEMS_WAIT_S = 0.05  # item records are few: take_events' window (the same for every load) is fine
+STOP_GRACE_S = 10.0  # how long a stopping worker waits for batches in flight to be written and acked
 
 
 class BatchHandler(Protocol):
@@ -139,7 +144,23 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
     async def publish(lists: Sequence[tuple[str, bytes]]) -> None:
         await send_all(names.recommendations, [(user.encode(), value, None) for user, value in lists])
 
-    async def process_interactions(batch: Sequence[faust.types.EventT]) -> None:
+    graph_lane, publish_lane = Lane(), Lane()
+    in_flight = InFlight(MAX_BATCHES_IN_FLIGHT)
+
+    async def publish_lists(lists: Sequence[tuple[str, bytes]], valid: list[Interaction]) -> None:
+        with metrics.PUBLISH.time():
+            await retry_until_done("publish", lambda: publish(lists))
+        published = time.time()
+        for event in valid:
+            metrics.FRESHNESS.observe(max(0.0, published - event.kafka_ts))
+
+    async def upsert(valid: list[Interaction]) -> list[Interaction]:
+        with metrics.GRAPH_UPSERT.time():
+            return await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
+
+    async def process_interactions(batch: list[faust.types.EventT], ack: Callable[[faust.types.EventT], Awaitable]) -> None:
+        """The model's part of a batch, awaited so that batches reach the model in order; the graph upsert and
+        the publication run in their lanes, and the batch is acked by `finish` when both are done."""
         started = time.perf_counter()
         metrics.BATCH_SIZE.observe(len(batch))
         valid: list[Interaction] = []
@@ -159,30 +180,31 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
             await retry_until_done("dead_letters", lambda: send_dead_letters(rejected))
         for event in batch:
             next_offsets[event.message.tp] = event.message.offset + 1
+        upserted = published = None
         if valid:
-            async def upsert():
-                with metrics.GRAPH_UPSERT.time():
-                    return await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
-
+            upserted = graph_lane.submit(lambda: upsert(valid))
             overlap = handler.refresh_is_idempotent  # read once: a model swap may change it mid-batch
-            if overlap:
-                # the model may see replayed events again, so the lists need not wait for the graph write:
-                # both run at once, and the batch is acked only when both are done
-                upserting = asyncio.ensure_future(upsert())
-                refresh_with = valid
-            else:  # the model must see each event once: only the events new to the graph
-                refresh_with = await upsert()
+            # an idempotent model may see replayed events again, so the lists need not wait for the graph write;
+            # otherwise the model must see each event once: only the events new to the graph
+            refresh_with = valid if overlap else await upserted
             with metrics.REFRESH.time():
                 lists = await retry_until_done("refresh", lambda: handler.refresh(valid, refresh_with))
-            with metrics.PUBLISH.time():
-                await retry_until_done("publish", lambda: publish(lists))
-            published = time.time()
-            fresh = await upserting if overlap else refresh_with
+            published = publish_lane.submit(lambda: publish_lists(lists, valid))
+        await in_flight.start(finish(batch, valid, upserted, published, started, ack))
+
+    async def finish(batch, valid, upserted, published, started: float, ack) -> None:
+        if valid:
+            fresh, _ = await asyncio.gather(upserted, published)
             fresh_ids = {id(e) for e in fresh}
             for event in valid:
                 metrics.EVENTS.labels(event.type, "applied" if id(event) in fresh_ids else "replayed").inc()
-                metrics.FRESHNESS.observe(max(0.0, published - event.kafka_ts))
+        for event in batch:
+            await ack(event)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def run_batches(batches: MicroBatches, ack) -> None:
+        while True:
+            await process_interactions(await batches.take(), ack)
 
     async def process_items(batch: Sequence[faust.types.EventT]) -> None:
         valid: list[Item] = []
@@ -203,13 +225,22 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
     @app.agent(interactions, name="interactions")
     async def interactions_agent(stream):
         await retry_until_done("start", handler.start)
-        async for batch in stream.take_events(settings.batch_size, within=wait_s):
-            await _finish_before_ack(process_interactions(batch))
+        manual = stream.noack()  # events are acked by `finish`, when their batch is written and published
+        batches = MicroBatches(settings.batch_size, wait_s, max_pending=MAX_BATCHES_IN_FLIGHT * settings.batch_size)
+        runner = asyncio.ensure_future(run_batches(batches, manual.ack))
+        try:
+            async for event in manual.events():
+                if runner.done():
+                    runner.result()  # the batch loop failed (a bug, as every stage retries): stop the agent
+                await batches.put(event)
+        finally:
+            runner.cancel()
+            await in_flight.drain(STOP_GRACE_S)  # a stop acks what finished; the rest is delivered again
 
     @app.agent(items, name="items")
     async def items_agent(stream):
         await retry_until_done("start", handler.start)
-        async for batch in stream.take_events(settings.batch_size, within=wait_s):
+        async for batch in stream.take_events(settings.batch_size, within=ITEMS_WAIT_S):
             await _finish_before_ack(process_items(batch))
 
     @app.timer(1.0)

@@ -1,0 +1,112 @@
+"""Micro-batches cut from a stream while earlier batches are still being written, and the lanes they go through.
+
+Faust's `take_events` fills its buffer only while the loop body waits for it and acks a batch when the body
+returns, so each batch costs its processing time plus a full `within` window in which nothing is processed
+(measured: 182 ms of work + 50 ms of waiting per 240-event batch at 1,000 ev/s). Here the agent's loop only
+buffers events; batches are taken as soon as the model is free ("smart batching": the batch is whatever
+arrived meanwhile, so it grows with the load and stays small when idle), and the slow sinks are lanes that run
+beside the next batch's model work:
+
+    model lane   refresh(batch N)            one at a time, in order (the caller awaits it)
+    graph lane   upsert(batch N)             one at a time, in order: an edge applies only offsets newer than
+                                             the last one it stored, so two upserts must never race
+    publish lane send lists N, await acks    one at a time, in order: a retried older list must never land
+                                             after a newer one for the same user (compaction keeps the last)
+
+A batch's events are acked (their offsets may be committed) only when its dead letters, its upsert and its
+lists are all acknowledged; nothing is acked otherwise, so a crash or a stop re-delivers it (at-least-once; the
+sinks are idempotent). At most `max_in_flight` batches are unfinished; beyond that the agent stops buffering
+and Faust stops fetching (back-pressure).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class MicroBatches(Generic[T]):
+    """Events buffered by the agent's loop, taken in batches of at most `max_size`. A batch is taken as soon as
+    the taker asks and something is pending, after lingering at most `linger_s` from the arrival of its first
+    event for more to join; at most `max_pending` events are buffered (put() waits for room)."""
+
+    def __init__(self, max_size: int, linger_s: float, max_pending: int):
+        self.max_size, self.linger_s, self.max_pending = max_size, linger_s, max(max_pending, max_size)
+        self._pending: list[T] = []
+        self._first_arrival = 0.0
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def put(self, item: T) -> None:
+        while len(self._pending) >= self.max_pending:
+            self._room.clear()
+            await self._room.wait()
+        if not self._pending:
+            self._first_arrival = time.monotonic()
+        self._pending.append(item)
+        self._arrived.set()
+
+    async def take(self) -> list[T]:
+        while not self._pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+        deadline = self._first_arrival + self.linger_s
+        while len(self._pending) < self.max_size and (left := deadline - time.monotonic()) > 0:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except asyncio.TimeoutError:
+                break
+        batch, self._pending = self._pending[:self.max_size], self._pending[self.max_size:]
+        if self._pending:  # the worker is behind: what is left goes with the next take without lingering
+            self._first_arrival = float("-inf")
+        self._room.set()
+        return batch
+
+
+class Lane:
+    """Runs actions one at a time in submission order, without making the submitter wait for them."""
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future | None = None
+
+    def submit(self, action: Callable[[], Awaitable[T]]) -> asyncio.Future:
+        previous = self._last
+
+        async def after_previous():
+            if previous is not None:
+                await asyncio.wait([previous])  # its failure is its own batch's business
+            return await action()
+
+        self._last = asyncio.ensure_future(after_previous())
+        return self._last
+
+
+class InFlight:
+    """At most `limit` unfinished batches; `drain()` waits for those still running (a graceful stop)."""
+
+    def __init__(self, limit: int):
+        self._slots = asyncio.Semaphore(limit)
+        self._running: set[asyncio.Future] = set()
+
+    async def start(self, work: Awaitable) -> asyncio.Future:
+        await self._slots.acquire()
+        task = asyncio.ensure_future(work)
+        self._running.add(task)
+
+        def finished(done: asyncio.Future) -> None:
+            self._running.discard(done)
+            self._slots.release()
+
+        task.add_done_callback(finished)
+        return task
+
+    async def drain(self, timeout_s: float) -> None:
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout_s)
