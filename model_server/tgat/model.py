@@ -118,6 +118,26 @@ class TemporalGAT(nn.Module):
         att[block.edge_index[1], block.edge_slot] = alpha.mean(dim=1).detach()
         return h, att
 
+    def node_inputs(self, graph: TemporalGraph, nodes: torch.Tensor) -> torch.Tensor:
+        return self.inputs(nodes, graph.node_kind[nodes], graph.node_local[nodes], graph.side)
+
+    def embed_layer(self, graph: TemporalGraph, depth: int, targets: torch.Tensor, previous, attention: bool = False):
+        """Layer `depth` (0-based) for sorted unique `targets`, reading the layer below through
+        previous(nodes) -> [len(nodes), dim]: the same computation, edge for edge, as embed()."""
+        block = sample_blocks(graph.buffer, targets, 1)[0]
+        h = previous(block.src_nodes)
+        pair = (h, h[block.dst_in_src])
+        edge_attr = self.edge_features(block.edge_type, block.edge_dt)
+        conv = self.convs[depth]
+        if depth < len(self.convs) - 1:
+            return F.relu(conv(pair, block.edge_index, edge_attr))
+        if not attention:
+            return conv(pair, block.edge_index, edge_attr)
+        out, (_, alpha) = conv(pair, block.edge_index, edge_attr, return_attention_weights=True)
+        att = torch.zeros(block.dst_nodes.numel(), self.config.k, device=out.device)
+        att[block.edge_index[1], block.edge_slot] = alpha.mean(dim=1).detach()
+        return out, att
+
     def embed_all(self, graph: TemporalGraph, chunk: int = 65536) -> torch.Tensor:
         """Every node's embedding, layer by layer (each node's layer-l output computed once, targets in chunks):
         the full recompute that incremental refreshes are checked and benchmarked against."""

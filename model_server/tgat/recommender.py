@@ -58,7 +58,7 @@ class TGATRecommender(Recommender):
         torch.manual_seed(seed)
         self.model = TemporalGAT(self.config).to(self.device).eval()
         self.graph = TemporalGraph(self.config.k, self.config.text_dim, self.device)
-        self.store = EmbeddingStore(self.config.dim, self.config.k, self.device)
+        self.store = EmbeddingStore(self.config.dim, self.config.k, self.device, hidden_layers=self.config.layers - 1)
         self.model_version = "untrained"
         self.train_report: dict = {}
         self._encoder: TextEncoder | None = None
@@ -107,6 +107,7 @@ class TGATRecommender(Recommender):
         if self.frozen and self._fitted:
             return
         self._last_touched = self.graph.insert(users, items, type_index(batch.types), torch.tensor(batch.ts))
+        self._invalidate_hidden(self._last_touched)
         if self.auto_refresh:
             self.refresh(self.affected_nodes())
             self.sweep_stale(self.sweep_per_observe)
@@ -126,10 +127,11 @@ class TGATRecommender(Recommender):
                     self._encoder = TextEncoder(self.device)
                 vectors = self._encoder.encode(texts)
         self.graph.side.set(index, vectors, [i.category for i in items], [i.brand for i in items])
+        nodes = self.graph.item_node[torch.tensor(index, device=self.device)]
+        self._invalidate_hidden(torch.zeros(0, dtype=torch.long, device=self.device), inputs_changed=nodes)
         if self.frozen and self._fitted:
             return
         # an item's input changed: it and everything within `layers` hops that reads it must be re-embedded
-        nodes = self.graph.item_node[torch.tensor(index, device=self.device)]
         if self.auto_refresh and self._fitted:
             self.refresh(self.affected_nodes(nodes, hops=self.config.layers))
 
@@ -166,14 +168,39 @@ class TGATRecommender(Recommender):
 
     @torch.no_grad()
     def refresh(self, nodes: torch.Tensor) -> int:
-        """Re-embed `nodes` from the current state (batched forwards of refresh_chunk targets)."""
+        """Re-embed `nodes` from the current state (batched forwards of refresh_chunk targets), reading the
+        cached lower layers (recomputed first where invalid)."""
         nodes = torch.unique(nodes.to(self.device))
         if self.model.training:
             self.model.eval()
+        last = self.config.layers - 1
         for chunk in nodes.split(self.refresh_chunk):
-            z, attention = self.model.embed(self.graph, chunk, attention=True)
+            z, attention = self.model.embed_layer(self.graph, last, chunk, lambda below: self._hidden(last, below),
+                                                  attention=True)
             self.store.write(chunk, z, attention, self.graph.buffer.nbr[chunk])
         return int(nodes.numel())
+
+    def _hidden(self, depth: int, nodes: torch.Tensor) -> torch.Tensor:
+        """Layer-`depth` outputs of sorted unique `nodes` (depth 0: the inputs), from the cache where valid."""
+        if depth == 0:
+            return self.model.node_inputs(self.graph, nodes)
+        cache, valid = self.store.hidden[depth - 1], self.store.hidden_fresh[depth - 1]
+        missing = nodes[~valid[nodes]]
+        for chunk in missing.split(self.refresh_chunk):
+            cache[chunk] = self.model.embed_layer(self.graph, depth - 1, chunk, lambda below: self._hidden(depth - 1, below))
+            valid[chunk] = True
+        return cache[nodes]
+
+    def _invalidate_hidden(self, rows_changed: torch.Tensor, inputs_changed: torch.Tensor | None = None) -> None:
+        """Marks the cached layer outputs that depend on changed buffer rows (new edges) or changed inputs (item
+        text): a node's layer-(d+1) output reads its own row, its own layer-d output and its neighbours'."""
+        dirty = rows_changed
+        if inputs_changed is not None and inputs_changed.numel():
+            dirty = torch.unique(torch.cat([rows_changed, inputs_changed, self.graph.buffer.samplers_of(inputs_changed)]))
+        for depth in range(self.config.layers - 1):
+            self.store.invalidate_hidden(depth, dirty)
+            if depth + 1 < self.config.layers - 1:
+                dirty = torch.unique(torch.cat([rows_changed, dirty, self.graph.buffer.samplers_of(dirty)]))
 
     def sweep_stale(self, max_nodes: int | None = None) -> int:
         if max_nodes == 0:
