@@ -54,6 +54,7 @@ class Settings:
     top_k: int
     exclude: str
     model_poll_s: float
+    torch_threads: int
     metrics_host: str
     metrics_port: int
     log_level: str
@@ -199,6 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         top_k=r.integer("TOP_K", 20, 1, 1000),
         exclude=r.choice("EXCLUDE", "purchased", EXCLUDE_POLICIES),
         model_poll_s=r.number("MODEL_POLL_S", 10.0, 0.5, 86_400.0),
+        torch_threads=r.integer("TORCH_THREADS", 1, 1, 1024),
         metrics_host=r.text("METRICS_HOST", "127.0.0.1"),
         metrics_port=r.integer("METRICS_PORT", 9464, 0, 65535),
         log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),
