@@ -128,8 +128,10 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
     sampler = ProcessSampler({"worker": worker.pid, **service_pids, "bench": os.getpid()}, on_sample)
     producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
     try:
-        # items first (untimed), then the timed stream
+        # items first, untimed: the clock starts when the worker has applied them (encoding a catalogue's text
+        # takes seconds, which would otherwise land on the first timed events)
         replay(producer, names, event_ids=[], users=[], items=[], types=[], ts=[], item_records=items)
+        _wait_for_items(worker.metrics_port, len(items))
         sampler.start()
         started = time.time()
         stats = replay(producer, names, rate=rate, sent_times=tracker.sent_times, **columns)
@@ -170,6 +172,15 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
         and run.result["achieved_input_rate"] >= 0.9 * rate and (slope is None or slope <= 0.02 * rate))
     run.result["freshness_sorted_s"] = sorted(tracker.freshness)  # for the CDF plot; dropped from bench.json
     return run
+
+
+def _wait_for_items(metrics_port: int, count: int, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if totals(scrape(metrics_port)).get("streamrec_items_total", 0.0) >= count:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the worker did not apply the {count} item records within {timeout_s:.0f} s")
 
 
 def _per_batch(samples) -> float | None:

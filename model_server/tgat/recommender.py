@@ -64,6 +64,7 @@ class TGATRecommender(Recommender):
         self._encoder: TextEncoder | None = None
         self._last_touched = torch.zeros(0, dtype=torch.long, device=self.device)
         self._node_id_cache: list[str] = []  # node -> id, for explanations
+        self._item_inputs: dict[int, int] = {}  # item index -> hash of the (title, category, brand) applied
         self._fitted = False
 
     def version(self) -> str:
@@ -113,12 +114,21 @@ class TGATRecommender(Recommender):
             self.sweep_stale(self.sweep_per_observe)
 
     def observe_items(self, items: Sequence[ItemText]) -> None:
-        items = list(items)
+        items = list({item.item_id: item for item in items}.values())  # the last record of an item wins
+        super().observe_items(items)
+        # an item record that changes nothing (a re-delivery, a catalogue re-sent unchanged) costs no encoding
+        applied = self._item_inputs
+        index, changed = [], []
+        for position, item in zip(self.items.lookup(item.item_id for item in items), items):
+            key = hash((item.title, item.category, item.brand))
+            if applied.get(position) != key:
+                applied[position] = key
+                index.append(position)
+                changed.append(item)
+        items = changed
         if not items:
             return
-        super().observe_items(items)
         self._sync()
-        index = self.items.lookup(item.item_id for item in items)
         vectors = None
         if self.text:
             texts = [item_text(i.title, i.category, i.brand) for i in items]

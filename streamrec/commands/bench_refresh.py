@@ -65,6 +65,7 @@ def run(args, settings) -> int:
 
     from model_server.contract import InteractionBatch
     from model_server.tgat import build_streamrec, load_recommender
+    from model_server.tgat.footprint import footprint
     from streamrec.datasets import DatasetError, load_wikipedia
 
     if args.threads:
@@ -114,7 +115,7 @@ def run(args, settings) -> int:
         rec.auto_refresh = True
         row = {"edges": scale, "source": source, "nodes": rec.graph.num_nodes,
                "buffer_edges": rec.graph.buffer.edge_count(), "build_s": round(build_s, 3),
-               "full_recompute_s": round(_median(full_times), 5), "micro_batches": []}
+               "full_recompute_s": round(_median(full_times), 5), "memory": footprint(rec), "micro_batches": []}
         cursor = scale
         for size in batch_sizes:
             row["micro_batches"].append(_incremental(rec, stream, cursor, size, args.events, row["full_recompute_s"], sync))
