@@ -195,7 +195,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         local_bolt_port=r.integer("LOCAL_BOLT_PORT", 7687, 1, 65535),
         local_http_port=r.integer("LOCAL_HTTP_PORT", 2480, 1, 65535),
         app_id=r.text("APP_ID", "streamrec"),
-        batch_size=r.integer("BATCH_SIZE", 500, 1, 100_000),
+        batch_size=r.integer("BATCH_SIZE", 2000, 1, 100_000),
         batch_wait_ms=r.integer("BATCH_WAIT_MS", 5, 0, 60_000),
         top_k=r.integer("TOP_K", 20, 1, 1000),
         exclude=r.choice("EXCLUDE", "purchased", EXCLUDE_POLICIES),
