@@ -75,6 +75,19 @@ class ProcessSampler(threading.Thread):
                        "peak_rss_mib": round(self.peak_rss[name] / 2**20, 1)} for name, v in self.cpu.items()}
 
 
+def model_host_pid(worker_pid: int) -> int | None:
+    """The worker's model process (streamrec/model_host.py), a child started by multiprocessing's spawn."""
+    import psutil
+
+    for child in psutil.Process(worker_pid).children():
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                return child.pid
+        except psutil.Error:
+            continue
+    return None
+
+
 def _stage_seconds(samples) -> dict:
     sums, counts = {}, {}
     for name, labels, value in samples:
@@ -125,7 +138,8 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
                       processed=totals(scrape(worker.metrics_port)).get("streamrec_events_total", 0.0))
         run.samples.append(sample)
 
-    sampler = ProcessSampler({"worker": worker.pid, **service_pids, "bench": os.getpid()}, on_sample)
+    sampler = ProcessSampler({"worker": worker.pid, "model_host": model_host_pid(worker.pid), **service_pids,
+                              "bench": os.getpid()}, on_sample)
     producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
     try:
         # items first, untimed: the clock starts when the worker has applied them (encoding a catalogue's text
