@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 import torch
 
 from .ids import IdMap
+from .pairs import PairSet
 
 EXCLUDE_POLICIES = ("none", "purchased", "seen")
 
@@ -47,24 +48,29 @@ class ItemText:
     brand: str | None = None
 
 
-@dataclass
 class _History:
-    """What each user has seen and bought, for the exclusion policy of top-K."""
-    seen: dict[int, set[int]] = field(default_factory=dict)
-    purchased: dict[int, set[int]] = field(default_factory=dict)
+    """What each user has seen and bought (user index, item index pairs), for the exclusion policy of top-K."""
+
+    def __init__(self) -> None:
+        self.seen = PairSet()
+        self.purchased = PairSet()
 
     def add(self, users: list[int], items: list[int], types: list[str]) -> None:
-        for u, i, kind in zip(users, items, types):
-            self.seen.setdefault(u, set()).add(i)
-            if kind == "purchase":
-                self.purchased.setdefault(u, set()).add(i)
+        if not users:
+            return
+        u, i = torch.tensor(users, dtype=torch.long), torch.tensor(items, dtype=torch.long)
+        self.seen.add(u, i)
+        bought = torch.tensor([kind == "purchase" for kind in types], dtype=torch.bool)
+        if bool(bought.any()):
+            self.purchased.add(u[bought], i[bought])
 
-    def excluded(self, user: int, policy: str) -> set[int]:
-        if policy == "seen":
-            return self.seen.get(user, set())
-        if policy == "purchased":
-            return self.purchased.get(user, set())
-        return set()
+    def excluded(self, users: torch.Tensor, policy: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row in `users`, item index) of every excluded pair; unknown users (-1) have none."""
+        pairs = {"seen": self.seen, "purchased": self.purchased}.get(policy)
+        if pairs is None:
+            empty = torch.zeros(0, dtype=torch.long)
+            return empty, empty
+        return pairs.rows_of(users)
 
 
 class Recommender(ABC):
@@ -111,14 +117,9 @@ class Recommender(ABC):
         if exclude not in EXCLUDE_POLICIES:
             raise ValueError(f"exclude must be one of {EXCLUDE_POLICIES}, got {exclude!r}")
         scores = self.score(users)
-        rows, cols = [], []  # every excluded (row, item), set with one indexing operation
-        if exclude != "none":
-            for row, user in enumerate(users):
-                banned = self.history.excluded(self.users.get(user), exclude)
-                rows.extend([row] * len(banned))
-                cols.extend(banned)
-        if rows:
-            scores[torch.tensor(rows), torch.tensor(cols)] = float("-inf")
+        rows, cols = self.history.excluded(torch.tensor(self.users.lookup(users), dtype=torch.long), exclude)
+        keep = cols < scores.shape[1]
+        scores[rows[keep], cols[keep]] = float("-inf")  # every excluded (row, item) in one indexing operation
         top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
         return top.values, top.indices
 

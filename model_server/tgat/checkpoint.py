@@ -32,11 +32,6 @@ def content_hash(recommender) -> str:
     return "tgat-" + digest.hexdigest()[:16]
 
 
-def _pairs(mapping: dict[int, set[int]]) -> torch.Tensor:
-    rows = [(u, i) for u, items in mapping.items() for i in items]
-    return torch.tensor(rows, dtype=torch.long).reshape(-1, 2)
-
-
 def save_checkpoint(recommender, directory, metadata: dict | None = None, include_state: bool = True) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -51,7 +46,7 @@ def save_checkpoint(recommender, directory, metadata: dict | None = None, includ
         graph["seen"] = graph["seen"][:0]
     payload = {"meta": meta, "weights": {k: v.cpu() for k, v in recommender.model.state_dict().items()},
                "users": list(recommender.users.ids), "items": list(recommender.items.ids), "graph": graph,
-               "seen": _pairs(recommender.history.seen), "purchased": _pairs(recommender.history.purchased),
+               "seen": recommender.history.seen.pairs(), "purchased": recommender.history.purchased.pairs(),
                "with_state": include_state}
     path = directory / FILE_NAME
     torch.save(payload, path)
@@ -73,10 +68,9 @@ def load_checkpoint(path, device="auto", **overrides):
     config = {"popularity": False, "seen": False, **meta["config"]}
     rec = TGATRecommender(TGATConfig(**config), TrainConfig(**meta["train_config"]), device=device, **overrides)
     rec.users, rec.items = IdMap(payload["users"]), IdMap(payload["items"])
-    for u, i in payload["seen"].tolist():
-        rec.history.seen.setdefault(u, set()).add(i)
-    for u, i in payload["purchased"].tolist():
-        rec.history.purchased.setdefault(u, set()).add(i)
+    for name in ("seen", "purchased"):
+        pairs = payload[name].reshape(-1, 2)
+        getattr(rec.history, name).add(pairs[:, 0], pairs[:, 1])
     rec.graph.load_state_dict(payload["graph"])
     if "seen" not in payload["graph"] and payload["with_state"] and len(payload["seen"]):
         pairs = payload["seen"].to(rec.device)

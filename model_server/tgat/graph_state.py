@@ -14,31 +14,17 @@ from __future__ import annotations
 
 import torch
 
+from ..pairs import LOW, SHIFT, merge_sorted, new_keys, rows_of
 from .features import ITEM, USER, ItemSideInfo
 from .neighbours import RecentNeighbours, tie_keys
 
 EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 NUM_TYPES = len(EVENT_TYPES) + 1  # the last index is any other type
 _TYPE_INDEX = {name: k for k, name in enumerate(EVENT_TYPES)}
-_PAIR_SHIFT = 32  # seen key = user node << 32 | item node
 
 
 def type_index(types: list[str]) -> torch.Tensor:
     return torch.tensor([_TYPE_INDEX.get(t, len(EVENT_TYPES)) for t in types], dtype=torch.long)
-
-
-def merge_sorted(keys: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-    """The sorted union of sorted `keys` and sorted `new` keys not among them, in linear time (a full sort of
-    the pair set per micro-batch grew with the graph: ~1M pairs re-sorted for every batch)."""
-    if new.numel() == 0:
-        return keys
-    at = torch.searchsorted(keys, new) + torch.arange(new.numel(), device=new.device)
-    merged = torch.empty(keys.numel() + new.numel(), dtype=keys.dtype, device=keys.device)
-    old = torch.ones(merged.numel(), dtype=torch.bool, device=keys.device)
-    old[at] = False
-    merged[at] = new
-    merged[old] = keys
-    return merged
 
 
 class TemporalGraph:
@@ -101,32 +87,18 @@ class TemporalGraph:
         return self.buffer.ts[:n, 0].max()
 
     def seen_pairs(self, user_nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row in user_nodes, item node) for every item each user has an edge to; vectorised range reads of
-        the sorted key tensor (no per-user loop)."""
-        lo = torch.searchsorted(self.seen, user_nodes << _PAIR_SHIFT)
-        hi = torch.searchsorted(self.seen, (user_nodes + 1) << _PAIR_SHIFT)
-        counts = hi - lo
-        rows = torch.repeat_interleave(torch.arange(user_nodes.numel(), device=self.device), counts)
-        if rows.numel() == 0:
-            return rows, rows
-        starts = torch.cumsum(counts, 0) - counts
-        offset = torch.arange(rows.numel(), device=self.device) - starts[rows]
-        keys = self.seen[lo[rows] + offset]
-        return rows, keys & ((1 << _PAIR_SHIFT) - 1)
+        """(row in user_nodes, item node) for every item each user has an edge to (vectorised range reads)."""
+        return rows_of(self.seen, user_nodes)
 
     def insert(self, users: torch.Tensor, items: torch.Tensor, types: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
         """Fold interactions (user index, item index, type index, epoch ms) into both endpoints' rows."""
         u = self.user_node[users.to(self.device)]
         i = self.item_node[items.to(self.device)]
         types, ts = types.to(self.device), ts.to(self.device)
-        keys = torch.unique((u << _PAIR_SHIFT) | i)
-        if self.seen.numel():
-            pos = torch.searchsorted(self.seen, keys).clamp(max=self.seen.numel() - 1)
-            keys = keys[self.seen[pos] != keys]
-        mask = (1 << _PAIR_SHIFT) - 1
+        keys = new_keys(self.seen, (u << SHIFT) | i)
         ones = torch.ones(keys.numel(), dtype=torch.long, device=self.device)
-        self.degree.index_add_(0, keys >> _PAIR_SHIFT, ones)
-        self.degree.index_add_(0, keys & mask, ones)
+        self.degree.index_add_(0, keys >> SHIFT, ones)
+        self.degree.index_add_(0, keys & LOW, ones)
         self.seen = merge_sorted(self.seen, keys)
         return self.buffer.insert(torch.cat([u, i]), torch.cat([i, u]), torch.cat([types, types]), torch.cat([ts, ts]))
 
@@ -149,5 +121,5 @@ class TemporalGraph:
         self.seen = torch.unique(keys)
         self.degree = torch.zeros(self.num_nodes, dtype=torch.long, device=self.device)
         ones = torch.ones(self.seen.numel(), dtype=torch.long, device=self.device)
-        self.degree.index_add_(0, self.seen >> _PAIR_SHIFT, ones)
-        self.degree.index_add_(0, self.seen & ((1 << _PAIR_SHIFT) - 1), ones)
+        self.degree.index_add_(0, self.seen >> SHIFT, ones)
+        self.degree.index_add_(0, self.seen & LOW, ones)
