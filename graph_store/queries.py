@@ -25,8 +25,7 @@ SET r.count = coalesce(r.count, 0) + new_events,
                      THEN row.ts_max_from[first_new] ELSE r.last_ts END,
     r.last_source = row.source,
     r.last_offset = row.offsets[size(row.offsets) - 1]
-RETURN row.user AS user, row.item AS item, row.type AS type, row.source AS source,
-       row.offsets[first_new] AS first_new_offset
+RETURN row.k AS k, row.offsets[first_new] AS first_new_offset
 """
 
 # Items replace their text; category and brand become nodes of their own (the heterogeneous graph).

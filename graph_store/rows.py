@@ -45,6 +45,7 @@ def interaction_rows(events: Iterable[EventLike]) -> list[dict]:
         ts = [e.ts for e in group]
         lows, highs = _suffix_extrema(ts)
         rows.append({
+            "k": len(rows),  # the query returns this index, not the row's strings: less to send back and decode
             "user": user, "item": item, "type": event_type, "source": source,
             "offsets": [e.offset for e in group], "ts_min_from": lows, "ts_max_from": highs,
         })

@@ -66,7 +66,10 @@ class GraphStore:
         if not rows:
             return UpsertResult([])
         records = await self._run(queries.UPSERT_INTERACTIONS, rows=rows)
-        first_new = {(r["user"], r["item"], r["type"], r["source"]): r["first_new_offset"] for r in records}
+        first_new = {}
+        for record in records:  # the rows that had events newer than their edge's last applied offset
+            row = rows[record["k"]]
+            first_new[(row["user"], row["item"], row["type"], row["source"])] = record["first_new_offset"]
         fresh = [e for e in events
                  if e.offset >= first_new.get((e.user_id, e.item_id, e.type, source_of(e)), float("inf"))]
         return UpsertResult(fresh)

@@ -1,8 +1,7 @@
 """What a serving temporal GAT keeps in memory, by component, for the Scaling section's per-million figures.
 
-Tensors count at their allocated capacity (rows grow by doubling, so up to 2x the rows in use); Python
-structures (id maps, exclusion sets) count every container and element once (sys.getsizeof, shared objects
-once). The process around it (interpreter, torch, Faust, drivers) is measured separately by the benchmark.
+Tensors count at their allocated capacity (rows grow by doubling, so up to 2x the rows in use); the id maps
+(Python dicts, lists and strings) count every container and element once (sys.getsizeof). The process around it (interpreter, torch, Faust, drivers) is measured separately by the benchmark.
 """
 from __future__ import annotations
 
@@ -24,7 +23,8 @@ def tensor_bytes(obj, seen: set | None = None) -> int:
 
 
 def python_bytes(obj) -> int:
-    """Deep size of plain Python containers (dict, list, set, tuple, str, int, objects' __dict__)."""
+    """Deep size of plain Python containers (dict, list, set, tuple, str, int, objects' __dict__), each object
+    once."""
     seen, total, stack = set(), 0, [obj]
     while stack:
         item = stack.pop()
@@ -53,7 +53,7 @@ def footprint(rec) -> dict:
         "embeddings_and_layer_cache": tensor_bytes(rec.store, seen),
         "model_weights": sum(p.untyped_storage().nbytes() for p in rec.model.parameters()),
         "id_maps": python_bytes(rec.users) + python_bytes(rec.items),
-        "exclusion_sets": python_bytes(rec.history),
+        "exclusion_pairs": tensor_bytes(rec.history.seen, seen) + tensor_bytes(rec.history.purchased, seen),
     }
     return {"users": len(rec.users), "items": len(rec.items), "edges": int(graph.seen.numel()),
             "bytes": components, "total_bytes": sum(components.values())}

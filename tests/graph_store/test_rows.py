@@ -15,7 +15,7 @@ def test_events_of_one_edge_become_one_row_in_offset_order_with_suffix_extrema()
         Event("u", "i", "view", 20, 0, 14), Event("u", "i", "purchase", 40, 0, 15),
     ])
     by_key = {(r["user"], r["item"], r["type"]): r for r in rows}
-    assert len(rows) == 3
+    assert len(rows) == 3 and [r["k"] for r in rows] == [0, 1, 2]  # the index the upsert returns
     view = by_key[("u", "i", "view")]
     assert view["offsets"] == [10, 12, 14]
     assert view["ts_min_from"] == [10, 20, 20]
