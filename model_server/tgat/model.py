@@ -193,8 +193,10 @@ class TemporalGAT(nn.Module):
 
     @staticmethod
     def _add_at(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """scores[rows, cols] += values, repeated (row, col) pairs summed; one copy (training needs the original)."""
-        return scores.index_put((rows, cols), values, accumulate=True)
+        """scores[rows, cols] += values, repeated (row, col) pairs summed; out of place (training)."""
+        flat = torch.zeros(scores.numel(), device=scores.device, dtype=scores.dtype)
+        flat = flat.index_add(0, rows * scores.shape[1] + cols, values)
+        return scores + flat.view_as(scores)
 
     def score_candidates(self, graph: TemporalGraph, user_nodes: torch.Tensor, z_users: torch.Tensor,
                          cand_nodes: torch.Tensor, z_cand: torch.Tensor) -> torch.Tensor:
@@ -216,7 +218,10 @@ class TemporalGAT(nn.Module):
         if values.numel():
             cols = graph.node_local[nodes]
             keep = (graph.node_kind[nodes] == ITEM) & (cols < n_items)
-            scores = self._add_at(scores, rows[keep], cols[keep], values[keep])
+            if torch.is_grad_enabled():
+                scores = self._add_at(scores, rows[keep], cols[keep], values[keep])
+            else:  # serving: in place, no copy of the [users, catalogue] matrix
+                scores.index_put_((rows[keep], cols[keep]), values[keep], accumulate=True)
         return scores
 
     def score_new_user(self, graph: TemporalGraph, z_user: torch.Tensor, z_items: torch.Tensor) -> torch.Tensor:
