@@ -21,7 +21,8 @@ STAGE_SECONDS = Histogram("streamrec_stage_seconds",
                           "Time of the finer steps of a batch: intake (age of its oldest record when taken), validate, "
                           "observe (neighbourhoods + forward), rank (top-K)",
                           ["stage"], buckets=SECONDS)
-BATCH_SECONDS = Histogram("streamrec_batch_seconds", "Time to process one micro-batch end to end", buckets=SECONDS)
+BATCH_SECONDS = Histogram("streamrec_batch_seconds", "Time from taking a micro-batch until its events are acked (written and published)",
+                          buckets=SECONDS)
 FRESHNESS = Histogram("streamrec_freshness_seconds",
                       "Event appended to Kafka (record timestamp) until the list reflecting it is published",
                       buckets=SECONDS)
