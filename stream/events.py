@@ -6,13 +6,12 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+import orjson  # compact UTF-8 JSON (like json.dumps with separators=(',', ':')), several times faster
 
 EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 MAX_ID_LENGTH = 256
@@ -136,12 +135,12 @@ def interaction_value(event_id: str, user_id: str, item_id: str, event_type: str
     record: dict[str, Any] = {"event_id": event_id, "user_id": user_id, "item_id": item_id, "type": event_type, "ts": ts_ms}
     if props:
         record["props"] = props
-    return json.dumps(record, separators=(",", ":")).encode()
+    return orjson.dumps(record)
 
 
 def item_value(item: Item) -> bytes:
     record = {k: v for k, v in item.__dict__.items() if v is not None}
-    return json.dumps(record, separators=(",", ":")).encode()
+    return orjson.dumps(record)
 
 
 def recommendation_record(user_id: str, items: list[dict], *, model: str, model_version: str,
@@ -151,4 +150,4 @@ def recommendation_record(user_id: str, items: list[dict], *, model: str, model_
         "user_id": user_id, "items": items, "model": model, "model_version": model_version,
         "last_event_id": last_event.event_id, "event_ts": last_event.ts, "published_ts": published_ts,
     }
-    return orjson.dumps(record)  # compact, like json.dumps with (",", ":") separators, ~10x faster
+    return orjson.dumps(record)

@@ -2,7 +2,6 @@
 a consumer of the lists, a scrape of a worker's /metrics."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -13,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Callable
 from urllib.request import urlopen
+
+import orjson
 
 
 def free_port() -> int:
@@ -144,7 +145,7 @@ class ListCollector(threading.Thread):
             for records in self.consumer.poll(timeout_ms=100).values():
                 now = time.time()
                 for record in records:
-                    self.on_list(now, json.loads(record.value))
+                    self.on_list(now, orjson.loads(record.value))
                     self.count += 1
         self.consumer.close()
 
