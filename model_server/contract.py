@@ -48,6 +48,11 @@ class ItemText:
     brand: str | None = None
 
 
+def _check_policy(exclude: str) -> None:
+    if exclude not in EXCLUDE_POLICIES:
+        raise ValueError(f"exclude must be one of {EXCLUDE_POLICIES}, got {exclude!r}")
+
+
 class _History:
     """What each user has seen and bought (user index, item index pairs), for the exclusion policy of top-K."""
 
@@ -114,8 +119,7 @@ class Recommender(ABC):
     def top_k(self, users: Sequence[str], k: int, exclude: str = "purchased") -> tuple[torch.Tensor, torch.Tensor]:
         """(scores, item indices), each [len(users), min(k, catalogue)], best first; -inf where an item is
         excluded by the policy (those sort last)."""
-        if exclude not in EXCLUDE_POLICIES:
-            raise ValueError(f"exclude must be one of {EXCLUDE_POLICIES}, got {exclude!r}")
+        _check_policy(exclude)
         scores = self.score(users)
         rows, cols = self.history.excluded(torch.tensor(self.users.lookup(users), dtype=torch.long), exclude)
         keep = cols < scores.shape[1]
@@ -125,9 +129,8 @@ class Recommender(ABC):
 
     def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased") -> list[list[dict]]:
         """Per user the top-k items as [{"item_id", "score"}], best first, excluded items left out."""
+        _check_policy(exclude)
         if not users or not len(self.items):
-            if exclude not in EXCLUDE_POLICIES:
-                raise ValueError(f"exclude must be one of {EXCLUDE_POLICIES}, got {exclude!r}")
             return [[] for _ in users]
         values, indices = self.top_k(users, k, exclude)
         return self._lists(values, indices)

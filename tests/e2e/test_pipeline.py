@@ -65,6 +65,17 @@ def graph_edges(settings, users: list[str]) -> dict:
     return {(e["user"], e["item"], e["type"]): (e["count"], e["first_ts"], e["last_ts"]) for e in asyncio.run(read())}
 
 
+def expected_edges(users, items, types, ts) -> dict:
+    """(user, item, type) -> (count, first_ts, last_ts), as the graph store must hold them."""
+    edges = defaultdict(lambda: [0, None, None])
+    for user, item, kind, t in zip(users, items, types, ts):
+        entry = edges[(user, item, kind)]
+        entry[0] += 1
+        entry[1] = t if entry[1] is None else min(entry[1], t)
+        entry[2] = t if entry[2] is None else max(entry[2], t)
+    return {key: tuple(value) for key, value in edges.items()}
+
+
 def scrape(port: int, name: str) -> float:
     from urllib.request import urlopen
 
@@ -114,13 +125,7 @@ def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
     assert all(json.loads(r.value)["source"]["topic"] == names.interactions for r in dead)
 
     # every valid event is in the graph with the right counts and times
-    expected = defaultdict(lambda: [0, None, None])
-    for user, item, kind, ts in zip(users, items, rees46.types[:N_EVENTS], rees46.ts[:N_EVENTS]):
-        entry = expected[(user, item, kind)]
-        entry[0] += 1
-        entry[1] = ts if entry[1] is None else min(entry[1], ts)
-        entry[2] = ts if entry[2] is None else max(entry[2], ts)
-    expected = {key: tuple(value) for key, value in expected.items()}
+    expected = expected_edges(users, items, rees46.types[:N_EVENTS], rees46.ts[:N_EVENTS])
     before = graph_edges(server_settings, sorted(expected_users))
     assert before == expected
 
@@ -147,11 +152,14 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
 
     import psutil
 
+    from streamrec.bench import model_host_pid
+
     names = TopicNames.with_prefix(unique)
     env = {"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}
     first = worker_factory(env).start()
-    model_host = [p for p in psutil.Process(first.pid).children() if "spawn_main" in " ".join(p.cmdline())]
-    assert len(model_host) == 1  # the model runs in its own process
+    host_pid = model_host_pid(first.pid)
+    assert host_pid is not None  # the model runs in its own process
+    model_host = psutil.Process(host_pid)
 
     users = [unique + u for u in rees46.users[:N_EVENTS]]
     items = [unique + i for i in rees46.items[:N_EVENTS]]
@@ -166,18 +174,12 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     while time.monotonic() < deadline and scrape(port, 'streamrec_events_total{outcome="applied"') < N_EVENTS / 3:
         time.sleep(0.05)
     first.stop(kill=True)  # mid-stream, batches in flight
-    model_host[0].wait(10)  # the model host exits with its worker (its pipe closed)
+    model_host.wait(10)  # the model host exits with its worker (its pipe closed)
     second = worker_factory(env).start()  # the same consumer group resumes from the committed offsets
     sending.join()
     producer.close()
 
-    expected = defaultdict(lambda: [0, None, None])
-    for user, item, kind, ts in zip(users, items, rees46.types[:N_EVENTS], rees46.ts[:N_EVENTS]):
-        entry = expected[(user, item, kind)]
-        entry[0] += 1
-        entry[1] = ts if entry[1] is None else min(entry[1], ts)
-        entry[2] = ts if entry[2] is None else max(entry[2], ts)
-    expected = {key: tuple(value) for key, value in expected.items()}
+    expected = expected_edges(users, items, rees46.types[:N_EVENTS], rees46.ts[:N_EVENTS])
     port = int(second.env["STREAMREC_METRICS_PORT"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and graph_edges(server_settings, sorted(set(users))) != expected:
