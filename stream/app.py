@@ -21,7 +21,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
 from . import metrics
-from .batching import InFlight, Lane, MicroBatches
+from .batching import CoalescingLane, InFlight, Lane, MicroBatches
 from .dead_letters import dead_letter_headers, dead_letter_value
 from .events import Interaction, Item, Rejection, parse_interaction, parse_item
 from .topics import TopicNames
@@ -148,7 +148,6 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
     async def publish(lists: Sequence[tuple[str, bytes]]) -> None:
         await send_all(names.recommendations, [(user.encode(), value, None) for user, value in lists])
 
-    graph_lane, publish_lane = Lane(), Lane()
     in_flight = InFlight(MAX_BATCHES_IN_FLIGHT)
 
     async def publish_lists(lists: Sequence[tuple[str, bytes]], valid: list[Interaction]) -> None:
@@ -158,9 +157,13 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         for event in valid:
             metrics.FRESHNESS.observe(max(0.0, published - event.kafka_ts))
 
-    async def upsert(valid: list[Interaction]) -> list[Interaction]:
+    async def upsert(valid: list[Interaction]) -> set[int]:
+        """The ids of the events new to the graph (one write may hold several batches)."""
         with metrics.GRAPH_UPSERT.time():
-            return await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
+            fresh = await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
+        return {id(event) for event in fresh}
+
+    graph_lane, publish_lane = CoalescingLane(upsert), Lane()
 
     async def process_interactions(batch: list[faust.types.EventT], ack: Callable[[faust.types.EventT], Awaitable]) -> None:
         """The model's part of a batch, awaited so that batches reach the model in order; the graph upsert and
@@ -188,11 +191,11 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
             next_offsets[event.message.tp] = event.message.offset + 1
         upserted = published = None
         if valid:
-            upserted = graph_lane.submit(lambda: upsert(valid))
+            upserted = graph_lane.submit(valid)
             overlap = handler.refresh_is_idempotent  # read once: a model swap may change it mid-batch
             # an idempotent model may see replayed events again, so the lists need not wait for the graph write;
             # otherwise the model must see each event once: only the events new to the graph
-            refresh_with = valid if overlap else await upserted
+            refresh_with = valid if overlap else [e for e in valid if id(e) in await upserted]
             with metrics.REFRESH.time():
                 lists = await retry_until_done("refresh", lambda: handler.refresh(valid, refresh_with))
             published = publish_lane.submit(lambda: publish_lists(lists, valid))
@@ -200,8 +203,7 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
 
     async def finish(batch, valid, upserted, published, started: float, ack) -> None:
         if valid:
-            fresh, _ = await asyncio.gather(upserted, published)
-            fresh_ids = {id(e) for e in fresh}
+            fresh_ids, _ = await asyncio.gather(upserted, published)
             for event in valid:
                 metrics.EVENTS.labels(event.type, "applied" if id(event) in fresh_ids else "replayed").inc()
         for event in batch:

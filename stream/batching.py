@@ -8,8 +8,9 @@ arrived meanwhile, so it grows with the load and stays small when idle), and the
 beside the next batch's model work:
 
     model lane   refresh(batch N)            one at a time, in order (the caller awaits it)
-    graph lane   upsert(batch N)             one at a time, in order: an edge applies only offsets newer than
-                                             the last one it stored, so two upserts must never race
+    graph lane   upsert(batches N, N+1, ...) one write at a time, in order: an edge applies only offsets newer
+                                             than the last one it stored, so two upserts must never race; the
+                                             batches taken while a write runs go together into the next one
     publish lane send lists N, await acks    one at a time, in order: a retried older list must never land
                                              after a newer one for the same user (compaction keeps the last)
 
@@ -25,6 +26,7 @@ import time
 from typing import Awaitable, Callable, Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class MicroBatches(Generic[T]):
@@ -86,6 +88,41 @@ class Lane:
 
         self._last = asyncio.ensure_future(after_previous())
         return self._last
+
+
+class CoalescingLane(Generic[T, R]):
+    """Runs `write(items)` one call at a time, in submission order; everything submitted while a call runs goes
+    into the next call together. A busy sink thus gets fewer, larger writes (a graph upsert's cost is mostly
+    per query: measured 15-24 ms for 41-60 events at 1,000 events/s), an idle one a write per submission.
+    submit() returns the future of the call its items went into (the result covers all of that call's items)."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[R]]):
+        self._write = write
+        self._waiting: list[T] = []
+        self._next: asyncio.Future | None = None  # the result of the call the waiting items will go into
+        self._writer: asyncio.Future | None = None
+
+    def submit(self, items: list[T]) -> asyncio.Future:
+        self._waiting.extend(items)
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_waiting())
+        return self._next
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            items, result = self._waiting, self._next
+            self._waiting, self._next = [], None
+            try:
+                result.set_result(await self._write(items))
+            except asyncio.CancelledError:  # shutdown: the batches stay unacked, delivered again
+                result.cancel()
+                if self._next is not None:
+                    self._next.cancel()
+                raise
+            except Exception as exc:  # the write's failure is its batches' business
+                result.set_exception(exc)
 
 
 class InFlight:

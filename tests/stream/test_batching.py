@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from stream.batching import InFlight, Lane, MicroBatches
+from stream.batching import CoalescingLane, InFlight, Lane, MicroBatches
 
 
 def run(coroutine):
@@ -75,6 +75,35 @@ def test_a_lane_runs_actions_one_at_a_time_in_submission_order_even_after_a_fail
     log, results = run(scenario())
     assert log == ["start slow", "end slow", "start failing", "end failing", "start fast", "end fast"]
     assert results[0] == "slow" and isinstance(results[1], RuntimeError) and results[2] == "fast"
+
+
+def test_a_coalescing_lane_writes_what_arrived_during_a_write_in_one_later_write():
+    async def scenario():
+        calls, release = [], asyncio.Event()
+
+        async def write(items):
+            calls.append(list(items))
+            if items[0] == "a":  # the first write is slow: b, c and d arrive meanwhile
+                await release.wait()
+            if "fail" in items:
+                raise RuntimeError("sink down")
+            return f"wrote {len(items)}"
+
+        lane = CoalescingLane(write)
+        first = lane.submit(["a"])
+        await asyncio.sleep(0.01)
+        second, third = lane.submit(["b", "c"]), lane.submit(["d"])
+        release.set()
+        results = await asyncio.gather(first, second, third)
+        failed = lane.submit(["fail"])
+        with pytest.raises(RuntimeError):
+            await failed
+        after = await lane.submit(["e"])  # a failed write does not stop the lane
+        return calls, results, after
+
+    calls, results, after = run(scenario())
+    assert calls == [["a"], ["b", "c", "d"], ["fail"], ["e"]]
+    assert results == ["wrote 1", "wrote 3", "wrote 3"] and after == "wrote 1"
 
 
 def test_in_flight_bounds_unfinished_batches_and_drain_waits_for_them():
