@@ -15,17 +15,19 @@ MERGE (u:User {id: row.user})
 MERGE (i:Item {id: row.item})
 MERGE (u)-[r:INTERACTED {type: row.type}]->(i)
 WITH r, row, CASE WHEN r.last_source = row.source THEN r.last_offset ELSE -1 END AS applied
-WITH r, row, [k IN range(0, size(row.offsets) - 1) WHERE row.offsets[k] > applied] AS fresh
-WHERE size(fresh) > 0
-WITH r, row, fresh[0] AS first_new, size(fresh) AS new_events
+WITH r, row, size([o IN row.offsets WHERE o <= applied]) AS replayed
+WITH r, row, replayed, size(row.offsets) - replayed AS new_events
 SET r.count = coalesce(r.count, 0) + new_events,
-    r.first_ts = CASE WHEN r.first_ts IS NULL OR row.ts_min_from[first_new] < r.first_ts
-                      THEN row.ts_min_from[first_new] ELSE r.first_ts END,
-    r.last_ts = CASE WHEN r.last_ts IS NULL OR row.ts_max_from[first_new] > r.last_ts
-                     THEN row.ts_max_from[first_new] ELSE r.last_ts END,
-    r.last_source = row.source,
-    r.last_offset = row.offsets[size(row.offsets) - 1]
-RETURN row.k AS k, row.offsets[first_new] AS first_new_offset
+    r.first_ts = CASE WHEN new_events = 0 THEN r.first_ts
+                      WHEN r.first_ts IS NULL OR row.ts_min_from[replayed] < r.first_ts THEN row.ts_min_from[replayed]
+                      ELSE r.first_ts END,
+    r.last_ts = CASE WHEN new_events = 0 THEN r.last_ts
+                     WHEN r.last_ts IS NULL OR row.ts_max_from[replayed] > r.last_ts THEN row.ts_max_from[replayed]
+                     ELSE r.last_ts END,
+    r.last_source = CASE WHEN new_events = 0 THEN r.last_source ELSE row.source END,
+    r.last_offset = CASE WHEN new_events = 0 THEN r.last_offset ELSE row.offsets[size(row.offsets) - 1] END
+WITH row, replayed WHERE replayed > 0
+RETURN row.k AS k, replayed
 """
 
 # Items replace their text; category and brand become nodes of their own (the heterogeneous graph).

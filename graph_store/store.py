@@ -66,12 +66,15 @@ class GraphStore:
         if not rows:
             return UpsertResult([])
         records = await self._run(queries.UPSERT_INTERACTIONS, rows=rows)
+        # only the rows whose first `replayed` events (in offset order) were applied before come back: on the
+        # usual path (nothing replayed) the answer is empty instead of a record per row
         first_new = {}
-        for record in records:  # the rows that had events newer than their edge's last applied offset
+        for record in records:
             row = rows[record["k"]]
-            first_new[(row["user"], row["item"], row["type"], row["source"])] = record["first_new_offset"]
-        fresh = [e for e in events
-                 if e.offset >= first_new.get((e.user_id, e.item_id, e.type, source_of(e)), float("inf"))]
+            offsets, replayed = row["offsets"], record["replayed"]
+            first_new[(row["user"], row["item"], row["type"], row["source"])] = \
+                offsets[replayed] if replayed < len(offsets) else float("inf")
+        fresh = [e for e in events if e.offset >= first_new.get((e.user_id, e.item_id, e.type, source_of(e)), -1)]
         return UpsertResult(fresh)
 
     async def upsert_items(self, items) -> int:

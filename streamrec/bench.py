@@ -71,8 +71,17 @@ class ProcessSampler(threading.Thread):
             self.on_sample(sample)
 
     def summary(self) -> dict:
-        return {name: {"cpu_percent_mean": round(sum(v) / len(v), 1) if v else None,
-                       "peak_rss_mib": round(self.peak_rss[name] / 2**20, 1)} for name, v in self.cpu.items()}
+        """Mean CPU, and the means of the first and the last quarter of the samples: a process whose cost grows
+        during a run shows it (the local broker's fetches cost more as its log grows; see README, Scaling)."""
+        def mean(values):
+            return round(sum(values) / len(values), 1) if values else None
+
+        def quarters(values):
+            n = max(1, len(values) // 4)
+            return {"cpu_percent_first_quarter": mean(values[:n]), "cpu_percent_last_quarter": mean(values[-n:])}
+
+        return {name: {"cpu_percent_mean": mean(v), **quarters(v), "peak_rss_mib": round(self.peak_rss[name] / 2**20, 1)}
+                for name, v in self.cpu.items()}
 
 
 def model_host_pid(worker_pid: int) -> int | None:
