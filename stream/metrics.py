@@ -18,7 +18,8 @@ REFRESH = Histogram("streamrec_refresh_seconds", "Time to refresh the affected u
 PUBLISH = Histogram("streamrec_publish_seconds", "Time to publish one batch's lists and wait for the acks",
                     buckets=SECONDS)
 STAGE_SECONDS = Histogram("streamrec_stage_seconds",
-                          "Time of the finer steps of a batch: intake (age of its oldest record when taken), validate, "
+                          "Time of the finer steps of a batch: intake and arrival (ages of its oldest and newest record when "
+                          "taken), validate, "
                           "observe (neighbourhoods + forward), rank (top-K)",
                           ["stage"], buckets=SECONDS)
 BATCH_SECONDS = Histogram("streamrec_batch_seconds", "Time from taking a micro-batch until its events are acked (written and published)",

@@ -20,7 +20,7 @@ from .replay_source import item_records
 from .services import local_services
 from .settings import load_settings
 
-STAGES = ("intake", "validate", "graph_upsert", "observe", "rank", "publish", "batch")
+STAGES = ("intake", "arrival", "validate", "graph_upsert", "observe", "rank", "publish", "batch")
 SUSTAINABLE_P99_S = 1.0
 
 
@@ -304,7 +304,8 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    stages = [s for s in STAGES if s not in ("intake", "batch")]  # intake comes before the batch: bench.json only
+    # the ages (intake, arrival) come before the batch is taken: bench.json only
+    stages = [s for s in STAGES if s not in ("intake", "arrival", "batch")]
     bottom = [0.0] * len(runs)
     labels = [f"{r.rate:g}/s" for r in runs]
     for stage in stages:
