@@ -198,7 +198,11 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
             overlap = handler.refresh_is_idempotent  # read once: a model swap may change it mid-batch
             # an idempotent model may see replayed events again, so the lists need not wait for the graph write;
             # otherwise the model must see each event once: only the events new to the graph
-            refresh_with = valid if overlap else [e for e in valid if id(e) in await upserted]
+            if overlap:
+                refresh_with = valid
+            else:
+                fresh_ids = await upserted
+                refresh_with = [e for e in valid if id(e) in fresh_ids]
             with metrics.REFRESH.time():
                 lists = await retry_until_done("refresh", lambda: handler.refresh(valid, refresh_with))
             published = publish_lane.submit(lambda: publish_lists(lists, valid))

@@ -83,13 +83,14 @@ class WorkerProcess:
         also answers 200 (servers answer and the model's state is loaded)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        start_of_run = log.tell()  # the log is appended to: an earlier run's "Ready" must not count
         self.process = subprocess.Popen([sys.executable, "-m", "streamrec", "worker"], stdout=log,
                                         stderr=subprocess.STDOUT, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            if b"Worker]: Ready" in self.log_path.read_bytes() and (not until_ready or self.ready()):
+            if b"Worker]: Ready" in self.log_path.read_bytes()[start_of_run:] and (not until_ready or self.ready()):
                 return self
             time.sleep(0.2)
         raise RuntimeError(f"the worker was not ready within {timeout_s:.0f} s:\n{self.log()[-3000:]}")
