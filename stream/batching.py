@@ -115,14 +115,19 @@ class CoalescingLane(Generic[T, R]):
             items, result = self._waiting, self._next
             self._waiting, self._next = [], None
             try:
-                result.set_result(await self._write(items))
-            except asyncio.CancelledError:  # shutdown: the batches stay unacked, delivered again
+                value = await self._write(items)
+            except asyncio.CancelledError:  # shutdown: these batches and the waiting ones stay unacked (redelivered)
                 result.cancel()
                 if self._next is not None:
                     self._next.cancel()
+                self._waiting, self._next = [], None
                 raise
             except Exception as exc:  # the write's failure is its batches' business
-                result.set_exception(exc)
+                if not result.done():  # (a waiter may have cancelled it: a stopping worker)
+                    result.set_exception(exc)
+            else:
+                if not result.done():
+                    result.set_result(value)
 
 
 class InFlight:

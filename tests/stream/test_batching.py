@@ -106,6 +106,24 @@ def test_a_coalescing_lane_writes_what_arrived_during_a_write_in_one_later_write
     assert results == ["wrote 1", "wrote 3", "wrote 3"] and after == "wrote 1"
 
 
+def test_a_coalescing_lane_finishes_a_write_whose_waiter_gave_up_and_goes_on():
+    async def scenario():
+        written = []
+
+        async def write(items):
+            await asyncio.sleep(0.05)
+            written.extend(items)
+            return len(items)
+
+        lane = CoalescingLane(write)
+        abandoned = lane.submit(["a"])
+        await asyncio.sleep(0.01)
+        abandoned.cancel()  # e.g. a stopping worker cancelled the batch waiting on it
+        return await lane.submit(["b"]), written
+
+    assert run(scenario()) == (1, ["a", "b"])
+
+
 def test_in_flight_bounds_unfinished_batches_and_drain_waits_for_them():
     async def scenario():
         in_flight, release, finished = InFlight(2), asyncio.Event(), []
