@@ -17,7 +17,7 @@ from pathlib import Path
 from .datasets import Dataset
 from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
 from .replay_source import item_records
-from .services import local_services
+from .services import running_local_services
 from .settings import load_settings
 
 STAGES = ("intake", "arrival", "validate", "graph_upsert", "observe", "rank", "publish", "batch")
@@ -268,20 +268,13 @@ def _run_on_fresh_servers(base, data: Dataset, rate: float, duration_s: float, o
     env = isolated_env(base, out_dir / f"home-{rate:g}")
     env["STREAMREC_MODEL_DIR"] = str(model_dir or out_dir / "no-model")
     settings = load_settings(env)
-    started_services = []
-    try:
-        for service in local_services(settings):
-            service.start()
-            started_services.append(service)
-        pids = {s.name: s.pid() for s in started_services}
+    with running_local_services(settings) as services:
+        pids = {s.name: s.pid() for s in services}
         if warmup_s > 0:
             print(f"bench: warm-up, {warmup_s:g} s at 500 events/s (not reported)")
             run_rate(settings, env, data, 500.0, warmup_s, out_dir, pids)
         print(f"bench: {data.name} at {rate:g} events/s for {duration_s:g} s")
         return run_rate(settings, env, data, rate, duration_s, out_dir, pids)
-    finally:
-        for service in reversed(started_services):
-            service.stop()
 
 
 def _plot(runs: list[RateRun], out_dir: Path) -> None:

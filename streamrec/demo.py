@@ -16,7 +16,7 @@ from pathlib import Path
 from .datasets import load_dataset
 from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
 from .replay_source import item_records, select
-from .services import local_services
+from .services import running_local_services
 from .settings import load_settings
 
 
@@ -54,65 +54,59 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
     print(f"demo: {data.name}, {n_events} events of {len(set(columns['users']))} users "
           f"{'at ' + str(int(rate)) + ' events/s' if rate else 'as fast as possible'}")
 
-    started_services = []
     worker = collector = None
-    try:
-        for service in local_services(settings):
-            service.start()
-            started_services.append(service)
-            print(f"demo: {service.name} up on {service.address()}")
-        ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
-        worker = WorkerProcess(env, out_dir / "worker.log").start(until_ready=True)
-        print(f"demo: worker ready (metrics on 127.0.0.1:{settings.metrics_port}/metrics, log {worker.log_path})")
-        tracker = FreshnessTracker(columns["event_ids"], columns["users"])
-        collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list,
-                                  settings.kafka_client_options())
-        collector.start()
+    with running_local_services(settings, report=lambda line: print(f"demo: {line}")):
+        try:
+            ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
+            worker = WorkerProcess(env, out_dir / "worker.log").start(until_ready=True)
+            print(f"demo: worker ready (metrics on 127.0.0.1:{settings.metrics_port}/metrics, log {worker.log_path})")
+            tracker = FreshnessTracker(columns["event_ids"], columns["users"])
+            collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list,
+                                      settings.kafka_client_options())
+            collector.start()
 
-        producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
-        sender = threading.Thread(target=replay, daemon=True, args=(producer, names),
-                                  kwargs=dict(item_records=item_records(data, set(columns["items"])), rate=rate,
-                                              sent_times=tracker.sent_times, **columns))
-        started = time.time()
-        sender.start()
-        _follow_progress(worker, sender, tracker, collector, n_events)
-        sender.join()
-        producer.close()
-        elapsed = time.time() - started
-        time.sleep(1.0)  # the last lists are on their way to the collector
-        metrics = totals(scrape(settings.metrics_port))
-        batches = metrics.get("streamrec_batch_size_events_count", 0)
-        freshness = tracker.summary()
-        summary = {
-            "dataset": data.name,
-            "events_sent": len(tracker.sent_times),
-            "events_in": int(metrics.get("streamrec_events_total", 0)),
-            "dlq": int(metrics.get("streamrec_dead_letters_total", 0)),
-            "lists_published": collector.count,
-            "users_with_lists": len(tracker.users_with_lists),
-            "freshness_p50_s": freshness["p50_s"],
-            "freshness_p99_s": freshness["p99_s"],
-            "freshness_max_s": freshness["max_s"],
-            "seconds": round(elapsed, 1),
-            "events_per_second": round(len(tracker.sent_times) / elapsed, 1) if elapsed else None,
-            "graph": asyncio.run(_graph_size(GraphStore.from_settings(settings))),
-            "worker_stage_seconds_per_batch": {
-                stage: round(metrics.get(f"streamrec_{stage}_seconds_sum", 0) / batches, 4) if batches else None
-                for stage in ("graph_upsert", "refresh", "publish", "batch")},
-            "events_per_batch": round(metrics.get("streamrec_batch_size_events_sum", 0) / batches, 1) if batches else None,
-            "models": tracker.models,
-            "target_rate": rate,
-        }
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        return summary
-    finally:
-        if collector is not None:
-            collector.stop()
-        if worker is not None:
-            worker.stop()
-        for service in reversed(started_services):
-            service.stop()
-            print(f"demo: {service.name} stopped")
+            producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
+            sender = threading.Thread(target=replay, daemon=True, args=(producer, names),
+                                      kwargs=dict(item_records=item_records(data, set(columns["items"])), rate=rate,
+                                                  sent_times=tracker.sent_times, **columns))
+            started = time.time()
+            sender.start()
+            _follow_progress(worker, sender, tracker, collector, n_events)
+            sender.join()
+            producer.close()
+            elapsed = time.time() - started
+            time.sleep(1.0)  # the last lists are on their way to the collector
+            metrics = totals(scrape(settings.metrics_port))
+            batches = metrics.get("streamrec_batch_size_events_count", 0)
+            freshness = tracker.summary()
+            summary = {
+                "dataset": data.name,
+                "events_sent": len(tracker.sent_times),
+                "events_in": int(metrics.get("streamrec_events_total", 0)),
+                "dlq": int(metrics.get("streamrec_dead_letters_total", 0)),
+                "lists_published": collector.count,
+                "users_with_lists": len(tracker.users_with_lists),
+                "freshness_p50_s": freshness["p50_s"],
+                "freshness_p99_s": freshness["p99_s"],
+                "freshness_max_s": freshness["max_s"],
+                "seconds": round(elapsed, 1),
+                "events_per_second": round(len(tracker.sent_times) / elapsed, 1) if elapsed else None,
+                "graph": asyncio.run(_graph_size(GraphStore.from_settings(settings))),
+                "worker_stage_seconds_per_batch": {
+                    stage: round(metrics.get(f"streamrec_{stage}_seconds_sum", 0) / batches, 4) if batches else None
+                    for stage in ("graph_upsert", "refresh", "publish", "batch")},
+                "events_per_batch": (round(metrics.get("streamrec_batch_size_events_sum", 0) / batches, 1)
+                                     if batches else None),
+                "models": tracker.models,
+                "target_rate": rate,
+            }
+            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            return summary
+        finally:
+            if collector is not None:
+                collector.stop()
+            if worker is not None:
+                worker.stop()
 
 
 def _follow_progress(worker: WorkerProcess, sender: threading.Thread, tracker: FreshnessTracker,

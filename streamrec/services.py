@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from .settings import Settings
 
@@ -193,6 +195,24 @@ def local_services(settings: Settings) -> list[LocalService]:
     if settings.uses_local_graph:
         services.append(ArcadeBoltServer(settings))
     return services
+
+
+@contextmanager
+def running_local_services(settings: Settings, report: Callable[[str], None] = lambda line: None
+                           ) -> Iterator[list[LocalService]]:
+    """The embedded servers this configuration needs, started for the block and stopped (by pid, in reverse
+    order) when it ends, even when it fails: only those this block started."""
+    started: list[LocalService] = []
+    try:
+        for service in local_services(settings):
+            service.start()
+            started.append(service)
+            report(f"{service.name} up on {service.address()}")
+        yield started
+    finally:
+        for service in reversed(started):
+            service.stop()
+            report(f"{service.name} stopped")
 
 
 def services_up(settings: Settings, out=sys.stdout) -> None:

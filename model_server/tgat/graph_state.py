@@ -96,9 +96,7 @@ class TemporalGraph:
         i = self.item_node[items.to(self.device)]
         types, ts = types.to(self.device), ts.to(self.device)
         keys = new_keys(self.seen, (u << SHIFT) | i)
-        ones = torch.ones(keys.numel(), dtype=torch.long, device=self.device)
-        self.degree.index_add_(0, keys >> SHIFT, ones)
-        self.degree.index_add_(0, keys & LOW, ones)
+        self._count_pairs(keys)
         self.seen = merge_sorted(self.seen, keys)
         return self.buffer.insert(torch.cat([u, i]), torch.cat([i, u]), torch.cat([types, types]), torch.cat([ts, ts]))
 
@@ -120,6 +118,10 @@ class TemporalGraph:
         """Replace the (user, item) pair set (sorted unique keys) and recount the degrees from it."""
         self.seen = torch.unique(keys)
         self.degree = torch.zeros(self.num_nodes, dtype=torch.long, device=self.device)
-        ones = torch.ones(self.seen.numel(), dtype=torch.long, device=self.device)
-        self.degree.index_add_(0, self.seen >> SHIFT, ones)
-        self.degree.index_add_(0, self.seen & LOW, ones)
+        self._count_pairs(self.seen)
+
+    def _count_pairs(self, keys: torch.Tensor) -> None:
+        """Adds one to the degree of both nodes of every (new) pair key."""
+        ones = torch.ones(keys.numel(), dtype=torch.long, device=self.device)
+        self.degree.index_add_(0, keys >> SHIFT, ones)
+        self.degree.index_add_(0, keys & LOW, ones)

@@ -113,10 +113,7 @@ class TemporalGAT(nn.Module):
                 h = F.relu(h)
         if not attention:
             return h
-        block = blocks[-1]
-        att = torch.zeros(block.dst_nodes.numel(), self.config.k, device=h.device)
-        att[block.edge_index[1], block.edge_slot] = alpha.mean(dim=1).detach()
-        return h, att
+        return h, self._slot_attention(blocks[-1], alpha)
 
     def node_inputs(self, graph: TemporalGraph, nodes: torch.Tensor) -> torch.Tensor:
         return self.inputs(nodes, graph.node_kind[nodes], graph.node_local[nodes], graph.side)
@@ -134,9 +131,13 @@ class TemporalGAT(nn.Module):
         if not attention:
             return conv(pair, block.edge_index, edge_attr)
         out, (_, alpha) = conv(pair, block.edge_index, edge_attr, return_attention_weights=True)
-        att = torch.zeros(block.dst_nodes.numel(), self.config.k, device=out.device)
+        return out, self._slot_attention(block, alpha)
+
+    def _slot_attention(self, block, alpha: torch.Tensor) -> torch.Tensor:
+        """[len(block.dst_nodes), K] attention per buffer slot (mean over heads; 0 where the slot is empty)."""
+        att = torch.zeros(block.dst_nodes.numel(), self.config.k, device=alpha.device)
         att[block.edge_index[1], block.edge_slot] = alpha.mean(dim=1).detach()
-        return out, att
+        return att
 
     def embed_all(self, graph: TemporalGraph, chunk: int = 65536) -> torch.Tensor:
         """Every node's embedding, layer by layer (each node's layer-l output computed once, targets in chunks):
