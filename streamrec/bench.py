@@ -17,7 +17,7 @@ from pathlib import Path
 from .datasets import Dataset
 from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
 from .replay_source import item_records
-from .services import running_local_services
+from .servers import running_local_services
 from .settings import load_settings
 
 STAGES = ("intake", "arrival", "validate", "graph_upsert", "observe", "rank", "publish", "batch")
@@ -134,11 +134,12 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
     names = TopicNames.with_prefix(prefix)
     worker_env = {**env, "STREAMREC_TOPIC_PREFIX": prefix, "STREAMREC_APP_ID": prefix + "bench",
                   "STREAMREC_METRICS_PORT": str(free_port())}
-    ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
+    ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
     worker = WorkerProcess(worker_env, out_dir / f"worker-{int(rate)}.log").start(until_ready=True)
     columns = cycled_columns(data, int(rate * duration_s), prefix)
     tracker = FreshnessTracker(columns["event_ids"], columns["users"])
-    collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list, settings.kafka_client_options())
+    collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list, settings.kafka_client_options(),
+                              settings.fetch_max_wait_ms)
     collector.start()
     items = item_records(data, set(data.items))
 

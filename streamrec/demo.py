@@ -16,7 +16,7 @@ from pathlib import Path
 from .datasets import load_dataset
 from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
 from .replay_source import item_records, select
-from .services import running_local_services
+from .servers import running_local_services
 from .settings import load_settings
 
 
@@ -57,12 +57,12 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
     worker = collector = None
     with running_local_services(settings, report=lambda line: print(f"demo: {line}")):
         try:
-            ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
+            ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
             worker = WorkerProcess(env, out_dir / "worker.log").start(until_ready=True)
             print(f"demo: worker ready (metrics on 127.0.0.1:{settings.metrics_port}/metrics, log {worker.log_path})")
             tracker = FreshnessTracker(columns["event_ids"], columns["users"])
             collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list,
-                                      settings.kafka_client_options())
+                                      settings.kafka_client_options(), settings.fetch_max_wait_ms)
             collector.start()
 
             producer = make_producer(settings.bootstrap, **settings.kafka_client_options())

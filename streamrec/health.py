@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from .services import bolt_answers, kafka_answers
+from .probes import bolt_answers, kafka_answers
 
 log = logging.getLogger(__name__)
 

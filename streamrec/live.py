@@ -129,14 +129,15 @@ class WorkerProcess:
 class ListCollector(threading.Thread):
     """Reads `recommendations` in the background and hands each list, with its arrival time, to `on_list`."""
 
-    def __init__(self, bootstrap: str, topic: str, on_list: Callable[[float, dict], None], client_options: dict):
+    def __init__(self, bootstrap: str, topic: str, on_list: Callable[[float, dict], None], client_options: dict,
+                 fetch_max_wait_ms: int = 500):
         super().__init__(daemon=True)
         from kafka import KafkaConsumer
 
-        # a short fetch wait: a broker that holds fetches for the full wait (the local Tansu) would otherwise add
-        # up to kafka-python's default 500 ms to every measured freshness
+        # STREAMREC_FETCH_MAX_WAIT_MS: a broker that holds fetches for the full wait (the light stack's Tansu)
+        # would otherwise add up to kafka-python's default 500 ms to every measured freshness
         self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, fetch_max_wait_ms=10, **client_options)
+                                      enable_auto_commit=False, fetch_max_wait_ms=fetch_max_wait_ms, **client_options)
         self.on_list = on_list
         self.count = 0
         self.stopping = threading.Event()

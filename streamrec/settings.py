@@ -15,8 +15,14 @@ EXCLUDE_POLICIES = ("none", "purchased", "seen")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-LOCAL_NEO4J_PASSWORD = "streamrec-local"  # only for the embedded loopback server
-LOCAL_NEO4J_DATABASE = "recs"
+LOCAL_STACKS = ("apache", "light")  # Apache Kafka + Neo4j (needs Java and Maven); the PyPI stand-ins
+LOCAL_NEO4J_PASSWORD = "streamrec-local"  # only for the local loopback servers
+# the database each local graph server serves: Neo4j Community has one user database, "neo4j"
+LOCAL_DATABASE = {"apache": "neo4j", "light": "recs"}
+LOCAL_USER = {"apache": "neo4j", "light": "root"}
+# The light stack's broker (Tansu) holds every fetch for the full wait, so a short one keeps freshness low
+# there; Apache Kafka answers a fetch as soon as data arrives, and its client default only paces idle polls.
+FETCH_MAX_WAIT_MS = {"apache": 500, "light": 20}
 
 
 class SettingsError(ValueError):
@@ -28,7 +34,9 @@ class Settings:
     home: Path
     data_dir: Path
     model_dir: Path
-    # Kafka: None means "start and use the embedded local broker"
+    # which local servers `streamrec services` starts (and whose behaviour the clients allow for)
+    local_stack: str
+    # Kafka: None means "start and use the local broker"
     kafka_bootstrap: str | None
     kafka_security_protocol: str
     kafka_sasl_mechanism: str | None
@@ -36,11 +44,13 @@ class Settings:
     kafka_sasl_password: str | None
     kafka_ssl_cafile: str | None
     local_kafka_port: int
+    local_kafka_controller_port: int
     topic_prefix: str
     partitions: int
+    replication_factor: int | None  # None: min(3, brokers in the cluster), decided when the topics are created
     session_timeout_s: float
     fetch_max_wait_ms: int
-    # graph store: None means "start and use the embedded local Bolt server"
+    # graph store: None means "start and use the local Bolt server"
     neo4j_uri: str | None
     neo4j_user: str
     neo4j_password: str
@@ -78,7 +88,12 @@ class Settings:
 
     @property
     def database(self) -> str | None:
-        return self.neo4j_database if not self.uses_local_graph else (self.neo4j_database or LOCAL_NEO4J_DATABASE)
+        return self.neo4j_database if not self.uses_local_graph else (self.neo4j_database or LOCAL_DATABASE[self.local_stack])
+
+    @property
+    def light_broker(self) -> bool:
+        """The broker is the light stack's Tansu, whose faults some clients work around (see INFRA notes)."""
+        return self.uses_local_kafka and self.local_stack == "light"
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -173,8 +188,11 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
     if sasl_mechanism and (r.raw("KAFKA_SASL_USERNAME") is None or sasl_password is None):
         r.problems.append(f"{PREFIX}KAFKA_SASL_USERNAME and {PREFIX}KAFKA_SASL_PASSWORD: required with {PREFIX}KAFKA_SASL_MECHANISM")
 
+    local_stack = r.choice("LOCAL_STACK", "apache", LOCAL_STACKS)
+    replication = r.raw("REPLICATION_FACTOR")
     settings = Settings(
         home=home,
+        local_stack=local_stack,
         data_dir=Path(r.text("DATA_DIR", str(cwd.parent / "shared" / "data"))).expanduser(),
         model_dir=Path(r.text("MODEL_DIR", str(home / "models"))).expanduser(),
         kafka_bootstrap=bootstrap,
@@ -184,12 +202,14 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         kafka_sasl_password=sasl_password,
         kafka_ssl_cafile=r.raw("KAFKA_SSL_CAFILE"),
         local_kafka_port=r.integer("LOCAL_KAFKA_PORT", 9092, 1, 65535),
+        local_kafka_controller_port=r.integer("LOCAL_KAFKA_CONTROLLER_PORT", 9093, 1, 65535),
         topic_prefix=r.text("TOPIC_PREFIX", ""),
         partitions=r.integer("PARTITIONS", 4, 1, 10_000),
+        replication_factor=None if replication is None else r.integer("REPLICATION_FACTOR", 1, 1, 32),
         session_timeout_s=r.number("SESSION_TIMEOUT_S", 6.0, 1.0, 300.0),
-        fetch_max_wait_ms=r.integer("FETCH_MAX_WAIT_MS", 20, 1, 30_000),
+        fetch_max_wait_ms=r.integer("FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS[local_stack if bootstrap is None else "apache"], 1, 30_000),
         neo4j_uri=neo4j_uri,
-        neo4j_user=r.text("NEO4J_USER", "neo4j" if neo4j_uri else "root"),
+        neo4j_user=r.text("NEO4J_USER", "neo4j" if neo4j_uri else LOCAL_USER[local_stack]),
         neo4j_password=password or LOCAL_NEO4J_PASSWORD,
         neo4j_database=r.raw("NEO4J_DATABASE"),
         local_bolt_port=r.integer("LOCAL_BOLT_PORT", 7687, 1, 65535),

@@ -147,7 +147,7 @@ def run_worker(settings) -> int:
     from .health import Health
 
     names = TopicNames.with_prefix(settings.topic_prefix)
-    ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
+    ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
     checkpoint = newest_checkpoint(settings.model_dir)
     model = ModelClient(settings, checkpoint)
     try:

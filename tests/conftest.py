@@ -1,5 +1,6 @@
-"""The test session starts its own local Kafka broker (Tansu) and Bolt server (ArcadeDB) on free loopback ports,
-under a temporary STREAMREC_HOME, and stops exactly those processes at the end."""
+"""The test session starts its own Apache Kafka broker and Neo4j server (the default `apache` local stack) on free
+loopback ports, under a temporary STREAMREC_HOME, prints their versions, and stops exactly those processes at
+the end. `own_servers` gives a test servers of its own (to stop and restart them), of either stack."""
 from __future__ import annotations
 
 import os
@@ -39,27 +40,58 @@ def wait_for(predicate, timeout_s: float = 60.0, interval_s: float = 0.5):
     return predicate()
 
 
-@pytest.fixture(scope="session")
-def server_env(tmp_path_factory) -> dict:
-    """STREAMREC_* variables of a running local broker and Bolt server, for this test session only."""
-    from streamrec.services import services_down, services_up
-    from streamrec.settings import load_settings
-
-    home = tmp_path_factory.mktemp("streamrec-home")
-    env = {
+def stack_env(home: Path, stack: str) -> dict:
+    """STREAMREC_* variables of local servers of `stack` under `home`, on free ports."""
+    return {
         "STREAMREC_HOME": str(home),
-        "STREAMREC_DATA_DIR": str(DATA_DIR),
+        "STREAMREC_LOCAL_STACK": stack,
         "STREAMREC_LOCAL_KAFKA_PORT": str(free_port()),
+        "STREAMREC_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()),
         "STREAMREC_LOCAL_BOLT_PORT": str(free_port()),
         "STREAMREC_LOCAL_HTTP_PORT": str(free_port()),
         "STREAMREC_SESSION_TIMEOUT_S": "3",
     }
+
+
+@pytest.fixture(scope="session")
+def server_env(tmp_path_factory, request) -> dict:
+    """STREAMREC_* variables of a running local broker and Bolt server, for this test session only."""
+    from streamrec.servers import services_down, services_up
+    from streamrec.settings import load_settings
+
+    env = stack_env(tmp_path_factory.mktemp("streamrec-home"), "apache")
     settings = load_settings(env)
-    services_up(settings)
+    capture = request.config.pluginmanager.getplugin("capturemanager")
     try:
+        with capture.global_and_fixture_disabled():
+            print("\nlocal servers of this test session:")
+            services_up(settings)
         yield env
     finally:
-        services_down(settings)
+        services_down(settings, out=open(os.devnull, "w"))
+
+
+@pytest.fixture
+def own_servers(tmp_path):
+    """Servers of one test alone, which it may stop and restart: `make(stack)` starts a broker and a graph
+    server and returns (env, settings, broker, graph); all are stopped when the test ends."""
+    from streamrec.servers import local_services
+    from streamrec.settings import load_settings
+
+    started = []
+
+    def make(stack: str = "apache"):
+        env = stack_env(tmp_path / f"home-{len(started)}", stack)
+        settings = load_settings(env)
+        broker, graph = local_services(settings)
+        for service in (broker, graph):
+            service.start()
+            started.append(service)
+        return env, settings, broker, graph
+
+    yield make
+    for service in reversed(started):
+        service.stop()
 
 
 @pytest.fixture(scope="session")

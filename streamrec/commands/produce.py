@@ -23,7 +23,7 @@ def run(args, settings) -> int:
     if data is None:
         return 2
     names = TopicNames.with_prefix(settings.topic_prefix)
-    ensure_topics(settings.bootstrap, names, settings.partitions, **settings.kafka_client_options())
+    ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
     columns = select(data, args.limit)
     producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
     try:

@@ -1,22 +1,27 @@
 NAME = "services"
-HELP = "start, stop or check the embedded local Kafka broker and Bolt server (127.0.0.1 only)"
+HELP = ("install, start, stop or check the local Kafka broker and graph server (127.0.0.1 only; "
+        "STREAMREC_LOCAL_STACK=apache|light)")
 
 
 def configure(parser):
-    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("action", choices=("install", "up", "down", "status"),
+                        help="install: fetch what the stack needs (the apache stack's jars); up: start (and wait "
+                             "until they answer); down: stop what `up` started; status: name, version, pid")
 
 
 def run(args, settings) -> int:
-    from ..services import ServiceError, print_status, services_down, services_up
+    from ..servers import ServiceError, install, print_status, services_down, services_up
 
-    if args.action == "up":
-        try:
+    try:
+        if args.action == "install":
+            install(settings)
+        elif args.action == "up":
             services_up(settings)
-        except ServiceError as exc:
-            print(f"streamrec services: {exc}")
-            return 1
-        return 0
-    if args.action == "down":
-        services_down(settings)
-        return 0
-    return 0 if print_status(settings) else 1
+        elif args.action == "down":
+            services_down(settings)
+        else:
+            return 0 if print_status(settings) else 1
+    except ServiceError as exc:
+        print(f"streamrec services {args.action}: {exc}")
+        return 1
+    return 0

@@ -7,6 +7,12 @@ def configure(parser):
 
 
 def run(args, settings) -> int:
+    from stream.topics import TopicError
+
     from ..worker import run_worker
 
-    return run_worker(settings)
+    try:
+        return run_worker(settings)
+    except TopicError as exc:  # a configuration the topics cannot be created with: one line, no traceback
+        print(f"streamrec worker: {exc}")
+        return 2

@@ -5,14 +5,33 @@ import pytest
 from streamrec.settings import SettingsError, load_settings
 
 
-def test_defaults_use_the_embedded_local_servers(tmp_path):
+def test_defaults_use_the_local_apache_kafka_and_neo4j(tmp_path):
     settings = load_settings({}, cwd=tmp_path)
     assert settings.uses_local_kafka and settings.uses_local_graph
+    assert settings.local_stack == "apache" and not settings.light_broker
     assert settings.bootstrap == "127.0.0.1:9092"
     assert settings.bolt_uri == "bolt://127.0.0.1:7687"
-    assert settings.database == "recs"
+    assert (settings.neo4j_user, settings.database) == ("neo4j", "neo4j")
+    # Kafka answers a fetch when data arrives: the client's default wait; topics replicated as the cluster allows
+    assert (settings.fetch_max_wait_ms, settings.replication_factor) == (500, None)
     assert settings.home == (tmp_path / ".streamrec").resolve()
     assert (settings.top_k, settings.exclude, settings.metrics_host) == (20, "purchased", "127.0.0.1")
+
+
+def test_the_light_stack_keeps_its_own_user_database_and_short_fetch_wait(tmp_path):
+    settings = load_settings({"STREAMREC_LOCAL_STACK": "light"}, cwd=tmp_path)
+    assert (settings.neo4j_user, settings.database, settings.fetch_max_wait_ms) == ("root", "recs", 20)
+    assert settings.light_broker
+    # a user's own broker is not the stand-in, whatever the local stack
+    external = load_settings({"STREAMREC_LOCAL_STACK": "light", "STREAMREC_KAFKA_BOOTSTRAP": "k:9092"}, cwd=tmp_path)
+    assert not external.light_broker and external.fetch_max_wait_ms == 500
+
+
+def test_a_bad_stack_or_replication_factor_stops_start_up_naming_the_variable(tmp_path):
+    with pytest.raises(SettingsError) as error:
+        load_settings({"STREAMREC_LOCAL_STACK": "docker", "STREAMREC_REPLICATION_FACTOR": "0"}, cwd=tmp_path)
+    assert "STREAMREC_LOCAL_STACK='docker': must be one of apache, light" in str(error.value)
+    assert "STREAMREC_REPLICATION_FACTOR='0'" in str(error.value)
 
 
 def test_external_servers_replace_the_local_ones(tmp_path):
