@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -246,7 +247,12 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
               f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}")
         runs.append(run)
     sustainable = [r.rate for r in runs if r.result["sustainable"]]
+    from model_server.evaluation.report import git_commit
+
     report = {
+        "command": "streamrec " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name == "streamrec" else " ".join(sys.argv),
+        "git": git_commit(Path(__file__).resolve().parent),
+        "stack": stack_description(base),
         "dataset": data.name, "checksums": data.checksums, "duration_s": duration_s, "warmup_s": warmup_s,
         "model_dir": str(model_dir) if model_dir else None,
         "highest_sustainable_rate": max(sustainable) if sustainable else None,
@@ -261,6 +267,13 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
     return report
 
 
+def stack_description(settings) -> dict:
+    """Which servers the runs used: the local stack's, or the user's own."""
+    return {"local_stack": settings.local_stack if settings.uses_local_kafka or settings.uses_local_graph else None,
+            "kafka": "local" if settings.uses_local_kafka else settings.bootstrap,
+            "graph": "local" if settings.uses_local_graph else settings.bolt_uri}
+
+
 def _run_on_fresh_servers(base, data: Dataset, rate: float, duration_s: float, out_dir: Path, model_dir: Path | None,
                           warmup_s: float) -> RateRun:
     """Each rate gets its own local servers (an empty graph: rates do not inherit each other's edges), a
@@ -269,7 +282,7 @@ def _run_on_fresh_servers(base, data: Dataset, rate: float, duration_s: float, o
     env = isolated_env(base, out_dir / f"home-{rate:g}")
     env["STREAMREC_MODEL_DIR"] = str(model_dir or out_dir / "no-model")
     settings = load_settings(env)
-    with running_local_services(settings) as services:
+    with running_local_services(settings, report=lambda line: print(f"bench: {line}")) as services:
         pids = {s.name: s.pid() for s in services}
         if warmup_s > 0:
             print(f"bench: warm-up, {warmup_s:g} s at 500 events/s (not reported)")

@@ -25,6 +25,16 @@ EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 WIKIPEDIA_ORIGIN_MS = 1_420_070_400_000  # 2015-01-01T00:00:00Z
 ML100K_WHEEL = "recbole==1.2.1"
 ML100K_MEMBERS = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
+# Where the data sets of the data folder come from (each folder's PROVENANCE.md has the detail): said when absent
+SOURCES = {
+    "rees46": "REES46 'eCommerce behavior data from multi category store' (Kaggle dataset mkechinov/"
+              "ecommerce-behavior-data-from-multi-category-store, 2019-Oct.csv): its first 17,434 rows, "
+              "2019-10-01 00:00-02:50 UTC, as committed in github.com/ibrhmspl/Team11_Customer_Segmentation "
+              "(2019-Oct.csv, commit 6bb1f7e0141b0b4d80564e528a46a4cddf602ae0), the partial last row dropped, gzipped",
+    "wikipedia": "JODIE Wikipedia (Kumar et al., KDD 2019; SNAP JODIE data sets) in the TGN layout u,i,ts,label, as "
+                 "committed in github.com/TantalizingPotato/TE-Conv (data/wikipedia.csv, commit "
+                 "b0806ccf5eaa13d31821b6f50b5c48c41f77b9b6), without the edge-feature columns, gzipped",
+}
 
 
 class DatasetError(ValueError):
@@ -88,7 +98,7 @@ def _open_text(path: Path):
 
 
 def load_rees46(data_dir: Path) -> Dataset:
-    path = _require(data_dir / "rees46_oct2019_head" / "rees46_2019-Oct_head_17434.csv.gz")
+    path = _require_data_set("rees46", data_dir, "rees46_oct2019_head", "rees46_2019-Oct_head_17434.csv.gz")
     mapping = {"view": "view", "cart": "add_to_cart", "purchase": "purchase"}
     data = Dataset("rees46", checksums={path.name: sha256_of(path)})
     with _open_text(path) as handle:
@@ -102,7 +112,7 @@ def load_rees46(data_dir: Path) -> Dataset:
 
 
 def load_wikipedia(data_dir: Path) -> Dataset:
-    path = _require(data_dir / "jodie_wikipedia" / "wikipedia_uitl.csv.gz")
+    path = _require_data_set("wikipedia", data_dir, "jodie_wikipedia", "wikipedia_uitl.csv.gz")
     data = Dataset("wikipedia", checksums={path.name: sha256_of(path)})
     with _open_text(path) as handle:
         for row in csv.DictReader(handle):
@@ -188,6 +198,17 @@ def load_dataset(name: str | None, data_dir: Path, cache_dir: Path, events_csv: 
     if name == "ml-100k":
         return load_ml100k(data_dir, cache_dir)
     raise DatasetError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)} or pass --events-csv")
+
+
+def _require_data_set(name: str, data_dir: Path, folder: str, file_name: str) -> Path:
+    path = Path(data_dir) / folder / file_name
+    if not path.exists():
+        raise DatasetError(
+            f"the {name} data set is not there: {path} does not exist. It is looked for in the data folder "
+            f"{data_dir} (STREAMREC_DATA_DIR; by default ../shared/data from the working folder), as "
+            f"{folder}/{file_name}. It comes from {SOURCES[name]}; see {folder}/PROVENANCE.md where the data folder "
+            "is shared. ml-100k needs no data folder: set-up fetches it on any machine (--dataset ml-100k).")
+    return path
 
 
 def _require(path: Path) -> Path:

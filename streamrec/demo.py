@@ -2,6 +2,8 @@
 
 Freshness here is measured from outside the worker: the time the demo's consumer receives a list minus the
 time the demo's producer sent the event the list names as `last_event_id` (one clock: the same machine).
+The first events warm the pipeline up (the servers' JIT, the worker's first batches, the model) and are
+left out of the freshness figures, which describe the steady state; the summary says how many.
 """
 from __future__ import annotations
 
@@ -20,9 +22,15 @@ from .servers import running_local_services
 from .settings import load_settings
 
 
-def ensure_demo_checkpoint(dataset: str, model_dir: Path, epochs: int = 2) -> Path:
+def demo_model_dir(home: Path, dataset: str) -> Path:
+    """The demo's own model folder, outside STREAMREC_MODEL_DIR: a later `streamrec worker` must not serve a
+    model trained on the demo's data set to the user's stream."""
+    return home / "demo-models" / dataset
+
+
+def ensure_demo_checkpoint(dataset: str, home: Path, epochs: int = 2) -> Path:
     """The temporal GAT the demo serves: trained once on the demo's data set (a minute or two here), then reused."""
-    folder = model_dir / f"demo-{dataset}"
+    folder = demo_model_dir(home, dataset)
     if (folder / "model.pt").exists():
         print(f"demo: reusing the checkpoint in {folder}")
         return folder
@@ -32,13 +40,14 @@ def ensure_demo_checkpoint(dataset: str, model_dir: Path, epochs: int = 2) -> Pa
     return folder
 
 
-def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path, use_model: bool = True) -> dict:
+def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path, use_model: bool = True,
+             warmup: int = 3000) -> dict:
     from graph_store import GraphStore
     from stream.replay import make_producer, replay
     from stream.topics import TopicNames, ensure_topics
 
     base = load_settings()
-    model_dir = ensure_demo_checkpoint(dataset, base.model_dir) if use_model else out_dir / "no-model"
+    model_dir = ensure_demo_checkpoint(dataset, base.home) if use_model else out_dir / "no-model"
     run_id = time.strftime("%Y%m%d-%H%M%S")
     env = isolated_env(base, out_dir / "home")  # a fresh graph and broker every run
     env.update(STREAMREC_TOPIC_PREFIX=f"{base.topic_prefix}demo-{run_id}-", STREAMREC_APP_ID=f"streamrec-demo-{run_id}",
@@ -51,8 +60,10 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
     data = load_dataset(dataset, settings.data_dir, base.home / "data")
     columns = select(data, limit)
     n_events = len(columns["users"])
+    warmup = min(warmup, n_events // 10)
+    warm, timed = split_columns(columns, warmup)
     print(f"demo: {data.name}, {n_events} events of {len(set(columns['users']))} users "
-          f"{'at ' + str(int(rate)) + ' events/s' if rate else 'as fast as possible'}")
+          f"{'at ' + str(int(rate)) + ' events/s' if rate else 'as fast as possible'}, the first {warmup} to warm up")
 
     worker = collector = None
     with running_local_services(settings, report=lambda line: print(f"demo: {line}")):
@@ -60,15 +71,19 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
             ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
             worker = WorkerProcess(env, out_dir / "worker.log").start(until_ready=True)
             print(f"demo: worker ready (metrics on 127.0.0.1:{settings.metrics_port}/metrics, log {worker.log_path})")
-            tracker = FreshnessTracker(columns["event_ids"], columns["users"])
+            tracker = FreshnessTracker(timed["event_ids"], timed["users"])
             collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list,
                                       settings.kafka_client_options(), settings.fetch_max_wait_ms)
             collector.start()
-
             producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
+            items = item_records(data, set(columns["items"]))
+            if warmup:
+                print(f"demo: warming up with the first {warmup} events (left out of the freshness figures)")
+                replay(producer, names, item_records=items, rate=rate, **warm)
+                _wait_until_processed(worker, warmup)
+                items = []  # sent with the warm-up
             sender = threading.Thread(target=replay, daemon=True, args=(producer, names),
-                                      kwargs=dict(item_records=item_records(data, set(columns["items"])), rate=rate,
-                                                  sent_times=tracker.sent_times, **columns))
+                                      kwargs=dict(item_records=items, rate=rate, sent_times=tracker.sent_times, **timed))
             started = time.time()
             sender.start()
             _follow_progress(worker, sender, tracker, collector, n_events)
@@ -81,7 +96,8 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
             freshness = tracker.summary()
             summary = {
                 "dataset": data.name,
-                "events_sent": len(tracker.sent_times),
+                "warmup_events": warmup,
+                "events_sent": warmup + len(tracker.sent_times),
                 "events_in": int(metrics.get("streamrec_events_total", 0)),
                 "dlq": int(metrics.get("streamrec_dead_letters_total", 0)),
                 "lists_published": collector.count,
@@ -107,6 +123,23 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
                 collector.stop()
             if worker is not None:
                 worker.stop()
+
+
+def split_columns(columns: dict, first: int) -> tuple[dict, dict]:
+    """The producer columns of the first `first` events and of the rest."""
+    return ({name: values[:first] for name, values in columns.items()},
+            {name: values[first:] for name, values in columns.items()})
+
+
+def _wait_until_processed(worker: WorkerProcess, n_events: int, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while totals(scrape(worker.metrics_port)).get("streamrec_events_total", 0.0) < n_events:
+        if not worker.running():
+            raise RuntimeError(f"the worker exited; see {worker.log_path}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not process the warm-up events within {timeout_s:.0f} s; see {worker.log_path}")
+        time.sleep(0.2)
+    time.sleep(1.0)  # the warm-up's last lists are published and the lanes are idle
 
 
 def _follow_progress(worker: WorkerProcess, sender: threading.Thread, tracker: FreshnessTracker,

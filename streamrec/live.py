@@ -24,12 +24,13 @@ def free_port() -> int:
 
 def isolated_env(base, home: Path) -> dict:
     """STREAMREC_* variables for a run of its own: the caller's settings, plus — when the servers are the
-    embedded local ones — an emptied home folder and free ports, so the run starts on a fresh graph and broker.
+    local ones — an emptied home folder and free ports, so the run starts on a fresh graph and broker.
     Real servers (STREAMREC_KAFKA_BOOTSTRAP / _NEO4J_URI) are kept as they are."""
     env = {k: v for k, v in os.environ.items() if k.startswith("STREAMREC_")}
     if base.uses_local_kafka or base.uses_local_graph:
         shutil.rmtree(home, ignore_errors=True)
         env.update(STREAMREC_HOME=str(home), STREAMREC_LOCAL_KAFKA_PORT=str(free_port()),
+                   STREAMREC_LOCAL_KAFKA_CONTROLLER_PORT=str(free_port()),
                    STREAMREC_LOCAL_BOLT_PORT=str(free_port()), STREAMREC_LOCAL_HTTP_PORT=str(free_port()))
     env.setdefault("STREAMREC_SESSION_TIMEOUT_S", "3")  # a short group join (see README, local servers)
     return env

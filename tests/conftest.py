@@ -14,7 +14,6 @@ import pytest
 from streamrec.live import WorkerProcess, free_port  # noqa: F401 (free_port is imported by test modules)
 
 REPO = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("STREAMREC_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
 @dataclass

@@ -42,7 +42,7 @@ def run(args, settings) -> int:
         print("streamrec bench: with --events-csv, pass --checkpoint DIR (from `streamrec train`) or --baseline")
         return 2
     else:
-        model_dir = ensure_demo_checkpoint(args.dataset, settings.model_dir)
+        model_dir = ensure_demo_checkpoint(args.dataset, settings.home)
     report = run_bench(data, rates, args.duration, Path(args.out), model_dir, args.warmup)
     summary = {r["target_rate"]: {k: r[k] for k in ("achieved_input_rate", "achieved_output_rate", "freshness_s",
                                                       "sustainable")} for r in report["runs"]}

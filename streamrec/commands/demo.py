@@ -7,6 +7,9 @@ def configure(parser):
                         help="ml-100k (default: obtainable on any machine from its PyPI wheel), rees46, wikipedia")
     parser.add_argument("--limit", type=int, default=None, help="replay only the first N events")
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second; 0 = as fast as possible")
+    parser.add_argument("--warmup", type=int, default=3000,
+                        help="events replayed first to warm the pipeline up, left out of the freshness figures "
+                             "(at most a tenth of the events)")
     parser.add_argument("--baseline", action="store_true",
                         help="serve the co-occurrence baseline instead of training/reusing a temporal GAT checkpoint")
     parser.add_argument("--out", default=None, help="output folder (default: <STREAMREC_HOME>/demo)")
@@ -21,7 +24,8 @@ def run(args, settings) -> int:
 
     out = Path(args.out) if args.out else settings.home / "demo"
     try:
-        summary = run_demo(args.dataset, args.limit, args.rate or None, out, use_model=not args.baseline)
+        summary = run_demo(args.dataset, args.limit, args.rate or None, out, use_model=not args.baseline,
+                           warmup=max(0, args.warmup))
     except DatasetError as exc:
         print(f"streamrec demo: {exc}")
         return 2

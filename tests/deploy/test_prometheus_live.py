@@ -10,13 +10,13 @@ from urllib.request import urlopen
 
 import pytest
 
-from conftest import wait_for, DATA_DIR, REPO, free_port
+import real_events
+from conftest import wait_for, REPO, free_port
 from deploy_checks import ToolMissing, prometheus_binary
 from promql import dashboard_and_rule_expressions
 from stream.events import interaction_value
 from stream.replay import make_producer
 from stream.topics import TopicNames
-from streamrec.datasets import load_rees46
 
 N_EVENTS = 500
 
@@ -72,9 +72,7 @@ def prometheus(tmp_path):
 
 def test_prometheus_scrapes_a_live_worker_and_every_dashboard_and_alert_expression_evaluates(
         server_settings, worker_factory, prometheus, unique):
-    if not (DATA_DIR / "rees46_oct2019_head").exists():
-        pytest.skip(f"REES46 data not found under {DATA_DIR}")
-    data = load_rees46(DATA_DIR)
+    data = real_events.spread(N_EVENTS)  # real events (ML-100K) of about 400 users
     worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}).start()
     worker_port = int(worker.env["STREAMREC_METRICS_PORT"])
     port = prometheus(worker_port)

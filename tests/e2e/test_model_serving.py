@@ -10,23 +10,30 @@ import time
 import pytest
 import torch
 
-from conftest import DATA_DIR, Event
+import real_events
+from conftest import Event
 from graph_store import GraphStore
 from model_server.contract import InteractionBatch
 from model_server.tgat import build_streamrec
 from stream.events import interaction_value
 from stream.replay import make_producer
 from stream.topics import TopicNames
-from streamrec.datasets import load_rees46
 
 N_TRAIN = 600
 
 
 @pytest.fixture(scope="module")
-def rees46():
-    if not (DATA_DIR / "rees46_oct2019_head").exists():
-        pytest.skip(f"REES46 data not found under {DATA_DIR}")
-    return load_rees46(DATA_DIR)
+def ml_events():
+    """3,000 real events in time order: ML-100K spread over the data set (many users and items, a few events
+    each), with generated repeats (real_events.with_repeats), so the store's one edge per (user, item, type)
+    differs from the raw events."""
+    return real_events.first(real_events.with_repeats(real_events.spread(2600)), 3000)
+
+
+@pytest.fixture(scope="module")
+def long_stream():
+    """20,000 real events in time order (every fifth of ML-100K): more than the swap test streams."""
+    return real_events.spread(20_000)
 
 
 def tiny_model(data, seed: int, prefix: str):
@@ -41,12 +48,13 @@ def tiny_model(data, seed: int, prefix: str):
 
 
 
-def test_model_neighbourhoods_equal_the_graph_stores_bounded_reads(rees46, server_settings, unique):
-    model = tiny_model(rees46, 0, unique)
+def test_model_neighbourhoods_equal_the_graph_stores_bounded_reads(ml_events, server_settings, unique):
+    model = tiny_model(ml_events, 0, unique)
     k = model.config.k
     n = 3000
     events = [Event(unique + u, unique + i, t, ts, 0, offset)
-              for offset, (u, i, t, ts) in enumerate(zip(rees46.users[:n], rees46.items[:n], rees46.types[:n], rees46.ts[:n]))]
+              for offset, (u, i, t, ts) in enumerate(zip(ml_events.users[:n], ml_events.items[:n], ml_events.types[:n],
+                                                         ml_events.ts[:n]))]
 
     async def feed_and_read():
         async with GraphStore.from_settings(server_settings) as store:
@@ -68,11 +76,11 @@ def test_model_neighbourhoods_equal_the_graph_stores_bounded_reads(rees46, serve
 
 
 def test_a_newer_checkpoint_is_swapped_in_under_a_running_stream_and_nothing_is_lost(
-        rees46, server_settings, worker_factory, unique, tmp_path):
+        long_stream, server_settings, worker_factory, unique, tmp_path):
     model_dir = tmp_path / "models"
-    first = tiny_model(rees46, 1, unique)
+    first = tiny_model(long_stream, 1, unique)
     first.save(model_dir / "a")
-    second = tiny_model(rees46, 2, unique)
+    second = tiny_model(long_stream, 2, unique)
     second.save(tmp_path / "staged-b")
     assert first.version() != second.version()
 
@@ -81,15 +89,15 @@ def test_a_newer_checkpoint_is_swapped_in_under_a_running_stream_and_nothing_is_
                              "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_BATCH_SIZE": "100",
                              "STREAMREC_MODEL_POLL_S": "1"}).start()
     producer = make_producer(server_settings.bootstrap)
-    send_ids = lambda k: (unique + rees46.users[k], unique + rees46.items[k])  # noqa: E731
+    send_ids = lambda k: (unique + long_stream.users[k], unique + long_stream.items[k])  # noqa: E731
     k, swapped_at, deadline = 0, None, time.monotonic() + 120
     # a stream, not one burst, that goes on until the swap has landed and 1,000 more events followed it
-    while k < len(rees46) and time.monotonic() < deadline and (swapped_at is None or k < swapped_at + 1000):
+    while k < len(long_stream) and time.monotonic() < deadline and (swapped_at is None or k < swapped_at + 1000):
         if k == 800:  # mid-stream, a training job publishes a newer checkpoint
             shutil.copytree(tmp_path / "staged-b", model_dir / "b")
         user, item = send_ids(k)
         producer.send(names.interactions, key=user.encode(), value=interaction_value(
-            f"{unique}{k}", user, item, rees46.types[k], rees46.ts[k]))
+            f"{unique}{k}", user, item, long_stream.types[k], long_stream.ts[k]))
         k += 1
         if k % 100 == 0:
             producer.flush()

@@ -1,5 +1,6 @@
-"""End to end against the real local broker and Bolt server: real REES46 events (plus malformed ones) go through
-a worker process into the graph and out as lists; a re-delivery of processed records changes no count."""
+"""End to end against the real local broker and Bolt server: real events (ML-100K, with generated repeats so that
+edges are counted more than once; plus malformed records) go through a worker process into the graph and out as
+lists; a re-delivery of processed records changes no count."""
 from __future__ import annotations
 
 import asyncio
@@ -13,10 +14,9 @@ import pytest
 from graph_store import GraphStore
 from stream.replay import make_producer, replay
 from stream.topics import TopicNames
-from streamrec.datasets import load_rees46
 from streamrec.replay_source import item_records
 
-from conftest import DATA_DIR
+import real_events
 
 N_EVENTS = 3000
 MALFORMED = [  # (value, expected reason)
@@ -33,10 +33,12 @@ MALFORMED = [  # (value, expected reason)
 
 
 @pytest.fixture(scope="module")
-def rees46():
-    if not (DATA_DIR / "rees46_oct2019_head").exists():
-        pytest.skip(f"REES46 data not found under {DATA_DIR}")
-    return load_rees46(DATA_DIR)
+def events():
+    """3,000 real events in time order: ML-100K spread over the data set (about 800 users), with generated repeats
+    (real_events.with_repeats): edges with a count of 2 and pairs with two types, as a store's stream has."""
+    data = real_events.first(real_events.with_repeats(real_events.spread(2600)), N_EVENTS)
+    assert len(data) == N_EVENTS
+    return data
 
 
 def consume_until(bootstrap: str, topic: str, done, timeout_s: float = 120.0) -> list:
@@ -84,21 +86,21 @@ def scrape(port: int, name: str) -> float:
 
 
 def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
-        rees46, server_settings, worker_factory, unique):
+        events, server_settings, worker_factory, unique):
     names = TopicNames.with_prefix(unique)
     env = {"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app", "STREAMREC_BATCH_SIZE": "250",
            "STREAMREC_BATCH_WAIT_MS": "50"}
     worker = worker_factory(env).start()
     bootstrap = server_settings.bootstrap
 
-    users = [unique + u for u in rees46.users[:N_EVENTS]]
-    items = [unique + i for i in rees46.items[:N_EVENTS]]
+    users = [unique + u for u in events.users[:N_EVENTS]]
+    items = [unique + i for i in events.items[:N_EVENTS]]
     producer = make_producer(bootstrap)
     try:
         info = [replace(record, item_id=unique + record.item_id)
-                for record in item_records(rees46, set(rees46.items[:N_EVENTS]))]
+                for record in item_records(events, set(events.items[:N_EVENTS]))]
         replay(producer, names, event_ids=[f"{unique}{k}" for k in range(N_EVENTS)], users=users, items=items,
-               types=rees46.types[:N_EVENTS], ts=rees46.ts[:N_EVENTS], item_records=info)
+               types=events.types[:N_EVENTS], ts=events.ts[:N_EVENTS], item_records=info)
         for k, (value, _) in enumerate(MALFORMED):
             producer.send(names.interactions, key=f"{unique}bad{k}".encode(), value=value)
         producer.flush()
@@ -125,7 +127,8 @@ def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
     assert all(json.loads(r.value)["source"]["topic"] == names.interactions for r in dead)
 
     # every valid event is in the graph with the right counts and times
-    expected = expected_edges(users, items, rees46.types[:N_EVENTS], rees46.ts[:N_EVENTS])
+    expected = expected_edges(users, items, events.types[:N_EVENTS], events.ts[:N_EVENTS])
+    assert any(count > 1 for count, _, _ in expected.values())  # the events do exercise the counting
     before = graph_edges(server_settings, sorted(expected_users))
     assert before == expected
 
@@ -145,7 +148,7 @@ def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
 
 
 def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
-        rees46, server_settings, worker_factory, unique):
+        events, server_settings, worker_factory, unique):
     """SIGKILL while batches are in flight: only acked events may have been committed, so the next worker of the
     group gets the rest delivered again, and the graph's idempotence keeps every count exact."""
     import threading
@@ -155,18 +158,19 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     from streamrec.bench import model_host_pid
 
     names = TopicNames.with_prefix(unique)
-    env = {"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}
+    # small batches: the kill must find the first worker mid-stream, not with everything taken in one batch
+    env = {"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app", "STREAMREC_BATCH_SIZE": "100"}
     first = worker_factory(env).start()
     host_pid = model_host_pid(first.pid)
     assert host_pid is not None  # the model runs in its own process
     model_host = psutil.Process(host_pid)
 
-    users = [unique + u for u in rees46.users[:N_EVENTS]]
-    items = [unique + i for i in rees46.items[:N_EVENTS]]
+    users = [unique + u for u in events.users[:N_EVENTS]]
+    items = [unique + i for i in events.items[:N_EVENTS]]
     event_ids = [f"{unique}{k}" for k in range(N_EVENTS)]
     producer = make_producer(server_settings.bootstrap)
     sending = threading.Thread(target=replay, args=(producer, names), kwargs=dict(
-        event_ids=event_ids, users=users, items=items, types=rees46.types[:N_EVENTS], ts=rees46.ts[:N_EVENTS],
+        event_ids=event_ids, users=users, items=items, types=events.types[:N_EVENTS], ts=events.ts[:N_EVENTS],
         rate=600.0))
     sending.start()
     port = int(first.env["STREAMREC_METRICS_PORT"])
@@ -179,7 +183,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     sending.join()
     producer.close()
 
-    expected = expected_edges(users, items, rees46.types[:N_EVENTS], rees46.ts[:N_EVENTS])
+    expected = expected_edges(users, items, events.types[:N_EVENTS], events.ts[:N_EVENTS])
     port = int(second.env["STREAMREC_METRICS_PORT"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and graph_edges(server_settings, sorted(set(users))) != expected:

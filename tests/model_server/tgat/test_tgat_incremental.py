@@ -1,8 +1,9 @@
-"""Incremental re-embedding equals a full recompute at the same graph state (DESIGN.md), on real REES46 events."""
+"""Incremental re-embedding equals a full recompute at the same graph state (DESIGN.md), on real events (ML-100K,
+see tgat_test_helpers.tgat_events)."""
 import torch
 
-from tgat_test_helpers import graph_store_edges, one_thread, rees46_head  # noqa: F401 (fixtures)
-from model_server.contract import InteractionBatch, ItemText
+from tgat_test_helpers import graph_store_edges, item_texts, one_thread, tgat_events  # noqa: F401 (fixtures)
+from model_server.contract import InteractionBatch
 from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
 from model_server.tgat.model import load_weights
 
@@ -12,8 +13,7 @@ TOLERANCE = 1e-5
 def _model(data, **options):
     rec = build_streamrec(TGATConfig(dim=32, k=10), TrainConfig(epochs=1, progress=False), device="cpu",
                           text=False, **options)
-    items = dict.fromkeys(data.items)
-    rec.observe_items([ItemText(i, None, data.item_info[i].category, data.item_info[i].brand) for i in items])
+    rec.observe_items(item_texts(data))
     return rec
 
 
@@ -23,8 +23,8 @@ def _fresh_error(rec) -> float:
     return float((rec.store.embedding[:n][fresh] - rec.full_recompute()[fresh]).abs().max())
 
 
-def test_incremental_refresh_then_sweep_equals_full_recompute(rees46_head):
-    data = rees46_head
+def test_incremental_refresh_then_sweep_equals_full_recompute(tgat_events):
+    data = tgat_events
     stream = InteractionBatch(data.users, data.items, data.types, data.ts)
     rec = _model(data, max_fanout=40, sweep_per_observe=0)  # a tight bound, so the stale path is exercised
     rec.fit(stream.slice(0, 400), stream.slice(400, 500))
@@ -58,9 +58,9 @@ def test_incremental_refresh_then_sweep_equals_full_recompute(rees46_head):
     assert float((rebuilt.store.embedding[:n] - rec.store.embedding[:n]).abs().max()) <= TOLERANCE
 
 
-def test_leaving_out_the_samplers_is_caught(rees46_head):
+def test_leaving_out_the_samplers_is_caught(tgat_events):
     """Control: without the one-hop-out nodes the store drifts from the recompute, so the check above has teeth."""
-    data = rees46_head
+    data = tgat_events
     stream = InteractionBatch(data.users, data.items, data.types, data.ts)
     rec = _model(data, auto_refresh=False)
     rec.observe(stream.slice(0, 1000))
@@ -70,8 +70,8 @@ def test_leaving_out_the_samplers_is_caught(rees46_head):
     assert _fresh_error(rec) > 1e-3
 
 
-def test_new_user_gets_a_list_after_the_first_event(rees46_head):
-    data = rees46_head
+def test_new_user_gets_a_list_after_the_first_event(tgat_events):
+    data = tgat_events
     stream = InteractionBatch(data.users, data.items, data.types, data.ts)
     rec = _model(data)
     rec.observe(stream.slice(0, 500))

@@ -2,23 +2,22 @@
 matrix ops; a user never seen gets the prior (a popularity-like list), a user with one event gets a list."""
 import torch
 
-from tgat_test_helpers import graph_store_edges, one_thread, rees46_head  # noqa: F401 (fixtures)
-from model_server.contract import InteractionBatch, ItemText
+from tgat_test_helpers import graph_store_edges, item_texts, one_thread, tgat_events  # noqa: F401 (fixtures)
+from model_server.contract import InteractionBatch
 from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
 
 
 def _fitted(data, n=1200, **config):
     rec = build_streamrec(TGATConfig(dim=16, k=5, **config), TrainConfig(epochs=2, batch_size=100, progress=False),
                           device="cpu", text=False, seed=1)
-    rec.observe_items([ItemText(i, None, data.item_info[i].category, data.item_info[i].brand)
-                       for i in dict.fromkeys(data.items)])
+    rec.observe_items(item_texts(data))
     stream = InteractionBatch(data.users, data.items, data.types, data.ts)
     rec.fit(stream.slice(0, int(n * 0.8)), stream.slice(int(n * 0.8), n))
     return rec, stream
 
 
-def test_seen_pairs_and_degrees_match_the_events_and_a_rebuild(rees46_head):
-    rec, stream = _fitted(rees46_head)
+def test_seen_pairs_and_degrees_match_the_events_and_a_rebuild(tgat_events):
+    rec, stream = _fitted(tgat_events)
     rec.observe(stream.slice(1200, 1600))
     graph = rec.graph
     pairs = set(zip(stream.users[:1600], stream.items[:1600]))
@@ -31,7 +30,7 @@ def test_seen_pairs_and_degrees_match_the_events_and_a_rebuild(rees46_head):
     assert int(graph.degree[node]) == len({u for u, i in pairs if i == item})
     assert int(graph.newest_time()) == max(stream.ts[:1600])
 
-    rebuilt, _ = _fitted(rees46_head)
+    rebuilt, _ = _fitted(tgat_events)
     rebuilt.model.load_state_dict(rec.model.state_dict())
     rebuilt.users.add(rec.users.ids)
     rebuilt.items.add(rec.items.ids)
@@ -42,8 +41,8 @@ def test_seen_pairs_and_degrees_match_the_events_and_a_rebuild(rees46_head):
     assert torch.allclose(rebuilt.score(users[:40]), rec.score(users[:40]), atol=1e-5)
 
 
-def test_seen_term_reaches_items_past_the_recent_slots(rees46_head):
-    rec, stream = _fitted(rees46_head)
+def test_seen_term_reaches_items_past_the_recent_slots(tgat_events):
+    rec, stream = _fitted(tgat_events)
     counts = {}
     for u in stream.users[:1200]:
         counts[u] = counts.get(u, 0) + 1
@@ -60,8 +59,8 @@ def test_seen_term_reaches_items_past_the_recent_slots(rees46_head):
     assert float(delta[~columns].abs().max()) < 1e-5
 
 
-def test_new_users_get_the_item_prior_a_popularity_like_list(rees46_head):
-    rec, stream = _fitted(rees46_head)
+def test_new_users_get_the_item_prior_a_popularity_like_list(tgat_events):
+    rec, stream = _fitted(tgat_events)
     scores = rec.score(["never-seen-a", "never-seen-b"])
     prior = rec.model.item_prior(rec.graph, rec.graph.item_node[:len(rec.items)]).detach()
     assert torch.equal(scores[0], scores[1]) and torch.allclose(scores[0], prior)
@@ -79,8 +78,8 @@ def test_new_users_get_the_item_prior_a_popularity_like_list(rees46_head):
     assert len(rec.recommend(["one-event-user"], 10, exclude="none")[0]) == 10
 
 
-def test_terms_can_be_switched_off(rees46_head):
-    rec, stream = _fitted(rees46_head, n=600, popularity=False, seen=False)
+def test_terms_can_be_switched_off(tgat_events):
+    rec, stream = _fitted(tgat_events, n=600, popularity=False, seen=False)
     assert not hasattr(rec.model, "popularity_head") and not hasattr(rec.model, "seen_bias")
     users = list(dict.fromkeys(stream.users[:600]))[:10]
     assert rec.score(users).shape == (10, len(rec.items))

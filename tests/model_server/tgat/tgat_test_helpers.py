@@ -4,7 +4,7 @@ module would shadow tests/conftest.py for the `from conftest import ...` of othe
 import pytest
 import torch
 
-from conftest import DATA_DIR  # STREAMREC_DATA_DIR or ../shared/data
+import real_events
 
 
 @pytest.fixture(autouse=True)
@@ -16,16 +16,19 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
-def rees46_head():
-    """The first 2,000 REES46 events (skips when the shared data folder is absent)."""
-    from streamrec.datasets import load_rees46
+def tgat_events():
+    """2,000 real events in time order: ML-100K spread over the whole data set (many users and items with a few
+    events each, as a store's stream), with generated repeats of some (user, item) pairs, so that the graph
+    store's one edge per (user, item, type) differs from the raw events (see real_events.with_repeats)."""
+    return real_events.first(real_events.with_repeats(real_events.spread(1800)), 2000)
 
-    if not (DATA_DIR / "rees46_oct2019_head").exists():
-        pytest.skip(f"REES46 data not found under {DATA_DIR}")
-    data = load_rees46(DATA_DIR)
-    n = 2000
-    data.users, data.items, data.types, data.ts = data.users[:n], data.items[:n], data.types[:n], data.ts[:n]
-    return data
+
+def item_texts(data):
+    """The ItemText of every item in the events (ML-100K: the title and the genres as category)."""
+    from model_server.contract import ItemText
+
+    return [ItemText(i, data.item_info[i].title, data.item_info[i].category, data.item_info[i].brand)
+            for i in dict.fromkeys(data.items)]
 
 
 def graph_store_edges(batch):
