@@ -1,0 +1,50 @@
+"""The local-server launcher's pure parts: which servers a stack runs, what a missing Java says, the jar cache
+key, the version lines read from a server's log."""
+import pytest
+
+from streamrec.servers import local_services
+from streamrec.servers.apache import POM, check_java, jar_root
+from streamrec.servers.base import ServiceError, last_log_match
+from streamrec.settings import load_settings
+
+
+def test_each_stack_runs_its_own_servers_and_none_for_external_ones(tmp_path):
+    names = lambda env: [s.name for s in local_services(load_settings(env, cwd=tmp_path))]  # noqa: E731
+    assert names({}) == ["kafka", "neo4j"]
+    assert names({"STREAMREC_LOCAL_STACK": "light"}) == ["tansu", "arcadedb"]
+    assert names({"STREAMREC_KAFKA_BOOTSTRAP": "k:9092"}) == ["neo4j"]
+    assert names({"STREAMREC_NEO4J_URI": "bolt://g:7687", "STREAMREC_NEO4J_PASSWORD": "x"}) == ["kafka"]
+
+
+def test_without_java_the_message_names_both_ways_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-such-jdk"))
+    with pytest.raises(ServiceError) as error:
+        check_java()
+    message = str(error.value)
+    assert "Java >= 17" in message and "Maven" in message and "STREAMREC_LOCAL_STACK=light" in message
+
+
+def test_too_old_a_java_is_refused_with_the_same_advice(tmp_path, monkeypatch):
+    fake = tmp_path / "jdk" / "bin" / "java"
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    with pytest.raises(ServiceError, match="is Java 11; Apache Kafka 4 and Neo4j 5.26 need Java >= 17"):
+        check_java()
+
+
+def test_the_jar_cache_is_keyed_by_the_pinned_pom(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMREC_JARS_DIR", str(tmp_path))
+    root = jar_root()
+    assert root.parent == tmp_path and len(root.name) == 16
+    assert "<artifactId>kafka_2.13</artifactId>" in POM.read_text() and "<artifactId>neo4j</artifactId>" in POM.read_text()
+
+
+def test_versions_come_from_the_servers_own_start_up_lines(tmp_path):
+    log = tmp_path / "log"
+    log.write_text("[2026-12-02 03:05:03,092] INFO Kafka version: 4.1.1 (org.apache.kafka.common.utils.AppInfoParser)\n"
+                   "noise\n[2026-12-02 04:05:03,092] INFO Kafka version: 4.1.2 (org.apache.kafka.common.utils.AppInfoParser)\n")
+    assert last_log_match(log, "Kafka version: ") == "4.1.2"  # the newest start wins
+    assert last_log_match(log, "ArcadeDB Server v") is None
+    assert last_log_match(tmp_path / "missing", "x") is None
