@@ -31,7 +31,8 @@ class GraphStore:
     def __init__(self, uri: str, user: str, password: str, database: str | None, *, conflict_retries: int = 5):
         self.database = database
         self.conflict_retries = conflict_retries
-        self.driver = AsyncGraphDatabase.driver(uri, auth=(user, password))
+        # no server notifications: an empty graph answers every read with "property does not exist" warnings
+        self.driver = AsyncGraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF")
 
     @classmethod
     def from_settings(cls, settings) -> "GraphStore":

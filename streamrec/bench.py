@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import Dataset
-from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
+from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals,
+                   wait_for_items)
 from .replay_source import item_records
 from .servers import running_local_services
 from .settings import load_settings
@@ -156,7 +157,7 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
         # items first, untimed: the clock starts when the worker has applied them (encoding a catalogue's text
         # takes seconds, which would otherwise land on the first timed events)
         replay(producer, names, event_ids=[], users=[], items=[], types=[], ts=[], item_records=items)
-        _wait_for_items(worker.metrics_port, len(items))
+        wait_for_items(worker.metrics_port, len(items))
         sampler.start()
         started = time.time()
         stats = replay(producer, names, rate=rate, sent_times=tracker.sent_times, **columns)
@@ -217,15 +218,6 @@ def histogram_quantile(samples, name: str, q: float) -> float | None:
             return round(lower + (upper - lower) * ((rank - below) / inside if inside else 1.0), 4)
         lower, below = upper, cumulative
     return None  # beyond the largest finite bucket
-
-
-def _wait_for_items(metrics_port: int, count: int, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if totals(scrape(metrics_port)).get("streamrec_items_total", 0.0) >= count:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"the worker did not apply the {count} item records within {timeout_s:.0f} s")
 
 
 def _per_batch(samples) -> float | None:

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from .datasets import load_dataset
-from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
+from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals,
+                   wait_for_items)
 from .replay_source import item_records, select
 from .servers import running_local_services
 from .settings import load_settings
@@ -77,13 +78,15 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
             collector.start()
             producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
             items = item_records(data, set(columns["items"]))
+            print(f"demo: {len(items)} item records first (their text is encoded before the clock starts)")
+            replay(producer, names, item_records=items, event_ids=[], users=[], items=[], types=[], ts=[])
+            wait_for_items(worker.metrics_port, len(items))
             if warmup:
                 print(f"demo: warming up with the first {warmup} events (left out of the freshness figures)")
-                replay(producer, names, item_records=items, rate=rate, **warm)
+                replay(producer, names, rate=rate, **warm)
                 _wait_until_processed(worker, warmup)
-                items = []  # sent with the warm-up
             sender = threading.Thread(target=replay, daemon=True, args=(producer, names),
-                                      kwargs=dict(item_records=items, rate=rate, sent_times=tracker.sent_times, **timed))
+                                      kwargs=dict(rate=rate, sent_times=tracker.sent_times, **timed))
             started = time.time()
             sender.start()
             _follow_progress(worker, sender, tracker, collector, n_events)
@@ -117,6 +120,7 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
                 "target_rate": rate,
             }
             (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            _plot_freshness(tracker, started, out_dir / "freshness_over_time.png")
             return summary
         finally:
             if collector is not None:
@@ -164,6 +168,24 @@ def _follow_progress(worker: WorkerProcess, sender: threading.Thread, tracker: F
             processed = now_processed
             if not worker.running():
                 raise RuntimeError(f"the worker exited; see {worker.log_path}")
+
+
+def _plot_freshness(tracker: FreshnessTracker, started: float, path: Path) -> None:
+    """Each event's freshness against the time its list arrived: where in the run the slow ones are."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with tracker.lock:
+        points = list(zip(tracker.reflected_at, tracker.freshness))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.scatter([t - started for t, _ in points], [f for _, f in points], s=2, alpha=0.4)
+    ax.set(yscale="log", xlabel="seconds since the timed replay began (list arrival)",
+           ylabel="freshness (s): list received - event sent", title="Demo: freshness of every timed event")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 async def _graph_size(store) -> dict:

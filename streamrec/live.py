@@ -67,6 +67,17 @@ def totals(samples: list[tuple[str, dict, float]]) -> dict[str, float]:
     return out
 
 
+def wait_for_items(metrics_port: int, count: int, timeout_s: float = 120.0) -> None:
+    """Until the worker has applied `count` item records (their text encoded): encoding a catalogue takes
+    seconds, which would otherwise land on the first measured events."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if totals(scrape(metrics_port)).get("streamrec_items_total", 0.0) >= count:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the worker did not apply the {count} item records within {timeout_s:.0f} s")
+
+
 class WorkerProcess:
     """`streamrec worker` as a child process with its own environment and log file."""
 
