@@ -29,9 +29,11 @@ from .topics import TopicNames
 log = logging.getLogger(__name__)
 
 MAX_BATCHES_IN_FLIGHT = 4  # batches taken but not yet written and published (then the agent stops buffering)
-# On the light stack's broker (Tansu) CPU grew with the number of record batches, so the lists go out in large
-# ones there (below the 1 MB message limit); Apache Kafka keeps its client default.
-LIGHT_BROKER_BATCH_BYTES = 512 * 1024
+# A batch's lists (~3 KB each) go out in a few large record batches instead of one request per 16 KB (the
+# client default), below the brokers' default 1 MB message limit. Measured on Apache Kafka 4.1, REES46 at
+# 1,000 events/s: publish 40 -> 10 ms per batch, freshness p50 0.39 -> 0.10 s (one run each); on the light
+# stack's Tansu it also kept the broker's CPU from growing with the number of batches (60 -> 17 ms).
+LIST_BATCH_BYTES = 512 * 1024
 ITEMS_WAIT_S = 0.05  # item records are few: take_events' window (the same for every load) is fine
 STOP_GRACE_S = 10.0  # how long a stopping worker waits for batches in flight to be written and acked
 
@@ -119,7 +121,7 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         topic_allow_declare=False,  # topics are created with our partitions and configs (stream/topics.py)
         topic_disable_leader=True,
         producer_acks=-1,
-        **({"producer_max_batch_size": LIGHT_BROKER_BATCH_BYTES} if settings.light_broker else {}),
+        producer_max_batch_size=LIST_BATCH_BYTES,
     )
     _ConsumerThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
     app.transport.Consumer = _Consumer
