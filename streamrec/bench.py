@@ -302,7 +302,7 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
     fig.savefig(out_dir / "freshness_cdf.png", dpi=120)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 5.5))
     # the ages (intake, arrival) come before the batch is taken: bench.json only
     stages = [s for s in STAGES if s not in ("intake", "arrival", "batch")]
     bottom = [0.0] * len(runs)
@@ -313,10 +313,12 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
         bottom = [b + v for b, v in zip(bottom, values)]
     totals_ms = [r.result["stage_ms_per_batch"].get("batch") or 0.0 for r in runs]
     ax.scatter(labels, totals_ms, marker="_", s=3000, color="black", zorder=3,
-               label="whole batch, taken -> acked (the upsert and publish lanes overlap the model steps)")
+               label="whole batch, taken -> acked\n(upsert and publish overlap the model)")
     ax.set(ylabel="ms per micro-batch (mean)", title="Where a batch's time goes, per input rate")
-    ax.legend()
-    fig.tight_layout()
+    ax.set_ylim(0, 1.1 * max(totals_ms + bottom + [1.0]))
+    # below the axes: inside, the legend hid the tallest bars
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize="small")
+    fig.subplots_adjust(bottom=0.25)
     fig.savefig(out_dir / "stages.png", dpi=120)
     plt.close(fig)
 

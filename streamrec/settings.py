@@ -90,11 +90,6 @@ class Settings:
     def database(self) -> str | None:
         return self.neo4j_database if not self.uses_local_graph else (self.neo4j_database or LOCAL_DATABASE[self.local_stack])
 
-    @property
-    def light_broker(self) -> bool:
-        """The broker is the light stack's Tansu, whose faults some clients work around (see INFRA notes)."""
-        return self.uses_local_kafka and self.local_stack == "light"
-
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 

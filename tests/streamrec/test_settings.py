@@ -8,7 +8,7 @@ from streamrec.settings import SettingsError, load_settings
 def test_defaults_use_the_local_apache_kafka_and_neo4j(tmp_path):
     settings = load_settings({}, cwd=tmp_path)
     assert settings.uses_local_kafka and settings.uses_local_graph
-    assert settings.local_stack == "apache" and not settings.light_broker
+    assert settings.local_stack == "apache"
     assert settings.bootstrap == "127.0.0.1:9092"
     assert settings.bolt_uri == "bolt://127.0.0.1:7687"
     assert (settings.neo4j_user, settings.database) == ("neo4j", "neo4j")
@@ -21,10 +21,9 @@ def test_defaults_use_the_local_apache_kafka_and_neo4j(tmp_path):
 def test_the_light_stack_keeps_its_own_user_database_and_short_fetch_wait(tmp_path):
     settings = load_settings({"STREAMREC_LOCAL_STACK": "light"}, cwd=tmp_path)
     assert (settings.neo4j_user, settings.database, settings.fetch_max_wait_ms) == ("root", "recs", 20)
-    assert settings.light_broker
     # a user's own broker is not the stand-in, whatever the local stack
     external = load_settings({"STREAMREC_LOCAL_STACK": "light", "STREAMREC_KAFKA_BOOTSTRAP": "k:9092"}, cwd=tmp_path)
-    assert not external.light_broker and external.fetch_max_wait_ms == 500
+    assert external.fetch_max_wait_ms == 500
 
 
 def test_a_bad_stack_or_replication_factor_stops_start_up_naming_the_variable(tmp_path):
