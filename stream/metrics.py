@@ -34,4 +34,6 @@ CONSUMER_LAG = Gauge("streamrec_consumer_lag_events",
                      ["partition"])
 STALE_NODES = Gauge("streamrec_stale_nodes", "Nodes whose embedding awaits the background refresh")
 GPU_MEMORY = Gauge("streamrec_gpu_memory_bytes", "GPU memory allocated by the model (GPU hosts only)")
+CHECKPOINTS_REJECTED = Counter("streamrec_checkpoints_rejected_total",
+                               "Checkpoints not loaded (no digest, altered, unreadable, or not plain tensors)")
 MODEL_INFO = Gauge("streamrec_model_info", "The model serving lists (value 1)", ["model", "version"])

@@ -31,10 +31,15 @@ def demo_model_dir(home: Path, dataset: str) -> Path:
 
 def ensure_demo_checkpoint(dataset: str, home: Path, epochs: int = 2) -> Path:
     """The temporal GAT the demo serves: trained once on the demo's data set (a minute or two here), then reused."""
+    from .model_host import rejection
+
     folder = demo_model_dir(home, dataset)
     if (folder / "model.pt").exists():
-        print(f"demo: reusing the checkpoint in {folder}")
-        return folder
+        refused = rejection(folder / "model.pt")
+        if not refused:
+            print(f"demo: reusing the checkpoint in {folder}")
+            return folder
+        print(f"demo: not reusing the checkpoint: {refused}")
     print(f"demo: training a temporal GAT on {dataset} ({epochs} epochs) into {folder}")
     subprocess.run([sys.executable, "-m", "streamrec", "train", "--dataset", dataset, "--out", str(folder),
                     "--epochs", str(epochs)], check=True)

@@ -48,9 +48,22 @@ def newest_checkpoint(model_dir: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
 
 
+def rejection(checkpoint: Path) -> str | None:
+    """Why `checkpoint` must not be loaded (its digest does not match its metadata.json), or None. Checked in
+    the worker before the host is asked; the host reads the file weights-only on top of this."""
+    from model_server.tgat.checkpoint import CheckpointRejected, verify_checkpoint
+
+    try:
+        verify_checkpoint(checkpoint)
+    except CheckpointRejected as exc:
+        return str(exc)
+    return None
+
+
 # -- the host process ------------------------------------------------------------------------------
-def load_recommender(settings, checkpoint: Path | None):
-    """The temporal GAT from a checkpoint; the co-occurrence baseline when there is none."""
+def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
+    """The temporal GAT from a checkpoint; the co-occurrence baseline when there is none (or, with `fall_back`,
+    when the checkpoint is refused: there is no other model to keep serving at start-up)."""
     if checkpoint is None:
         from model_server.baselines.cooccurrence import ItemCooccurrence
 
@@ -59,12 +72,19 @@ def load_recommender(settings, checkpoint: Path | None):
                     model.name, model.version(), settings.model_dir)
         return model
     from model_server.tgat import load_recommender as load_tgat
+    from model_server.tgat.checkpoint import CheckpointRejected
 
     # The hot path re-embeds only a bounded affected set (the batch's endpoints and up to MAX_FANOUT nodes
     # that sample them); the rest is marked stale and swept in the background. The batch's users are always
     # exact; other users' and items' embeddings may lag by at most one sweep (streamrec_stale_nodes).
-    model = load_tgat(checkpoint, device="auto", auto_refresh=True, sweep_per_observe=0, max_fanout=MAX_FANOUT,
-                      exact_items=False)
+    try:
+        model = load_tgat(checkpoint, device="auto", auto_refresh=True, sweep_per_observe=0, max_fanout=MAX_FANOUT,
+                          exact_items=False)
+    except CheckpointRejected as exc:
+        if not fall_back:
+            raise
+        log.error("refused the checkpoint: %s", exc)
+        return load_recommender(settings, None)
     log.info("serving the temporal GAT %s from %s on %s", model.version(), checkpoint, model.device)
     return model
 
@@ -159,7 +179,7 @@ class ModelHost:
         """Loads a newer checkpoint and rebuilds its state on a thread of this process, while this one keeps
         answering with the serving model; candidate_ready() tells when it is done."""
         def build():
-            candidate = load_recommender(self.settings, Path(checkpoint))
+            candidate = load_recommender(self.settings, Path(checkpoint), fall_back=False)
             warm_start(candidate, edges, items)
             return candidate
 

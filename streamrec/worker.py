@@ -13,7 +13,7 @@ from stream import metrics
 from stream.events import Interaction, Item
 from stream.topics import TopicNames, ensure_topics
 
-from .model_host import ModelClient, ModelHostDied, ModelInfo, newest_checkpoint
+from .model_host import ModelClient, ModelHostDied, ModelInfo, newest_checkpoint, rejection
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,11 @@ class Pipeline:
             return False
         previous = self.model.info
         self.checkpoint, self._checkpoint_mtime = checkpoint, checkpoint.stat().st_mtime
+        refused = rejection(checkpoint)
+        if refused:  # tried once per file version: a rewritten file is looked at again
+            metrics.CHECKPOINTS_REJECTED.inc()
+            log.error("refused the checkpoint: %s; keeping %s %s", refused, previous.name, previous.version)
+            return False
         async with self._swapping:
             store = await self.store()
             edges, items = await store.all_edges(), await store.items_with_text()
@@ -125,6 +130,7 @@ class Pipeline:
             except ModelHostDied:
                 raise
             except Exception:
+                metrics.CHECKPOINTS_REJECTED.inc()
                 log.exception("could not load %s; keeping %s %s", checkpoint, previous.name, previous.version)
                 return False
             self.model.info = await self._call("promote_candidate")
@@ -149,7 +155,11 @@ def run_worker(settings) -> int:
     names = TopicNames.with_prefix(settings.topic_prefix)
     ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
     checkpoint = newest_checkpoint(settings.model_dir)
-    model = ModelClient(settings, checkpoint)
+    refused = rejection(checkpoint) if checkpoint else None
+    if refused:
+        metrics.CHECKPOINTS_REJECTED.inc()
+        log.error("refused the checkpoint: %s; serving the baseline until a valid one appears", refused)
+    model = ModelClient(settings, None if refused else checkpoint)
     try:
         pipeline = Pipeline(settings, model, checkpoint)
         health = Health(settings, model_loaded=lambda: pipeline.warm and model.process.is_alive())

@@ -2,6 +2,11 @@
 
 `model_version` is a hash of what determines the model's outputs for a given graph state: the config, every
 weight tensor and the id -> row maps. Two trainings that end in the same bytes get the same version.
+
+A checkpoint is data, never code: `model.pt` is read with torch's weights-only unpickler (tensors and plain
+containers; a pickle that names any other callable is refused), and only after its SHA-256 matched the
+`file_sha256` that `metadata.json` records. Anything that does not check out raises CheckpointRejected,
+naming the file and the reason.
 """
 from __future__ import annotations
 
@@ -17,6 +22,56 @@ from .train import TrainConfig
 
 FORMAT = 1
 FILE_NAME = "model.pt"
+METADATA_NAME = "metadata.json"
+
+
+class CheckpointRejected(ValueError):
+    """A checkpoint that is not loaded: unreadable, altered, or not plain tensors and containers."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checkpoint(path: Path) -> Path:
+    """The model.pt of `path` (a file or its folder) when its digest matches metadata.json's; else raises."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE_NAME
+    try:
+        recorded = json.loads((path.parent / METADATA_NAME).read_text()).get("file_sha256")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise CheckpointRejected(f"{path}: no readable {METADATA_NAME} beside it ({exc})") from None
+    if not recorded:
+        raise CheckpointRejected(f"{path}: {METADATA_NAME} records no file_sha256 (written before checkpoints "
+                                 "carried a digest): train it again with `streamrec train`")
+    try:
+        actual = file_sha256(path)
+    except OSError as exc:
+        raise CheckpointRejected(f"{path}: cannot read it ({exc})") from None
+    if actual != recorded:
+        raise CheckpointRejected(f"{path}: its SHA-256 {actual[:16]}… is not the {recorded[:16]}… that "
+                                 f"{METADATA_NAME} records (altered or incomplete)")
+    return path
+
+
+def read_payload(path: Path) -> dict:
+    """The checkpoint's contents through the weights-only unpickler: no code runs, whatever the file holds."""
+    import pickle
+    import zipfile
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointRejected(f"{path}: not a checkpoint of plain tensors and containers ({first_line})") from None
+    if not isinstance(payload, dict) or "meta" not in payload:
+        raise CheckpointRejected(f"{path}: not a streamrec checkpoint (no metadata inside)")
+    return payload
 
 
 def content_hash(recommender) -> str:
@@ -50,17 +105,16 @@ def save_checkpoint(recommender, directory, metadata: dict | None = None, includ
                "with_state": include_state}
     path = directory / FILE_NAME
     torch.save(payload, path)
-    (directory / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    meta_file = {**meta, "file_sha256": file_sha256(path)}  # checked before any later load
+    (directory / METADATA_NAME).write_text(json.dumps(meta_file, indent=2, default=str) + "\n")
     return path
 
 
 def load_checkpoint(path, device="auto", **overrides):
     from .recommender import TGATRecommender
 
-    path = Path(path)
-    if path.is_dir():
-        path = path / FILE_NAME
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    path = verify_checkpoint(path)
+    payload = read_payload(path)
     meta = payload["meta"]
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: checkpoint format {meta.get('format')} is not {FORMAT}")

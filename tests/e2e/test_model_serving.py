@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import time
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 import real_events
-from conftest import Event
+from conftest import Event, wait_for
 from graph_store import GraphStore
 from model_server.contract import InteractionBatch
 from model_server.tgat import build_streamrec
@@ -93,6 +94,15 @@ def test_a_newer_checkpoint_is_swapped_in_under_a_running_stream_and_nothing_is_
     k, swapped_at, deadline = 0, None, time.monotonic() + 120
     # a stream, not one burst, that goes on until the swap has landed and 1,000 more events followed it
     while k < len(long_stream) and time.monotonic() < deadline and (swapped_at is None or k < swapped_at + 1000):
+        if k == 400:  # a checkpoint altered after training: refused, the first model keeps serving
+            shutil.copytree(model_dir / "a", model_dir / "tampered")
+            with open(model_dir / "tampered" / "model.pt", "ab") as tampered:
+                tampered.write(b"\0")
+            # newer than "a", older than "b" (copytree keeps the staged file's time): looked at first, then passed over
+            between = ((model_dir / "a" / "model.pt").stat().st_mtime + (tmp_path / "staged-b" / "model.pt").stat().st_mtime) / 2
+            os.utime(model_dir / "tampered" / "model.pt", (between, between))
+            producer.flush()
+            wait_for(lambda: "refused the checkpoint" in worker.log(), timeout_s=20, interval_s=0.2)
         if k == 800:  # mid-stream, a training job publishes a newer checkpoint
             shutil.copytree(tmp_path / "staged-b", model_dir / "b")
         user, item = send_ids(k)
@@ -138,3 +148,7 @@ def test_a_newer_checkpoint_is_swapped_in_under_a_running_stream_and_nothing_is_
     assert asyncio.run(stored_events()) == n
     log = worker.log()
     assert "swapped streamrec" in log and "Traceback" not in log
+    assert f"refused the checkpoint: {model_dir / 'tampered' / 'model.pt'}: its SHA-256" in log
+    from test_pipeline import scrape
+
+    assert scrape(int(worker.env["STREAMREC_METRICS_PORT"]), "streamrec_checkpoints_rejected_total") == 1
