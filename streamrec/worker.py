@@ -34,6 +34,7 @@ class Pipeline:
         self._swapping = asyncio.Lock()  # a model swap and a graph upsert never interleave
         self._warm = False  # the model's state has been loaded from the graph
         self._last_swap_check = time.monotonic()
+        self.failure: str | None = None  # why the worker stopped, when it was not asked to
         self._publish_model_info(model.info)
 
     @property
@@ -51,6 +52,7 @@ class Pipeline:
             return await self.model.call(method, *args)
         except ModelHostDied:
             log.critical("the model process died: stopping the worker (unacked batches are delivered again)")
+            self.failure = "the model process died"  # the exit status says so to the orchestrator
             os.kill(os.getpid(), signal.SIGTERM)
             raise
 
@@ -160,13 +162,20 @@ def run_worker(settings) -> int:
         metrics.CHECKPOINTS_REJECTED.inc()
         log.error("refused the checkpoint: %s; serving the baseline until a valid one appears", refused)
     model = ModelClient(settings, None if refused else checkpoint)
+    status = 0
     try:
         pipeline = Pipeline(settings, model, checkpoint)
         health = Health(settings, model_loaded=lambda: pipeline.warm and model.process.is_alive())
         health.serve(settings.metrics_host, settings.metrics_port)
         app = create_app(settings, pipeline, names, on_tick=health.tick)
         worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
-        worker.execute_from_commandline()
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as stop:  # mode's worker always leaves through SystemExit, 0 after a signal
+            status = stop.code if isinstance(stop.code, int) else 1
     finally:
         model.close()
-    return 0
+    if pipeline.failure:
+        log.critical("worker stopped: %s (exit status 1)", pipeline.failure)
+        return 1
+    return status

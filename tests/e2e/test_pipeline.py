@@ -201,3 +201,26 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     lists = consume_until(server_settings.bootstrap, names.recommendations,
                           lambda records: latest_lists(records) == newest, timeout_s=60)
     assert latest_lists(lists) == newest  # every user's last list reflects the user's last event
+
+
+def test_a_worker_whose_model_process_dies_exits_with_a_failure_status(server_settings, worker_factory, unique):
+    """An orchestrator restarts what exits non-zero: a dead model process must not look like a clean stop."""
+    import os
+    import signal
+
+    from streamrec.bench import model_host_pid
+
+    worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}).start()
+    host = model_host_pid(worker.pid)
+    assert host is not None
+    os.kill(host, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while worker.running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not worker.running()
+    assert worker.process.returncode == 1
+    assert "worker stopped: the model process died (exit status 1)" in worker.log()
+
+    asked = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}).start()
+    asked.stop()  # SIGTERM: a stop that was asked for is a clean one
+    assert asked.process.returncode == 0
