@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from model_server.digest import file_sha256
 
 DATASETS = ("rees46", "wikipedia", "ml-100k")
 EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
@@ -86,11 +87,7 @@ class Dataset:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def _open_text(path: Path):

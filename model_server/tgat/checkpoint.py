@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..digest import file_sha256
 from ..ids import IdMap
 from .model import TGATConfig, load_weights
 from .train import TrainConfig
@@ -27,14 +28,6 @@ METADATA_NAME = "metadata.json"
 
 class CheckpointRejected(ValueError):
     """A checkpoint that is not loaded: unreadable, altered, or not plain tensors and containers."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_checkpoint(path: Path) -> Path:

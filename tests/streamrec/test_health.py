@@ -1,12 +1,10 @@
 """The worker's /healthz and /readyz against real servers that go down and come back; a batch that arrives
-while the graph server is down is retried, not lost."""
+while the graph server is down is retried, not lost, and Neo4j restarted keeps every edge."""
 import asyncio
 import json
 import time
 from urllib.error import HTTPError
 from urllib.request import urlopen
-
-import pytest
 
 from conftest import wait_for
 from graph_store import GraphStore
