@@ -216,7 +216,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         exclude=r.choice("EXCLUDE", "purchased", EXCLUDE_POLICIES),
         model_poll_s=r.number("MODEL_POLL_S", 10.0, 0.5, 86_400.0),
         torch_threads=r.integer("TORCH_THREADS", 1, 1, 1024),
-        metrics_host=r.text("METRICS_HOST", "127.0.0.1"),
+        metrics_host=_host(r, "METRICS_HOST", "127.0.0.1"),
         metrics_port=r.integer("METRICS_PORT", 9464, 0, 65535),
         log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),
         extra={k: v for k, v in env.items() if k.startswith(PREFIX)},
@@ -224,6 +224,29 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
     if r.problems:
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(r.problems))
     return settings
+
+
+def _is_host(text: str) -> bool:
+    """An IPv4/IPv6 address, or a DNS name (labels of letters, digits and hyphens); "256.1.1.1" is neither."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    if re.fullmatch(r"[\d.]+", text):
+        return False  # all digits and dots, yet not an address
+    return bool(re.fullmatch(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", text))
+
+
+def _host(reader: _Reader, name: str, default: str) -> str:
+    value = reader.text(name, default)
+    if not _is_host(value):
+        reader.problems.append(f"{PREFIX}{name}={value!r}: must be an IP address or a host name (e.g. 127.0.0.1, 0.0.0.0)")
+        return default
+    return value
 
 
 def _is_host_port(text: str) -> bool:

@@ -18,6 +18,7 @@ from .model_host import ModelClient, ModelHostDied, ModelInfo, newest_checkpoint
 log = logging.getLogger(__name__)
 
 SWEEP_NODES_PER_TICK = 2_048  # stale nodes refreshed per 1 s tick, between batches
+BROKER_WAIT_S = 15.0  # how long start-up waits for a broker that does not answer yet
 
 
 class Pipeline:
@@ -147,6 +148,25 @@ class Pipeline:
         metrics.MODEL_INFO.labels(info.name, info.version).set(1)
 
 
+class StartupError(RuntimeError):
+    """The worker cannot start as configured; the message says what was tried and what to set."""
+
+
+def wait_for_broker(settings, timeout_s: float = BROKER_WAIT_S) -> None:
+    """A broker that is still starting gets `timeout_s`; one that does not answer by then stops start-up with one
+    line instead of a client's retries and a traceback."""
+    from .probes import kafka_answers
+
+    deadline = time.monotonic() + timeout_s
+    while not kafka_answers(settings.bootstrap, **settings.kafka_client_options()):
+        if time.monotonic() > deadline:
+            where = "STREAMREC_KAFKA_BOOTSTRAP" if not settings.uses_local_kafka else "the local broker (`streamrec services up`)"
+            raise StartupError(f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:.0f} s: start "
+                               f"{where}, or set STREAMREC_KAFKA_BOOTSTRAP to your brokers' host:port list "
+                               "(and STREAMREC_KAFKA_SECURITY_PROTOCOL / _SASL_* if they need it)")
+        time.sleep(1.0)
+
+
 def run_worker(settings) -> int:
     import faust
 
@@ -155,6 +175,7 @@ def run_worker(settings) -> int:
     from .health import Health
 
     names = TopicNames.with_prefix(settings.topic_prefix)
+    wait_for_broker(settings)
     ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
     checkpoint = newest_checkpoint(settings.model_dir)
     refused = rejection(checkpoint) if checkpoint else None

@@ -9,10 +9,10 @@ def configure(parser):
 def run(args, settings) -> int:
     from stream.topics import TopicError
 
-    from ..worker import run_worker
+    from ..worker import StartupError, run_worker
 
     try:
         return run_worker(settings)
-    except TopicError as exc:  # a configuration the topics cannot be created with: one line, no traceback
+    except (TopicError, StartupError) as exc:  # what to fix, in one line, no traceback
         print(f"streamrec worker: {exc}")
         return 2

@@ -58,8 +58,9 @@ def test_readiness_follows_the_servers_and_no_batch_is_lost_while_the_graph_is_d
     graph.stop()  # Neo4j keeps its store across a restart: nothing written is lost
     graph.start()
     assert asyncio.run(stored_events()) == 50
+    assert wait_for(lambda: get(port, "/readyz")[0] == 200)
 
     broker.stop()
-    code, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(port, "/readyz")))
+    code, body = wait_for(lambda: (lambda r: r if r[0] == 503 and not r[1]["broker"] else None)(get(port, "/readyz")))
     assert (code, body["broker"]) == (503, False)
     worker.stop(kill=True)

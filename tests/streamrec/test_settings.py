@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,30 @@ def test_cli_stops_at_start_up_with_the_message(monkeypatch, capsys):
     monkeypatch.setenv("STREAMREC_BATCH_SIZE", "lots")
     assert main(["services", "status"]) == 2
     assert "STREAMREC_BATCH_SIZE='lots'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host, ok", [("127.0.0.1", True), ("0.0.0.0", True), ("::", True), ("worker-1.svc", True),
+                                      ("256.1.1.1", False), ("1.2.3", False), ("bad host", False), ("-x", False)])
+def test_the_metrics_host_must_be_an_address_or_a_host_name(tmp_path, host, ok):
+    env = {"STREAMREC_METRICS_HOST": host}
+    if ok:
+        assert load_settings(env, cwd=tmp_path).metrics_host == host
+    else:
+        with pytest.raises(SettingsError, match=f"STREAMREC_METRICS_HOST='{host}': must be an IP address or a host name"):
+            load_settings(env, cwd=tmp_path)
+
+
+def test_an_unreachable_broker_stops_the_worker_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from streamrec.live import free_port
+
+    env = {**os.environ, "STREAMREC_HOME": str(tmp_path), "STREAMREC_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+           "STREAMREC_NEO4J_URI": "bolt://127.0.0.1:1", "STREAMREC_NEO4J_PASSWORD": "unused-here"}
+    result = subprocess.run([sys.executable, "-m", "streamrec", "worker"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "no Kafka broker answered at 127.0.0.1:" in output and "set STREAMREC_KAFKA_BOOTSTRAP" in output
+    assert "Traceback" not in output and len(output.strip().splitlines()) == 1
