@@ -224,3 +224,34 @@ def test_a_worker_whose_model_process_dies_exits_with_a_failure_status(server_se
     asked = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}).start()
     asked.stop()  # SIGTERM: a stop that was asked for is a clean one
     assert asked.process.returncode == 0
+
+
+def test_a_malformed_record_near_the_brokers_limit_goes_to_the_dead_letters_and_stalls_nothing(
+        server_settings, worker_factory, unique):
+    """A record of ~1 MB used to make a dead letter over the producer's limit, retried forever behind it."""
+    import base64
+    import hashlib
+
+    from kafka import KafkaProducer
+
+    names = TopicNames.with_prefix(unique)
+    worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}).start()
+    huge = b"{" + b"x" * 1_000_000  # not JSON, and as large as a default broker takes
+    producer = KafkaProducer(bootstrap_servers=server_settings.bootstrap, acks="all", max_request_size=1_048_576)
+    try:
+        producer.send(names.interactions, key=f"{unique}u0".encode(), value=huge).get(30)
+        producer.send(names.interactions, key=f"{unique}u0".encode(), value=json.dumps(
+            {"event_id": f"{unique}e1", "user_id": f"{unique}u0", "item_id": f"{unique}i0", "type": "view",
+             "ts": int(time.time() * 1000)}).encode()).get(30)
+    finally:
+        producer.close()
+
+    dead = consume_until(server_settings.bootstrap, names.dead_letters, lambda rs: len(rs) >= 1, timeout_s=60)
+    assert len(dead) == 1
+    record = json.loads(dead[0].value)
+    assert (record["reason"], record["original_size"], record["original_truncated"]) == ("not_json", len(huge), True)
+    assert record["original_sha256"] == hashlib.sha256(huge).hexdigest()
+    assert huge.startswith(base64.b64decode(record["original_base64"]))
+    # the event behind it on the same partition was processed: nothing stalled
+    lists = consume_until(server_settings.bootstrap, names.recommendations, lambda rs: len(rs) >= 1, timeout_s=60)
+    assert [json.loads(r.value)["last_event_id"] for r in lists] == [f"{unique}e1"]
