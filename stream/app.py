@@ -122,6 +122,10 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         topic_disable_leader=True,
         producer_acks=-1,
         producer_max_batch_size=LIST_BATCH_BYTES,
+        # Faust would wait on stop (and rebalance) until every buffered event is acked, and ours are acked only
+        # when written: with the graph server down, SIGTERM never finished. The agent drains what it can for
+        # STOP_GRACE_S itself; whatever is not acked then is delivered again (idempotent sinks).
+        stream_wait_empty=False,
     )
     _ConsumerThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
     app.transport.Consumer = _Consumer

@@ -55,3 +55,43 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_counts_nothing_twice(own_
 
     lists = consume_until(settings.bootstrap, names.recommendations, lambda rs: latest_lists(rs) == newest)
     assert latest_lists(lists) == newest
+
+
+def test_sigterm_with_the_graph_server_down_stops_the_worker_and_loses_nothing(own_servers, worker_factory, unique):
+    """Faust waited on stop until every buffered event was acked, and ours are acked only once written: with the
+    graph server down the worker never stopped. Now it stops within its grace time; the unwritten events are
+    delivered again to the next worker."""
+    import asyncio
+
+    from graph_store import GraphStore
+    from stream.events import interaction_value
+
+    env, settings, _, graph = own_servers("apache")
+    worker_env = {**env, "STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}
+    worker = worker_factory(worker_env).start()
+    graph.stop()
+    names = TopicNames.with_prefix(unique)
+    producer = make_producer(settings.bootstrap)
+    now = int(time.time() * 1000)
+    for k in range(20):
+        producer.send(names.interactions, key=f"{unique}u{k % 4}".encode(),
+                      value=interaction_value(f"{unique}{k}", f"{unique}u{k % 4}", f"{unique}i{k}", "view", now + k))
+    producer.flush()
+    producer.close()
+    time.sleep(3)  # the worker is retrying the batch against the missing graph server
+
+    started = time.monotonic()
+    worker.process.terminate()
+    worker.process.wait(60)
+    assert time.monotonic() - started < 30 and worker.process.returncode == 0
+
+    graph.start()
+    worker_factory(worker_env).start()
+
+    async def stored_events():
+        async with GraphStore.from_settings(settings) as store:
+            return sum(e["count"] for e in await store.edges_of_users([f"{unique}u{k}" for k in range(4)]))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and asyncio.run(stored_events()) < 20:
+        time.sleep(1)
+    assert asyncio.run(stored_events()) == 20
