@@ -198,7 +198,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         kafka_ssl_cafile=r.raw("KAFKA_SSL_CAFILE"),
         local_kafka_port=r.integer("LOCAL_KAFKA_PORT", 9092, 1, 65535),
         local_kafka_controller_port=r.integer("LOCAL_KAFKA_CONTROLLER_PORT", 9093, 1, 65535),
-        topic_prefix=r.text("TOPIC_PREFIX", ""),
+        topic_prefix=_topic_prefix(r),
         partitions=r.integer("PARTITIONS", 4, 1, 10_000),
         replication_factor=None if replication is None else r.integer("REPLICATION_FACTOR", 1, 1, 32),
         session_timeout_s=r.number("SESSION_TIMEOUT_S", 6.0, 1.0, 300.0),
@@ -239,6 +239,18 @@ def _is_host(text: str) -> bool:
     if re.fullmatch(r"[\d.]+", text):
         return False  # all digits and dots, yet not an address
     return bool(re.fullmatch(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", text))
+
+
+def _topic_prefix(reader: _Reader) -> str:
+    """Kafka topic names allow letters, digits, '.', '_' and '-' (and 249 characters at most)."""
+    import re
+
+    value = reader.text("TOPIC_PREFIX", "")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", value):
+        reader.problems.append(f"{PREFIX}TOPIC_PREFIX={value!r}: may hold only letters, digits, '.', '_' and '-' "
+                               "(Kafka's topic-name characters), at most 200 of them")
+        return ""
+    return value
 
 
 def _host(reader: _Reader, name: str, default: str) -> str:

@@ -104,3 +104,9 @@ def test_an_unreachable_broker_stops_the_worker_with_one_line(tmp_path):
     assert result.returncode == 2
     assert "no Kafka broker answered at 127.0.0.1:" in output and "set STREAMREC_KAFKA_BOOTSTRAP" in output
     assert "Traceback" not in output and len(output.strip().splitlines()) == 1
+
+
+def test_the_topic_prefix_holds_only_kafkas_topic_name_characters(tmp_path):
+    assert load_settings({"STREAMREC_TOPIC_PREFIX": "shop-1.eu_"}, cwd=tmp_path).topic_prefix == "shop-1.eu_"
+    with pytest.raises(SettingsError, match=r"STREAMREC_TOPIC_PREFIX='bad prefix/': may hold only letters, digits"):
+        load_settings({"STREAMREC_TOPIC_PREFIX": "bad prefix/"}, cwd=tmp_path)
