@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .datasets import load_dataset
 from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals,
-                   wait_for_items)
+                   wait_for_count, wait_for_items)
 from .replay_source import item_records, select
 from .servers import running_local_services
 from .settings import load_settings
@@ -141,13 +141,8 @@ def split_columns(columns: dict, first: int) -> tuple[dict, dict]:
 
 
 def _wait_until_processed(worker: WorkerProcess, n_events: int, timeout_s: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while totals(scrape(worker.metrics_port)).get("streamrec_events_total", 0.0) < n_events:
-        if not worker.running():
-            raise RuntimeError(f"the worker exited; see {worker.log_path}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the worker did not process the warm-up events within {timeout_s:.0f} s; see {worker.log_path}")
-        time.sleep(0.2)
+    wait_for_count(worker.metrics_port, "streamrec_events_total", n_events,
+                   f"processed the {n_events} warm-up events (see {worker.log_path})", timeout_s, worker.running)
     time.sleep(1.0)  # the warm-up's last lists are published and the lanes are idle
 
 

@@ -67,15 +67,23 @@ def totals(samples: list[tuple[str, dict, float]]) -> dict[str, float]:
     return out
 
 
+def wait_for_count(metrics_port: int, metric: str, count: float, what: str, timeout_s: float = 120.0,
+                   alive: Callable[[], bool] = lambda: True) -> None:
+    """Until the worker's counter `metric` (summed over its labels) reaches `count`; raises, naming `what`, when
+    it does not within `timeout_s` or when `alive()` turns false."""
+    deadline = time.monotonic() + timeout_s
+    while totals(scrape(metrics_port)).get(metric, 0.0) < count:
+        if not alive():
+            raise RuntimeError(f"the worker exited before it had {what}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not have {what} within {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
 def wait_for_items(metrics_port: int, count: int, timeout_s: float = 120.0) -> None:
     """Until the worker has applied `count` item records (their text encoded): encoding a catalogue takes
     seconds, which would otherwise land on the first measured events."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if totals(scrape(metrics_port)).get("streamrec_items_total", 0.0) >= count:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"the worker did not apply the {count} item records within {timeout_s:.0f} s")
+    wait_for_count(metrics_port, "streamrec_items_total", count, f"applied the {count} item records", timeout_s)
 
 
 class WorkerProcess:

@@ -3,7 +3,7 @@ loopback ports, under a temporary STREAMREC_HOME, prints their versions, and sto
 the end. `own_servers` gives a test servers of its own (to stop and restart them), of either stack."""
 from __future__ import annotations
 
-import os
+import io
 import time
 import uuid
 from dataclasses import dataclass
@@ -67,7 +67,7 @@ def server_env(tmp_path_factory, request) -> dict:
             services_up(settings)
         yield env
     finally:
-        services_down(settings, out=open(os.devnull, "w"))
+        services_down(settings, out=io.StringIO())
 
 
 @pytest.fixture
