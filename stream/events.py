@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,18 +57,40 @@ REJECTION_REASONS = (
 )
 
 
-def _check_id(record: dict, name: str) -> Rejection | None:
+def _id_problem(text: str) -> str | None:
+    """What makes `text` unusable as an id, or None. Ids are opaque strings that must mean one thing to every
+    producer, consumer and operator: characters that render as nothing or reorder the text (format characters
+    such as U+200B, U+202E, U+FEFF), controls, line separators, surrogates and non-characters (U+FFFE, U+FFFF,
+    U+FDD0..U+FDEF) are refused rather than stripped, which would silently merge two producers' ids; so is
+    whitespace at either end (" u1" and "u1" would be two users) and a whitespace-only id."""
+    if not text.strip():
+        return "is blank (whitespace only)"
+    if text != text.strip():
+        return "starts or ends with whitespace"
+    for ch in text:
+        code = ord(ch)
+        if unicodedata.category(ch) in _UNUSABLE_CATEGORIES or (code & 0xFFFE) == 0xFFFE or 0xFDD0 <= code <= 0xFDEF:
+            return f"contains the invisible or reserved character U+{code:04X} ({unicodedata.category(ch)})"
+    return None
+
+
+_UNUSABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, format, surrogates, line/para seps
+
+
+def _check_id(record: dict, name: str) -> tuple[str | None, Rejection | None]:
+    """The id as the system stores it (NFC: a composed and a decomposed "é" are the same id), or why not."""
     value = record.get(name)
     if value is None or value == "":
-        return Rejection("missing_field", f"{name} is missing or empty")
+        return None, Rejection("missing_field", f"{name} is missing or empty")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return Rejection("bad_id", f"{name} must be a string (or an integer), got {type(value).__name__}")
-    text = str(value)
+        return None, Rejection("bad_id", f"{name} must be a string (or an integer), got {type(value).__name__}")
+    text = unicodedata.normalize("NFC", str(value))
     if len(text) > MAX_ID_LENGTH:
-        return Rejection("bad_id", f"{name} is {len(text)} characters long; at most {MAX_ID_LENGTH} are allowed")
-    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
-        return Rejection("bad_id", f"{name} contains control characters")
-    return None
+        return None, Rejection("bad_id", f"{name} is {len(text)} characters long; at most {MAX_ID_LENGTH} are allowed")
+    problem = _id_problem(text)
+    if problem:
+        return None, Rejection("bad_id", f"{name} {problem}")
+    return text, None
 
 
 def _decode_object(raw: bytes | str | None) -> dict | Rejection:
@@ -87,8 +110,9 @@ def parse_interaction(raw: bytes | str | None, *, topic: str = "", partition: in
     record = _decode_object(raw)
     if isinstance(record, Rejection):
         return record
+    ids = {}
     for name in ("event_id", "user_id", "item_id"):
-        problem = _check_id(record, name)
+        ids[name], problem = _check_id(record, name)
         if problem:
             return problem
     event_type = record.get("type")
@@ -106,8 +130,8 @@ def parse_interaction(raw: bytes | str | None, *, topic: str = "", partition: in
     if props is not None and not isinstance(props, dict):
         return Rejection("bad_field", f"props must be a JSON object, got {type(props).__name__}")
     return Interaction(
-        event_id=str(record["event_id"]), user_id=str(record["user_id"]), item_id=str(record["item_id"]),
-        type=event_type, ts=int(ts), props=props, topic=topic, partition=partition, offset=offset, kafka_ts=kafka_ts,
+        event_id=ids["event_id"], user_id=ids["user_id"], item_id=ids["item_id"], type=event_type, ts=int(ts),
+        props=props, topic=topic, partition=partition, offset=offset, kafka_ts=kafka_ts,
     )
 
 
@@ -115,7 +139,7 @@ def parse_item(raw: bytes | str | None) -> Item | Rejection:
     record = _decode_object(raw)
     if isinstance(record, Rejection):
         return record
-    problem = _check_id(record, "item_id")
+    item_id, problem = _check_id(record, "item_id")
     if problem:
         return problem
     texts = {}
@@ -127,7 +151,7 @@ def parse_item(raw: bytes | str | None) -> Item | Rejection:
     price = record.get("price")
     if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price)):
         return Rejection("bad_field", f"price must be a number, got {price!r}")
-    return Item(item_id=str(record["item_id"]), price=None if price is None else float(price), **texts)
+    return Item(item_id=item_id, price=None if price is None else float(price), **texts)
 
 
 def interaction_value(event_id: str, user_id: str, item_id: str, event_type: str, ts_ms: int,

@@ -76,3 +76,38 @@ def test_dead_letter_keeps_the_exact_original_bytes_and_source():
     assert base64.b64decode(value["original_base64"]) == original
     assert value["source"] == {"topic": "interactions", "partition": 3, "offset": 99}
     assert value["reason"] == "not_json" and "original_text" not in value
+
+
+@pytest.mark.parametrize("bad_id, says", [
+    (" ", "blank"),
+    ("\t \u3000", "blank"),
+    (" u1", "whitespace"),
+    ("u1 ", "whitespace"),
+    ("u\u200b1", "U+200B"),   # zero-width space
+    ("u\u202e1", "U+202E"),   # right-to-left override
+    ("\ufeffu1", "U+FEFF"),   # byte-order mark
+    ("u\u2028", "whitespace"),  # line separator at the end
+    ("u\u2028x", "U+2028"),
+    ("u\uffff", "U+FFFF"),    # non-characters
+    ("u\ufdd0", "U+FDD0"),
+    ("u\U0010fffe", "U+10FFFE"),
+])
+def test_ids_that_would_read_the_same_as_another_are_rejected(bad_id, says):
+    for field in ("user_id", "item_id", "event_id"):
+        result = parse_interaction(event(**{field: bad_id}), now_ms=NOW)
+        assert isinstance(result, Rejection) and result.reason == "bad_id", (field, bad_id, result)
+        assert field in result.detail and says in result.detail
+    assert parse_item(json.dumps({"item_id": bad_id}).encode()).reason == "bad_id"
+
+
+def test_ids_are_nfc_normalised_so_one_name_is_one_node():
+    decomposed, composed = "Jose\u0301", "Jos\u00e9"
+    parsed = parse_interaction(event(user_id=decomposed, item_id=decomposed), now_ms=NOW)
+    assert (parsed.user_id, parsed.item_id) == (composed, composed)
+    assert parse_item(json.dumps({"item_id": decomposed}).encode()).item_id == composed
+
+
+def test_inner_spaces_and_other_scripts_are_valid_ids():
+    for good in ("John Smith", "商品-42", "ürün", "a\u00a0b", "emoji-\U0001f600", "x" * 256):
+        parsed = parse_interaction(event(user_id=good, item_id=good), now_ms=NOW)
+        assert isinstance(parsed, Interaction) and parsed.user_id == good
