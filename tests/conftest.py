@@ -49,7 +49,42 @@ def stack_env(home: Path, stack: str) -> dict:
         "STREAMREC_LOCAL_BOLT_PORT": str(free_port()),
         "STREAMREC_LOCAL_HTTP_PORT": str(free_port()),
         "STREAMREC_SESSION_TIMEOUT_S": "3",
+        # a password of this run's own, with a space and a quote: what no command line or log may show
+        "STREAMREC_NEO4J_PASSWORD": f'pw "{uuid.uuid4().hex[:12]}" x',
     }
+
+
+def secret_exposures(env: dict, pids: list[int], folders: list[Path]) -> list[str]:
+    """Where the graph password of `env` can be read by someone other than its owner: the command lines of
+    `pids` and their descendants (world-readable in /proc), and every file under `folders` (logs)."""
+    secret = env["STREAMREC_NEO4J_PASSWORD"].encode()
+    found = []
+    for pid in descendants(pids):
+        try:
+            if secret in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(f"the command line of pid {pid}")
+        except OSError:
+            pass
+    for folder in folders:
+        for path in Path(folder).rglob("*"):
+            if path.is_file() and secret in path.read_bytes():
+                found.append(str(path))
+    return found
+
+
+def descendants(pids: list[int]) -> set[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    found, frontier = set(pids), set(pids)
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
 
 
 @pytest.fixture(scope="session")

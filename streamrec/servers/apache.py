@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ..probes import bolt_answers, kafka_answers
-from .base import LocalService, ServiceError, last_log_match
+from .base import LocalService, ServiceError, java_argument_file, last_log_match
 
 POM = Path(__file__).with_name("pom.xml")
 LOG4J2 = Path(__file__).with_name("kafka-log4j2.properties")
@@ -187,9 +187,14 @@ class Neo4jServer(LocalService):
             return  # the password was set when the store was created
         if len(self.settings.neo4j_password) < 8:
             raise ServiceError("Neo4j needs a password of at least 8 characters: set STREAMREC_NEO4J_PASSWORD")
-        result = subprocess.run(
-            [check_java(), "-cp", f"{jars('neo4j')}/*", "org.neo4j.cli.AdminTool", "dbms", "set-initial-password",
-             self.settings.neo4j_password], capture_output=True, text=True, env=self.environment(), cwd=self.folder)
+        secret = self.folder / "set-password.args"
+        arguments = java_argument_file(secret, ["org.neo4j.cli.AdminTool", "dbms", "set-initial-password",
+                                                self.settings.neo4j_password])
+        try:
+            result = subprocess.run([check_java(), "-cp", f"{jars('neo4j')}/*", arguments], capture_output=True,
+                                    text=True, env=self.environment(), cwd=self.folder)
+        finally:
+            secret.unlink(missing_ok=True)
         if result.returncode != 0:
             raise ServiceError(f"setting Neo4j's initial password failed: {(result.stdout + result.stderr).strip()[-500:]}")
 

@@ -120,6 +120,22 @@ def alive(pid: int) -> bool:
         return True
 
 
+def java_argument_file(path: Path, arguments: list[str]) -> str:
+    """Writes `arguments` for the Java launcher to read (`java @file`, quoted per its argument-file syntax) into a
+    file only its owner can read, and returns the `@file` argument: a password in there stays off the process's
+    command line, which every user of the machine can read (`ps`). The file must hold the main class and its
+    arguments too when those carry the secret: the launcher expands argument files only before the main class."""
+    def quoted(argument: str) -> str:
+        escaped = argument.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+        return f'"{escaped}"'
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write("\n".join(quoted(a) for a in arguments) + "\n")
+    return f"@{path}"
+
+
 def last_log_match(path: Path, marker: str) -> str | None:
     """The rest of the last log line that contains `marker` (servers print their version at start-up)."""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..probes import bolt_answers, kafka_answers
-from .base import LocalService, ServiceError, last_log_match
+from .base import LocalService, ServiceError, java_argument_file, last_log_match
 
 
 class TansuBroker(LocalService):
@@ -55,7 +55,8 @@ class ArcadeBoltServer(LocalService):
             str(package / "jre" / "bin" / "java"), "-Xms256m", "-Xmx1g", "--add-modules", "jdk.incubator.vector",
             "--add-exports", "java.management/sun.management=ALL-UNNAMED", "--enable-native-access=ALL-UNNAMED",
             f"-Darcadedb.server.rootPath={data}", f"-Darcadedb.server.databaseDirectory={data / 'databases'}",
-            f"-Darcadedb.server.rootPassword={s.neo4j_password}", "-Darcadedb.server.mode=development",
+            java_argument_file(self.secrets, [f"-Darcadedb.server.rootPassword={s.neo4j_password}"]),
+            "-Darcadedb.server.mode=development",
             f"-Darcadedb.server.defaultDatabases={s.database}[root]",
             "-Darcadedb.server.httpIncomingHost=127.0.0.1", f"-Darcadedb.server.httpIncomingPort={s.local_http_port}",
             "-Darcadedb.server.plugins=Bolt:com.arcadedb.bolt.BoltProtocolPlugin",
@@ -63,6 +64,16 @@ class ArcadeBoltServer(LocalService):
             f"-Darcadedb.bolt.defaultDatabase={s.database}",
             "-cp", str(package / "jars" / "*"), "com.arcadedb.server.ArcadeDBServer",
         ]
+
+    @property
+    def secrets(self) -> Path:
+        return self.folder / "password.args"
+
+    def start(self, timeout_s: float = 90.0) -> int:
+        try:
+            return super().start(timeout_s)
+        finally:  # read once at launch; ArcadeDB keeps only a hash of the password (config/server-users.jsonl)
+            self.secrets.unlink(missing_ok=True)
 
     def answers(self) -> bool:
         return bolt_answers(self.settings)

@@ -1,27 +1,30 @@
 """The light stack (STREAMREC_LOCAL_STACK=light: the PyPI stand-ins Tansu and ArcadeDB, for machines without
 Java) keeps working: events reach the graph with exact counts, every user gets a list, a bad record its dead
-letter."""
+letter; its graph password shows on no command line and in no log line."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from stream.replay import make_producer, replay
 from stream.topics import TopicNames
 
 import real_events
+from conftest import secret_exposures
 from test_pipeline import consume_until, expected_edges, graph_edges
 
 N_EVENTS = 500
 
 
-def test_events_flow_end_to_end_on_the_light_stack(own_servers, worker_factory, unique):
+def test_events_flow_end_to_end_on_the_light_stack(own_servers, worker_factory, unique, tmp_path):
     env, settings, broker, graph = own_servers("light")
     assert (broker.name, graph.name) == ("tansu", "arcadedb")
     data = real_events.first(real_events.spread(N_EVENTS), N_EVENTS)
     users = [unique + u for u in data.users]
     items = [unique + i for i in data.items]
     names = TopicNames.with_prefix(unique)
-    worker_factory({**env, "STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}).start()
+    worker = worker_factory({**env, "STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app",
+                             "STREAMREC_LOG_LEVEL": "debug"}).start()
 
     producer = make_producer(settings.bootstrap)
     try:
@@ -38,3 +41,4 @@ def test_events_flow_end_to_end_on_the_light_stack(own_servers, worker_factory, 
     dead = consume_until(settings.bootstrap, names.dead_letters, lambda rs: len(rs) >= 1)
     assert [json.loads(r.value)["reason"] for r in dead] == ["not_json"]
     assert graph_edges(settings, sorted(set(users))) == expected_edges(users, items, data.types, data.ts)
+    assert secret_exposures(env, [broker.pid(), graph.pid(), worker.pid], [Path(env["STREAMREC_HOME"]), tmp_path]) == []

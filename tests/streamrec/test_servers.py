@@ -48,3 +48,18 @@ def test_versions_come_from_the_servers_own_start_up_lines(tmp_path):
     assert last_log_match(log, "Kafka version: ") == "4.1.2"  # the newest start wins
     assert last_log_match(log, "ArcadeDB Server v") is None
     assert last_log_match(tmp_path / "missing", "x") is None
+
+
+def test_a_java_argument_file_passes_any_password_and_only_its_owner_can_read_it(tmp_path):
+    import os
+    import subprocess
+
+    from streamrec.servers.base import java_argument_file
+
+    password = 'a b"c\\d\'e $HOME ;x'
+    argument = java_argument_file(tmp_path / "secret.args", [f"-Dstreamrec.test={password}"])
+    assert argument == f"@{tmp_path / 'secret.args'}" and password not in argument
+    assert os.stat(tmp_path / "secret.args").st_mode & 0o777 == 0o600
+    shown = subprocess.run([check_java(), argument, "-XshowSettings:properties", "-version"], capture_output=True,
+                           text=True, timeout=60).stderr
+    assert f"streamrec.test = {password}\n" in shown
