@@ -1,13 +1,17 @@
 """The system of record for the interaction graph, reached with the official neo4j driver (async)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from neo4j import AsyncGraphDatabase, RoutingControl
 from neo4j.exceptions import ConstraintError
 
 from . import queries
+from .errors import GraphUnavailable, classify, one_line
 from .rows import interaction_rows, item_rows, source_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,15 +32,19 @@ class GraphStore:
     so it is simply retried.
     """
 
-    def __init__(self, uri: str, user: str, password: str, database: str | None, *, conflict_retries: int = 5):
+    def __init__(self, uri: str, user: str, password: str, database: str | None, *, conflict_retries: int = 5,
+                 driver_retries: bool = True):
+        """`driver_retries=False` leaves every retry to the caller (the worker's stage loop, which counts, logs
+        and backs off); otherwise the driver retries transient errors itself for up to 30 s, unseen."""
         self.database = database
         self.conflict_retries = conflict_retries
         # no server notifications: an empty graph answers every read with "property does not exist" warnings
-        self.driver = AsyncGraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF")
+        self.driver = AsyncGraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF",
+                                                **({} if driver_retries else {"max_transaction_retry_time": 0}))
 
     @classmethod
-    def from_settings(cls, settings) -> "GraphStore":
-        return cls(settings.bolt_uri, settings.neo4j_user, settings.neo4j_password, settings.database)
+    def from_settings(cls, settings, **options) -> "GraphStore":
+        return cls(settings.bolt_uri, settings.neo4j_user, settings.neo4j_password, settings.database, **options)
 
     async def close(self) -> None:
         await self.driver.close()
@@ -48,14 +56,17 @@ class GraphStore:
         await self.close()
 
     async def _run(self, query: str, write: bool = True, **params):
+        """The query's records; a failure as GraphUnavailable (try again later) or GraphRejected (never)."""
         routing = RoutingControl.WRITE if write else RoutingControl.READ
         for attempt in range(self.conflict_retries + 1):
             try:
                 result = await self.driver.execute_query(query, params, database_=self.database, routing_=routing)
                 return result.records
-            except ConstraintError:
+            except ConstraintError as error:  # two MERGEs of one new key collided (see the class's docstring)
                 if attempt == self.conflict_retries:
-                    raise
+                    raise GraphUnavailable(f"write conflict on a new key, {attempt + 1} times: {one_line(error)}") from error
+            except Exception as error:
+                raise classify(error) from error
 
     async def ensure_schema(self) -> None:
         for statement in queries.CONSTRAINTS:
@@ -98,9 +109,16 @@ class GraphStore:
         return [r.data() for r in records]
 
     async def all_edges(self) -> list[dict]:
-        """Every interaction edge oldest first: the warm start of the in-memory model state."""
-        records = await self._run(queries.ALL_EDGES, write=False)
-        return [r.data() for r in records]
+        """Every interaction edge oldest first: the warm start of the in-memory model state. Edges another tool
+        wrote with other property types (a graph of record is shared) are left out, and counted in the log:
+        one such edge must not keep every worker from starting."""
+        edges = [r.data() for r in await self._run(queries.ALL_EDGES, write=False)]
+        usable = [e for e in edges if _usable(e)]
+        if len(usable) < len(edges):
+            example = next(e for e in edges if not _usable(e))
+            log.warning("left out %d of %d INTERACTED edges whose properties streamrec cannot read, e.g. %s",
+                        len(edges) - len(usable), len(edges), example)
+        return usable
 
     async def items_with_text(self) -> list[dict]:
         records = await self._run(queries.ITEMS_WITH_TEXT, write=False)
@@ -117,3 +135,9 @@ class GraphStore:
             records = await self._run(queries.DELETE_BATCH, limit=batch)
             if not records or records[0]["deleted"] == 0:
                 return
+
+
+def _usable(edge: dict) -> bool:
+    """Ids and type are strings; count, first_ts and last_ts integers (a boolean is not one)."""
+    return all(isinstance(edge[key], str) for key in ("user", "item", "type")) and all(
+        isinstance(edge[key], int) and not isinstance(edge[key], bool) for key in ("count", "first_ts", "last_ts"))

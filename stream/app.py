@@ -5,8 +5,9 @@ The stream layer knows Kafka and Faust only. What happens to a valid batch is th
 
 At-least-once: an interaction is acked only when (1) its batch's dead letters are acknowledged by the broker,
 (2) the graph upsert succeeded, (3) the lists were refreshed and (4) acknowledged by the broker (how the
-batches overlap: stream/batching.py). A failing stage is retried with back-off, never skipped. Items are
-low-volume: `take_events` batches, acked when the loop body returns.
+batches overlap: stream/batching.py). A failing stage is retried with back-off, never skipped; only records
+that a sink rejects for good go to the dead letters instead (stream/retries.py). Items are low-volume:
+`take_events` batches, acked when the loop body returns.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from . import metrics
 from .batching import CoalescingLane, InFlight, Lane, MicroBatches
 from .dead_letters import dead_letter_headers, dead_letter_value
 from .events import Interaction, Item, Rejection, parse_interaction, parse_item
+from .retries import apply_isolating, retry_until_done
 from .topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ class BatchHandler(Protocol):
         """Prepares the sinks (schema, model state); called before the first batch, may be called again."""
 
     async def upsert_interactions(self, events: list[Interaction]) -> list[Interaction]:
-        """Writes the batch to the graph store; returns the events not applied before (replays filtered out)."""
+        """Writes the batch to the graph store; returns the events not applied before (replays filtered out).
+        Raises stream.retries.RecordsRejected when the store refuses these events for good (upsert_items likewise)."""
 
     async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> list[tuple[str, bytes]]:
         """Folds the fresh events into the model; returns (user_id, list record) for every user in `events`."""
@@ -54,22 +57,6 @@ class BatchHandler(Protocol):
 
     async def periodic(self) -> None:
         """Background work between batches (called every second from the event loop)."""
-
-
-async def retry_until_done(stage: str, action: Callable[[], Awaitable], *, first_delay_s: float = 0.2,
-                           max_delay_s: float = 10.0):
-    """Runs `action` until it succeeds. Cancellation (shutdown) passes through; the batch is then not acked."""
-    delay = first_delay_s
-    while True:
-        try:
-            return await action()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # any failure of a stage: retry, never skip the batch
-            metrics.BATCH_RETRIES.labels(stage).inc()
-            log.warning("%s failed (%s: %s); retrying in %.1f s", stage, type(exc).__name__, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s)
 
 
 def broker_credentials(settings):
@@ -141,6 +128,19 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         futures = [await app.producer.send(topic, key, value, None, None, headers) for key, value, headers in records]
         await asyncio.gather(*futures)
 
+    origin: dict[int, faust.types.EventT] = {}  # id(parsed record) -> its event, while its batch is in flight
+
+    async def dead_letter_rejected(stage: str, isolated) -> set[int]:
+        """Sends the records a sink rejected for good to the dead letters; returns their ids."""
+        if not isolated.rejected:
+            return set()
+        for record, reason in isolated.rejected:
+            log.warning("%s rejected the record at %s for good (%s): sent to the dead letters", stage,
+                        _position(origin[id(record)].message), reason)
+        rejected = [(origin[id(record)], Rejection("graph_rejected", reason)) for record, reason in isolated.rejected]
+        await retry_until_done("dead_letters", lambda: send_dead_letters(rejected))
+        return {id(record) for record, _ in isolated.rejected}
+
     async def send_dead_letters(rejected: list[tuple[faust.types.EventT, Rejection]]) -> None:
         records = []
         for event, rejection in rejected:
@@ -164,11 +164,12 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         for event in valid:
             metrics.FRESHNESS.observe(max(0.0, published - event.kafka_ts))
 
-    async def upsert(valid: list[Interaction]) -> set[int]:
-        """The ids of the events new to the graph (one write may hold several batches)."""
+    async def upsert(valid: list[Interaction]) -> tuple[set[int], set[int]]:
+        """The ids of the events new to the graph and of those it rejected (one write may hold several batches)."""
         with metrics.GRAPH_UPSERT.time():
-            fresh = await retry_until_done("graph_upsert", lambda: handler.upsert_interactions(valid))
-        return {id(event) for event in fresh}
+            isolated = await apply_isolating("graph_upsert", handler.upsert_interactions, valid)
+        rejected = await dead_letter_rejected("graph_upsert", isolated)
+        return {id(event) for fresh in isolated.results for event in fresh}, rejected
 
     graph_lane, publish_lane = CoalescingLane(upsert), Lane()
 
@@ -194,6 +195,7 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
                 metrics.EVENTS.labels("invalid", "dead_letter").inc()
             else:
                 valid.append(parsed)
+                origin[id(parsed)] = event
         metrics.STAGE_SECONDS.labels("validate").observe(time.perf_counter() - validating)
         if rejected:
             await retry_until_done("dead_letters", lambda: send_dead_letters(rejected))
@@ -208,7 +210,7 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
             if overlap:
                 refresh_with = valid
             else:
-                fresh_ids = await upserted
+                fresh_ids, _ = await upserted
                 refresh_with = [e for e in valid if id(e) in fresh_ids]
             with metrics.REFRESH.time():
                 lists = await retry_until_done("refresh", lambda: handler.refresh(valid, refresh_with))
@@ -216,10 +218,16 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         await in_flight.start(finish(batch, valid, upserted, published, started, ack))
 
     async def finish(batch, valid, upserted, published, started: float, ack) -> None:
-        if valid:
-            fresh_ids, _ = await asyncio.gather(upserted, published)
-            for event in valid:
-                metrics.EVENTS.labels(event.type, "applied" if id(event) in fresh_ids else "replayed").inc()
+        try:
+            if valid:
+                (fresh_ids, rejected_ids), _ = await asyncio.gather(upserted, published)
+                for event in valid:
+                    outcome = "dead_letter" if id(event) in rejected_ids else \
+                        "applied" if id(event) in fresh_ids else "replayed"
+                    metrics.EVENTS.labels(event.type, outcome).inc()
+        finally:
+            for parsed in valid:
+                origin.pop(id(parsed), None)
         for event in batch:
             await ack(event)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -238,11 +246,18 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
                 metrics.ITEMS.labels("dead_letter").inc()
             else:
                 valid.append(parsed)
+                origin[id(parsed)] = event
         if rejected:
             await retry_until_done("dead_letters", lambda: send_dead_letters(rejected))
-        if valid:
-            await retry_until_done("item_upsert", lambda: handler.upsert_items(valid))
-            metrics.ITEMS.labels("applied").inc(len(valid))
+        try:
+            if valid:
+                isolated = await apply_isolating("item_upsert", handler.upsert_items, valid)
+                refused = len(await dead_letter_rejected("item_upsert", isolated))
+                metrics.ITEMS.labels("applied").inc(len(valid) - refused)
+                metrics.ITEMS.labels("dead_letter").inc(refused)
+        finally:
+            for parsed in valid:
+                origin.pop(id(parsed), None)
 
     @app.agent(interactions, name="interactions")
     async def interactions_agent(stream):
@@ -292,3 +307,7 @@ async def _finish_before_ack(work: Awaitable) -> None:
     except asyncio.CancelledError:
         await task
         raise
+
+
+def _position(message) -> str:
+    return f"{message.topic}/{message.partition}@{message.offset}"

@@ -54,6 +54,7 @@ class Rejection:
 
 REJECTION_REASONS = (
     "not_json", "not_object", "missing_field", "bad_id", "unknown_type", "bad_ts", "ts_out_of_range", "bad_field",
+    "graph_rejected",  # valid, but the graph server refuses it for good (stream/retries.py)
 )
 
 

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from .probes import bolt_answers, kafka_answers
+from .probes import bolt_problem, kafka_problem
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class Health:
         self.last_tick = time.monotonic()
         self.broker_ok = False
         self.graph_ok = False
+        self._down_since: dict[str, float] = {}
         self._stop = threading.Event()
 
     def tick(self) -> None:
@@ -41,8 +42,18 @@ class Health:
 
     def probe_once(self) -> None:
         s = self.settings
-        self.broker_ok = kafka_answers(s.bootstrap, **s.kafka_client_options())
-        self.graph_ok = bolt_answers(s)
+        self.broker_ok = self._note("the Kafka broker", kafka_problem(s.bootstrap, **s.kafka_client_options()))
+        self.graph_ok = self._note("the graph server", bolt_problem(s))
+
+    def _note(self, server: str, problem: str | None) -> bool:
+        """Logs a change of state once (a server stopping, coming back), not every probe."""
+        now = time.monotonic()
+        if problem is not None and server not in self._down_since:
+            self._down_since[server] = now
+            log.warning("not ready: %s does not answer (%s)", server, problem)
+        elif problem is None and server in self._down_since:
+            log.warning("%s answers again, after %.0f s", server, now - self._down_since.pop(server))
+        return problem is None
 
     def readiness(self) -> tuple[bool, dict]:
         status = {"broker": self.broker_ok, "graph": self.graph_ok, "event_loop": self.alive,

@@ -201,14 +201,14 @@ class ModelHost:
 
 
 def _serve(connection, settings, checkpoint: Path | None) -> None:
-    """The host process: answers ("ok", result) or ("error", traceback) to each (method, args) until the pipe
-    closes (the worker stopped or died)."""
+    """The host process: answers ("ok", result) or ("error", (what, traceback)) to each (method, args) until the
+    pipe closes (the worker stopped or died)."""
     logging.basicConfig(level=settings.log_level.upper(), format="[%(asctime)s] [model host] [%(levelname)s] %(message)s")
     try:
         host = ModelHost(settings, checkpoint)
         connection.send(("ok", host.info()))
-    except Exception:
-        connection.send(("error", traceback.format_exc()))
+    except Exception as exc:
+        connection.send(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
         return
     while True:
         try:
@@ -217,11 +217,20 @@ def _serve(connection, settings, checkpoint: Path | None) -> None:
             return
         try:
             connection.send(("ok", getattr(host, method)(*args)))
-        except Exception:
-            connection.send(("error", traceback.format_exc()))
+        except Exception as exc:  # the worker retries the call: the traceback once per call, at debug level
+            log.debug("%s failed", method, exc_info=True)
+            connection.send(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
 
 
 # -- the worker's side -----------------------------------------------------------------------------
+class ModelHostError(RuntimeError):
+    """A call failed in the model process; `trace` is its traceback there (logged there at debug level)."""
+
+    def __init__(self, message: str, trace: str):
+        super().__init__(message)
+        self.trace = trace
+
+
 class ModelClient:
     """Starts the host process and calls it; one call at a time, awaited on a thread that waits on the pipe."""
 
@@ -233,7 +242,11 @@ class ModelClient:
         self.process.start()
         child.close()
         self._calls = ThreadPoolExecutor(1, thread_name_prefix="model-pipe")
-        self.info: ModelInfo = self._answer()
+        try:
+            self.info: ModelInfo = self._answer()
+        except ModelHostError as failed:  # the model could not be loaded: its traceback is the operator's clue
+            log.error("the model process could not start:\n%s", failed.trace)
+            raise
 
     def _answer(self):
         try:
@@ -241,7 +254,8 @@ class ModelClient:
         except (EOFError, OSError) as exc:
             raise ModelHostDied(f"the model process exited (code {self.process.exitcode})") from exc
         if status == "error":
-            raise RuntimeError(f"model process: {value}")
+            what, trace = value
+            raise ModelHostError(f"the model process failed: {what}", trace)
         return value
 
     def _call_blocking(self, method: str, args: tuple):

@@ -6,38 +6,58 @@ import socket
 
 
 def kafka_answers(bootstrap: str, **client_options) -> bool:
-    """True when the broker answers a metadata request."""
+    return kafka_problem(bootstrap, **client_options) is None
+
+
+def kafka_problem(bootstrap: str, **client_options) -> str | None:
+    """None when the broker answers a metadata request, else why not (one line)."""
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
     if not any(port_open(address) for address in bootstrap.split(",")):
-        return False  # the client would retry a refused connection with back-off (seconds) before answering
+        # the client would retry a refused connection with back-off (seconds) before answering
+        return f"no broker accepts connections at {bootstrap}"
     try:
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=3000, enable_auto_commit=False,
                                  connections_max_idle_ms=5000, **client_options)
-    except (KafkaError, OSError, ValueError):
-        return False
+    except (KafkaError, OSError, ValueError) as exc:
+        return _described(exc)
     try:
         consumer.topics()
-        return True
-    except (KafkaError, OSError):
-        return False
+        return None
+    except (KafkaError, OSError) as exc:
+        return _described(exc)
     finally:
         consumer.close()
 
 
 def bolt_answers(settings) -> bool:
-    """True when the graph server runs `RETURN 1` (execute_query would retry and hide readiness)."""
+    return bolt_problem(settings) is None
+
+
+def bolt_problem(settings) -> str | None:
+    """None when the graph server runs `RETURN 1` (execute_query would retry and hide readiness), else why not."""
     from neo4j import GraphDatabase
-    from neo4j.exceptions import DriverError, Neo4jError
+    from neo4j.exceptions import AuthError, DriverError, Neo4jError
 
     try:
         with GraphDatabase.driver(settings.bolt_uri, auth=(settings.neo4j_user, settings.neo4j_password),
                                   connection_timeout=2, max_transaction_retry_time=0) as driver:
             with driver.session(database=settings.database) as session:
-                return session.run("RETURN 1 AS ok").single()["ok"] == 1
-    except (Neo4jError, DriverError, OSError):
-        return False
+                session.run("RETURN 1 AS ok").single()
+                return None
+    except AuthError as exc:
+        if not port_open(settings.bolt_uri.split("://", 1)[1].split("/")[0]):  # a server going down may say so
+            return f"no graph server accepts connections at {settings.bolt_uri}"
+        return f"the graph server refused the credentials: check STREAMREC_NEO4J_USER / _PASSWORD ({exc.code})"
+    except (Neo4jError, DriverError, OSError) as exc:
+        return _described(exc)
+
+
+def _described(error: BaseException) -> str:
+    from graph_store.errors import one_line
+
+    return f"{type(error).__name__}: {one_line(error, limit=300)}"
 
 
 def port_open(address: str, timeout_s: float = 1.0) -> bool:

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import time
 from pathlib import Path
 
-from graph_store import GraphStore
+from graph_store import GraphRejected, GraphStore
 from stream import metrics
 from stream.events import Interaction, Item
+from stream.retries import RecordsRejected
 from stream.topics import TopicNames, ensure_topics
 
 from .model_host import ModelClient, ModelHostDied, ModelInfo, newest_checkpoint, rejection
@@ -58,9 +60,10 @@ class Pipeline:
             raise
 
     async def store(self) -> GraphStore:
-        # created on first use: the async driver belongs to the event loop Faust runs
+        # created on first use: the async driver belongs to the event loop Faust runs; its own retries are off,
+        # so that the stage loop counts, logs and backs off every one (stream/retries.py)
         if self._store is None:
-            self._store = GraphStore.from_settings(self.settings)
+            self._store = GraphStore.from_settings(self.settings, driver_retries=False)
         return self._store
 
     async def start(self) -> None:
@@ -78,7 +81,7 @@ class Pipeline:
 
     async def upsert_interactions(self, events: list[Interaction]) -> list[Interaction]:
         await self.start()
-        async with self._swapping:
+        async with self._swapping, graph_refusals():
             result = await (await self.store()).upsert_interactions(events)
         return result.fresh
 
@@ -92,7 +95,7 @@ class Pipeline:
 
     async def upsert_items(self, items: list[Item]) -> None:
         await self.start()
-        async with self._swapping:
+        async with self._swapping, graph_refusals():
             await (await self.store()).upsert_items(items)
         await self._call("observe_items", items)
 
@@ -146,6 +149,15 @@ class Pipeline:
     def _publish_model_info(info: ModelInfo) -> None:
         metrics.MODEL_INFO.clear()
         metrics.MODEL_INFO.labels(info.name, info.version).set(1)
+
+
+@contextlib.asynccontextmanager
+async def graph_refusals():
+    """The graph store's refusal of records, as the stream layer's."""
+    try:
+        yield
+    except GraphRejected as refused:
+        raise RecordsRejected(str(refused)) from refused
 
 
 class StartupError(RuntimeError):

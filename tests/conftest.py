@@ -28,6 +28,22 @@ class Event:
     topic: str = "interactions"
 
 
+def poison_edge(settings, user: str, item: str) -> None:
+    """An INTERACTED edge whose count another tool wrote as a boolean: streamrec cannot add to it, ever."""
+    import asyncio
+
+    from graph_store import GraphStore
+
+    async def write():
+        async with GraphStore.from_settings(settings) as store:
+            await store.ensure_schema()
+            await store.driver.execute_query(
+                "MERGE (u:User {id: $u}) MERGE (i:Item {id: $i}) "
+                "MERGE (u)-[r:INTERACTED {type: 'view'}]->(i) SET r.count = true, r.last_source = 'elsewhere'",
+                {"u": user, "i": item}, database_=settings.database)
+    asyncio.run(write())
+
+
 def wait_for(predicate, timeout_s: float = 60.0, interval_s: float = 0.5):
     """Polls until `predicate()` is truthy; returns its last value."""
     deadline = time.monotonic() + timeout_s

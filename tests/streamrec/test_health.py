@@ -21,6 +21,9 @@ def get(port: int, path: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
+def scrape(port: int, prefix: str) -> float:
+    text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
 def test_readiness_follows_the_servers_and_no_batch_is_lost_while_the_graph_is_down(own_servers, worker_factory, unique):
@@ -54,6 +57,13 @@ def test_readiness_follows_the_servers_and_no_batch_is_lost_while_the_graph_is_d
         async with GraphStore.from_settings(settings) as store:
             return sum(e["count"] for e in await store.edges_of_users([f"{unique}u{k}" for k in range(5)]))
     assert wait_for(lambda: asyncio.run(stored_events()) == 50, timeout_s=60)
+    # every attempt against the missing server counted (the driver's own retries are off) ...
+    assert scrape(port, 'streamrec_batch_retries_total{stage="graph_upsert"}') >= 4
+    # ... and the operator reads one line per change of state, not one per attempt or probe
+    log = worker.log()
+    assert (log.count("not ready: the graph server does not answer"), log.count("the graph server answers again")) == (1, 1)
+    assert (log.count("graph_upsert failing: "), log.count("graph_upsert works again, after ")) == (1, 1)
+    assert "Transaction failed" not in log and "AuthError" not in log and "Traceback" not in log
 
     graph.stop()  # Neo4j keeps its store across a restart: nothing written is lost
     graph.start()

@@ -32,7 +32,7 @@ def test_the_host_answers_in_its_own_process_and_its_death_is_reported(tmp_path)
             assert set(records) == {"a", "b"} and records["a"]["last_event_id"] == "e1"
             # co-occurrence: a's items are x, y; x was also bought with z by b, so z is recommended to a
             assert "z" in [entry["item_id"] for entry in records["a"]["items"]]
-            with pytest.raises(RuntimeError, match="AttributeError"):  # a failing call reports the host's traceback
+            with pytest.raises(RuntimeError, match="AttributeError"):  # a failing call reports what failed there
                 await client.call("no_such_method")
             os.kill(client.process.pid, signal.SIGKILL)
             client.process.join(10)
