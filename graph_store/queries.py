@@ -49,11 +49,15 @@ CALL (i, row) {
 RETURN count(i) AS items
 """
 
-# Bounded neighbourhoods: the K most recent edges per node, whatever the node's degree.
+# Neighbourhoods, each read anchored on its node: the key lookup first, then only that node's own edges, so a
+# leaf costs the same in any graph (unanchored, ArcadeDB started from every :User: 54 ms for a leaf, measured).
+# Sorting the node's edges costs O(degree): no graph server keeps a node's edges ordered by a property
+# (README -> Bounded reads has the figures for hubs and leaves on both servers).
 RECENT_ITEMS_OF_USERS = """
 UNWIND $ids AS id
 CALL (id) {
-  MATCH (:User {id: id})-[r:INTERACTED]->(i:Item)
+  MATCH (u:User {id: id})
+  MATCH (u)-[r:INTERACTED]->(i:Item)
   RETURN i.id AS neighbour, r.type AS type, r.last_ts AS ts, r.count AS count
   ORDER BY r.last_ts DESC, neighbour, type LIMIT $k
 }
@@ -63,30 +67,41 @@ RETURN id, collect({id: neighbour, type: type, ts: ts, count: count}) AS recent
 RECENT_USERS_OF_ITEMS = """
 UNWIND $ids AS id
 CALL (id) {
-  MATCH (u:User)-[r:INTERACTED]->(:Item {id: id})
+  MATCH (i:Item {id: id})
+  MATCH (i)<-[r:INTERACTED]-(u:User)
   RETURN u.id AS neighbour, r.type AS type, r.last_ts AS ts, r.count AS count
   ORDER BY r.last_ts DESC, neighbour, type LIMIT $k
 }
 RETURN id, collect({id: neighbour, type: type, ts: ts, count: count}) AS recent
 """
 
+# Results that may hold many rows come back as ONE record of row lists: the Python driver's per-record cost
+# (~70 us here) dominated the warm start (18,257 edges: 1.9 s as records, 0.1-0.3 s as one list, measured).
 EDGES_OF_USERS = """
 UNWIND $ids AS id
-MATCH (u:User {id: id})-[r:INTERACTED]->(i:Item)
-RETURN u.id AS user, i.id AS item, r.type AS type, r.count AS count, r.first_ts AS first_ts, r.last_ts AS last_ts
+MATCH (u:User {id: id})
+MATCH (u)-[r:INTERACTED]->(i:Item)
+RETURN collect([u.id, i.id, r.type, r.count, r.first_ts, r.last_ts]) AS rows
+"""
+EDGE_FIELDS = ("user", "item", "type", "count", "first_ts", "last_ts")
+
+# The warm start reads the graph a page at a time, in key order from the unique index (keyset pagination: a
+# page costs its own nodes and edges, never a scan or sort of the whole graph).
+USER_IDS_AFTER = """
+MATCH (u:User) WHERE u.id > $after
+WITH u.id AS id ORDER BY id LIMIT $limit
+RETURN collect(id) AS ids
 """
 
-ALL_EDGES = """
-MATCH (u:User)-[r:INTERACTED]->(i:Item)
-RETURN u.id AS user, i.id AS item, r.type AS type, r.count AS count, r.first_ts AS first_ts, r.last_ts AS last_ts
-ORDER BY r.last_ts
+ITEMS_WITH_TEXT_AFTER = """
+MATCH (i:Item) WHERE i.id > $after
+WITH i ORDER BY i.id LIMIT $limit
+WITH collect(i) AS page
+RETURN page[-1].id AS last,
+       [i IN page WHERE i.title IS NOT NULL OR i.category IS NOT NULL OR i.brand IS NOT NULL
+        | [i.id, i.title, i.category, i.brand]] AS rows
 """
-
-ITEMS_WITH_TEXT = """
-MATCH (i:Item)
-WHERE i.title IS NOT NULL OR i.category IS NOT NULL OR i.brand IS NOT NULL
-RETURN i.id AS id, i.title AS title, i.category AS category, i.brand AS brand
-"""
+ITEM_FIELDS = ("id", "title", "category", "brand")
 
 GRAPH_SIZE = """
 CALL () { MATCH (u:User) RETURN count(u) AS users }

@@ -106,23 +106,37 @@ class GraphStore:
 
     async def edges_of_users(self, user_ids: list[str]) -> list[dict]:
         records = await self._run(queries.EDGES_OF_USERS, write=False, ids=list(user_ids))
-        return [r.data() for r in records]
+        return [dict(zip(queries.EDGE_FIELDS, row)) for row in records[0]["rows"]] if records else []
 
-    async def all_edges(self) -> list[dict]:
-        """Every interaction edge oldest first: the warm start of the in-memory model state. Edges another tool
-        wrote with other property types (a graph of record is shared) are left out, and counted in the log:
-        one such edge must not keep every worker from starting."""
-        edges = [r.data() for r in await self._run(queries.ALL_EDGES, write=False)]
+    async def all_edges(self, users_per_page: int = 5_000) -> list[dict]:
+        """Every interaction edge oldest first: the warm start of the in-memory model state, read a page of users
+        at a time. Edges another tool wrote with other property types (a graph of record is shared) are left
+        out, and counted in the log: one such edge must not keep every worker from starting."""
+        edges, after = [], ""
+        while True:
+            records = await self._run(queries.USER_IDS_AFTER, write=False, after=after, limit=users_per_page)
+            ids = records[0]["ids"] if records else []
+            if not ids:
+                break
+            edges += await self.edges_of_users(ids)
+            after = ids[-1]
         usable = [e for e in edges if _usable(e)]
         if len(usable) < len(edges):
             example = next(e for e in edges if not _usable(e))
             log.warning("left out %d of %d INTERACTED edges whose properties streamrec cannot read, e.g. %s",
                         len(edges) - len(usable), len(edges), example)
+        usable.sort(key=lambda e: e["last_ts"])  # here, not on the server: a sort of every edge there held them all
         return usable
 
-    async def items_with_text(self) -> list[dict]:
-        records = await self._run(queries.ITEMS_WITH_TEXT, write=False)
-        return [r.data() for r in records]
+    async def items_with_text(self, items_per_page: int = 20_000) -> list[dict]:
+        """Every item that has a title, category or brand, read a page of items at a time."""
+        items, after = [], ""
+        while True:
+            records = await self._run(queries.ITEMS_WITH_TEXT_AFTER, write=False, after=after, limit=items_per_page)
+            if not records or records[0]["last"] is None:
+                return items
+            items += [dict(zip(queries.ITEM_FIELDS, row)) for row in records[0]["rows"]]
+            after = records[0]["last"]
 
     async def size(self) -> dict:
         records = await self._run(queries.GRAPH_SIZE, write=False)
