@@ -124,6 +124,7 @@ def _plot(report, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = [r for r in report["reads"] if r["id"] is not None]
     labels = [f"{r['read']}\n{r['node']} (degree {r['degree']:,})" for r in rows]
@@ -133,6 +134,9 @@ def _plot(report, path) -> None:
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    ax.set_xlim(left=0.5)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     servers = ", ".join(report["stack"]["servers"].values())
     ax.set(xlabel="ms per call (median; whisker: p90)", title=f"graph reads on {servers}, {report['dataset']}")
     fig.tight_layout()

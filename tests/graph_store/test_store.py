@@ -79,3 +79,23 @@ def test_recent_neighbours_are_bounded_and_newest_first_even_for_a_hub(server_se
     assert [n["id"] for n in user_recent[users[0]]] == [f"{unique}i{k}" for k in range(49, 44, -1)]
     assert unique + "nobody" not in user_recent
     print(f"most-recent-20 read around a hub of degree {len(users)}: {hub_seconds * 1000:.0f} ms")
+
+
+def test_the_warm_start_reads_every_edge_and_item_across_pages_oldest_first(server_settings, unique):
+    from stream.events import Item
+
+    users = [f"{unique}u{k}" for k in range(7)]
+    events = [Event(user, f"{unique}i{k % 3}", "view", 5_000_000 - k, 0, k) for k, user in enumerate(users)]
+    items = [Item(f"{unique}t{k}", f"title {k}") for k in range(5)] + [Item(unique + "bare")]
+
+    async def scenario(store):
+        await store.upsert_interactions(events)
+        await store.upsert_items(items)
+        return await store.all_edges(users_per_page=2), await store.items_with_text(items_per_page=2)
+
+    edges, texts = run(_with_store(server_settings, scenario))
+    mine = [e for e in edges if e["user"].startswith(unique)]
+    assert [(e["user"], e["last_ts"]) for e in mine] == [(u, 5_000_000 - k) for k, u in enumerate(users)][::-1]
+    assert all(a["last_ts"] <= b["last_ts"] for a, b in zip(edges, edges[1:]))
+    assert sorted(i["id"] for i in texts if i["id"].startswith(unique)) == [f"{unique}t{k}" for k in range(5)]
+    assert {i["title"] for i in texts if i["id"].startswith(unique)} == {f"title {k}" for k in range(5)}
