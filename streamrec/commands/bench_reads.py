@@ -10,6 +10,7 @@ def configure(parser):
     parser.add_argument("--k", type=int, default=20, help="neighbours per node, as the model reads them")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per read (after 5 untimed)")
     parser.add_argument("--out", default=None, help="folder for bench_reads.json and .png (default: $HOME/bench-reads)")
+    parser.add_argument("--table", nargs="+", metavar="DIR", help="print the README table of earlier runs instead")
 
 
 def _events(dataset, hub_users: int):
@@ -82,6 +83,22 @@ async def _measure(settings, dataset, args) -> list[dict]:
         return rows, size
 
 
+def table(reports: list[dict]) -> str:
+    """Markdown: one row per read, one column per run (its graph server), median ms."""
+    def server(report):
+        return next(v for k, v in report["stack"]["servers"].items())
+
+    head = "| read | node (degree) | " + " | ".join(f"{server(r)}, ms" for r in reports) + " |"
+    lines = [head, "|---|---|" + "---:|" * len(reports)]
+    for k, row in enumerate(reports[0]["reads"]):
+        degree = f"{row['degree']:,} edges" if row["id"] is None else f"{row['degree']:,}"
+        cells = " | ".join(f"{r['reads'][k]['median_ms']:g}" for r in reports)
+        lines.append(f"| {row['read']} | {row['node']} ({degree}) | {cells} |")
+    commits = sorted({r["git"]["commit"][:7] if isinstance(r["git"], dict) else str(r["git"])[:7] for r in reports})
+    lines.append(f"\n`{reports[0]['command']}` on {reports[0]['dataset']}, commit {', '.join(commits)}.")
+    return "\n".join(lines)
+
+
 def run(args, settings) -> int:
     import asyncio
     import json
@@ -95,6 +112,9 @@ def run(args, settings) -> int:
     from streamrec.servers import running_local_services
     from streamrec.settings import load_settings
 
+    if args.table:
+        print(table([json.loads((Path(d) / "bench_reads.json").read_text()) for d in args.table]))
+        return 0
     try:
         dataset = load_dataset(args.dataset, settings.data_dir, settings.home / "data")
     except DatasetError as exc:

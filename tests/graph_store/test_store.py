@@ -99,3 +99,33 @@ def test_the_warm_start_reads_every_edge_and_item_across_pages_oldest_first(serv
     assert all(a["last_ts"] <= b["last_ts"] for a, b in zip(edges, edges[1:]))
     assert sorted(i["id"] for i in texts if i["id"].startswith(unique)) == [f"{unique}t{k}" for k in range(5)]
     assert {i["title"] for i in texts if i["id"].startswith(unique)} == {f"title {k}" for k in range(5)}
+
+
+INJECTIONS = [
+    "'}) MATCH (n) DETACH DELETE n //", '"}) MATCH (n) DETACH DELETE n //', "x`}) DETACH DELETE n //",
+    "u1' OR 1=1 --", "$ids", "{id: 'other'}", "') CALL dbms.shutdown() //", "*/ MATCH (n) SET n.owned = true /*",
+    "\\'}) RETURN 1 //", "u\u02bc}) RETURN 1", "]->(x) DELETE x //", "; DROP CONSTRAINT user_id",
+]
+
+
+def test_cypher_in_ids_and_item_text_is_stored_literally_and_changes_nothing_else(server_settings, unique):
+    from stream.events import Item
+
+    sentinel = unique + "sentinel"
+    users = [unique + payload for payload in INJECTIONS]
+    events = [Event(user, unique + payload, "view", 1000 + k, 0, k) for k, (user, payload) in enumerate(zip(users, INJECTIONS))]
+
+    async def scenario(store):
+        await store.upsert_interactions([Event(sentinel, sentinel, "view", 1, 0, 0)])
+        before = await store.size()
+        await store.upsert_interactions(events)
+        await store.upsert_items([Item(unique + p, title=p, category=p, brand=p) for p in INJECTIONS])
+        after = await store.size()
+        texts = {i["id"]: i for i in await store.items_with_text()}
+        return before, after, await store.edges_of_users(users + [sentinel]), texts
+
+    before, after, edges, texts = run(_with_store(server_settings, scenario))
+    n = len(INJECTIONS)
+    assert after["users"] - before["users"] == n and after["edges"] - before["edges"] == n
+    assert {(e["user"], e["item"]) for e in edges} == {(u, unique + p) for u, p in zip(users, INJECTIONS)} | {(sentinel, sentinel)}
+    assert all(texts[unique + p]["title"] == p and texts[unique + p]["brand"] == p for p in INJECTIONS)
