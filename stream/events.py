@@ -58,7 +58,7 @@ REJECTION_REASONS = (
 )
 
 
-def _id_problem(text: str) -> str | None:
+def id_problem(text: str) -> str | None:
     """What makes `text` unusable as an id, or None. Ids are opaque strings that must mean one thing to every
     producer, consumer and operator: characters that render as nothing or reorder the text (format characters
     such as U+200B, U+202E, U+FEFF), controls, line separators, surrogates and non-characters (U+FFFE, U+FFFF,
@@ -78,17 +78,22 @@ def _id_problem(text: str) -> str | None:
 _UNUSABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, format, surrogates, line/para seps
 
 
+def normal_id(value: str) -> tuple[str, str | None]:
+    """The id as the system stores it (NFC: a composed and a decomposed "é" are the same id), and what makes it
+    unusable, if anything (the same rule for records and for lookups)."""
+    text = unicodedata.normalize("NFC", value)
+    if len(text) > MAX_ID_LENGTH:
+        return text, f"is {len(text)} characters long; at most {MAX_ID_LENGTH} are allowed"
+    return text, id_problem(text)
+
+
 def _check_id(record: dict, name: str) -> tuple[str | None, Rejection | None]:
-    """The id as the system stores it (NFC: a composed and a decomposed "é" are the same id), or why not."""
     value = record.get(name)
     if value is None or value == "":
         return None, Rejection("missing_field", f"{name} is missing or empty")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None, Rejection("bad_id", f"{name} must be a string (or an integer), got {type(value).__name__}")
-    text = unicodedata.normalize("NFC", str(value))
-    if len(text) > MAX_ID_LENGTH:
-        return None, Rejection("bad_id", f"{name} is {len(text)} characters long; at most {MAX_ID_LENGTH} are allowed")
-    problem = _id_problem(text)
+    text, problem = normal_id(str(value))
     if problem:
         return None, Rejection("bad_id", f"{name} {problem}")
     return text, None
@@ -169,10 +174,13 @@ def item_value(item: Item) -> bytes:
 
 
 def recommendation_record(user_id: str, items: list[dict], *, model: str, model_version: str,
-                          last_event: Interaction, published_ts: int) -> bytes:
-    """One user's list. `items` are {"item_id", "score", ...}; the newest list for a key replaces older ones."""
+                          last_event: Interaction | None, published_ts: int) -> bytes:
+    """One user's list. `items` are {"item_id", "score", ...}; the newest list for a key replaces older ones.
+    A list computed on request (GET /recommendations/{user}) answers no event: its last_event_id and event_ts
+    are null."""
     record = {
         "user_id": user_id, "items": items, "model": model, "model_version": model_version,
-        "last_event_id": last_event.event_id, "event_ts": last_event.ts, "published_ts": published_ts,
+        "last_event_id": last_event.event_id if last_event else None, "event_ts": last_event.ts if last_event else None,
+        "published_ts": published_ts,
     }
     return orjson.dumps(record)

@@ -1,4 +1,5 @@
-"""The worker's HTTP endpoint: /metrics for Prometheus, /healthz (liveness) and /readyz (readiness).
+"""The worker's HTTP endpoint: /metrics for Prometheus, /healthz (liveness), /readyz (readiness) and
+GET /recommendations/{user_id}[?k=N] (one user's list, computed now from the worker's state).
 
 - /healthz is 200 while the worker's event loop keeps ticking (a stuck loop gets the pod restarted).
 - /readyz is 200 when the broker and the graph server answered the last probe, the loop is alive and the
@@ -13,17 +14,28 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from typing import Callable
+from urllib.parse import parse_qs, unquote, urlsplit
+
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from stream.events import normal_id
 
 from .probes import bolt_problem, kafka_problem
 
 log = logging.getLogger(__name__)
 
+RECOMMENDATIONS = "/recommendations/"
+MAX_K = 1000  # as STREAMREC_TOP_K
+
 
 class Health:
-    def __init__(self, settings, model_loaded=lambda: True, probe_interval_s: float = 5.0, stuck_after_s: float = 30.0):
+    def __init__(self, settings, model_loaded=lambda: True, probe_interval_s: float = 5.0, stuck_after_s: float = 30.0,
+                 lookup: Callable[[str, int], bytes | None] | None = None):
+        """`lookup(user_id, k)`: the user's list record, or None for a user the model has never seen."""
         self.settings = settings
         self.model_loaded = model_loaded
+        self.lookup = lookup
         self.probe_interval_s = probe_interval_s
         self.stuck_after_s = stuck_after_s
         self.last_tick = time.monotonic()
@@ -69,6 +81,30 @@ class Health:
                 self.broker_ok = self.graph_ok = False
             self._stop.wait(self.probe_interval_s)
 
+    def recommendations(self, raw_path: str) -> tuple[int, bytes | dict]:
+        """(status, record or reason) for GET /recommendations/{user_id}?k=N; never raises."""
+        parts = urlsplit(raw_path)
+        try:
+            user = unquote(parts.path[len(RECOMMENDATIONS):], errors="strict")
+        except UnicodeDecodeError:
+            return 400, {"error": "the user id is not percent-encoded UTF-8"}
+        user, problem = normal_id(user)
+        if not user or problem:
+            return 400, {"error": f"user_id {problem or 'is missing'}", "user_id": user}
+        k_values = parse_qs(parts.query).get("k", [str(self.settings.top_k)])
+        if len(k_values) != 1 or not k_values[0].isdigit() or not 1 <= int(k_values[0]) <= MAX_K:
+            return 400, {"error": f"k must be one whole number from 1 to {MAX_K}", "k": k_values}
+        if not self.model_loaded():
+            return 503, {"error": "the model's state is not loaded yet", "user_id": user}
+        try:
+            record = self.lookup(user, int(k_values[0]))
+        except Exception as exc:  # the model process is busy past the timeout, or gone
+            log.warning("lookup of %r failed: %s: %s", user, type(exc).__name__, exc)
+            return 503, {"error": f"the model could not answer now ({type(exc).__name__})", "user_id": user}
+        if record is None:
+            return 404, {"error": "unknown user: no event of this user has reached this worker", "user_id": user}
+        return 200, record
+
     def serve(self, host: str, port: int) -> ThreadingHTTPServer | None:
         """Starts the probes and the HTTP server in daemon threads; port 0 disables the endpoint."""
         threading.Thread(target=self._probe_forever, name="health-probes", daemon=True).start()
@@ -87,8 +123,15 @@ class Health:
                 elif path == "/readyz":
                     ready, status = health.readiness()
                     self._json(200 if ready else 503, {"ready": ready, **status})
+                elif path.startswith(RECOMMENDATIONS) and health.lookup is not None:
+                    code, body = health.recommendations(self.path)
+                    if isinstance(body, bytes):
+                        self._send(code, body, "application/json")
+                    else:
+                        self._json(code, body)
                 else:
-                    self._json(404, {"error": "not found", "paths": ["/metrics", "/healthz", "/readyz"]})
+                    self._json(404, {"error": "not found",
+                                     "paths": ["/metrics", "/healthz", "/readyz", RECOMMENDATIONS + "{user_id}?k=N"]})
 
             def _json(self, code, body):
                 self._send(code, json.dumps(body).encode(), "application/json")

@@ -165,6 +165,17 @@ class ModelHost:
                                               last_event=last_event[user], published_ts=now_ms))
                  for user, items in zip(users, lists)], seconds)
 
+    def lookup(self, user: str, k: int) -> bytes | None:
+        """The user's list now, as the topic's record (no event behind it); None for a user never seen."""
+        from stream.events import recommendation_record
+
+        model = self.model
+        if model.users.get(user) < 0:
+            return None
+        items = model.recommend([user], k, exclude=self.settings.exclude)[0]
+        return recommendation_record(user, items, model=model.name, model_version=model.version(), last_event=None,
+                                     published_ts=int(time.time() * 1000))
+
     def observe_items(self, items: list) -> None:
         from model_server.contract import ItemText
 
@@ -267,6 +278,11 @@ class ModelClient:
 
     async def call(self, method: str, *args):
         return await asyncio.get_running_loop().run_in_executor(self._calls, self._call_blocking, method, args)
+
+    def call_from_thread(self, method: str, *args, timeout_s: float = 10.0):
+        """The same call from a thread other than the event loop's (the HTTP server's); it queues behind the
+        loop's calls on the one pipe."""
+        return self._calls.submit(self._call_blocking, method, args).result(timeout_s)
 
     def close(self) -> None:
         self._connection.close()

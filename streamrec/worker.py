@@ -198,7 +198,8 @@ def run_worker(settings) -> int:
     status = 0
     try:
         pipeline = Pipeline(settings, model, checkpoint)
-        health = Health(settings, model_loaded=lambda: pipeline.warm and model.process.is_alive())
+        health = Health(settings, model_loaded=lambda: pipeline.warm and model.process.is_alive(),
+                        lookup=lambda user, k: model.call_from_thread("lookup", user, k))
         health.serve(settings.metrics_host, settings.metrics_port)
         app = create_app(settings, pipeline, names, on_tick=health.tick)
         worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)

@@ -1,0 +1,32 @@
+NAME = "recommend"
+HELP = "print one user's list now, asked of a running worker (GET /recommendations/{user_id})"
+
+
+def configure(parser):
+    parser.add_argument("user_id")
+    parser.add_argument("--k", type=int, default=None, help="list length (default: the worker's STREAMREC_TOP_K)")
+    parser.add_argument("--url", default=None,
+                        help="the worker's HTTP address (default: http://127.0.0.1:$STREAMREC_METRICS_PORT)")
+
+
+def run(args, settings) -> int:
+    import json
+    import sys
+    from urllib.error import HTTPError, URLError
+    from urllib.parse import quote
+    from urllib.request import urlopen
+
+    base = (args.url or f"http://127.0.0.1:{settings.metrics_port}").rstrip("/")
+    url = f"{base}/recommendations/{quote(args.user_id, safe='')}" + (f"?k={args.k}" if args.k is not None else "")
+    try:
+        with urlopen(url, timeout=30) as response:
+            print(json.dumps(json.loads(response.read()), indent=1, ensure_ascii=False))
+            return 0
+    except HTTPError as error:
+        reason = json.loads(error.read() or b"{}").get("error", error.reason)
+        print(f"streamrec recommend: {reason} (HTTP {error.code})", file=sys.stderr)
+        return 1 if error.code in (404, 503) else 2
+    except (URLError, OSError) as error:
+        print(f"streamrec recommend: no worker answers at {base} ({getattr(error, 'reason', error)}): start "
+              "`streamrec worker`, or pass --url", file=sys.stderr)
+        return 1
