@@ -125,7 +125,28 @@ class Recommender(ABC):
         keep = cols < scores.shape[1]
         scores[rows[keep], cols[keep]] = float("-inf")  # every excluded (row, item) in one indexing operation
         top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        return top.values, top.indices
+        return top.values, self._ties_by_id(scores, top.values, top.indices)
+
+    def _ties_by_id(self, scores: torch.Tensor, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Equal scores go in item-id order: where more items tie at the K-th score than the list has room for,
+        the smallest ids get the places, and tied items in the list are ordered by id. torch.topk orders ties
+        by index, and indices follow the order in which a process first saw each item: two workers holding the
+        same state would otherwise publish different lists. Only rows with ties do any Python work."""
+        if values.shape[1] == 0:
+            return indices
+        ids = self.items.ids
+        last = values[:, -1:]
+        crowded = ((scores == last).sum(1) > (values == last).sum(1)) & torch.isfinite(last[:, 0])
+        for row in torch.nonzero(crowded).flatten().tolist():
+            boundary = last[row, 0]
+            above = int((values[row] > boundary).sum())
+            tied = torch.nonzero(scores[row] == boundary).flatten().tolist()
+            chosen = sorted(tied, key=ids.__getitem__)[:values.shape[1] - above]
+            indices[row, above:] = torch.tensor(chosen, dtype=indices.dtype, device=indices.device)
+        for row in torch.nonzero((values[:, 1:] == values[:, :-1]).any(1)).flatten().tolist():
+            pairs = sorted(zip((-values[row]).tolist(), indices[row].tolist()), key=lambda p: (p[0], ids[p[1]]))
+            indices[row] = torch.tensor([i for _, i in pairs], dtype=indices.dtype, device=indices.device)
+        return indices
 
     def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased") -> list[list[dict]]:
         """Per user the top-k items as [{"item_id", "score"}], best first, excluded items left out."""

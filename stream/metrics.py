@@ -32,6 +32,10 @@ BATCH_RETRIES = Counter("streamrec_batch_retries_total", "Micro-batches retried 
 CONSUMER_LAG = Gauge("streamrec_consumer_lag_events",
                      "Records of the input topic not yet processed (broker high-water mark - next offset to process)",
                      ["partition"])
+FOLLOW_LAG = Gauge("streamrec_follow_lag_events",
+                   "Records of the input topic, over all partitions, not yet folded into this worker's model by the "
+                   "replica feed (stream/replica.py); -1 while it is not running")
+FOLLOW_LAG.set(-1)
 STALE_NODES = Gauge("streamrec_stale_nodes", "Nodes whose embedding awaits the background refresh")
 GPU_MEMORY = Gauge("streamrec_gpu_memory_bytes", "GPU memory allocated by the model (GPU hosts only)")
 CHECKPOINTS_REJECTED = Counter("streamrec_checkpoints_rejected_total",

@@ -165,6 +165,12 @@ class ModelHost:
                                               last_event=last_event[user], published_ts=now_ms))
                  for user, items in zip(users, lists)], seconds)
 
+    def observe(self, events: list) -> None:
+        """Folds in events of other workers' partitions (stream/replica.py): no lists."""
+        from model_server.contract import InteractionBatch
+
+        self.model.observe(InteractionBatch.from_events(events))
+
     def lookup(self, user: str, k: int) -> bytes | None:
         """The user's list now, as the topic's record (no event behind it); None for a user never seen."""
         from stream.events import recommendation_record

@@ -65,6 +65,7 @@ class Settings:
     exclude: str
     model_poll_s: float
     torch_threads: int
+    follow_all_partitions: bool  # every worker's model folds in every partition's events (stream/replica.py)
     metrics_host: str
     metrics_port: int
     log_level: str
@@ -216,6 +217,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         exclude=r.choice("EXCLUDE", "purchased", EXCLUDE_POLICIES),
         model_poll_s=r.number("MODEL_POLL_S", 10.0, 0.5, 86_400.0),
         torch_threads=r.integer("TORCH_THREADS", 1, 1, 1024),
+        follow_all_partitions=r.choice("FOLLOW_ALL_PARTITIONS", "on", ("on", "off")) == "on",
         metrics_host=_host(r, "METRICS_HOST", "127.0.0.1"),
         metrics_port=r.integer("METRICS_PORT", 9464, 0, 65535),
         log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),

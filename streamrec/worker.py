@@ -12,6 +12,7 @@ from pathlib import Path
 from graph_store import GraphRejected, GraphStore
 from stream import metrics
 from stream.events import Interaction, Item
+from stream.replica import ReplicaFeed, committed_offsets
 from stream.retries import RecordsRejected
 from stream.topics import TopicNames, ensure_topics
 
@@ -27,8 +28,10 @@ class Pipeline:
     """What the worker does with a valid micro-batch (stream.app.BatchHandler). Model calls go to the model
     host process, one at a time; the event loop stays free for Kafka and the graph meanwhile."""
 
-    def __init__(self, settings, model: ModelClient, checkpoint: Path | None):
+    def __init__(self, settings, model: ModelClient, checkpoint: Path | None, names: TopicNames | None = None):
         self.settings = settings
+        self.names = names or TopicNames.with_prefix(settings.topic_prefix)
+        self.feed: ReplicaFeed | None = None  # every partition's events for the model (stream/replica.py)
         self.model = model
         self.checkpoint = checkpoint
         self._checkpoint_mtime = checkpoint.stat().st_mtime if checkpoint else None
@@ -74,10 +77,42 @@ class Pipeline:
             store = await self.store()
             await store.ensure_schema()
             started = time.perf_counter()
+            offsets = await self._committed_offsets()  # before the graph read: see stream/replica.py
             edges, items = await store.all_edges(), await store.items_with_text()
             self.model.info = await self._call("warm_start", edges, items)
             log.info("warm start: %d edges from the graph store in %.2f s", len(edges), time.perf_counter() - started)
+            self._follow_from(offsets)
             self._warm = True
+
+    async def _committed_offsets(self) -> dict[int, int] | None:
+        """The consumer group's committed offsets, when this worker's model follows every partition."""
+        if not self.settings.follow_all_partitions:
+            return None
+        s = self.settings
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: committed_offsets(s.bootstrap, s.app_id, self.names.interactions, **s.kafka_client_options()))
+
+    def _follow_from(self, offsets: dict[int, int] | None) -> None:
+        """Starts (or rewinds) the replica feed; only a model whose observe is idempotent can follow: the
+        co-occurrence fallback counts, so with it each worker's model sees its own partitions only."""
+        if offsets is None or not self.model.info.refresh_is_idempotent:
+            return
+        if self.feed is None:
+            s = self.settings
+            self.feed = ReplicaFeed(s.bootstrap, self.names.interactions, self.fold_followed,
+                                    asyncio.get_running_loop(), **s.kafka_client_options())
+            self.feed.start(offsets)
+            log.info("following every partition of %s from the group's committed offsets", self.names.interactions)
+        else:
+            self.feed.rewind(offsets)
+
+    async def fold_followed(self, events: list[Interaction]) -> None:
+        async with self._swapping:  # a swap's graph read and the events folded in never interleave
+            await self._call("observe", events)
+
+    def close(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
 
     async def upsert_interactions(self, events: list[Interaction]) -> list[Interaction]:
         await self.start()
@@ -128,6 +163,7 @@ class Pipeline:
             return False
         async with self._swapping:
             store = await self.store()
+            offsets = await self._committed_offsets()
             edges, items = await store.all_edges(), await store.items_with_text()
             await self._call("build_candidate", str(checkpoint), edges, items)
             try:
@@ -140,6 +176,7 @@ class Pipeline:
                 log.exception("could not load %s; keeping %s %s", checkpoint, previous.name, previous.version)
                 return False
             self.model.info = await self._call("promote_candidate")
+            self._follow_from(offsets)  # the new model's state ends at the graph read: follow again from there
         self._publish_model_info(self.model.info)
         log.info("swapped %s %s for %s %s (%d edges)", previous.name, previous.version, self.model.info.name,
                  self.model.info.version, len(edges))
@@ -196,8 +233,8 @@ def run_worker(settings) -> int:
         log.error("refused the checkpoint: %s; serving the baseline until a valid one appears", refused)
     model = ModelClient(settings, None if refused else checkpoint)
     status = 0
+    pipeline = Pipeline(settings, model, checkpoint, names)
     try:
-        pipeline = Pipeline(settings, model, checkpoint)
         health = Health(settings, model_loaded=lambda: pipeline.warm and model.process.is_alive(),
                         lookup=lambda user, k: model.call_from_thread("lookup", user, k))
         health.serve(settings.metrics_host, settings.metrics_port)
@@ -208,6 +245,7 @@ def run_worker(settings) -> int:
         except SystemExit as stop:  # mode's worker always leaves through SystemExit, 0 after a signal
             status = stop.code if isinstance(stop.code, int) else 1
     finally:
+        pipeline.close()
         model.close()
     if pipeline.failure:
         log.critical("worker stopped: %s (exit status 1)", pipeline.failure)

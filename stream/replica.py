@@ -1,0 +1,127 @@
+"""Every worker's model follows every partition of `interactions`, while each worker owns only the lists of
+the users on its own partitions.
+
+With several workers in one consumer group, a worker's agent sees its partitions only; an item's recent users
+(and so its embedding, and every list that ranks it) would differ from worker to worker and from the truth.
+So each worker also reads every partition outside the group and folds the valid events into its model: the
+whole graph is in every worker's memory (GraphJet's choice, Sharma et al., VLDB 2016), and once the stream is
+drained every worker holds the same state as one worker would. The model's observe is idempotent (a set of
+edges with their newest times), so events that reach it twice — through the agent and this feed, or after a
+rewind — change nothing. Cost: every worker folds in every event (the model's observe work does not shrink
+with more workers; the graph upsert, the ranking and the publication do).
+
+Where it starts: the group's committed offsets, read BEFORE the graph is read for a warm start. An event
+behind a committed offset is in the graph (offsets are committed only after the upsert); one after it is
+read again here. Nothing in between is missed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Awaitable, Callable
+
+from . import metrics
+from .events import Interaction, parse_interaction
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 200
+MAX_RECORDS = 2_000
+
+
+def committed_offsets(bootstrap: str, group_id: str, topic: str, **client_options) -> dict[int, int]:
+    """Partition -> the group's committed offset; the earliest offset where the group has committed nothing."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+                             **client_options)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        earliest = consumer.beginning_offsets(partitions)
+        return {tp.partition: (consumer.committed(tp) if consumer.committed(tp) is not None else earliest[tp])
+                for tp in partitions}
+    finally:
+        consumer.close()
+
+
+class ReplicaFeed:
+    """Reads every partition of `topic` from `offsets` on a thread of its own (no consumer group) and hands each
+    poll's valid events to `fold(events)` on the event loop, waiting for it (back-pressure)."""
+
+    def __init__(self, bootstrap: str, topic: str, fold: Callable[[list[Interaction]], Awaitable[None]],
+                 loop: asyncio.AbstractEventLoop, **client_options):
+        self.bootstrap, self.topic, self.fold, self.loop = bootstrap, topic, fold, loop
+        self.client_options = client_options
+        self.positions: dict[int, int] = {}  # partition -> next offset to read
+        self._rewind: dict[int, int] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, offsets: dict[int, int]) -> None:
+        self.positions = dict(offsets)
+        self._thread = threading.Thread(target=self._run, name="replica-feed", daemon=True)
+        self._thread.start()
+
+    def rewind(self, offsets: dict[int, int]) -> None:
+        """Reads again from `offsets` (after a model swap rebuilt the state from the graph)."""
+        self._rewind = dict(offsets)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                 max_poll_records=MAX_RECORDS, **self.client_options)
+        try:
+            partitions = [TopicPartition(self.topic, p) for p in sorted(self.positions)]
+            consumer.assign(partitions)
+            for tp in partitions:
+                consumer.seek(tp, self.positions[tp.partition])
+            while not self._stop.is_set():
+                if self._rewind is not None:
+                    offsets, self._rewind = self._rewind, None
+                    for tp in partitions:
+                        self.positions[tp.partition] = offsets.get(tp.partition, self.positions[tp.partition])
+                        consumer.seek(tp, self.positions[tp.partition])
+                before, events = dict(self.positions), []
+                for tp, records in consumer.poll(timeout_ms=POLL_MS).items():
+                    for record in records:
+                        parsed = parse_interaction(record.value, topic=record.topic, partition=record.partition,
+                                                   offset=record.offset, kafka_ts=record.timestamp / 1000.0)
+                        if isinstance(parsed, Interaction):  # the partition's owner dead-letters the others
+                            events.append(parsed)
+                    self.positions[tp.partition] = records[-1].offset + 1
+                if events and not self._hand_over(events):
+                    self._rewind = before  # not folded in: read them again
+                    continue
+                highs = [consumer.highwater(tp) for tp in partitions]
+                if None not in highs:
+                    metrics.FOLLOW_LAG.set(sum(max(0, high - self.positions[tp.partition])
+                                               for tp, high in zip(partitions, highs)))
+        except Exception:  # the feed must never take the worker down; its lists stay right for its own users
+            log.exception("the replica feed stopped: this worker's model sees only its own partitions from now on")
+        finally:
+            metrics.FOLLOW_LAG.set(-1)
+            consumer.close()
+
+    def _hand_over(self, events: list[Interaction]) -> bool:
+        """True once the model has folded the events in."""
+        future = asyncio.run_coroutine_threadsafe(self.fold(events), self.loop)
+        while not self._stop.is_set():
+            try:
+                future.result(timeout=1.0)
+                return True
+            except TimeoutError:
+                continue
+            except Exception as exc:
+                log.warning("folding %d followed events failed (%s: %s); they are read again", len(events),
+                            type(exc).__name__, exc)
+                self._stop.wait(1.0)
+                return False
+        future.cancel()
+        return False

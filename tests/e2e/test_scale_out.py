@@ -1,0 +1,100 @@
+"""Three workers in one consumer group give every user the list one worker gives for the same events, once the
+stream is drained and the background refresh is done: each worker's model follows every partition
+(stream/replica.py), and an embedding is a function of the graph state. Compared for every user, on Apache
+Kafka + Neo4j, through GET /recommendations/{user} of each worker."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from urllib.parse import quote
+from urllib.request import urlopen
+
+from graph_store import GraphStore
+from stream.replay import make_producer, replay
+from stream.topics import TopicNames
+from streamrec.live import WorkerProcess, free_port
+
+import real_events
+from test_model_serving import tiny_model
+from test_pipeline import scrape
+
+N_EVENTS = 2_000
+SCORE_TOLERANCE = 1e-4
+
+
+def drained(workers: list[WorkerProcess], n_events: int) -> bool:
+    """Every event processed by its owner, followed by every model, and no embedding awaiting its refresh."""
+    ports = [w.metrics_port for w in workers]
+    processed = sum(scrape(p, 'streamrec_events_total{outcome="applied"') for p in ports)
+    return processed >= n_events and all(
+        scrape(p, "streamrec_consumer_lag_events") == 0 and scrape(p, "streamrec_follow_lag_events") == 0
+        and scrape(p, "streamrec_stale_nodes") == 0 for p in ports)
+
+
+def lists_of(worker: WorkerProcess, users: list[str]) -> dict[str, list[tuple[str, float]]]:
+    lists = {}
+    for user in users:
+        with urlopen(f"http://127.0.0.1:{worker.metrics_port}/recommendations/{quote(user, safe='')}", timeout=30) as r:
+            lists[user] = [(i["item_id"], i["score"]) for i in json.loads(r.read())["items"]]
+    return lists
+
+
+def same_list(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
+    """The same top-K items with scores within the tolerance (items whose scores tie may swap places)."""
+    if len(a) != len(b) or {i for i, _ in a} != {i for i, _ in b}:
+        return False
+    scores = dict(b)
+    return all(abs(score - scores[item]) <= SCORE_TOLERANCE for item, score in a)
+
+
+def run_group(env: dict, bootstrap: str, prefix: str, n_workers: int, data, users, items, tmp_path) -> dict:
+    """`n_workers` workers in the group `prefix + "app"` on the topics of `prefix`: their lists once drained."""
+    names, app_id, workers = TopicNames.with_prefix(prefix), prefix + "app", []
+    try:
+        for k in range(n_workers):
+            worker_env = {**env, "STREAMREC_TOPIC_PREFIX": prefix, "STREAMREC_APP_ID": app_id,
+                          "STREAMREC_METRICS_PORT": str(free_port())}
+            workers.append(WorkerProcess(worker_env, tmp_path / f"{app_id}-{k}.log").start(until_ready=True))
+        producer = make_producer(bootstrap)
+        try:
+            replay(producer, names, event_ids=[f"{app_id}-{k}" for k in range(len(users))], users=users, items=items,
+                   types=data.types, ts=data.ts)
+        finally:
+            producer.close()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not drained(workers, len(users)):
+            time.sleep(1)
+        assert drained(workers, len(users)), [w.log()[-2000:] for w in workers]
+        owners = [scrape(w.metrics_port, 'streamrec_events_total{outcome="applied"') for w in workers]
+        assert sum(owners) == len(users)  # each event applied once, by its partition's owner
+        return {k: lists_of(worker, sorted(set(users))) for k, worker in enumerate(workers)} | {"owners": owners}
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_path):
+    env, settings, _, _ = own_servers("apache")
+    data = real_events.first(real_events.spread(N_EVENTS), N_EVENTS)
+    users = [unique + u for u in data.users]
+    items = [unique + i for i in data.items]
+    model_dir = tmp_path / "models"
+    tiny_model(data, 7, unique).save(model_dir / "v1")
+    # 6 partitions: Faust's assignor fills each worker up to ceil(partitions / workers), so 4 over 3 is 2/2/0
+    env = {**env, "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_BATCH_SIZE": "200", "STREAMREC_PARTITIONS": "6"}
+
+    one = run_group(env, settings.bootstrap, unique + "one-", 1, data, users, items, tmp_path)
+
+    async def empty_graph():  # the second group starts from the same empty graph, on topics of its own
+        async with GraphStore.from_settings(settings) as store:
+            await store.delete_everything()
+    asyncio.run(empty_graph())
+    three = run_group(env, settings.bootstrap, unique + "three-", 3, data, users, items, tmp_path)
+
+    assert all(count > 0 for count in three["owners"]), three["owners"]  # the three workers shared the partitions
+    reference = one[0]
+    for k in range(3):
+        differing = [u for u in reference if not same_list(reference[u], three[k][u])]
+        assert differing == [], (k, len(differing), [(reference[u], three[k][u]) for u in differing[:2]])
+    assert all(len(lst) > 0 for lst in reference.values())
