@@ -191,6 +191,7 @@ class FreshnessTracker:
         self.sent_times: list[float] = []  # filled by the producer, in send order
         self.freshness: list[float] = []
         self.reflected_at: list[float] = []  # arrival time of each reflected event (for lag over time)
+        self.by_event: dict[int, float] = {}  # event index -> its freshness
         self.lock = threading.Lock()
         self.users_with_lists: set[str] = set()
         self.models: dict[str, int] = {}  # "model version" -> lists
@@ -208,6 +209,7 @@ class FreshnessTracker:
             while queue and queue[0] <= last and queue[0] < sent:
                 k = queue.popleft()
                 self.freshness.append(arrived - self.sent_times[k])
+                self.by_event[k] = self.freshness[-1]
                 self.reflected_at.append(arrived)
 
     def summary(self) -> dict:

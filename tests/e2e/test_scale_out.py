@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from urllib.parse import quote
 from urllib.request import urlopen
@@ -13,11 +14,11 @@ from urllib.request import urlopen
 from graph_store import GraphStore
 from stream.replay import make_producer, replay
 from stream.topics import TopicNames
-from streamrec.live import WorkerProcess, free_port
+from streamrec.live import FreshnessTracker, ListCollector, WorkerProcess, free_port, quantile
 
 import real_events
 from test_model_serving import tiny_model
-from test_pipeline import scrape
+from test_pipeline import expected_edges, graph_edges, scrape
 
 N_EVENTS = 2_000
 SCORE_TOLERANCE = 1e-4
@@ -26,7 +27,8 @@ SCORE_TOLERANCE = 1e-4
 def drained(workers: list[WorkerProcess], n_events: int) -> bool:
     """Every event processed by its owner, followed by every model, and no embedding awaiting its refresh."""
     ports = [w.metrics_port for w in workers]
-    processed = sum(scrape(p, 'streamrec_events_total{outcome="applied"') for p in ports)
+    processed = sum(scrape(p, 'streamrec_events_total{outcome="applied"') + scrape(p, 'streamrec_events_total{outcome="replayed"')
+                    for p in ports)
     return processed >= n_events and all(
         scrape(p, "streamrec_consumer_lag_events") == 0 and scrape(p, "streamrec_follow_lag_events") == 0
         and scrape(p, "streamrec_stale_nodes") == 0 for p in ports)
@@ -98,3 +100,82 @@ def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_pat
         differing = [u for u in reference if not same_list(reference[u], three[k][u])]
         assert differing == [], (k, len(differing), [(reference[u], three[k][u]) for u in differing[:2]])
     assert all(len(lst) > 0 for lst in reference.values())
+
+
+def test_workers_that_join_die_and_leave_mid_stream_lose_nothing_and_converge_again(own_servers, unique, tmp_path):
+    """Two workers take a stream at 150 events/s; a third joins at a quarter, one is SIGKILLed (with its model
+    process) at half, one stops gracefully at three quarters. Every edge ends exact, every user has a list, and
+    the survivor's lists equal those of a fresh worker that read the whole stream again."""
+    env, settings, _, _ = own_servers("apache")
+    n = 3_000
+    data = real_events.first(real_events.spread(n), n)
+    users, items = [unique + u for u in data.users], [unique + i for i in data.items]
+    event_ids = [f"{unique}{k}" for k in range(n)]
+    model_dir = tmp_path / "models"
+    tiny_model(data, 7, unique).save(model_dir / "v1")
+    names = TopicNames.with_prefix(unique)
+    base = {**env, "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_BATCH_SIZE": "100", "STREAMREC_PARTITIONS": "6",
+            "STREAMREC_TOPIC_PREFIX": unique}
+
+    def worker(app_id: str) -> WorkerProcess:
+        return WorkerProcess({**base, "STREAMREC_APP_ID": app_id, "STREAMREC_METRICS_PORT": str(free_port())},
+                             tmp_path / f"{app_id}-{free_port()}.log")
+
+    group = unique + "app"
+    workers = [worker(group).start(until_ready=True) for _ in range(2)]
+    tracker = FreshnessTracker(event_ids, users)
+    collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list, {})
+    collector.start()
+    producer = make_producer(settings.bootstrap)
+    sending = threading.Thread(target=replay, args=(producer, names), kwargs=dict(
+        event_ids=event_ids, users=users, items=items, types=data.types, ts=data.ts, rate=150.0,
+        sent_times=tracker.sent_times))
+    sending.start()
+    moments = {}
+    try:
+        for fraction, what in ((0.25, "join"), (0.5, "kill -9"), (0.75, "graceful stop")):
+            while len(tracker.sent_times) < fraction * n:
+                time.sleep(0.05)
+            moments[what] = time.time()
+            if what == "join":  # started beside the stream: its start-up must not hold up the next steps
+                workers.append(worker(group))
+                threading.Thread(target=workers[-1].start, daemon=True).start()
+            elif what == "kill -9":
+                workers[0].stop(kill=True)
+            else:
+                workers[1].stop()
+        sending.join()
+        producer.close()
+
+        expected = expected_edges(users, items, data.types, data.ts)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and graph_edges(settings, sorted(set(users))) != expected:
+            time.sleep(1)
+        assert graph_edges(settings, sorted(set(users))) == expected  # nothing lost, nothing counted twice
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not tracker.users_with_lists >= set(users):
+            time.sleep(0.5)
+        assert tracker.users_with_lists >= set(users)
+
+        sent = tracker.sent_times
+        for what, at in moments.items():  # the freshness of the events sent in the 10 s after each change
+            window = sorted(f for k, f in tracker.by_event.items() if at <= sent[k] < at + 10)
+            assert window, what  # the change happened while events were being sent
+            print(f"freshness around the {what}: p99 {quantile(window, 0.99):.2f} s over {len(window)} events")
+
+        survivor = workers[2]
+        reference = worker(unique + "reference").start(until_ready=True)  # its own group: reads everything again
+        workers.append(reference)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not drained([survivor, reference], n):
+            time.sleep(1)
+        assert drained([survivor, reference], n)
+        assert graph_edges(settings, sorted(set(users))) == expected  # the re-read was all replays
+        everyone = sorted(set(users))
+        survivor_lists, reference_lists = lists_of(survivor, everyone), lists_of(reference, everyone)
+        differing = [u for u in everyone if not same_list(survivor_lists[u], reference_lists[u])]
+        assert differing == [], (len(differing), [(survivor_lists[u], reference_lists[u]) for u in differing[:2]])
+    finally:
+        collector.stop()
+        for w in workers:
+            w.stop()
