@@ -28,6 +28,19 @@ class Event:
     topic: str = "interactions"
 
 
+def get_json(port: int, path: str) -> tuple[int, dict]:
+    """(status, JSON body) of a GET on a worker's HTTP port, error statuses included."""
+    import json
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 def poison_edge(settings, user: str, item: str) -> None:
     """An INTERACTED edge whose count another tool wrote as a boolean: streamrec cannot add to it, ever."""
     import asyncio

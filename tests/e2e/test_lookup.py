@@ -6,25 +6,18 @@ import json
 import os
 import subprocess
 import sys
-from urllib.error import HTTPError
 from urllib.parse import quote
-from urllib.request import urlopen
 
 from stream.replay import make_producer, replay
 from stream.topics import TopicNames
 
 import real_events
+from conftest import get_json as get
 from test_pipeline import consume_until
 
 N_EVENTS = 300
 
 
-def get(port: int, path: str) -> tuple[int, dict]:
-    try:
-        with urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_a_users_list_on_request_from_the_http_port_and_the_cli(server_settings, worker_factory, unique):

@@ -3,22 +3,15 @@ while the graph server is down is retried, not lost, and Neo4j restarted keeps e
 import asyncio
 import json
 import time
-from urllib.error import HTTPError
 from urllib.request import urlopen
 
-from conftest import wait_for
+from conftest import get_json as get, wait_for
 from graph_store import GraphStore
 from stream.events import interaction_value
 from stream.replay import make_producer
 from stream.topics import TopicNames
 
 
-def get(port: int, path: str) -> tuple[int, dict]:
-    try:
-        with urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def scrape(port: int, prefix: str) -> float:
