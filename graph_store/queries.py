@@ -8,12 +8,17 @@ CONSTRAINTS = (
     "CREATE CONSTRAINT brand_name IF NOT EXISTS FOR (n:Brand) REQUIRE n.name IS UNIQUE",
 )
 
-# One round trip per micro-batch; see rows.py for the shape of a row and the idempotence rule.
+# One round trip per micro-batch; see rows.py for the shape of a row and the idempotence rule. The edge's last
+# offset is read only after a write to the edge (`upsert_lock`, removed again): under read committed, a value
+# read before the write lock is taken may be stale (Neo4j's operations manual, "Concurrent data access", lost
+# updates), and during a rebalance a partition's old and new owner may write the same records at once: both
+# read the old offset and both counted the batch (tests/graph_store/test_store.py, two writers).
 UPSERT_INTERACTIONS = """
 UNWIND $rows AS row
 MERGE (u:User {id: row.user})
 MERGE (i:Item {id: row.item})
 MERGE (u)-[r:INTERACTED {type: row.type}]->(i)
+SET r.upsert_lock = true
 WITH r, row, CASE WHEN r.last_source = row.source THEN r.last_offset ELSE -1 END AS applied
 WITH r, row, size([o IN row.offsets WHERE o <= applied]) AS replayed
 WITH r, row, replayed, size(row.offsets) - replayed AS new_events
@@ -26,6 +31,7 @@ SET r.count = coalesce(r.count, 0) + new_events,
                      ELSE r.last_ts END,
     r.last_source = CASE WHEN new_events = 0 THEN r.last_source ELSE row.source END,
     r.last_offset = CASE WHEN new_events = 0 THEN r.last_offset ELSE row.offsets[size(row.offsets) - 1] END
+REMOVE r.upsert_lock
 WITH row, replayed WHERE replayed > 0
 RETURN row.k AS k, replayed
 """

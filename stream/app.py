@@ -1,7 +1,7 @@
 """The Faust application: micro-batches from `interactions` and `items`, dead letters, and published lists.
 
 The stream layer knows Kafka and Faust only. What happens to a valid batch is the `BatchHandler`'s business
-(the composition in streamrec/worker.py wires the graph store and the model server into it).
+(the composition in streamrec/runtime/worker.py wires the graph store and the model server into it).
 
 At-least-once: an interaction is acked only when (1) its batch's dead letters are acknowledged by the broker,
 (2) the graph upsert succeeded, (3) the lists were refreshed and (4) acknowledged by the broker (how the

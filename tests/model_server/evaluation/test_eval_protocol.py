@@ -108,7 +108,7 @@ def test_new_items_are_misses_and_catalogue_is_frozen_per_batch():
 def test_eval_command_writes_the_reports(tmp_path, monkeypatch):
     import json
 
-    from streamrec.cli import main
+    from streamrec.tools.cli import main
 
     stream = synthetic_stream(600, n_users=20, n_items=30)
     csv = tmp_path / "mine.csv"

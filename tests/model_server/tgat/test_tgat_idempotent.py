@@ -1,4 +1,4 @@
-"""The live worker refreshes lists before the graph store says which events were new (streamrec/worker.py), which
+"""The live worker refreshes lists before the graph store says which events were new (streamrec/runtime/worker.py), which
 is only sound if observing an event a second time changes nothing."""
 import random
 

@@ -2,7 +2,7 @@
 
 For each rate, a fresh worker (the temporal GAT checkpoint, or the baseline) consumes a real data set
 replayed at that rate for a fixed time; a consumer of `recommendations` matches every list to the events it
-reflects (streamrec.live.FreshnessTracker). Freshness = list received - event sent, on one machine's clock.
+reflects (streamrec.tools.live.FreshnessTracker). Freshness = list received - event sent, on one machine's clock.
 Lag is counted, never read from the broker's end offsets: events sent minus events reflected by a list.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, is
                    wait_for_items)
 from .replay_source import item_records
 from .servers import running_local_services
-from .settings import load_settings
+from ..runtime.settings import load_settings
 
 STAGES = ("intake", "arrival", "validate", "graph_upsert", "observe", "rank", "publish", "batch")
 SUSTAINABLE_P99_S = 1.0
@@ -87,7 +87,7 @@ class ProcessSampler(threading.Thread):
 
 
 def model_host_pid(worker_pid: int) -> int | None:
-    """The worker's model process (streamrec/model_host.py), a child started by multiprocessing's spawn."""
+    """The worker's model process (streamrec/runtime/model_host.py), a child started by multiprocessing's spawn."""
     import psutil
 
     for child in psutil.Process(worker_pid).children():

@@ -9,7 +9,7 @@ def configure(parser):
 def run(args, settings) -> int:
     from stream.topics import TopicError
 
-    from ..worker import StartupError, run_worker
+    from ...runtime.worker import StartupError, run_worker
 
     try:
         return run_worker(settings)

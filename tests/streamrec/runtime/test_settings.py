@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.settings import SettingsError, load_settings
+from streamrec.runtime.settings import SettingsError, load_settings
 
 
 def test_defaults_use_the_local_apache_kafka_and_neo4j(tmp_path):
@@ -72,7 +72,7 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_cli_stops_at_start_up_with_the_message(monkeypatch, capsys):
-    from streamrec.cli import main
+    from streamrec.tools.cli import main
 
     monkeypatch.setenv("STREAMREC_BATCH_SIZE", "lots")
     assert main(["services", "status"]) == 2
@@ -94,7 +94,7 @@ def test_an_unreachable_broker_stops_the_worker_with_one_line(tmp_path):
     import subprocess
     import sys
 
-    from streamrec.live import free_port
+    from streamrec.tools.live import free_port
 
     env = {**os.environ, "STREAMREC_HOME": str(tmp_path), "STREAMREC_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
            "STREAMREC_NEO4J_URI": "bolt://127.0.0.1:1", "STREAMREC_NEO4J_PASSWORD": "unused-here"}

@@ -66,7 +66,7 @@ def run(args, settings) -> int:
     from model_server.contract import InteractionBatch
     from model_server.tgat import build_streamrec, load_recommender
     from model_server.tgat.footprint import footprint
-    from streamrec.datasets import DatasetError, load_wikipedia
+    from streamrec.tools.datasets import DatasetError, load_wikipedia
 
     if args.threads:
         torch.set_num_threads(args.threads)

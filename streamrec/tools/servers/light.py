@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..probes import bolt_answers, kafka_answers
+from ...runtime.probes import bolt_answers, kafka_answers
 from .base import LocalService, ServiceError, java_argument_file, last_log_match
 
 

@@ -1,4 +1,4 @@
-from streamrec.bench import histogram_quantile
+from streamrec.tools.bench import histogram_quantile
 
 
 def _histogram(counts_by_upper: dict[float, int]):

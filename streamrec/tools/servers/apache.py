@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..probes import bolt_answers, kafka_answers
+from ...runtime.probes import bolt_answers, kafka_answers
 from .base import LocalService, ServiceError, java_argument_file, last_log_match
 
 POM = Path(__file__).with_name("pom.xml")

@@ -20,7 +20,7 @@ from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, is
                    wait_for_count, wait_for_items)
 from .replay_source import item_records, select
 from .servers import running_local_services
-from .settings import load_settings
+from ..runtime.settings import load_settings
 
 
 def demo_model_dir(home: Path, dataset: str) -> Path:
@@ -31,7 +31,7 @@ def demo_model_dir(home: Path, dataset: str) -> Path:
 
 def ensure_demo_checkpoint(dataset: str, home: Path, epochs: int = 2) -> Path:
     """The temporal GAT the demo serves: trained once on the demo's data set (a minute or two here), then reused."""
-    from .model_host import rejection
+    from ..runtime.model_host import rejection
 
     folder = demo_model_dir(home, dataset)
     if (folder / "model.pt").exists():

@@ -1,7 +1,7 @@
 """The README's benchmark table is generated from bench.json: rows per rate and stack, commands and commits."""
 import json
 
-from streamrec.bench_table import load_reports, markdown
+from streamrec.tools.bench_table import load_reports, markdown
 
 
 def report(stack: str, p99: float, commit: str) -> dict:

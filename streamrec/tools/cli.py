@@ -1,4 +1,4 @@
-"""The `streamrec` command. Each sub-command lives in streamrec/commands/<name>.py and defines NAME, HELP,
+"""The `streamrec` command. Each sub-command lives in streamrec/tools/commands/<name>.py and defines NAME, HELP,
 configure(parser) and run(args, settings) -> exit code; modules import their heavy dependencies inside run()
 so that `streamrec --help` stays fast."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pkgutil
 import sys
 
 from . import commands
-from .settings import SettingsError, load_settings
+from ..runtime.settings import SettingsError, load_settings
 
 
 def _command_modules():

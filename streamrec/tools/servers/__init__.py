@@ -13,8 +13,8 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from ..probes import bolt_answers, kafka_answers
-from ..settings import Settings
+from ...runtime.probes import bolt_answers, kafka_answers
+from ...runtime.settings import Settings
 from .base import LocalService, ServiceError
 
 __all__ = ["LocalService", "ServiceError", "local_services", "running_local_services", "services_up",

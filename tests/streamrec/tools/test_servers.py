@@ -2,10 +2,10 @@
 key, the version lines read from a server's log."""
 import pytest
 
-from streamrec.servers import local_services
-from streamrec.servers.apache import POM, check_java, jar_root
-from streamrec.servers.base import ServiceError, last_log_match
-from streamrec.settings import load_settings
+from streamrec.tools.servers import local_services
+from streamrec.tools.servers.apache import POM, check_java, jar_root
+from streamrec.tools.servers.base import ServiceError, last_log_match
+from streamrec.runtime.settings import load_settings
 
 
 def test_each_stack_runs_its_own_servers_and_none_for_external_ones(tmp_path):
@@ -54,7 +54,7 @@ def test_a_java_argument_file_passes_any_password_and_only_its_owner_can_read_it
     import os
     import subprocess
 
-    from streamrec.servers.base import java_argument_file
+    from streamrec.tools.servers.base import java_argument_file
 
     password = 'a b"c\\d\'e $HOME ;x'
     argument = java_argument_file(tmp_path / "secret.args", [f"-Dstreamrec.test={password}"])

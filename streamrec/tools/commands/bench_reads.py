@@ -106,11 +106,11 @@ def run(args, settings) -> int:
     from pathlib import Path
 
     from model_server.evaluation.report import git_commit
-    from streamrec.bench import stack_description
-    from streamrec.datasets import DatasetError, load_dataset
-    from streamrec.live import isolated_env
-    from streamrec.servers import running_local_services
-    from streamrec.settings import load_settings
+    from streamrec.tools.bench import stack_description
+    from streamrec.tools.datasets import DatasetError, load_dataset
+    from streamrec.tools.live import isolated_env
+    from streamrec.tools.servers import running_local_services
+    from streamrec.runtime.settings import load_settings
 
     if args.table:
         print(table([json.loads((Path(d) / "bench_reads.json").read_text()) for d in args.table]))

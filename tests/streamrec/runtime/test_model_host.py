@@ -7,8 +7,8 @@ import signal
 import pytest
 
 from stream.events import Interaction
-from streamrec.model_host import ModelClient, ModelHostDied
-from streamrec.settings import load_settings
+from streamrec.runtime.model_host import ModelClient, ModelHostDied
+from streamrec.runtime.settings import load_settings
 
 
 def _events(start: int, pairs: list[tuple[str, str]]) -> list[Interaction]:

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..settings import Settings
+from ...runtime.settings import Settings
 
 
 class ServiceError(RuntimeError):

@@ -9,7 +9,7 @@ import io
 import pytest
 
 import real_events
-from streamrec.datasets import WIKIPEDIA_ORIGIN_MS, DatasetError, load_dataset, load_events_csv
+from streamrec.tools.datasets import WIKIPEDIA_ORIGIN_MS, DatasetError, load_dataset, load_events_csv
 
 
 def check(data, rows, users, items):
@@ -137,7 +137,7 @@ def test_events_csv_rejects_a_malformed_file_naming_line_and_problem(tmp_path, b
 
 
 def test_eval_command_reports_a_malformed_csv(tmp_path, capsys):
-    from streamrec.cli import main
+    from streamrec.tools.cli import main
 
     path = write(tmp_path, "user_id,item_id,type,ts\nu1,i1,view,1\nu2,i2,view,\n")
     assert main(["eval", "--events-csv", str(path), "--models", "pop", "--out", str(tmp_path / "out")]) == 2

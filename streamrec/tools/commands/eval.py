@@ -55,7 +55,7 @@ def run(args, settings) -> int:
     n_users, n_items = len(set(stream.users)), len(set(stream.items))
     result = {
         "created": report.timestamp(),
-        "git": report.git_commit(Path(__file__).resolve().parents[2]),
+        "git": report.git_commit(Path(__file__).resolve().parents[3]),
         "config": {"command": "streamrec " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                    "models": names, "seed": args.seed, "batch_size": args.batch_size, "epochs": args.epochs,
                    "device": device, "torch_threads": torch.get_num_threads(), "limit": args.limit,
