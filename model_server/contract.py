@@ -13,6 +13,8 @@ from typing import Iterable, Sequence
 
 import torch
 
+from stream.events import Item  # the item record of the `items` topic, declared once
+
 from .ids import IdMap
 from .pairs import PairSet
 
@@ -38,14 +40,6 @@ class InteractionBatch:
 
     def slice(self, start: int, stop: int) -> "InteractionBatch":
         return InteractionBatch(self.users[start:stop], self.items[start:stop], self.types[start:stop], self.ts[start:stop])
-
-
-@dataclass(frozen=True)
-class ItemText:
-    item_id: str
-    title: str | None = None
-    category: str | None = None
-    brand: str | None = None
 
 
 def _check_policy(exclude: str) -> None:
@@ -100,7 +94,7 @@ class Recommender(ABC):
         self.history.add(user_index, item_index, batch.types)
         self._observe(batch, torch.tensor(user_index), torch.tensor(item_index))
 
-    def observe_items(self, items: Sequence[ItemText]) -> None:
+    def observe_items(self, items: Sequence[Item]) -> None:
         """New or changed item metadata; registers the items so they can be ranked before any interaction."""
         self.items.add(item.item_id for item in items)
 

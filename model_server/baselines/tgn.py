@@ -24,10 +24,11 @@ from typing import Sequence
 import torch
 from torch.nn import Linear
 
+from stream.events import EVENT_TYPES
+
 from ..contract import InteractionBatch, Recommender
 from ..ids import IdMap
 
-EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 
 
 class GraphAttentionEmbedding(torch.nn.Module):

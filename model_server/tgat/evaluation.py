@@ -6,7 +6,6 @@ negatives, in_batch_negatives, patience, max_fanout.
 """
 from __future__ import annotations
 
-from ..contract import ItemText
 from . import build_static_gat as _static
 from . import build_streamrec as _streaming
 
@@ -21,7 +20,7 @@ def _build(factory, context):
              **{k: options[k] for k in TRAIN_OPTIONS if k in options}}
     model = factory(config, train, seed=context.seed, device=context.device,
                     max_fanout=options.get("max_fanout", 2048))
-    texts = [ItemText(item, info.title, info.category, info.brand) for item, info in (context.item_info or {}).items()
+    texts = [info for info in (context.item_info or {}).values()
              if info is not None and (info.title or info.category or info.brand)]
     if texts:
         model.observe_items(texts)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import torch
 
+from stream.events import EVENT_TYPES
+
 from ..pairs import LOW, SHIFT, merge_sorted, new_keys, rows_of
 from .features import ITEM, USER, ItemSideInfo
 from .neighbours import RecentNeighbours, tie_keys
 
-EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 NUM_TYPES = len(EVENT_TYPES) + 1  # the last index is any other type
 _TYPE_INDEX = {name: k for k, name in enumerate(EVENT_TYPES)}
 

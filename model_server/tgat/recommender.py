@@ -14,7 +14,9 @@ from typing import Sequence
 
 import torch
 
-from ..contract import InteractionBatch, ItemText, Recommender
+from stream.events import Item
+
+from ..contract import InteractionBatch, Recommender
 from .embedding_store import EmbeddingStore
 from .features import USER
 from .graph_state import EVENT_TYPES, TemporalGraph, type_index
@@ -113,7 +115,7 @@ class TGATRecommender(Recommender):
             self.refresh(self.affected_nodes())
             self.sweep_stale(self.sweep_per_observe)
 
-    def observe_items(self, items: Sequence[ItemText]) -> None:
+    def observe_items(self, items: Sequence[Item]) -> None:
         items = list({item.item_id: item for item in items}.values())  # the last record of an item wins
         super().observe_items(items)
         # an item record that changes nothing (a re-delivery, a catalogue re-sent unchanged) costs no encoding

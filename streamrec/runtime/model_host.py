@@ -91,10 +91,11 @@ def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
 
 def warm_start(model, edges: list[dict], items: list[dict]) -> None:
     """The model's state from the graph of record: item text first, then the interaction edges."""
-    from model_server.contract import InteractionBatch, ItemText
+    from model_server.contract import InteractionBatch
+    from stream.events import Item
 
     if items:
-        model.observe_items([ItemText(i["id"], i["title"], i["category"], i["brand"]) for i in items])
+        model.observe_items([Item(i["id"], i["title"], i["category"], i["brand"]) for i in items])
     batch = InteractionBatch([e["user"] for e in edges], [e["item"] for e in edges], [e["type"] for e in edges],
                              [int(e["last_ts"]) for e in edges])
     if hasattr(model, "rebuild_from_edges"):
@@ -183,9 +184,7 @@ class ModelHost:
                                      published_ts=int(time.time() * 1000))
 
     def observe_items(self, items: list) -> None:
-        from model_server.contract import ItemText
-
-        self.model.observe_items([ItemText(i.item_id, i.title, i.category, i.brand) for i in items])
+        self.model.observe_items(items)
 
     def sweep_stale(self, max_nodes: int) -> ModelInfo:
         if hasattr(self.model, "sweep_stale"):

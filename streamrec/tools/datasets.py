@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from model_server.digest import file_sha256
+from stream.events import EVENT_TYPES, Item
 
 DATASETS = ("rees46", "wikipedia", "ml-100k")
-EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 WIKIPEDIA_ORIGIN_MS = 1_420_070_400_000  # 2015-01-01T00:00:00Z
 ML100K_WHEEL = "recbole==1.2.1"
 ML100K_MEMBERS = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
@@ -43,15 +43,6 @@ class DatasetError(ValueError):
 
 
 @dataclass
-class ItemInfo:
-    item_id: str
-    title: str | None = None
-    category: str | None = None
-    brand: str | None = None
-    price: float | None = None
-
-
-@dataclass
 class Dataset:
     """Events in time order (stable for ties), columnar; `items` holds the text known for each item."""
     name: str
@@ -59,7 +50,7 @@ class Dataset:
     items: list[str] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
     ts: list[int] = field(default_factory=list)  # epoch milliseconds
-    item_info: dict[str, ItemInfo] = field(default_factory=dict)
+    item_info: dict[str, Item] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -103,7 +94,7 @@ def load_rees46(data_dir: Path) -> Dataset:
             stamp = datetime.strptime(row["event_time"], "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=timezone.utc)
             item = row["product_id"]
             data.append(row["user_id"], item, mapping[row["event_type"]], int(stamp.timestamp() * 1000))
-            data.item_info[item] = ItemInfo(item, None, row["category_code"] or None, row["brand"] or None,
+            data.item_info[item] = Item(item, None, row["category_code"] or None, row["brand"] or None,
                                             float(row["price"]) if row["price"] else None)
     return data.sort_by_time()
 
@@ -150,7 +141,7 @@ def load_ml100k(data_dir: Path, cache_dir: Path) -> Dataset:
         for line in handle:
             item, title, year, genres = (line.rstrip("\n").split("\t") + ["", "", ""])[:4]
             title = f"{title} ({year})" if year else title
-            data.item_info[item] = ItemInfo(item, title or None, genres.replace(" ", ", ") or None)
+            data.item_info[item] = Item(item, title or None, genres.replace(" ", ", ") or None)
     return data.sort_by_time()
 
 
@@ -179,7 +170,7 @@ def load_events_csv(path: Path) -> Dataset:
                 raise DatasetError(f"{path}: line {line_no}: ts {ts!r} is not a number") from None
             data.append(user, item, event_type, int(stamp * 1000) if stamp < 1e11 else int(stamp))
             if has_text and len(row) == 5 and row[4].strip():
-                data.item_info[item] = ItemInfo(item, row[4].strip())
+                data.item_info[item] = Item(item, row[4].strip())
     if not len(data):
         raise DatasetError(f"{path}: no events after the header")
     return data.sort_by_time()

@@ -22,5 +22,4 @@ def select(data: Dataset, limit: int | None = None, now_ms: int | None = None) -
 
 
 def item_records(data: Dataset, wanted: set[str]) -> list[Item]:
-    return [Item(info.item_id, info.title, info.category, info.brand, info.price)
-            for item_id, info in data.item_info.items() if item_id in wanted]
+    return [item for item_id, item in data.item_info.items() if item_id in wanted]

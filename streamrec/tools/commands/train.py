@@ -33,10 +33,10 @@ def run(args, settings) -> int:
 
     import torch
 
-    from model_server.contract import InteractionBatch, ItemText
+    from model_server.contract import InteractionBatch
     from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
-    from model_server.tgat.train import Events, evaluate_stream
     from model_server.tgat.graph_state import type_index
+    from model_server.tgat.train import Events, evaluate_stream
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -58,7 +58,7 @@ def run(args, settings) -> int:
                           text=False if args.no_text else "auto")
     started = time.perf_counter()
     known = dict.fromkeys(whole.items)
-    texts = [ItemText(i, info.title, info.category, info.brand) for i in known if (info := data.item_info.get(i))]
+    texts = [data.item_info[i] for i in known if i in data.item_info]
     if texts:
         rec.observe_items(texts)
     print(f"{data.name}: {n} events ({len(train)} train / {len(validation)} validation / {len(test)} test), "

@@ -1,7 +1,8 @@
 import torch
 
 from model_server.baselines.cooccurrence import ItemCooccurrence
-from model_server.contract import InteractionBatch, ItemText
+from model_server.contract import InteractionBatch
+from stream.events import Item
 
 
 def batch(*events):
@@ -20,7 +21,7 @@ def test_items_bought_together_are_recommended_together():
 
 def test_scores_cover_the_whole_catalogue_including_items_without_events():
     model = ItemCooccurrence()
-    model.observe_items([ItemText("new-item", "A new thing")])
+    model.observe_items([Item("new-item", "A new thing")])
     model.observe(batch(("a", "x", "view", 1)))
     scores = model.score(["a", "stranger"])
     assert scores.shape == (2, 2)

