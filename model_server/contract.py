@@ -74,6 +74,13 @@ class _History:
 
 class Recommender(ABC):
     name: str = "recommender"
+    # -- what serving relies on besides the contract; the defaults describe a model with no cache ------------
+    device: torch.device = torch.device("cpu")
+    # True when observing an event again changes nothing (the state is a set of edges with their newest times):
+    # a live worker may then fold in replays and every partition's events (streamrec/runtime/worker.py)
+    observe_is_idempotent: bool = False
+    # fit() has already observed the validation part (the evaluation harness then does not observe it again)
+    observes_validation_in_fit: bool = False
 
     def __init__(self) -> None:
         self.users = IdMap()
@@ -108,6 +115,22 @@ class Recommender(ABC):
 
     def version(self) -> str:
         return "0"
+
+    @property
+    def staleness(self) -> int:
+        """Nodes whose cached embedding lags the state, until `sweep_stale` reaches them."""
+        return 0
+
+    def sweep_stale(self, max_nodes: int | None = None) -> int:
+        """Refreshes up to `max_nodes` stale nodes (all when None); returns how many."""
+        return 0
+
+    def rebuild_from_edges(self, users: Sequence[str], items: Sequence[str], types: Sequence[str],
+                           last_ts: Sequence[int]) -> None:
+        """Warm start of a new model from the graph store's edges (one per user, item and type, with its newest
+        time). By default each edge is observed once, in the order given; a model whose state is a set of edges
+        rebuilds it exactly (the temporal GAT)."""
+        self.observe(InteractionBatch(list(users), list(items), list(types), [int(t) for t in last_ts]))
 
     # -- shared serving helpers ----------------------------------------------------------------
     def top_k(self, users: Sequence[str], k: int, exclude: str = "purchased") -> tuple[torch.Tensor, torch.Tensor]:

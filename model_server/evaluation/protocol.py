@@ -155,7 +155,7 @@ def run_stream(model: Recommender, train: InteractionBatch, validation: Interact
     started = time.perf_counter()
     if fit:
         model.fit(train, validation)
-    if not (fit and getattr(model, "observes_validation_in_fit", False)):
+    if not (fit and model.observes_validation_in_fit):
         for part in batches(validation, batch_size):
             model.observe(part)
     fit_s = time.perf_counter() - started

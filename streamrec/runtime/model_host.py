@@ -6,40 +6,28 @@ the model's steps took 4-10x their standalone time under load (measured at 5,000
 observe 222 ms and rank 170 ms per 1,327-event batch in the worker, 20 ms and 51 ms standalone). In its own
 process the model has its own interpreter and core; the worker sends it events and gets list records back.
 
-One request at a time over a pipe (the worker never interleaves model calls). The host owns the serving
-model and, during a hot swap, the candidate being rebuilt. If the host dies, the client raises
-ModelHostDied and the worker stops (its orchestrator restarts it; unacked batches are delivered again).
+One request at a time over a pipe (the worker never interleaves model calls); the requests are declared in
+model_seam.py, the worker's side is model_client.py. The host owns the serving model and, during a hot swap,
+the candidate being rebuilt. If the host dies, the client raises ModelHostDied and the worker stops (its
+orchestrator restarts it; unacked batches are delivered again).
 """
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
-import multiprocessing
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+
+from stream.events import Interaction, Item
+
+from .model_seam import REQUESTS, GraphRow, ModelInfo, ModelService, Refreshed
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "model.pt"
 MAX_FANOUT = 512  # nodes re-embedded per micro-batch beyond its endpoints
-
-
-class ModelHostDied(RuntimeError):
-    pass
-
-
-@dataclass
-class ModelInfo:
-    name: str
-    version: str
-    refresh_is_idempotent: bool  # the state is a set of edges: seeing an event twice changes nothing
-    device: str
-    staleness: int = 0
-    gpu_memory_bytes: int | None = None
 
 
 def newest_checkpoint(model_dir: Path) -> Path | None:
@@ -89,19 +77,13 @@ def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
     return model
 
 
-def warm_start(model, edges: list[dict], items: list[dict]) -> None:
+def warm_start(model, edges: list[GraphRow], items: list[GraphRow]) -> None:
     """The model's state from the graph of record: item text first, then the interaction edges."""
-    from model_server.contract import InteractionBatch
-    from stream.events import Item
-
     if items:
         model.observe_items([Item(i["id"], i["title"], i["category"], i["brand"]) for i in items])
-    batch = InteractionBatch([e["user"] for e in edges], [e["item"] for e in edges], [e["type"] for e in edges],
-                             [int(e["last_ts"]) for e in edges])
-    if hasattr(model, "rebuild_from_edges"):
-        model.rebuild_from_edges(batch.users, batch.items, batch.types, batch.ts)
-    elif edges:
-        model.observe(batch)
+    if edges:
+        model.rebuild_from_edges([e["user"] for e in edges], [e["item"] for e in edges], [e["type"] for e in edges],
+                                 [int(e["last_ts"]) for e in edges])
 
 
 def freeze_heap() -> None:
@@ -114,7 +96,7 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-class ModelHost:
+class ModelHost(ModelService):
     """What the host process does with each request; also usable in-process (tests, tools)."""
 
     def __init__(self, settings, checkpoint: Path | None):
@@ -127,25 +109,22 @@ class ModelHost:
         self.model = load_recommender(settings, checkpoint)
         self.candidate = None
 
-    def info(self, model=None) -> ModelInfo:
-        model = model or self.model
-        device = getattr(model, "device", None)
+    def info(self) -> ModelInfo:
+        model = self.model
         gpu = None
-        if device is not None and getattr(device, "type", "") == "cuda":
+        if model.device.type == "cuda":
             import torch
 
-            gpu = int(torch.cuda.memory_allocated(device))
-        return ModelInfo(model.name, model.version(), bool(getattr(model, "observe_is_idempotent", False)),
-                         str(device or "cpu"), int(getattr(model, "staleness", 0)), gpu)
+            gpu = int(torch.cuda.memory_allocated(model.device))
+        return ModelInfo(model.name, model.version(), model.observe_is_idempotent, str(model.device),
+                         int(model.staleness), gpu)
 
-    def warm_start(self, edges: list[dict], items: list[dict]) -> ModelInfo:
+    def warm_start(self, edges: list[GraphRow], items: list[GraphRow]) -> ModelInfo:
         warm_start(self.model, edges, items)
         freeze_heap()
         return self.info()
 
-    def refresh(self, events: list, fresh: list) -> tuple[list[tuple[str, bytes]], dict[str, float]]:
-        """Folds the fresh events in and returns (user, list record) for every user of `events`, with the
-        seconds of each step."""
+    def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> Refreshed:
         from model_server.contract import InteractionBatch
         from stream.events import recommendation_record
 
@@ -162,36 +141,33 @@ class ModelHost:
         lists = model.recommend(users, self.settings.top_k, exclude=self.settings.exclude)
         seconds["rank"] = time.perf_counter() - started
         now_ms, version = int(time.time() * 1000), model.version()
-        return ([(user, recommendation_record(user, items, model=model.name, model_version=version,
-                                              last_event=last_event[user], published_ts=now_ms))
-                 for user, items in zip(users, lists)], seconds)
+        return Refreshed([(user, recommendation_record(user, items, model=model.name, model_version=version,
+                                                       last_event=last_event[user], published_ts=now_ms))
+                          for user, items in zip(users, lists)], seconds)
 
-    def observe(self, events: list) -> None:
-        """Folds in events of other workers' partitions (stream/replica.py): no lists."""
+    def observe(self, events: list[Interaction]) -> None:
         from model_server.contract import InteractionBatch
 
         self.model.observe(InteractionBatch.from_events(events))
 
-    def lookup(self, user: str, k: int) -> bytes | None:
-        """The user's list now, as the topic's record (no event behind it); None for a user never seen."""
+    def lookup(self, user_id: str, k: int) -> bytes | None:
         from stream.events import recommendation_record
 
         model = self.model
-        if model.users.get(user) < 0:
+        if model.users.get(user_id) < 0:
             return None
-        items = model.recommend([user], k, exclude=self.settings.exclude)[0]
-        return recommendation_record(user, items, model=model.name, model_version=model.version(), last_event=None,
+        items = model.recommend([user_id], k, exclude=self.settings.exclude)[0]
+        return recommendation_record(user_id, items, model=model.name, model_version=model.version(), last_event=None,
                                      published_ts=int(time.time() * 1000))
 
-    def observe_items(self, items: list) -> None:
+    def observe_items(self, items: list[Item]) -> None:
         self.model.observe_items(items)
 
     def sweep_stale(self, max_nodes: int) -> ModelInfo:
-        if hasattr(self.model, "sweep_stale"):
-            self.model.sweep_stale(max_nodes)
+        self.model.sweep_stale(max_nodes)
         return self.info()
 
-    def build_candidate(self, checkpoint: str, edges: list[dict], items: list[dict]) -> None:
+    def build_candidate(self, checkpoint: str, edges: list[GraphRow], items: list[GraphRow]) -> None:
         """Loads a newer checkpoint and rebuilds its state on a thread of this process, while this one keeps
         answering with the serving model; candidate_ready() tells when it is done."""
         def build():
@@ -202,7 +178,7 @@ class ModelHost:
         self.candidate = ThreadPoolExecutor(1, thread_name_prefix="candidate").submit(build)
 
     def candidate_ready(self) -> bool:
-        """False while building; True when built; raises what the build raised (the candidate is dropped)."""
+        """(A failed build's candidate is dropped.)"""
         if not self.candidate.done():
             return False
         if self.candidate.exception() is not None:
@@ -216,9 +192,9 @@ class ModelHost:
         return self.info()
 
 
-def _serve(connection, settings, checkpoint: Path | None) -> None:
-    """The host process: answers ("ok", result) or ("error", (what, traceback)) to each (method, args) until the
-    pipe closes (the worker stopped or died)."""
+def serve(connection, settings, checkpoint: Path | None) -> None:
+    """The host process: answers ("ok", result) or ("error", (what, traceback)) to each (request, args) until the
+    pipe closes (the worker stopped or died). Only the requests of the seam are answered."""
     logging.basicConfig(level=settings.log_level.upper(), format="[%(asctime)s] [model host] [%(levelname)s] %(message)s")
     try:
         host = ModelHost(settings, checkpoint)
@@ -226,71 +202,17 @@ def _serve(connection, settings, checkpoint: Path | None) -> None:
     except Exception as exc:
         connection.send(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
         return
+    handlers = {name: getattr(host, name) for name in REQUESTS}
     while True:
         try:
-            method, args = connection.recv()
+            request, args = connection.recv()
         except (EOFError, OSError):
             return
         try:
-            connection.send(("ok", getattr(host, method)(*args)))
+            handler = handlers.get(request)
+            if handler is None:
+                raise LookupError(f"no such request {request!r}: the model host answers {', '.join(REQUESTS)}")
+            connection.send(("ok", handler(*args)))
         except Exception as exc:  # the worker retries the call: the traceback once per call, at debug level
-            log.debug("%s failed", method, exc_info=True)
+            log.debug("%s failed", request, exc_info=True)
             connection.send(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
-
-
-# -- the worker's side -----------------------------------------------------------------------------
-class ModelHostError(RuntimeError):
-    """A call failed in the model process; `trace` is its traceback there (logged there at debug level)."""
-
-    def __init__(self, message: str, trace: str):
-        super().__init__(message)
-        self.trace = trace
-
-
-class ModelClient:
-    """Starts the host process and calls it; one call at a time, awaited on a thread that waits on the pipe."""
-
-    def __init__(self, settings, checkpoint: Path | None):
-        context = multiprocessing.get_context("spawn")  # a fork would copy the event loop's threads and sockets
-        self._connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, settings, checkpoint), name="streamrec-model",
-                                       daemon=True)
-        self.process.start()
-        child.close()
-        self._calls = ThreadPoolExecutor(1, thread_name_prefix="model-pipe")
-        try:
-            self.info: ModelInfo = self._answer()
-        except ModelHostError as failed:  # the model could not be loaded: its traceback is the operator's clue
-            log.error("the model process could not start:\n%s", failed.trace)
-            raise
-
-    def _answer(self):
-        try:
-            status, value = self._connection.recv()
-        except (EOFError, OSError) as exc:
-            raise ModelHostDied(f"the model process exited (code {self.process.exitcode})") from exc
-        if status == "error":
-            what, trace = value
-            raise ModelHostError(f"the model process failed: {what}", trace)
-        return value
-
-    def _call_blocking(self, method: str, args: tuple):
-        try:
-            self._connection.send((method, args))
-        except (BrokenPipeError, OSError) as exc:
-            raise ModelHostDied(f"the model process exited (code {self.process.exitcode})") from exc
-        return self._answer()
-
-    async def call(self, method: str, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._calls, self._call_blocking, method, args)
-
-    def call_from_thread(self, method: str, *args, timeout_s: float = 10.0):
-        """The same call from a thread other than the event loop's (the HTTP server's); it queues behind the
-        loop's calls on the one pipe."""
-        return self._calls.submit(self._call_blocking, method, args).result(timeout_s)
-
-    def close(self) -> None:
-        self._connection.close()
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.terminate()

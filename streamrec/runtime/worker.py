@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Awaitable, TypeVar
 
 from graph_store import GraphRejected, GraphStore
 from stream import metrics
@@ -16,16 +17,19 @@ from stream.replica import ReplicaFeed, committed_offsets
 from stream.retries import RecordsRejected
 from stream.topics import TopicNames, ensure_topics
 
-from .model_host import ModelClient, ModelHostDied, ModelInfo, newest_checkpoint, rejection
+from .model_client import ModelClient
+from .model_host import newest_checkpoint, rejection
+from .model_seam import ModelHostDied, ModelInfo
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SWEEP_NODES_PER_TICK = 2_048  # stale nodes refreshed per 1 s tick, between batches
 BROKER_WAIT_S = 15.0  # how long start-up waits for a broker that does not answer yet
 
 
 class Pipeline:
-    """What the worker does with a valid micro-batch (stream.app.BatchHandler). Model calls go to the model
+    """What the worker does with a valid micro-batch (stream.processing.BatchHandler). Model calls go to the model
     host process, one at a time; the event loop stays free for Kafka and the graph meanwhile."""
 
     def __init__(self, settings, model: ModelClient, checkpoint: Path | None, names: TopicNames | None = None):
@@ -53,9 +57,10 @@ class Pipeline:
     def warm(self) -> bool:
         return self._warm
 
-    async def _call(self, method: str, *args):
+    async def _model(self, request: Awaitable[T]) -> T:
+        """A request to the model process; its death stops the worker."""
         try:
-            return await self.model.call(method, *args)
+            return await request
         except ModelHostDied:
             log.critical("the model process died: stopping the worker (unacked batches are delivered again)")
             self.failure = "the model process died"  # the exit status says so to the orchestrator
@@ -79,7 +84,7 @@ class Pipeline:
             started = time.perf_counter()
             offsets = await self._committed_offsets()  # before the graph read: see stream/replica.py
             edges, items = await store.all_edges(), await store.items_with_text()
-            self.model.info = await self._call("warm_start", edges, items)
+            self.model.info = await self._model(self.model.warm_start(edges, items))
             log.info("warm start: %d edges from the graph store in %.2f s", len(edges), time.perf_counter() - started)
             self._follow_from(offsets)
             self._warm = True
@@ -108,7 +113,7 @@ class Pipeline:
 
     async def fold_followed(self, events: list[Interaction]) -> None:
         async with self._swapping:  # a swap's graph read and the events folded in never interleave
-            await self._call("observe", events)
+            await self._model(self.model.observe(events))
 
     def close(self) -> None:
         if self.feed is not None:
@@ -122,23 +127,23 @@ class Pipeline:
 
     async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> list[tuple[str, bytes]]:
         name = self.model.info.name
-        lists, seconds = await self._call("refresh", events, fresh)
-        for stage, value in seconds.items():
+        refreshed = await self._model(self.model.refresh(events, fresh))
+        for stage, value in refreshed.seconds.items():
             metrics.STAGE_SECONDS.labels(stage).observe(value)
-        metrics.LISTS_PUBLISHED.labels(name).inc(len(lists))
-        return lists
+        metrics.LISTS_PUBLISHED.labels(name).inc(len(refreshed.lists))
+        return refreshed.lists
 
     async def upsert_items(self, items: list[Item]) -> None:
         await self.start()
         async with self._swapping, graph_refusals():
             await (await self.store()).upsert_items(items)
-        await self._call("observe_items", items)
+        await self._model(self.model.observe_items(items))
 
     async def periodic(self) -> None:
         """Every second: sweep stale embeddings; every few seconds: look for a newer checkpoint."""
         if not self._warm:
             return
-        info = self.model.info = await self._call("sweep_stale", SWEEP_NODES_PER_TICK)
+        info = self.model.info = await self._model(self.model.sweep_stale(SWEEP_NODES_PER_TICK))
         metrics.STALE_NODES.set(info.staleness)
         if info.gpu_memory_bytes is not None:
             metrics.GPU_MEMORY.set(info.gpu_memory_bytes)
@@ -165,9 +170,9 @@ class Pipeline:
             store = await self.store()
             offsets = await self._committed_offsets()
             edges, items = await store.all_edges(), await store.items_with_text()
-            await self._call("build_candidate", str(checkpoint), edges, items)
+            await self._model(self.model.build_candidate(str(checkpoint), edges, items))
             try:
-                while not await self._call("candidate_ready"):
+                while not await self._model(self.model.candidate_ready()):
                     await asyncio.sleep(0.1)
             except ModelHostDied:
                 raise
@@ -175,7 +180,7 @@ class Pipeline:
                 metrics.CHECKPOINTS_REJECTED.inc()
                 log.exception("could not load %s; keeping %s %s", checkpoint, previous.name, previous.version)
                 return False
-            self.model.info = await self._call("promote_candidate")
+            self.model.info = await self._model(self.model.promote_candidate())
             self._follow_from(offsets)  # the new model's state ends at the graph read: follow again from there
         self._publish_model_info(self.model.info)
         log.info("swapped %s %s for %s %s (%d edges)", previous.name, previous.version, self.model.info.name,
@@ -236,7 +241,7 @@ def run_worker(settings) -> int:
     pipeline = Pipeline(settings, model, checkpoint, names)
     try:
         health = Health(settings, model_loaded=lambda: pipeline.warm and model.process.is_alive(),
-                        lookup=lambda user, k: model.call_from_thread("lookup", user, k))
+                        lookup=model.lookup_from_thread)
         health.serve(settings.metrics_host, settings.metrics_port)
         app = create_app(settings, pipeline, names, on_tick=health.tick)
         worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)

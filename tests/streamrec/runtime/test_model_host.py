@@ -7,7 +7,8 @@ import signal
 import pytest
 
 from stream.events import Interaction
-from streamrec.runtime.model_host import ModelClient, ModelHostDied
+from streamrec.runtime.model_client import ModelClient
+from streamrec.runtime.model_seam import ModelHostDied, ModelHostError
 from streamrec.runtime.settings import load_settings
 
 
@@ -25,19 +26,21 @@ def test_the_host_answers_in_its_own_process_and_its_death_is_reported(tmp_path)
 
         async def scenario():
             events = _events(0, [("a", "x"), ("a", "y"), ("b", "x"), ("b", "z")])
-            await client.call("warm_start", [], [])
-            lists, seconds = await client.call("refresh", events, events)
-            assert {"observe", "rank"} <= set(seconds)
-            records = {user: json.loads(value) for user, value in lists}
+            await client.warm_start([], [])
+            refreshed = await client.refresh(events, events)
+            assert {"observe", "rank"} <= set(refreshed.seconds)
+            records = {user: json.loads(value) for user, value in refreshed.lists}
             assert set(records) == {"a", "b"} and records["a"]["last_event_id"] == "e1"
             # co-occurrence: a's items are x, y; x was also bought with z by b, so z is recommended to a
             assert "z" in [entry["item_id"] for entry in records["a"]["items"]]
-            with pytest.raises(RuntimeError, match="AttributeError"):  # a failing call reports what failed there
-                await client.call("no_such_method")
+            assert json.loads(await client.lookup("a", 2))["user_id"] == "a" and await client.lookup("nobody", 2) is None
+            # only the seam's requests are answered; a failing one reports what failed there
+            with pytest.raises(ModelHostError, match="LookupError: no such request 'no_such_method'"):
+                await client._request("no_such_method")
             os.kill(client.process.pid, signal.SIGKILL)
             client.process.join(10)
             with pytest.raises(ModelHostDied):
-                await client.call("sweep_stale", 10)
+                await client.sweep_stale(10)
 
         asyncio.run(scenario())
     finally:
