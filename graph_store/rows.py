@@ -35,9 +35,23 @@ def source_of(event: EventLike) -> str:
     return f"{event.topic}/{event.partition}"
 
 
-def interaction_rows(events: Iterable[EventLike]) -> list[dict]:
-    grouped: dict[tuple, list[EventLike]] = defaultdict(list)
+def distinct_records(events: Iterable[EventLike]) -> list[EventLike]:
+    """The first event of each Kafka record (source, offset). One write may hold a record twice: after a
+    rebalance a partition is fetched again from its committed offset while the first copy still waits for the
+    graph (batches coalesce while a write runs); counted per offset, the record was applied twice."""
+    seen, distinct = set(), []
     for event in events:
+        record = (source_of(event), event.offset)
+        if record not in seen:
+            seen.add(record)
+            distinct.append(event)
+    return distinct
+
+
+def interaction_rows(events: Iterable[EventLike]) -> list[dict]:
+    """One row per edge and source; each Kafka record once."""
+    grouped: dict[tuple, list[EventLike]] = defaultdict(list)
+    for event in distinct_records(events):
         grouped[(event.user_id, event.item_id, event.type, source_of(event))].append(event)
     rows = []
     for (user, item, event_type, source), group in grouped.items():

@@ -9,7 +9,7 @@ from neo4j.exceptions import ConstraintError
 
 from . import queries
 from .errors import GraphUnavailable, classify, one_line
-from .rows import interaction_rows, item_rows, source_of
+from .rows import distinct_records, interaction_rows, item_rows, source_of
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class GraphStore:
             await self._run(statement)
 
     async def upsert_interactions(self, events) -> UpsertResult:
-        events = list(events)
+        events = distinct_records(events)  # a record's second copy in one write is never fresh
         rows = interaction_rows(events)
         if not rows:
             return UpsertResult([])

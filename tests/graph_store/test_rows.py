@@ -23,6 +23,15 @@ def test_events_of_one_edge_become_one_row_in_offset_order_with_suffix_extrema()
     assert by_key[("u", "i", "purchase")]["offsets"] == [15]
 
 
+def test_a_record_held_twice_by_one_write_is_one_offset():
+    # a batch and its redelivery after a rebalance, coalesced into one graph write
+    batch = [Event("u", "i", "view", 10, 0, 10), Event("u", "i", "view", 20, 0, 11), Event("u", "j", "view", 5, 0, 12)]
+    [first, second] = interaction_rows(batch + batch[1:])
+    assert (first["offsets"], second["offsets"]) == ([10, 11], [12])
+    # the same offset on another partition is another record
+    assert [r["offsets"] for r in interaction_rows([batch[0], Event("u", "i", "view", 10, 1, 10)])] == [[10], [10]]
+
+
 def test_last_item_record_wins():
     from stream.events import Item as I
 
