@@ -36,6 +36,9 @@ FOLLOW_LAG = Gauge("streamrec_follow_lag_events",
                    "Records of the input topic, over all partitions, not yet folded into this worker's model by the "
                    "replica feed (stream/replica.py); -1 while it is not running")
 FOLLOW_LAG.set(-1)
+FOLLOW_DELAY = Histogram("streamrec_follow_delay_seconds",
+                         "Event appended to Kafka until the replica feed folded it into this worker's model: how far "
+                         "this worker's lists lag behind other workers' partitions (stream/replica.py)", buckets=SECONDS)
 STALE_NODES = Gauge("streamrec_stale_nodes", "Nodes whose embedding awaits the background refresh")
 GPU_MEMORY = Gauge("streamrec_gpu_memory_bytes", "GPU memory allocated by the model (GPU hosts only)")
 CHECKPOINTS_REJECTED = Counter("streamrec_checkpoints_rejected_total",

@@ -114,6 +114,9 @@ class Pipeline:
     async def fold_followed(self, events: list[Interaction]) -> None:
         async with self._swapping:  # a swap's graph read and the events folded in never interleave
             await self._model(self.model.observe(events))
+        folded = time.time()
+        for event in events:
+            metrics.FOLLOW_DELAY.observe(max(0.0, folded - event.kafka_ts))
 
     def close(self) -> None:
         if self.feed is not None:
