@@ -67,6 +67,7 @@ class _Consumer(AIOKafkaConsumer):
 
 
 def faust_app(settings) -> faust.App:
+    (settings.home / "faust").mkdir(parents=True, exist_ok=True)  # Faust creates the app's folder, not its parents
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
@@ -76,6 +77,9 @@ def faust_app(settings) -> faust.App:
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         store="memory://",
+        # Faust keeps a folder per app (a lock and table state; ours are in memory): under STREAMREC_HOME, not
+        # in whatever folder the worker was started from
+        datadir=str(settings.home / "faust" / "{conf.name}-data"),
         web_enabled=False,
         web_host="127.0.0.1",
         topic_allow_declare=False,  # topics are created with our partitions and configs (stream/topics.py)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import quote
 
 from stream.replay import make_producer, replay
@@ -36,6 +37,8 @@ def test_a_users_list_on_request_from_the_http_port_and_the_cli(server_settings,
                             lambda rs: any(json.loads(r.value)["last_event_id"] == event_ids[-1] for r in rs))
     last = next(json.loads(r.value) for r in reversed(records) if json.loads(r.value)["last_event_id"] == event_ids[-1])
     port = worker.metrics_port
+    assert not (Path.cwd() / f"{unique}app-data").exists()  # Faust's folder is under STREAMREC_HOME, not here
+    assert (server_settings.home / "faust" / f"{unique}app-data").is_dir()
 
     # the stream's last user: nothing has happened since its list was published, so the list now is the same
     code, now = get(port, f"/recommendations/{quote(users[-1], safe='')}")
