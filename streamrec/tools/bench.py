@@ -1,46 +1,116 @@
-"""`streamrec bench`: freshness and throughput of the real pipeline at several input rates.
+"""`streamrec bench`: freshness and throughput of the real pipeline at several input rates and worker counts.
 
-For each rate, a fresh worker (the temporal GAT checkpoint, or the baseline) consumes a real data set
-replayed at that rate for a fixed time; a consumer of `recommendations` matches every list to the events it
-reflects (streamrec.tools.live.FreshnessTracker). Freshness = list received - event sent, on one machine's clock.
-Lag is counted, never read from the broker's end offsets: events sent minus events reflected by a list.
+For each worker count and rate, fresh workers of one consumer group (the temporal GAT checkpoint, or the
+baseline) consume a real data set replayed at that rate for a fixed time; a consumer of `recommendations`
+matches every list to the events it reflects (streamrec.tools.live.FreshnessTracker). Freshness = list
+received - event sent, on one machine's clock. Lag is counted, never read from the broker's end offsets:
+events sent minus events reflected by a list. The CPU of the workers and their model processes per event
+shows what more workers cost: each worker's model folds in every partition's events (stream/replica.py).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import Dataset
-from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals,
-                   wait_for_items)
-from .replay_source import item_records
+from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
+from .replay_source import item_records, select
 from .servers import running_local_services
 from ..runtime.settings import load_settings
 
 STAGES = ("intake", "arrival", "validate", "graph_upsert", "observe", "rank", "publish", "batch")
 SUSTAINABLE_P99_S = 1.0
+MEASURED_ROLES = ("worker", "model_host")  # the processes whose CPU per event is reported
 
 
 @dataclass
 class RateRun:
     rate: float
+    workers: int = 1
     samples: list[dict] = field(default_factory=list)  # time series: sent, reflected, processed, cpu, rss
     result: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.workers} worker{'s' if self.workers > 1 else ''}, {self.rate:g}/s"
+
+
+def run_slug(workers: int, rate: float) -> str:
+    """A run's part of its file names."""
+    return f"{workers}w-{rate:g}"
+
+
+def partitions_for(worker_counts: Sequence[int], at_least: int) -> int:
+    """The smallest multiple of every worker count that is at least `at_least`: Faust's assignor fills each
+    worker up to ceil(partitions / workers), so any other count leaves a worker with more partitions (or none)."""
+    step = math.lcm(*worker_counts)
+    return step * max(1, math.ceil(at_least / step))
+
+
+def process_name(role: str, index: int, count: int) -> str:
+    """"worker" with one worker, as before; "worker0", "worker1"... with several."""
+    return role if count == 1 else f"{role}{index}"
+
+
+def role_of(name: str) -> str:
+    return name.rstrip("0123456789")
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds of each named process so far; a process that has ended is left out. A
+    process's own times leave out its children's, so a worker's do not count its model process again."""
+    import psutil
+
+    spent = {}
+    for name, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        spent[name] = times.user + times.system
+    return spent
+
+
+def cpu_by_role(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds spent between two snapshots, summed per role ("worker0" and "worker1" count as "worker")."""
+    spent = {role: 0.0 for role in MEASURED_ROLES}
+    for name in before.keys() & after.keys():
+        role = role_of(name)
+        spent[role] = spent.get(role, 0.0) + after[name] - before[name]
+    return spent
+
+
+def cpu_ms_per_event(spent: dict[str, float], events: int) -> dict[str, float | None]:
+    """Milliseconds of CPU per event, per role and in total."""
+    def per_event(seconds):
+        return round(seconds / events * 1000, 3) if events else None
+
+    return {**{role: per_event(spent.get(role, 0.0)) for role in MEASURED_ROLES},
+            "total": per_event(sum(spent.get(role, 0.0) for role in MEASURED_ROLES))}
+
+
+def events_per_cpu_second(events: int, spent: dict[str, float]) -> float | None:
+    """Events per CPU second of the workers and their model processes: the efficiency per core."""
+    total = sum(spent.get(role, 0.0) for role in MEASURED_ROLES)
+    return round(events / total, 1) if total > 0 else None
 
 
 def cycled_columns(data: Dataset, n: int, run_id: str) -> dict:
     """n events: the data set in time order, repeated when n is larger. Event ids are unique per run; user and
-    item ids are the data set's own, so every run sees one data set's catalogue."""
-    m = len(data)
-    pick = [k % m for k in range(n)]
+    item ids are the data set's own, so every run sees one data set's catalogue. Times are the replay's
+    (replay_source.select): a data set recorded before 2000 is shifted, or the worker would reject every event."""
+    replayed = select(data)
+    pick = [k % len(data) for k in range(n)]
     return {"event_ids": [f"{run_id}{k}" for k in range(n)],
-            "users": [data.users[k] for k in pick], "items": [data.items[k] for k in pick],
-            "types": [data.types[k] for k in pick], "ts": [data.ts[k] for k in pick]}
+            **{name: [replayed[name][k] for k in pick] for name in ("users", "items", "types", "ts")}}
 
 
 class ProcessSampler(threading.Thread):
@@ -99,6 +169,57 @@ def model_host_pid(worker_pid: int) -> int | None:
     return None
 
 
+def start_group(env: dict, count: int, log_stem: Path, ready_timeout_s: float = 60.0) -> list[WorkerProcess]:
+    """`count` workers of one consumer group (the same app id and topics in `env`), each with its own /metrics
+    port, started one after the other, each until ready; then until every one answers ready again, since each
+    join moved the earlier workers' partitions. The started ones are stopped when a later one fails."""
+    group = [WorkerProcess({**env, "STREAMREC_METRICS_PORT": str(free_port())}, Path(f"{log_stem}-{k}.log"))
+             for k in range(count)]
+    try:
+        for worker in group:
+            worker.start(until_ready=True)
+        _wait_until(lambda: all(worker.ready() for worker in group), "every worker ready", ready_timeout_s)
+    except BaseException:
+        stop_group(group)
+        raise
+    return group
+
+
+def stop_group(group: list[WorkerProcess]) -> None:
+    for worker in group:
+        worker.stop()
+
+
+def group_pids(group: list[WorkerProcess]) -> dict[str, int]:
+    """The workers' and their model processes' pids, by process_name."""
+    pids = {}
+    for k, worker in enumerate(group):
+        pids[process_name("worker", k, len(group))] = worker.pid
+        model_host = model_host_pid(worker.pid)
+        if model_host:
+            pids[process_name("model_host", k, len(group))] = model_host
+    return pids
+
+
+def scrape_group(group: list[WorkerProcess]) -> list[tuple[str, dict, float]]:
+    """Every worker's samples, one list: the helpers below sum them by name."""
+    return [sample for worker in group for sample in scrape(worker.metrics_port)]
+
+
+def _wait_until(condition, what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not {what} within {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+def wait_for_group_items(group: list[WorkerProcess], count: int, timeout_s: float = 120.0) -> None:
+    """Until the workers together have applied `count` item records: each applies its own partitions' items."""
+    _wait_until(lambda: totals(scrape_group(group)).get("streamrec_items_total", 0.0) >= count,
+                f"applied the {count} item records", timeout_s)
+
+
 def _stage_seconds(samples) -> dict:
     sums, counts = {}, {}
     for name, labels, value in samples:
@@ -127,38 +248,45 @@ def _lag_slope(samples: list[dict], send_end: float) -> float | None:
 
 
 def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float, out_dir: Path, service_pids: dict,
-             drain_s: float = 30.0) -> RateRun:
+             workers: int = 1, drain_s: float = 30.0) -> RateRun:
     from stream.replay import make_producer, replay
     from stream.topics import TopicNames, ensure_topics
 
-    run = RateRun(rate)
-    prefix = f"r{int(rate)}-{int(time.time())}-"
+    run = RateRun(rate, workers)
+    prefix = f"w{workers}-r{int(rate)}-{int(time.time())}-"
     names = TopicNames.with_prefix(prefix)
-    worker_env = {**env, "STREAMREC_TOPIC_PREFIX": prefix, "STREAMREC_APP_ID": prefix + "bench",
-                  "STREAMREC_METRICS_PORT": str(free_port())}
+    # one consumer group: the same app id and topics, so the workers split the partitions between them
+    group_env = {**env, "STREAMREC_TOPIC_PREFIX": prefix, "STREAMREC_APP_ID": prefix + "bench"}
     ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
-    worker = WorkerProcess(worker_env, out_dir / f"worker-{int(rate)}.log").start(until_ready=True)
+    group = start_group(group_env, workers, out_dir / f"worker-{run_slug(workers, rate)}")
     columns = cycled_columns(data, int(rate * duration_s), prefix)
     tracker = FreshnessTracker(columns["event_ids"], columns["users"])
-    collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list, settings.kafka_client_options(),
-                              settings.fetch_max_wait_ms)
-    collector.start()
     items = item_records(data, set(data.items))
 
     def on_sample(sample):
+        metrics_now = scrape_group(group)
+        following = [v for name, _, v in metrics_now if name == "streamrec_follow_lag_events" and v >= 0]
         sample.update(sent=len(tracker.sent_times), reflected=len(tracker.freshness),
-                      processed=totals(scrape(worker.metrics_port)).get("streamrec_events_total", 0.0))
+                      processed=totals(metrics_now).get("streamrec_events_total", 0.0),
+                      follow_lag_max=max(following, default=None))
         run.samples.append(sample)
 
-    sampler = ProcessSampler({"worker": worker.pid, "model_host": model_host_pid(worker.pid), **service_pids,
-                              "bench": os.getpid()}, on_sample)
-    producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
-    try:
-        # items first, untimed: the clock starts when the worker has applied them (encoding a catalogue's text
+    measured = group_pids(group)
+    with ExitStack() as cleanup:  # undone in reverse: the producer, the collector, then the workers
+        cleanup.callback(stop_group, group)
+        collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list,
+                                  settings.kafka_client_options(), settings.fetch_max_wait_ms)
+        collector.start()
+        cleanup.callback(collector.stop)
+        sampler = ProcessSampler({**measured, **service_pids, "bench": os.getpid()}, on_sample)
+        producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
+        cleanup.callback(producer.close)
+        # items first, untimed: the clock starts when the workers have applied them (encoding a catalogue's text
         # takes seconds, which would otherwise land on the first timed events)
         replay(producer, names, event_ids=[], users=[], items=[], types=[], ts=[], item_records=items)
-        wait_for_items(worker.metrics_port, len(items))
+        wait_for_group_items(group, len(items))
         sampler.start()
+        cpu_before = cpu_seconds(measured)
         started = time.time()
         stats = replay(producer, names, rate=rate, sent_times=tracker.sent_times, **columns)
         send_end = time.time()
@@ -166,17 +294,16 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
         while len(tracker.freshness) < stats.events_sent and time.monotonic() < deadline:
             time.sleep(0.2)
         finished = time.time()
+        spent = cpu_by_role(cpu_before, cpu_seconds(measured))
         sampler.stopping.set()
         sampler.join(5)
-        metrics = scrape(worker.metrics_port)
-    finally:
-        producer.close()
-        collector.stop()
-        worker.stop()
+        metrics = scrape_group(group)
     freshness = tracker.summary()
     slope = _lag_slope(run.samples, send_end)
     reflected_in_window = sum(1 for t in tracker.reflected_at if t <= send_end)
     run.result = {
+        "workers": workers,
+        "partitions": settings.partitions,
         "target_rate": rate,
         "events_sent": stats.events_sent,
         "achieved_input_rate": round(stats.events_sent / (send_end - started), 1),
@@ -187,12 +314,21 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
         "freshness_s": {k: v for k, v in freshness.items() if k != "events_reflected"},
         "lag_slope_events_per_s": None if slope is None else round(slope, 1),
         "lists_received": collector.count,
-        # inside the worker: record appended to the broker -> its list acknowledged (histogram, interpolated);
+        # inside the workers: record appended to the broker -> its list acknowledged (histogram, interpolated);
         # the rest of the end-to-end figure is the producer, the broker's delivery and this consumer
         "worker_freshness_s": {f"p{round(q * 100)}_s": histogram_quantile(metrics, "streamrec_freshness_seconds", q)
                                for q in (0.5, 0.99)},
+        # how far a worker's model is behind the other workers' partitions (the replica feed, stream/replica.py)
+        "follow_delay_s": {f"p{round(q * 100)}_s": histogram_quantile(metrics, "streamrec_follow_delay_seconds", q)
+                           for q in (0.5, 0.99)},
+        "follow_lag_events_max": max((s["follow_lag_max"] for s in run.samples if s["follow_lag_max"] is not None),
+                                     default=None),
         "stage_ms_per_batch": _stage_seconds(metrics),
         "events_per_batch": _per_batch(metrics),
+        # from the timed input's start to the drain's end, summed over the workers (their model processes apart)
+        "cpu_seconds": {role: round(seconds, 2) for role, seconds in spent.items()},
+        "cpu_ms_per_event": cpu_ms_per_event(spent, stats.events_sent),
+        "events_per_cpu_second": events_per_cpu_second(freshness["events_reflected"], spent),
         "processes": sampler.summary(),
         "models": tracker.models,
     }
@@ -205,9 +341,14 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
 
 
 def histogram_quantile(samples, name: str, q: float) -> float | None:
-    """Prometheus-style quantile of a histogram: linear within the bucket that holds it."""
-    buckets = sorted((float(labels["le"]), value) for metric, labels, value in samples
-                     if metric == f"{name}_bucket" and labels.get("le") not in (None, "+Inf"))
+    """Prometheus-style quantile of a histogram: linear within the bucket that holds it. Samples of several
+    workers (each bound once per worker) are summed per bound first."""
+    cumulative_by_upper: dict[float, float] = {}
+    for metric, labels, value in samples:
+        if metric == f"{name}_bucket" and labels.get("le") not in (None, "+Inf"):
+            upper = float(labels["le"])
+            cumulative_by_upper[upper] = cumulative_by_upper.get(upper, 0.0) + value
+    buckets = sorted(cumulative_by_upper.items())
     total = sum(value for metric, _, value in samples if metric == f"{name}_count")
     if not total:
         return None
@@ -227,18 +368,20 @@ def _per_batch(samples) -> float | None:
 
 
 def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Path, model_dir: Path | None,
-              warmup_s: float = 10.0) -> dict:
+              warmup_s: float = 10.0, worker_counts: Sequence[int] = (1,)) -> dict:
     base = load_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
+    # one partition count for every run, so that runs differ in their worker count alone
+    partitions = partitions_for(worker_counts, base.partitions)
     runs = []
-    for rate in rates:
-        run = _run_on_fresh_servers(base, data, rate, duration_s, out_dir, model_dir, warmup_s)
-        r = run.result
-        print(f"bench:   input {r['achieved_input_rate']}/s, output {r['achieved_output_rate']}/s, freshness "
-              f"p50 {r['freshness_s']['p50_s']} s p99 {r['freshness_s']['p99_s']} s, "
-              f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}")
-        runs.append(run)
-    sustainable = [r.rate for r in runs if r.result["sustainable"]]
+    for workers in worker_counts:
+        for rate in rates:
+            run = _run_on_fresh_servers(base, data, rate, workers, partitions, duration_s, out_dir, model_dir,
+                                        warmup_s)
+            print(f"bench:   {run_line(run)}")
+            runs.append(run)
+    by_workers = highest_sustainable_rates([r.result for r in runs])
+    sustainable = [rate for rate in by_workers.values() if rate is not None]
     from model_server.evaluation.report import git_commit
 
     report = {
@@ -247,7 +390,9 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
         "stack": stack_description(base),
         "dataset": data.name, "checksums": data.checksums, "duration_s": duration_s, "warmup_s": warmup_s,
         "model_dir": str(model_dir) if model_dir else None,
+        "worker_counts": list(worker_counts), "partitions": partitions,
         "highest_sustainable_rate": max(sustainable) if sustainable else None,
+        "highest_sustainable_rate_by_workers": by_workers,
         "rule": f"p99 freshness < {SUSTAINABLE_P99_S} s, every event reflected within the drain time, input rate "
                 f">= 90% of target, lag not growing (slope <= 2% of the rate)",
         "machine": {"cpus": os.cpu_count()},
@@ -259,6 +404,26 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
     return report
 
 
+def run_line(run: RateRun) -> str:
+    r = run.result
+    cpu = r["cpu_ms_per_event"]
+    return (f"{run.label}: input {r['achieved_input_rate']}/s, output {r['achieved_output_rate']}/s, freshness "
+            f"p50 {r['freshness_s']['p50_s']} s p99 {r['freshness_s']['p99_s']} s, CPU per event {cpu['total']} ms "
+            f"(workers {cpu['worker']}, model hosts {cpu['model_host']}), "
+            f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}")
+
+
+def highest_sustainable_rates(results: list[dict]) -> dict[str, float | None]:
+    """Worker count (a string: a JSON key) -> the highest sustainable target rate, None where none was."""
+    best: dict[str, float | None] = {}
+    for r in results:
+        key = str(r["workers"])
+        best.setdefault(key, None)
+        if r["sustainable"]:
+            best[key] = max(best[key] or 0.0, r["target_rate"])  # rates are positive
+    return best
+
+
 def stack_description(settings) -> dict:
     """Which servers the runs used: the local stack's, or the user's own."""
     return {"local_stack": settings.local_stack if settings.uses_local_kafka or settings.uses_local_graph else None,
@@ -266,21 +431,25 @@ def stack_description(settings) -> dict:
             "graph": "local" if settings.uses_local_graph else settings.bolt_uri}
 
 
-def _run_on_fresh_servers(base, data: Dataset, rate: float, duration_s: float, out_dir: Path, model_dir: Path | None,
-                          warmup_s: float) -> RateRun:
-    """Each rate gets its own local servers (an empty graph: rates do not inherit each other's edges), a
-    warm-up that is not reported (the graph server's JVM compiles its hot paths during the first thousands of
-    upserts), then the measured run. Real servers (STREAMREC_KAFKA_BOOTSTRAP / _NEO4J_URI) are used as they are."""
-    env = isolated_env(base, out_dir / f"home-{rate:g}")
+def _run_on_fresh_servers(base, data: Dataset, rate: float, workers: int, partitions: int, duration_s: float,
+                          out_dir: Path, model_dir: Path | None, warmup_s: float) -> RateRun:
+    """Each run (worker count and rate) gets its own local servers (an empty graph: runs do not inherit each
+    other's edges), a warm-up that is not reported (the graph server's JVM compiles its hot paths during the
+    first thousands of upserts), then the measured run. Real servers (STREAMREC_KAFKA_BOOTSTRAP / _NEO4J_URI)
+    are used as they are."""
+    env = isolated_env(base, out_dir / f"home-{run_slug(workers, rate)}")
     env["STREAMREC_MODEL_DIR"] = str(model_dir or out_dir / "no-model")
+    env["STREAMREC_PARTITIONS"] = str(partitions)
     settings = load_settings(env)
     with running_local_services(settings, report=lambda line: print(f"bench: {line}")) as services:
         pids = {s.name: s.pid() for s in services}
         if warmup_s > 0:
-            print(f"bench: warm-up, {warmup_s:g} s at 500 events/s (not reported)")
+            # one worker: the warm-up is for the servers; the measured run starts workers of its own
+            print(f"bench: warm-up, {warmup_s:g} s at 500 events/s with 1 worker (not reported)")
             run_rate(settings, env, data, 500.0, warmup_s, out_dir, pids)
-        print(f"bench: {data.name} at {rate:g} events/s for {duration_s:g} s")
-        return run_rate(settings, env, data, rate, duration_s, out_dir, pids)
+        print(f"bench: {data.name} at {rate:g} events/s for {duration_s:g} s with {workers} worker(s), "
+              f"{partitions} partitions")
+        return run_rate(settings, env, data, rate, duration_s, out_dir, pids, workers)
 
 
 def _plot(runs: list[RateRun], out_dir: Path) -> None:
@@ -293,9 +462,9 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
     for run in runs:
         values = run.result["freshness_sorted_s"]
         if values:
-            ax.plot(values, [(k + 1) / len(values) for k in range(len(values))], label=f"{run.rate:g} events/s")
+            ax.plot(values, [(k + 1) / len(values) for k in range(len(values))], label=run.label)
     ax.set(xscale="log", xlabel="freshness (s): list received - event sent", ylabel="share of events",
-           title="Freshness CDF per input rate")
+           title="Freshness CDF per run (workers, input rate)")
     ax.axvline(SUSTAINABLE_P99_S, color="grey", linestyle=":")
     ax.legend()
     fig.tight_layout()
@@ -306,7 +475,7 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
     # the ages (intake, arrival) come before the batch is taken: bench.json only
     stages = [s for s in STAGES if s not in ("intake", "arrival", "batch")]
     bottom = [0.0] * len(runs)
-    labels = [f"{r.rate:g}/s" for r in runs]
+    labels = [r.label.replace(", ", "\n") for r in runs]  # two lines: several runs' labels fit side by side
     for stage in stages:
         values = [r.result["stage_ms_per_batch"].get(stage) or 0.0 for r in runs]
         ax.bar(labels, values, bottom=bottom, label=stage)
@@ -314,11 +483,11 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
     totals_ms = [r.result["stage_ms_per_batch"].get("batch") or 0.0 for r in runs]
     ax.scatter(labels, totals_ms, marker="_", s=3000, color="black", zorder=3,
                label="whole batch, taken -> acked\n(upsert and publish overlap the model)")
-    ax.set(ylabel="ms per micro-batch (mean)", title="Where a batch's time goes, per input rate")
+    ax.set(ylabel="ms per micro-batch (mean, every worker's batches)", title="Where a batch's time goes, per run")
     ax.set_ylim(0, 1.1 * max(totals_ms + bottom + [1.0]))
     # below the axes: inside, the legend hid the tallest bars
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize="small")
-    fig.subplots_adjust(bottom=0.25)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize="small")
+    fig.subplots_adjust(bottom=0.3)
     fig.savefig(out_dir / "stages.png", dpi=120)
     plt.close(fig)
 
@@ -327,9 +496,44 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
         if run.samples:
             t0 = run.samples[0]["t"]
             ax.plot([s["t"] - t0 for s in run.samples], [s["sent"] - s["reflected"] for s in run.samples],
-                    label=f"{run.rate:g} events/s")
+                    label=run.label)
     ax.set(xlabel="seconds", ylabel="events sent, not yet reflected by a list", title="Lag over time")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out_dir / "lag.png", dpi=120)
+    plt.close(fig)
+
+    _plot_workers(runs, out_dir / "workers.png", plt)
+
+
+def _plot_workers(runs: list[RateRun], path: Path, plt) -> None:
+    """Per worker count: the output rate (bars, one per input rate, labelled with the CPU per event) and the
+    freshness p99 (markers, on a second axis)."""
+    counts, rates = sorted({r.workers for r in runs}), sorted({r.rate for r in runs})
+    width = 0.8 / len(rates)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    right = ax.twinx()
+    for j, rate in enumerate(rates):
+        chosen = sorted((r for r in runs if r.rate == rate), key=lambda r: r.workers)
+        xs = [counts.index(r.workers) + (j - (len(rates) - 1) / 2) * width for r in chosen]
+        bars = ax.bar(xs, [r.result["achieved_output_rate"] for r in chosen], width, color=f"C{j}", alpha=0.6,
+                      label=f"output rate, {rate:g}/s in")
+        ax.bar_label(bars, [f"{r.result['cpu_ms_per_event']['total']} ms\nCPU/event" for r in chosen],
+                     fontsize="x-small")
+        p99 = [r.result["freshness_s"]["p99_s"] for r in chosen]
+        right.plot(xs, [math.nan if v is None else v for v in p99], marker="o", markeredgecolor="black",
+                   color=f"C{j}", linestyle="--", label=f"freshness p99, {rate:g}/s in")
+    right.axhline(SUSTAINABLE_P99_S, color="grey", linestyle=":", label=f"sustainable: p99 < {SUSTAINABLE_P99_S:g} s")
+    ax.set_xticks(range(len(counts)), [f"{n} worker{'s' if n > 1 else ''}" for n in counts])
+    ax.set(ylabel="events/s reflected by a list (bars)", title="Throughput and freshness per worker count")
+    ax.set_ylim(0, 1.2 * max([r.result["achieved_output_rate"] for r in runs] + [1.0]))  # room for the labels
+    right.set(ylabel="freshness p99, s (markers)")
+    right.set_ylim(bottom=0)
+    handles, names = ax.get_legend_handles_labels()
+    more_handles, more_names = right.get_legend_handles_labels()
+    # below the axes: inside, it covered the bars
+    ax.legend(handles + more_handles, names + more_names, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
+              fontsize="small")
+    fig.subplots_adjust(bottom=0.25, right=0.86)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
