@@ -82,6 +82,9 @@ def faust_app(settings) -> faust.App:
         datadir=str(settings.home / "faust" / "{conf.name}-data"),
         web_enabled=False,
         web_host="127.0.0.1",
+        # what the partition assignor tells every member about this one: the owner of a user's partition is
+        # found by its URL (Faust's topic routing); GET /recommendations/{user} redirects there
+        canonical_url=settings.http_url,
         topic_allow_declare=False,  # topics are created with our partitions and configs (stream/topics.py)
         topic_disable_leader=True,
         producer_acks=-1,

@@ -27,15 +27,20 @@ log = logging.getLogger(__name__)
 
 RECOMMENDATIONS = "/recommendations/"
 MAX_K = 1000  # as STREAMREC_TOP_K
+ROUTED = "routed"  # set on a redirect: the worker it reaches answers itself (an assignment in flux never loops)
 
 
 class Health:
     def __init__(self, settings, model_loaded=lambda: True, probe_interval_s: float = 5.0, stuck_after_s: float = 30.0,
-                 lookup: Callable[[str, int], bytes | None] | None = None):
-        """`lookup(user_id, k)`: the user's list record, or None for a user the model has never seen."""
+                 lookup: Callable[[str, int], bytes | None] | None = None,
+                 owner_of: Callable[[str], str | None] = lambda user_id: None):
+        """`lookup(user_id, k)`: the user's list record, or None for a user the model has never seen.
+        `owner_of(user_id)`: the HTTP URL of the worker that owns the user's partition when it is another one."""
         self.settings = settings
         self.model_loaded = model_loaded
         self.lookup = lookup
+        self.owner_of = owner_of
+        self._routing_failed = False  # said once in the log
         self.probe_interval_s = probe_interval_s
         self.stuck_after_s = stuck_after_s
         self.last_tick = time.monotonic()
@@ -81,8 +86,10 @@ class Health:
                 self.broker_ok = self.graph_ok = False
             self._stop.wait(self.probe_interval_s)
 
-    def recommendations(self, raw_path: str) -> tuple[int, bytes | dict]:
-        """(status, record or reason) for GET /recommendations/{user_id}?k=N; never raises."""
+    def recommendations(self, raw_path: str) -> tuple[int, bytes | dict | str]:
+        """(status, record, reason or the owner's URL) for GET /recommendations/{user_id}?k=N; never raises.
+        A user of another worker's partition is redirected to that worker (307), whose state has the user's
+        own latest events first; every worker's model follows every partition, so any answer converges."""
         parts = urlsplit(raw_path)
         try:
             user = unquote(parts.path[len(RECOMMENDATIONS):], errors="strict")
@@ -91,9 +98,13 @@ class Health:
         user, problem = normal_id(user)
         if not user or problem:
             return 400, {"error": f"user_id {problem or 'is missing'}", "user_id": user}
-        k_values = parse_qs(parts.query).get("k", [str(self.settings.top_k)])
+        query = parse_qs(parts.query)
+        k_values = query.get("k", [str(self.settings.top_k)])
         if len(k_values) != 1 or not k_values[0].isdigit() or not 1 <= int(k_values[0]) <= MAX_K:
             return 400, {"error": f"k must be one whole number from 1 to {MAX_K}", "k": k_values}
+        owner = None if ROUTED in query else self._owner(user)
+        if owner is not None:
+            return 307, f"{owner}{parts.path}?k={k_values[0]}&{ROUTED}=1"
         if not self.model_loaded():
             return 503, {"error": "the model's state is not loaded yet", "user_id": user}
         try:
@@ -104,6 +115,16 @@ class Health:
         if record is None:
             return 404, {"error": "unknown user: no event of this user has reached this worker", "user_id": user}
         return 200, record
+
+    def _owner(self, user: str) -> str | None:
+        try:
+            return self.owner_of(user)
+        except Exception as exc:  # this worker can answer too (its model follows every partition)
+            if not self._routing_failed:
+                self._routing_failed = True
+                log.warning("cannot find which worker owns a user (%s: %s): answering lookups here", type(exc).__name__,
+                            exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            return None
 
     def serve(self, host: str, port: int) -> ThreadingHTTPServer | None:
         """Starts the probes and the HTTP server in daemon threads; port 0 disables the endpoint."""
@@ -125,7 +146,12 @@ class Health:
                     self._json(200 if ready else 503, {"ready": ready, **status})
                 elif path.startswith(RECOMMENDATIONS) and health.lookup is not None:
                     code, body = health.recommendations(self.path)
-                    if isinstance(body, bytes):
+                    if code == 307:
+                        self.send_response(307)
+                        self.send_header("Location", body)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    elif isinstance(body, bytes):
                         self._send(code, body, "application/json")
                     else:
                         self._json(code, body)

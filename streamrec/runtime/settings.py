@@ -67,9 +67,16 @@ class Settings:
     torch_threads: int
     follow_all_partitions: bool  # every worker's model folds in every partition's events (stream/replica.py)
     metrics_host: str
+    advertised_host: str  # how the other workers reach this one's HTTP port (a lookup of a user it owns)
     metrics_port: int
     log_level: str
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def http_url(self) -> str:
+        """This worker's HTTP endpoint as the other workers of its group see it."""
+        host = f"[{self.advertised_host}]" if ":" in self.advertised_host else self.advertised_host
+        return f"http://{host}:{self.metrics_port}"
 
     @property
     def uses_local_kafka(self) -> bool:
@@ -218,7 +225,8 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         model_poll_s=r.number("MODEL_POLL_S", 10.0, 0.5, 86_400.0),
         torch_threads=r.integer("TORCH_THREADS", 1, 1, 1024),
         follow_all_partitions=r.choice("FOLLOW_ALL_PARTITIONS", "on", ("on", "off")) == "on",
-        metrics_host=_host(r, "METRICS_HOST", "127.0.0.1"),
+        metrics_host=(metrics_host := _host(r, "METRICS_HOST", "127.0.0.1")),
+        advertised_host=_host(r, "ADVERTISED_HOST", _reachable_name(metrics_host)),
         metrics_port=r.integer("METRICS_PORT", 9464, 0, 65535),
         log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),
         extra={k: v for k, v in env.items() if k.startswith(PREFIX)},
@@ -226,6 +234,14 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
     if r.problems:
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(r.problems))
     return settings
+
+
+def _reachable_name(bound_host: str) -> str:
+    """The address that bound_host can be reached at from elsewhere: a wildcard (every interface) is not one,
+    the machine's name is (a pod's hostname in Kubernetes)."""
+    import socket
+
+    return socket.gethostname() if bound_host in ("0.0.0.0", "::", "[::]") else bound_host
 
 
 def _is_host(text: str) -> bool:

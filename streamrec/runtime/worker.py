@@ -205,6 +205,24 @@ async def graph_refusals():
         raise RecordsRejected(str(refused)) from refused
 
 
+def owner_lookup(app, topic: str, own_url: str):
+    """user_id -> the URL of the worker that owns the user's partition of `topic`, None when it is this one or
+    not known yet (before the first assignment). Faust's assignor gives every member the group's assignment
+    with each member's URL (STREAMREC_ADVERTISED_HOST); the partition is the one every standard producer picks
+    for the key (Kafka's default partitioner: murmur2 of the key, as the Java client and kafka-python)."""
+    from kafka.partitioner.default import murmur2
+
+    def owner_of(user_id: str) -> str | None:
+        owners = {partition: str(url).rstrip("/") for url, topics in app.assignor.external_topics_metadata().items()
+                  for partition in topics.get(topic, ())}  # every partition of the topic has an owner
+        if not owners:
+            return None
+        url = owners.get((murmur2(user_id.encode()) & 0x7FFFFFFF) % len(owners))
+        return None if url == own_url else url
+
+    return owner_of
+
+
 class StartupError(RuntimeError):
     """The worker cannot start as configured; the message says what was tried and what to set."""
 
@@ -247,6 +265,7 @@ def run_worker(settings) -> int:
                         lookup=model.lookup_from_thread)
         health.serve(settings.metrics_host, settings.metrics_port)
         app = create_app(settings, pipeline, names, on_tick=health.tick)
+        health.owner_of = owner_lookup(app, names.interactions, settings.http_url)
         worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
         try:
             worker.execute_from_commandline()

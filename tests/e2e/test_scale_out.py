@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from urllib.parse import quote
+from http.client import HTTPConnection
 from urllib.request import urlopen
 
 from graph_store import GraphStore
@@ -35,11 +36,26 @@ def drained(workers: list[WorkerProcess], n_events: int) -> bool:
 
 
 def lists_of(worker: WorkerProcess, users: list[str]) -> dict[str, list[tuple[str, float]]]:
+    """Every user's list from this worker's own model (`routed=1`: answered here, not redirected to the owner)."""
     lists = {}
     for user in users:
-        with urlopen(f"http://127.0.0.1:{worker.metrics_port}/recommendations/{quote(user, safe='')}", timeout=30) as r:
+        path = f"/recommendations/{quote(user, safe='')}?routed=1"
+        with urlopen(f"http://127.0.0.1:{worker.metrics_port}{path}", timeout=30) as r:
             lists[user] = [(i["item_id"], i["score"]) for i in json.loads(r.read())["items"]]
     return lists
+
+
+def answers_for(workers: list[WorkerProcess], user: str) -> list[tuple[int, str | None]]:
+    """(status, Location) of GET /recommendations/{user} on each worker, redirects not followed."""
+    answers = []
+    for worker in workers:
+        connection = HTTPConnection("127.0.0.1", worker.metrics_port, timeout=30)
+        connection.request("GET", f"/recommendations/{quote(user, safe='')}")
+        response = connection.getresponse()
+        response.read()
+        answers.append((response.status, response.getheader("Location")))
+        connection.close()
+    return answers
 
 
 def same_list(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
@@ -70,7 +86,9 @@ def run_group(env: dict, bootstrap: str, prefix: str, n_workers: int, data, user
         assert drained(workers, len(users)), [w.log()[-2000:] for w in workers]
         owners = [scrape(w.metrics_port, 'streamrec_events_total{outcome="applied"') for w in workers]
         assert sum(owners) == len(users)  # each event applied once, by its partition's owner
-        return {k: lists_of(worker, sorted(set(users))) for k, worker in enumerate(workers)} | {"owners": owners}
+        routes = {user: answers_for(workers, user) for user in sorted(set(users))[:30]}
+        return {k: lists_of(worker, sorted(set(users))) for k, worker in enumerate(workers)} | \
+            {"owners": owners, "routes": routes, "ports": [w.metrics_port for w in workers]}
     finally:
         for worker in workers:
             worker.stop()
@@ -100,6 +118,13 @@ def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_pat
         differing = [u for u in reference if not same_list(reference[u], three[k][u])]
         assert differing == [], (k, len(differing), [(reference[u], three[k][u]) for u in differing[:2]])
     assert all(len(lst) > 0 for lst in reference.values())
+    # any worker may be asked for a user: its partition's owner answers, the other two redirect there
+    for user, answers in three["routes"].items():
+        statuses = [status for status, _ in answers]
+        assert sorted(statuses) == [200, 307, 307], (user, answers)
+        owner_port = three["ports"][statuses.index(200)]
+        assert all(location.startswith(f"http://127.0.0.1:{owner_port}/recommendations/") and "routed=1" in location
+                   for status, location in answers if status == 307), (user, answers)
 
 
 def test_workers_that_join_die_and_leave_mid_stream_lose_nothing_and_converge_again(own_servers, unique, tmp_path):
