@@ -52,9 +52,12 @@ def interaction_rows(events: Iterable[EventLike]) -> list[dict]:
     """One row per edge and source; each Kafka record once."""
     grouped: dict[tuple, list[EventLike]] = defaultdict(list)
     for event in distinct_records(events):
-        grouped[(event.user_id, event.item_id, event.type, source_of(event))].append(event)
+        grouped[(event.item_id, event.user_id, event.type, source_of(event))].append(event)
     rows = []
-    for (user, item, event_type, source), group in grouped.items():
+    # in item order: workers write different users but share items, and MERGE locks each item node (its index
+    # entry when it is new) in row order; one order for every writer leaves no cycle to deadlock on (Neo4j
+    # detected such deadlocks between three workers; they are retried, but cost a back-off each)
+    for (item, user, event_type, source), group in sorted(grouped.items(), key=lambda entry: entry[0]):
         group.sort(key=lambda e: e.offset)
         ts = [e.ts for e in group]
         lows, highs = _suffix_extrema(ts)

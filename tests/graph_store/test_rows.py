@@ -32,6 +32,12 @@ def test_a_record_held_twice_by_one_write_is_one_offset():
     assert [r["offsets"] for r in interaction_rows([batch[0], Event("u", "i", "view", 10, 1, 10)])] == [[10], [10]]
 
 
+def test_rows_go_in_item_order_so_that_every_writer_locks_items_in_one_order():
+    rows = interaction_rows([Event("u2", "i9", "view", 1, 0, 1), Event("u1", "i3", "view", 2, 0, 2),
+                             Event("u2", "i3", "view", 3, 0, 3), Event("u1", "i5", "view", 4, 0, 4)])
+    assert [(r["item"], r["user"]) for r in rows] == [("i3", "u1"), ("i3", "u2"), ("i5", "u1"), ("i9", "u2")]
+
+
 def test_last_item_record_wins():
     from stream.events import Item as I
 
