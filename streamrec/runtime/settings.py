@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 PREFIX = "STREAMREC_"
+# read by the tools or filled into the deploy files' templates, not by these settings
+OTHER_VARIABLES = ("JARS_DIR", "TOOLS_BIN", "IMAGE", "CUDA_IMAGE", "WORKERS", "GPU_WORKERS", "WORKER_CPUS",
+                   "WORKER_MEMORY")
 EXCLUDE_POLICIES = ("none", "purchased", "seen")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -71,6 +74,7 @@ class Settings:
     metrics_port: int
     log_level: str
     extra: Mapping[str, str] = field(default_factory=dict)
+    unknown_variables: tuple[str, ...] = ()  # one warning per STREAMREC_* variable no setting reads
 
     @property
     def http_url(self) -> str:
@@ -121,8 +125,10 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]):
         self.env = env
         self.problems: list[str] = []
+        self.names: set[str] = set(OTHER_VARIABLES)  # every name looked up
 
     def raw(self, name: str) -> str | None:
+        self.names.add(name)
         value = self.env.get(PREFIX + name)
         return value if value not in (None, "") else None
 
@@ -230,10 +236,23 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         metrics_port=r.integer("METRICS_PORT", 9464, 0, 65535),
         log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),
         extra={k: v for k, v in env.items() if k.startswith(PREFIX)},
+        unknown_variables=_unknown_variables(env, r.names),
     )
     if r.problems:
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(r.problems))
     return settings
+
+
+def _unknown_variables(env: Mapping[str, str], known: set[str]) -> tuple[str, ...]:
+    """A misspelt variable would be ignored in silence: say so, with the nearest known name."""
+    import difflib
+
+    warnings = []
+    for variable in sorted(k for k in env if k.startswith(PREFIX) and k[len(PREFIX):] not in known):
+        nearest = difflib.get_close_matches(variable[len(PREFIX):], sorted(known), n=1, cutoff=0.6)
+        hint = f": did you mean {PREFIX}{nearest[0]}?" if nearest else " (README, Configuration, lists the settings)"
+        warnings.append(f"{variable} is not a streamrec setting and is ignored{hint}")
+    return tuple(warnings)
 
 
 def _reachable_name(bound_host: str) -> str:

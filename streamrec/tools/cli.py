@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("kafka", "aiokafka", "neo4j"):  # client libraries log every connection at INFO
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    for warning in settings.unknown_variables:
+        logging.getLogger("streamrec").warning(warning)
     return int(modules[args.command].run(args, settings) or 0)
 
 

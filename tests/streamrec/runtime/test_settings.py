@@ -110,3 +110,23 @@ def test_the_topic_prefix_holds_only_kafkas_topic_name_characters(tmp_path):
     assert load_settings({"STREAMREC_TOPIC_PREFIX": "shop-1.eu_"}, cwd=tmp_path).topic_prefix == "shop-1.eu_"
     with pytest.raises(SettingsError, match=r"STREAMREC_TOPIC_PREFIX='bad prefix/': may hold only letters, digits"):
         load_settings({"STREAMREC_TOPIC_PREFIX": "bad prefix/"}, cwd=tmp_path)
+
+
+def test_a_misspelt_variable_is_named_with_the_nearest_setting():
+    warnings = load_settings({"STREAMREC_TOPK": "5", "STREAMREC_NEO4J_PASWORD": "x", "STREAMREC_QQQ": "1"}).unknown_variables
+    assert warnings == (
+        "STREAMREC_NEO4J_PASWORD is not a streamrec setting and is ignored: did you mean STREAMREC_NEO4J_PASSWORD?",
+        "STREAMREC_QQQ is not a streamrec setting and is ignored (README, Configuration, lists the settings)",
+        "STREAMREC_TOPK is not a streamrec setting and is ignored: did you mean STREAMREC_TOP_K?")
+
+
+def test_no_variable_the_project_names_is_called_unknown():
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    texts = [repo / "README.md", *repo.glob("deploy/**/*.y*ml"), *repo.glob("deploy/*.sh"), *repo.glob("streamrec/**/*.py"),
+             *repo.glob("stream/*.py")]
+    names = {name for path in texts for name in re.findall(r"STREAMREC_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
+    assert len(names) > 30
+    assert load_settings({name: "" for name in names}).unknown_variables == ()
