@@ -1,2 +1,1 @@
-"""streamrec: the composition point that wires stream/, graph_store/ and model_server/ together."""
-__version__ = "0.1.0"
+"""streamrec: a streaming recommender. runtime/ is what a worker runs; tools/ is the command line around it."""
