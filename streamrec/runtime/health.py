@@ -87,8 +87,8 @@ class Health:
             self._stop.wait(self.probe_interval_s)
 
     def recommendations(self, raw_path: str) -> tuple[int, bytes | dict | str]:
-        """(status, record, reason or the owner's URL) for GET /recommendations/{user_id}?k=N; never raises.
-        A user of another worker's partition is redirected to that worker (307), whose state has the user's
+        """(status, the record | a JSON reason | the owner's URL) for GET /recommendations/{user_id}?k=N; never
+        raises. A user of another worker's partition is redirected to that worker (307), whose state has the user's
         own latest events first; every worker's model follows every partition, so any answer converges."""
         parts = urlsplit(raw_path)
         try:
