@@ -8,7 +8,7 @@ catalogue the same way (items in order of first appearance) and the evaluation h
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch

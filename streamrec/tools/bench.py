@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import Dataset
-from .live import FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals
+from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals,
+                   wait_for_items)
 from .replay_source import item_records, select
 from .servers import running_local_services
 from ..runtime.settings import load_settings
@@ -214,12 +215,6 @@ def _wait_until(condition, what: str, timeout_s: float) -> None:
         time.sleep(0.2)
 
 
-def wait_for_group_items(group: list[WorkerProcess], count: int, timeout_s: float = 120.0) -> None:
-    """Until the workers together have applied `count` item records: each applies its own partitions' items."""
-    _wait_until(lambda: totals(scrape_group(group)).get("streamrec_items_total", 0.0) >= count,
-                f"applied the {count} item records", timeout_s)
-
-
 def _stage_seconds(samples) -> dict:
     sums, counts = {}, {}
     for name, labels, value in samples:
@@ -284,7 +279,7 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
         # items first, untimed: the clock starts when the workers have applied them (encoding a catalogue's text
         # takes seconds, which would otherwise land on the first timed events)
         replay(producer, names, event_ids=[], users=[], items=[], types=[], ts=[], item_records=items)
-        wait_for_group_items(group, len(items))
+        wait_for_items([worker.metrics_port for worker in group], len(items))
         sampler.start()
         cpu_before = cpu_seconds(measured)
         started = time.time()

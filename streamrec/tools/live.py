@@ -67,12 +67,14 @@ def totals(samples: list[tuple[str, dict, float]]) -> dict[str, float]:
     return out
 
 
-def wait_for_count(metrics_port: int, metric: str, count: float, what: str, timeout_s: float = 120.0,
+def wait_for_count(metrics_ports: int | list[int], metric: str, count: float, what: str, timeout_s: float = 120.0,
                    alive: Callable[[], bool] = lambda: True) -> None:
-    """Until the worker's counter `metric` (summed over its labels) reaches `count`; raises, naming `what`, when
-    it does not within `timeout_s` or when `alive()` turns false."""
+    """Until the counter `metric`, summed over its labels and over the workers of `metrics_ports` (one or a
+    list), reaches `count`; raises, naming `what`, when it does not within `timeout_s` or when `alive()` turns
+    false."""
+    ports = [metrics_ports] if isinstance(metrics_ports, int) else metrics_ports
     deadline = time.monotonic() + timeout_s
-    while totals(scrape(metrics_port)).get(metric, 0.0) < count:
+    while sum(totals(scrape(port)).get(metric, 0.0) for port in ports) < count:
         if not alive():
             raise RuntimeError(f"the worker exited before it had {what}")
         if time.monotonic() > deadline:
@@ -80,10 +82,11 @@ def wait_for_count(metrics_port: int, metric: str, count: float, what: str, time
         time.sleep(0.2)
 
 
-def wait_for_items(metrics_port: int, count: int, timeout_s: float = 120.0) -> None:
-    """Until the worker has applied `count` item records (their text encoded): encoding a catalogue takes
-    seconds, which would otherwise land on the first measured events."""
-    wait_for_count(metrics_port, "streamrec_items_total", count, f"applied the {count} item records", timeout_s)
+def wait_for_items(metrics_ports: int | list[int], count: int, timeout_s: float = 120.0) -> None:
+    """Until the worker (or the workers together: each applies its own partitions' items) has applied `count`
+    item records (their text encoded): encoding a catalogue takes seconds, which would otherwise land on the
+    first measured events."""
+    wait_for_count(metrics_ports, "streamrec_items_total", count, f"applied the {count} item records", timeout_s)
 
 
 class WorkerProcess:

@@ -1,7 +1,6 @@
 """The worker's /healthz and /readyz against real servers that go down and come back; a batch that arrives
 while the graph server is down is retried, not lost, and Neo4j restarted keeps every edge."""
 import asyncio
-import json
 import time
 from urllib.request import urlopen
 
