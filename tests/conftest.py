@@ -57,6 +57,23 @@ def poison_edge(settings, user: str, item: str) -> None:
     asyncio.run(write())
 
 
+def consume_until(bootstrap: str, topic: str, done, timeout_s: float = 120.0) -> list:
+    """Every record of `topic` from the start until `done(records)` holds or the time is up."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=None, consumer_timeout_ms=1000)
+    records = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not done(records):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
 def wait_for(predicate, timeout_s: float = 60.0, interval_s: float = 0.5):
     """Polls until `predicate()` is truthy; returns its last value."""
     deadline = time.monotonic() + timeout_s

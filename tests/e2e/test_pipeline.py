@@ -17,6 +17,7 @@ from stream.topics import TopicNames
 from streamrec.tools.replay_source import item_records
 
 import real_events
+from conftest import consume_until  # noqa: F401 (the other end-to-end tests import it from here)
 
 N_EVENTS = 3000
 MALFORMED = [  # (value, expected reason)
@@ -39,22 +40,6 @@ def events():
     data = real_events.first(real_events.with_repeats(real_events.spread(2600)), N_EVENTS)
     assert len(data) == N_EVENTS
     return data
-
-
-def consume_until(bootstrap: str, topic: str, done, timeout_s: float = 120.0) -> list:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=1000)
-    records = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not done(records):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
 
 
 def graph_edges(settings, users: list[str]) -> dict:
@@ -115,8 +100,9 @@ def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
     # every user with a valid event received a list, in the documented format
     assert {json.loads(r.value)["user_id"] for r in lists} == expected_users
     sample = json.loads(lists[-1].value)
-    assert set(sample) == {"user_id", "items", "model", "model_version", "last_event_id", "event_ts", "published_ts"}
-    assert sample["model"] == "cooccurrence" and 0 < len(sample["items"]) <= 20
+    assert set(sample) == {"user_id", "items", "model", "model_version", "model_version_name", "last_event_id",
+                           "event_ts", "published_ts"}
+    assert sample["model"] == "cooccurrence" and sample["model_version_name"] is None and 0 < len(sample["items"]) <= 20
     assert all(set(entry) >= {"item_id", "score"} for entry in sample["items"])
     assert lists[-1].key.decode() == sample["user_id"]
 
