@@ -46,6 +46,18 @@ def chronological_split(n_events: int, ratios: Sequence[float] = SPLIT) -> tuple
     return train_end, validation_end
 
 
+def smallest_splittable(ratios: Sequence[float] = SPLIT) -> int:
+    """The fewest events whose chronological split leaves at least one event in each of the three parts."""
+    if min(ratios) <= 0:
+        raise ValueError(f"every split ratio must be positive, got {ratios}")
+    n_events = 3
+    while True:
+        train_end, validation_end = chronological_split(n_events, ratios)
+        if 0 < train_end < validation_end < n_events:
+            return n_events
+        n_events += 1
+
+
 def split_stream(stream: InteractionBatch, ratios: Sequence[float] = SPLIT):
     """(train, validation, test) InteractionBatches."""
     if any(b < a for a, b in zip(stream.ts, stream.ts[1:])):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -363,7 +362,7 @@ def _per_batch(samples) -> float | None:
 
 
 def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Path, model_dir: Path | None,
-              warmup_s: float = 10.0, worker_counts: Sequence[int] = (1,)) -> dict:
+              warmup_s: float = 10.0, worker_counts: Sequence[int] = (1,), command: str = "") -> dict:
     base = load_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
     # one partition count for every run, so that runs differ in their worker count alone
@@ -380,7 +379,7 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
     from model_server.evaluation.report import git_commit
 
     report = {
-        "command": "streamrec " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name == "streamrec" else " ".join(sys.argv),
+        "command": command,
         "git": git_commit(Path(__file__).resolve().parent),
         "stack": stack_description(base),
         "dataset": data.name, "checksums": data.checksums, "duration_s": duration_s, "warmup_s": warmup_s,

@@ -7,6 +7,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import shlex
 import sys
 
 from . import commands
@@ -28,6 +29,22 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Appends "(default: …)" to the help of every option whose help does not already say its default, so that
+    every command's --help shows them and no command spells the common case out. Options that default to None
+    or off mean something that has no value to print ("every event", "torch's choice"): their help says it."""
+    for action in parser._actions:
+        if (not action.option_strings or action.help == argparse.SUPPRESS or "default" in (action.help or "")
+                or any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS))):
+            continue
+        action.help = f"{action.help or ''} (default: %(default)s)".lstrip()
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as a user would type it again (shell-quoted), whichever path or interpreter started it."""
+    return shlex.join(["streamrec", *argv])
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(prog="streamrec", description="Streaming real-time recommender.")
     parser.add_argument("--version", action="version", version=f"streamrec {_version()}")
@@ -35,13 +52,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     modules = {}
     for module in _command_modules():
         modules[module.NAME] = module
-        module.configure(sub.add_parser(module.NAME, help=module.HELP, description=module.HELP))
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.configure(command)
+        show_defaults(command)
     return parser, modules
 
 
 def main(argv: list[str] | None = None) -> int:
     parser, modules = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.command_line = command_line(argv)  # for the reports
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -47,7 +47,7 @@ def ensure_demo_checkpoint(dataset: str, home: Path, epochs: int = 2) -> Path:
 
 
 def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path, use_model: bool = True,
-             warmup: int = 3000) -> dict:
+             warmup: int = 3000, progress: bool = True) -> dict:
     from graph_store import GraphStore
     from stream.replay import make_producer, replay
     from stream.topics import TopicNames, ensure_topics
@@ -94,7 +94,7 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
                                       kwargs=dict(rate=rate, sent_times=tracker.sent_times, **timed))
             started = time.time()
             sender.start()
-            _follow_progress(worker, sender, tracker, collector, n_events)
+            _follow_progress(worker, sender, tracker, collector, n_events, progress)
             sender.join()
             producer.close()
             elapsed = time.time() - started
@@ -147,11 +147,11 @@ def _wait_until_processed(worker: WorkerProcess, n_events: int, timeout_s: float
 
 
 def _follow_progress(worker: WorkerProcess, sender: threading.Thread, tracker: FreshnessTracker,
-                     collector: ListCollector, n_events: int) -> None:
-    """A progress bar of the events the worker has processed, until all of them are."""
+                     collector: ListCollector, n_events: int, progress: bool = True) -> None:
+    """A progress bar (hidden unless `progress`) of the events the worker has processed, until all of them are."""
     from tqdm import tqdm
 
-    with tqdm(total=n_events, unit="ev", desc="processed") as bar:
+    with tqdm(total=n_events, unit="ev", desc="processed", disable=not progress) as bar:
         processed = 0.0
         idle_since = time.monotonic()
         while processed < n_events:

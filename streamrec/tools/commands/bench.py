@@ -58,7 +58,8 @@ def run(args, settings) -> int:
         return 2
     else:
         model_dir = ensure_demo_checkpoint(args.dataset, settings.home)
-    report = run_bench(data, rates, args.duration, Path(args.out), model_dir, args.warmup, worker_counts)
+    report = run_bench(data, rates, args.duration, Path(args.out), model_dir, args.warmup, worker_counts,
+                       command=args.command_line)
     summary = {f"{r['workers']} workers @ {r['target_rate']:g}": {k: r[k] for k in (
         "achieved_input_rate", "achieved_output_rate", "freshness_s", "cpu_ms_per_event", "events_per_cpu_second",
         "sustainable")} for r in report["runs"]}

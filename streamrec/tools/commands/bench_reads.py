@@ -1,6 +1,7 @@
 NAME = "bench-reads"
 HELP = "time every graph read (neighbourhoods of hubs and leaves, the warm start) on a fresh local graph server"
 
+OUT_FOLDER = "bench-reads"  # under STREAMREC_HOME unless --out
 SYNTHETIC_NOTE = "synthetic hub: one item with --hub-users users, beyond the real sets' largest degree"
 
 
@@ -9,8 +10,10 @@ def configure(parser):
     parser.add_argument("--hub-users", type=int, default=20_000, help="users of the synthetic hub item (0: none)")
     parser.add_argument("--k", type=int, default=20, help="neighbours per node, as the model reads them")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per read (after 5 untimed)")
-    parser.add_argument("--out", default=None, help="folder for bench_reads.json and .png (default: $HOME/bench-reads)")
-    parser.add_argument("--table", nargs="+", metavar="DIR", help="print the README table of earlier runs instead")
+    parser.add_argument("--out", default=None,
+                        help=f"folder for bench_reads.json and .png (default: <STREAMREC_HOME>/{OUT_FOLDER})")
+    parser.add_argument("--table", nargs="+", metavar="DIR",
+                        help="print the README table of earlier runs instead (default: measure)")
 
 
 def _events(dataset, hub_users: int):
@@ -102,7 +105,6 @@ def table(reports: list[dict]) -> str:
 def run(args, settings) -> int:
     import asyncio
     import json
-    import sys
     from pathlib import Path
 
     from model_server.evaluation.report import git_commit
@@ -120,7 +122,7 @@ def run(args, settings) -> int:
     except DatasetError as exc:
         print(f"streamrec bench-reads: {exc}")
         return 2
-    out = Path(args.out) if args.out else settings.home / "bench-reads"
+    out = Path(args.out) if args.out else settings.home / OUT_FOLDER
     out.mkdir(parents=True, exist_ok=True)
     env = isolated_env(settings, out / "home")
     env.setdefault("STREAMREC_KAFKA_BOOTSTRAP", "127.0.0.1:9")  # no broker is needed: start none
@@ -128,7 +130,7 @@ def run(args, settings) -> int:
     with running_local_services(fresh, report=lambda line: print(f"bench-reads: {line}")) as services:
         rows, size = asyncio.run(_measure(fresh, dataset, args))
         versions = {s.name: s.version() for s in services}
-    report = {"command": "streamrec bench-reads " + " ".join(sys.argv[2:]), "git": git_commit(Path(__file__).parent),
+    report = {"command": args.command_line, "git": git_commit(Path(__file__).parent),
               "stack": stack_description(settings) | {"servers": versions}, "dataset": dataset.name,
               "checksums": dataset.checksums, "graph": size, "k": args.k, "repeats": args.repeats,
               "synthetic": SYNTHETIC_NOTE if args.hub_users else None,

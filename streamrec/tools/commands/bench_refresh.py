@@ -1,20 +1,26 @@
+from ._options import add_device_argument, add_threads_argument
+
 NAME = "bench-refresh"
 HELP = "measure one incremental re-embedding per event against a full recompute at 10k/100k/1M edges"
 
+OUT_FOLDER = "bench"  # under STREAMREC_HOME unless --out
 SYNTHETIC_NOTE = ("1M: synthetic edges (Zipf item popularity, 200k users, 20k items), because the real data "
                   "sets here hold at most 157k events")
 
 
 def configure(parser):
-    parser.add_argument("--out", default=None, help="folder for bench_refresh.json and .png (default: $HOME/bench)")
+    parser.add_argument("--out", default=None,
+                        help=f"folder for bench_refresh.json and .png (default: <STREAMREC_HOME>/{OUT_FOLDER})")
     parser.add_argument("--scales", default="10000,100000,1000000", help="edge counts (events folded in)")
     parser.add_argument("--events", type=int, default=200, help="events timed per scale and micro-batch size")
     parser.add_argument("--batch-sizes", default="1,100", help="micro-batch sizes: one refresh per micro-batch")
     parser.add_argument("--repeats", type=int, default=3, help="full recomputes timed per scale (median)")
-    parser.add_argument("--checkpoint", default=None, help="use trained weights (cost does not depend on them)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--max-fanout", type=int, default=2048)
+    parser.add_argument("--checkpoint", default=None,
+                        help="use trained weights (default: untrained; the cost does not depend on them)")
+    add_device_argument(parser)
+    add_threads_argument(parser)
+    parser.add_argument("--max-fanout", type=int, default=2048,
+                        help="most nodes re-embedded per micro-batch; the rest are marked stale and swept later")
 
 
 def _synthetic(n: int, seed: int = 0, users: int = 200_000, items: int = 20_000):
@@ -70,7 +76,7 @@ def run(args, settings) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else settings.home / "bench"
+    out = Path(args.out) if args.out else settings.home / OUT_FOLDER
     out.mkdir(parents=True, exist_ok=True)
     scales = [int(s) for s in args.scales.split(",")]
     batch_sizes = [int(s) for s in args.batch_sizes.split(",")]

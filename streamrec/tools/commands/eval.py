@@ -1,3 +1,4 @@
+from ._options import add_device_argument, add_limit_argument, add_progress_argument, add_threads_argument
 from ._source import add_source_arguments, load_source
 
 NAME = "eval"
@@ -9,21 +10,21 @@ DEFAULT_MODELS = "streamrec,static_gat,pop,recent_pop,edgebank,edgebank_window,i
 def configure(parser):
     add_source_arguments(parser)
     parser.add_argument("--models", default=DEFAULT_MODELS,
-                        help=f"comma-separated, from: streamrec, pop, recent_pop, edgebank, edgebank_window, itemknn, "
-                             f"static_gat, tgn (default {DEFAULT_MODELS})")
+                        help="comma-separated, from: streamrec, pop, recent_pop, edgebank, edgebank_window, itemknn, "
+                             "static_gat, tgn")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and the plots")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=200, help="test events per batch (default 200)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs of the trained models (tgn: 10)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N events (smoke runs)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--batch-size", type=int, default=200, help="test events per batch")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs of the trained models (default: streamrec and static_gat 5, tgn 10)")
+    add_device_argument(parser)
+    add_threads_argument(parser, default=1)
+    add_limit_argument(parser)
+    add_progress_argument(parser)
 
 
 def run(args, settings) -> int:
     import gc
-    import shlex
     import sys
     import time
     from pathlib import Path
@@ -48,6 +49,10 @@ def run(args, settings) -> int:
     if args.limit:
         stream = stream.slice(0, args.limit)
     train, validation, test = protocol.split_stream(stream)
+    if not (len(train) and len(validation) and len(test)):
+        print(f"streamrec eval: {_too_few_events(args.events_csv or data.name, len(stream), args.limit)}",
+              file=sys.stderr)
+        return 2
     known_items = set(train.items) | set(validation.items)
     known_users = set(train.users) | set(validation.users)
     out = Path(args.out)
@@ -56,7 +61,7 @@ def run(args, settings) -> int:
     result = {
         "created": report.timestamp(),
         "git": report.git_commit(Path(__file__).resolve().parents[3]),
-        "config": {"command": "streamrec " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "config": {"command": args.command_line,
                    "models": names, "seed": args.seed, "batch_size": args.batch_size, "epochs": args.epochs,
                    "device": device, "torch_threads": torch.get_num_threads(), "limit": args.limit,
                    "split": list(protocol.SPLIT), "top_k_lists": protocol.TOP_K, "torch": torch.__version__},
@@ -102,6 +107,14 @@ def run(args, settings) -> int:
     report.write_plots(result, out)
     print((out / "report.md").read_text())
     return 0
+
+
+def _too_few_events(source: str, n_events: int, limit: int | None) -> str:
+    from model_server.evaluation.protocol import SPLIT, smallest_splittable
+
+    split = "/".join(f"{round(100 * ratio)}" for ratio in SPLIT)
+    return (f"{source} has {n_events} events{' (--limit)' if limit else ''}, too few to split {split} into train, "
+            f"validation and test: at least {smallest_splittable()} are needed")
 
 
 def _model_params(model) -> dict:

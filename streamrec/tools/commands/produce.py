@@ -1,3 +1,4 @@
+from ._options import add_limit_argument, add_progress_argument
 from ._source import add_source_arguments, load_source
 
 NAME = "produce"
@@ -7,7 +8,8 @@ HELP = "replay a real data set (or your own CSV) into the interactions and items
 def configure(parser):
     add_source_arguments(parser)
     parser.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
-    parser.add_argument("--limit", type=int, default=None, help="replay only the first N events")
+    add_limit_argument(parser)
+    add_progress_argument(parser)
 
 
 def run(args, settings) -> int:
@@ -27,7 +29,8 @@ def run(args, settings) -> int:
     columns = select(data, args.limit)
     producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
     try:
-        with tqdm(total=len(columns["users"]), unit="ev", desc=f"replaying {data.name}") as bar:
+        with tqdm(total=len(columns["users"]), unit="ev", desc=f"replaying {data.name}",
+                  disable=args.no_progress) as bar:
             stats = replay(producer, names, item_records=item_records(data, set(columns["items"])), rate=args.rate,
                            progress=bar, **columns)
     finally:

@@ -1,10 +1,15 @@
+from ._options import add_deprecated_alias
+
 NAME = "recommend"
 HELP = "print one user's list now, asked of a running worker (GET /recommendations/{user_id})"
 
 
 def configure(parser):
     parser.add_argument("user_id")
-    parser.add_argument("--k", type=int, default=None, help="list length (default: the worker's STREAMREC_TOP_K)")
+    # --top-k, not --k: elsewhere (train, bench-reads) --k is the neighbours per node
+    top_k = parser.add_argument("--top-k", type=int, default=None, metavar="N",
+                                help="list length (default: the worker's STREAMREC_TOP_K)")
+    add_deprecated_alias(parser, "--k", top_k)
     parser.add_argument("--url", default=None,
                         help="the worker's HTTP address (default: http://127.0.0.1:$STREAMREC_METRICS_PORT)")
 
@@ -17,7 +22,8 @@ def run(args, settings) -> int:
     from urllib.request import urlopen
 
     base = (args.url or f"http://127.0.0.1:{settings.metrics_port}").rstrip("/")
-    url = f"{base}/recommendations/{quote(args.user_id, safe='')}" + (f"?k={args.k}" if args.k is not None else "")
+    query = f"?k={args.top_k}" if args.top_k is not None else ""
+    url = f"{base}/recommendations/{quote(args.user_id, safe='')}{query}"
     try:
         with urlopen(url, timeout=30) as response:
             print(json.dumps(json.loads(response.read()), indent=1, ensure_ascii=False))

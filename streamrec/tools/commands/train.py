@@ -1,3 +1,5 @@
+from ._options import (add_deprecated_alias, add_device_argument, add_limit_argument, add_progress_argument,
+                       add_threads_argument)
 from ._source import add_source_arguments, load_source
 
 NAME = "train"
@@ -7,7 +9,7 @@ HELP = "train the temporal GAT on a data set's chronological 70/15/15 split and 
 def configure(parser):
     add_source_arguments(parser)
     parser.add_argument("--out", required=True, help="checkpoint folder (model.pt + metadata.json)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_device_argument(parser)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--patience", type=int, default=1, help="epochs without a better validation MRR")
     parser.add_argument("--batch-size", type=int, default=200)
@@ -19,10 +21,11 @@ def configure(parser):
     parser.add_argument("--k", type=int, default=10, help="recent neighbours per node")
     parser.add_argument("--no-repeat", action="store_true", help="drop the learned repeat/recency score term")
     parser.add_argument("--no-text", action="store_true", help="ignore item text (ids, category, brand only)")
-    parser.add_argument("--max-events", type=int, default=None, help="use only the first N events")
+    add_deprecated_alias(parser, "--max-events", add_limit_argument(parser))
     parser.add_argument("--test", action="store_true", help="also stream the test split and report its MRR")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(parser)
+    add_progress_argument(parser)
 
 
 def run(args, settings) -> int:
@@ -46,14 +49,15 @@ def run(args, settings) -> int:
     data = load_source(args, settings, NAME)
     if data is None:
         return 2
-    n = min(len(data), args.max_events or len(data))
+    n = min(len(data), args.limit or len(data))
     cut_train, cut_val = int(n * 0.70), int(n * 0.85)
     whole = InteractionBatch(data.users[:n], data.items[:n], data.types[:n], data.ts[:n])
     train, validation, test = whole.slice(0, cut_train), whole.slice(cut_train, cut_val), whole.slice(cut_val, n)
 
     config = TGATConfig(dim=args.dim, heads=args.heads, layers=args.layers, k=args.k, repeat=not args.no_repeat)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, negatives=args.negatives,
-                               patience=args.patience, seed=args.seed)
+                               patience=args.patience, seed=args.seed,
+                               progress=not args.no_progress)
     rec = build_streamrec(config, train_config, seed=args.seed, device=args.device,
                           text=False if args.no_text else "auto")
     started = time.perf_counter()
@@ -72,7 +76,8 @@ def run(args, settings) -> int:
         rec._sync()
         events = Events(torch.tensor(rec.users.lookup(test.users)), torch.tensor(rec.items.lookup(test.items)),
                         type_index(test.types), torch.tensor(test.ts))
-        test_metrics = evaluate_stream(rec.model, rec.graph, events, args.batch_size, progress=True, desc="test")
+        test_metrics = evaluate_stream(rec.model, rec.graph, events, args.batch_size, progress=not args.no_progress,
+                                       desc="test")
         # the checkpoint holds the state after train + validation, not after the test stream
         rec.rebuild_from_edges(train.users + validation.users, train.items + validation.items,
                                train.types + validation.types, train.ts + validation.ts)

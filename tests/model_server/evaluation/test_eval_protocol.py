@@ -123,6 +123,8 @@ def test_eval_command_writes_the_reports(tmp_path, monkeypatch):
     assert report["dataset"]["test"] == 90 and report["dataset"]["checksums"]
     assert report["models"]["pop"]["overall"]["events"] == 90
     assert "| edgebank |" in (out / "report.md").read_text()
+    assert report["config"]["command"] == f"streamrec eval --events-csv {csv} --models pop,edgebank,itemknn --out {out} " \
+                                          "--no-progress"  # what ran, not the test runner's argv
     assert (out / "metrics_by_model.png").stat().st_size > 0 and (out / "mrr_over_time.png").stat().st_size > 0
 
 
@@ -135,3 +137,13 @@ def test_unavailable_model_is_reported_not_fatal():
             registry.resolve("not_built_yet")
     finally:
         registry.MODELS.pop("not_built_yet")
+
+
+def test_the_smallest_splittable_stream_leaves_every_part_an_event():
+    n = protocol.smallest_splittable()
+    train_end, validation_end = protocol.chronological_split(n)
+    assert 0 < train_end < validation_end < n
+    train_end, validation_end = protocol.chronological_split(n - 1)
+    assert not 0 < train_end < validation_end < n - 1
+    with pytest.raises(ValueError, match="positive"):
+        protocol.smallest_splittable((0.85, 0.15, 0.0))
