@@ -136,20 +136,20 @@ class InteractionBatches:
             else:
                 fresh_ids, _ = await upserted
                 refresh_with = [e for e in valid if id(e) in fresh_ids]
-            with metrics.REFRESH.time():
+            with metrics.STAGE_SECONDS.labels("refresh").time():
                 lists = await retry_until_done("refresh", lambda: self.handler.refresh(valid, refresh_with))
             published = self._publish_lane.submit(lambda: self._publish(lists, valid))
         await self.in_flight.start(self._finish(batch, valid, upserted, published, started, ack))
 
     async def _upsert(self, valid: list[Interaction]) -> tuple[set[int], set[int]]:
         """The ids of the events new to the graph and of those it rejected (one write may hold several batches)."""
-        with metrics.GRAPH_UPSERT.time():
+        with metrics.STAGE_SECONDS.labels("graph_upsert").time():
             isolated = await apply_isolating("graph_upsert", self.handler.upsert_interactions, valid)
         await send_dead_letters(self.out, self.origins.refused("graph_upsert", isolated))
         return {id(event) for fresh in isolated.results for event in fresh}, {id(r) for r, _ in isolated.rejected}
 
     async def _publish(self, lists: Sequence[tuple[str, bytes]], valid: list[Interaction]) -> None:
-        with metrics.PUBLISH.time():
+        with metrics.STAGE_SECONDS.labels("publish").time():
             await retry_until_done("publish", lambda: self.out.lists(lists))
         published = time.time()
         for event in valid:

@@ -20,6 +20,7 @@ from stream.topics import TopicNames, ensure_topics
 from .model_client import ModelClient
 from .model_host import newest_checkpoint, rejection
 from .model_seam import ModelHostDied, ModelInfo
+from .process_metrics import MODEL_HOST, PROCESS_STATS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -149,7 +150,7 @@ class Pipeline:
         info = self.model.info = await self._model(self.model.sweep_stale(SWEEP_NODES_PER_TICK))
         metrics.STALE_NODES.set(info.staleness)
         if info.gpu_memory_bytes is not None:
-            metrics.GPU_MEMORY.set(info.gpu_memory_bytes)
+            metrics.GPU_MEMORY.labels(MODEL_HOST).set(info.gpu_memory_bytes)
         if time.monotonic() - self._last_swap_check >= self.settings.model_poll_s:
             self._last_swap_check = time.monotonic()
             await self.swap_if_newer()
@@ -258,6 +259,7 @@ def run_worker(settings) -> int:
         metrics.CHECKPOINTS_REJECTED.inc()
         log.error("refused the checkpoint: %s; serving the baseline until a valid one appears", refused)
     model = ModelClient(settings, None if refused else checkpoint)
+    PROCESS_STATS.watch(MODEL_HOST, lambda: model.process.pid)  # its CPU and memory on this /metrics
     status = 0
     pipeline = Pipeline(settings, model, checkpoint, names)
     try:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import Dataset
-from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals,
-                   wait_for_items)
+from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, stage_totals,
+                   totals, wait_for_items)
 from .replay_source import item_records, select
 from .servers import running_local_services
 from ..runtime.settings import load_settings
@@ -215,17 +215,7 @@ def _wait_until(condition, what: str, timeout_s: float) -> None:
 
 
 def _stage_seconds(samples) -> dict:
-    sums, counts = {}, {}
-    for name, labels, value in samples:
-        stage = labels.get("stage") if name.startswith("streamrec_stage_seconds") else \
-            name.removeprefix("streamrec_").rsplit("_seconds", 1)[0]
-        if stage not in STAGES:
-            continue
-        if name.endswith("_sum"):
-            sums[stage] = sums.get(stage, 0.0) + value
-        elif name.endswith("_count"):
-            counts[stage] = counts.get(stage, 0.0) + value
-    batches = counts.get("batch", 0)
+    sums, batches = stage_totals(samples), totals(samples).get("streamrec_batch_seconds_count", 0)
     return {stage: round(sums.get(stage, 0.0) / batches * 1000, 2) if batches else None for stage in STAGES}
 
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from .datasets import load_dataset
-from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, totals,
-                   wait_for_count, wait_for_items)
+from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, stage_totals,
+                   totals, wait_for_count, wait_for_items)
 from .replay_source import item_records, select
 from .servers import running_local_services
 from ..runtime.settings import load_settings
@@ -99,7 +99,8 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
             producer.close()
             elapsed = time.time() - started
             time.sleep(1.0)  # the last lists are on their way to the collector
-            metrics = totals(scrape(settings.metrics_port))
+            samples = scrape(settings.metrics_port)
+            metrics, stages = totals(samples), stage_totals(samples)
             batches = metrics.get("streamrec_batch_size_events_count", 0)
             freshness = tracker.summary()
             summary = {
@@ -117,7 +118,7 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
                 "events_per_second": round(len(tracker.sent_times) / elapsed, 1) if elapsed else None,
                 "graph": asyncio.run(_graph_size(GraphStore.from_settings(settings))),
                 "worker_stage_seconds_per_batch": {
-                    stage: round(metrics.get(f"streamrec_{stage}_seconds_sum", 0) / batches, 4) if batches else None
+                    stage: round(stages.get(stage, 0) / batches, 4) if batches else None
                     for stage in ("graph_upsert", "refresh", "publish", "batch")},
                 "events_per_batch": (round(metrics.get("streamrec_batch_size_events_sum", 0) / batches, 1)
                                      if batches else None),

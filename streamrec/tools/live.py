@@ -67,6 +67,18 @@ def totals(samples: list[tuple[str, dict, float]]) -> dict[str, float]:
     return out
 
 
+def stage_totals(samples: list[tuple[str, dict, float]]) -> dict[str, float]:
+    """Seconds spent in each stage of the micro-batches (streamrec_stage_seconds, by its stage label) and in the
+    whole batches ("batch", streamrec_batch_seconds), summed over the samples' workers."""
+    out: dict[str, float] = {}
+    for name, labels, value in samples:
+        stage = labels.get("stage") if name == "streamrec_stage_seconds_sum" else \
+            "batch" if name == "streamrec_batch_seconds_sum" else None
+        if stage is not None:
+            out[stage] = out.get(stage, 0.0) + value
+    return out
+
+
 def wait_for_count(metrics_ports: int | list[int], metric: str, count: float, what: str, timeout_s: float = 120.0,
                    alive: Callable[[], bool] = lambda: True) -> None:
     """Until the counter `metric`, summed over its labels and over the workers of `metrics_ports` (one or a

@@ -27,10 +27,9 @@ PROMETHEUS = yaml.safe_load(checks.PROMETHEUS_CONFIG.read_text())
 WORKER_METRICS = [
     "streamrec_events_total", "streamrec_dead_letters_total", "streamrec_items_total",
     "streamrec_lists_published_total", "streamrec_batch_retries_total",
-    "streamrec_batch_size_events", "streamrec_graph_upsert_seconds", "streamrec_refresh_seconds",
-    "streamrec_publish_seconds", "streamrec_batch_seconds", "streamrec_freshness_seconds",
+    "streamrec_batch_size_events", "streamrec_stage_seconds", "streamrec_batch_seconds", "streamrec_freshness_seconds",
     "streamrec_model_info", "streamrec_stale_nodes", "streamrec_consumer_lag_events",
-    "process_cpu_seconds_total", "process_resident_memory_bytes", "streamrec_gpu_memory_bytes",
+    "streamrec_process_cpu_seconds_total", "streamrec_process_resident_memory_bytes", "streamrec_gpu_memory_bytes",
 ]
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_AUTH$|API_KEY", re.I)
 INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
@@ -132,10 +131,31 @@ def test_dashboard_shows_every_worker_metric():
     assert not missing, f"the dashboard shows no panel for {missing}"
     for q in ("0.5", "0.95", "0.99"):
         assert f"histogram_quantile({q}, sum by (le) (rate(streamrec_freshness_seconds_bucket" in exprs, q
-    for histogram in ("streamrec_graph_upsert_seconds", "streamrec_refresh_seconds", "streamrec_batch_size_events"):
+    for histogram in ("streamrec_stage_seconds", "streamrec_batch_size_events"):
         assert f"{histogram}_bucket" in exprs
+    for q in ("0.5", "0.99"):  # each stage's own percentiles, from the one family
+        assert f"histogram_quantile({q}, sum by (stage, le) (rate(streamrec_stage_seconds_bucket" in exprs, q
+    for series in ("streamrec_process_cpu_seconds_total", "streamrec_process_resident_memory_bytes"):
+        assert re.search(rf"sum by \(instance, process\) \((rate\()?{series}", exprs), series
     assert "sum by (type, outcome) (rate(streamrec_events_total" in exprs
     assert "sum by (reason) (rate(streamrec_dead_letters_total" in exprs
+
+
+def test_every_metric_the_dashboard_and_alerts_name_is_exported():
+    """A renamed or removed metric leaves panels and alerts without data, silently: every streamrec_* name in
+    them must be one the worker's registry (stream/metrics.py, the process collector) declares."""
+    from prometheus_client import REGISTRY
+
+    import stream.metrics  # noqa: F401 (these modules declare the worker's metrics in the registry)
+    import streamrec.runtime.process_metrics  # noqa: F401
+
+    # by family (a labelled family has no sample before its first observation), as exposed: counters end in _total
+    exported = {family.name + ("_total" if family.type == "counter" else ""): family.type
+                for family in REGISTRY.collect()}
+    named = set(re.findall(r"\bstreamrec_\w+", "\n".join(dashboard_and_rule_expressions(REPO))))
+    unknown = [name for name in named if name not in exported
+               and exported.get(re.sub(r"_(bucket|sum|count)$", "", name)) != "histogram"]
+    assert named and not unknown, f"named but not exported: {sorted(unknown)}"
 
 
 def test_dashboard_is_well_formed_and_provisioned():

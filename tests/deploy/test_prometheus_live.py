@@ -95,7 +95,8 @@ def test_prometheus_scrapes_a_live_worker_and_every_dashboard_and_alert_expressi
     # over the whole run (a rate() needs two scrapes that saw the counters move; the replay may fit in one)
     p99 = scalar(port, "histogram_quantile(0.99, sum(streamrec_freshness_seconds_bucket) by (le))")
     assert p99 is not None and 0 < p99 < 60
-    assert 0 < scalar(port, "sum(streamrec_graph_upsert_seconds_sum) / sum(streamrec_graph_upsert_seconds_count)") < 30
+    upsert = 'stage="graph_upsert"'
+    assert 0 < scalar(port, f"sum(streamrec_stage_seconds_sum{{{upsert}}}) / sum(streamrec_stage_seconds_count{{{upsert}}})") < 30
 
     failures = {}
     for expression in dashboard_and_rule_expressions(REPO):
