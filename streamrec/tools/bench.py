@@ -384,8 +384,17 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
                  for r in runs],
     }
     (out_dir / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
-    _plot(runs, out_dir)
+    _plot(runs, out_dir, model_waits_for_graph(model_dir))
     return report
+
+
+def model_waits_for_graph(model_dir: Path | None) -> bool:
+    """Whether the served model's refresh waits for the graph upsert (stream/processing.py): a checkpoint is the
+    temporal GAT, no checkpoint the co-occurrence baseline."""
+    from model_server.baselines.cooccurrence import ItemCooccurrence
+    from model_server.tgat.recommender import TGATRecommender
+
+    return not (TGATRecommender if model_dir else ItemCooccurrence).observe_is_idempotent
 
 
 def run_line(run: RateRun) -> str:
@@ -436,7 +445,7 @@ def _run_on_fresh_servers(base, data: Dataset, rate: float, workers: int, partit
         return run_rate(settings, env, data, rate, duration_s, out_dir, pids, workers)
 
 
-def _plot(runs: list[RateRun], out_dir: Path) -> None:
+def _plot(runs: list[RateRun], out_dir: Path, waits_for_graph: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -449,31 +458,14 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
             ax.plot(values, [(k + 1) / len(values) for k in range(len(values))], label=run.label)
     ax.set(xscale="log", xlabel="freshness (s): list received - event sent", ylabel="share of events",
            title="Freshness CDF per run (workers, input rate)")
-    ax.axvline(SUSTAINABLE_P99_S, color="grey", linestyle=":")
+    ax.axvline(SUSTAINABLE_P99_S, color="grey", linestyle=":",
+               label=f"{SUSTAINABLE_P99_S:g} s: the p99 a sustainable run stays under")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out_dir / "freshness_cdf.png", dpi=120)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 5.5))
-    # the ages (intake, arrival) come before the batch is taken: bench.json only
-    stages = [s for s in STAGES if s not in ("intake", "arrival", "batch")]
-    bottom = [0.0] * len(runs)
-    labels = [r.label.replace(", ", "\n") for r in runs]  # two lines: several runs' labels fit side by side
-    for stage in stages:
-        values = [r.result["stage_ms_per_batch"].get(stage) or 0.0 for r in runs]
-        ax.bar(labels, values, bottom=bottom, label=stage)
-        bottom = [b + v for b, v in zip(bottom, values)]
-    totals_ms = [r.result["stage_ms_per_batch"].get("batch") or 0.0 for r in runs]
-    ax.scatter(labels, totals_ms, marker="_", s=3000, color="black", zorder=3,
-               label="whole batch, taken -> acked\n(upsert and publish overlap the model)")
-    ax.set(ylabel="ms per micro-batch (mean, every worker's batches)", title="Where a batch's time goes, per run")
-    ax.set_ylim(0, 1.1 * max(totals_ms + bottom + [1.0]))
-    # below the axes: inside, the legend hid the tallest bars
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize="small")
-    fig.subplots_adjust(bottom=0.3)
-    fig.savefig(out_dir / "stages.png", dpi=120)
-    plt.close(fig)
+    _plot_stages(runs, out_dir / "stages.png", plt, waits_for_graph)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for run in runs:
@@ -488,6 +480,57 @@ def _plot(runs: list[RateRun], out_dir: Path) -> None:
     plt.close(fig)
 
     _plot_workers(runs, out_dir / "workers.png", plt)
+
+
+LANES = ("model", "graph", "publish")  # stream/batching.py: the graph and publish lanes run beside the model
+LANE_STAGES = ("validate", "observe", "rank", "model host round trip", "graph_upsert", "publish")
+
+
+def lane_intervals(stage_ms: dict, model_waits_for_graph: bool = False) -> dict[str, list[tuple[str, float, float]]]:
+    """(stage, start, length) in ms per lane for a batch of the mean stage times, laid out as the worker runs
+    them (stream/processing.py): validate; then the graph upsert in its lane while the model observes and ranks
+    (a model whose refresh is not idempotent waits for the upsert first); then the lists in the publish lane.
+    The refresh's time beyond observe + rank is the round trip to the model host."""
+    def ms(stage):
+        return stage_ms.get(stage) or 0.0
+
+    validate, upsert, observe, rank = ms("validate"), ms("graph_upsert"), ms("observe"), ms("rank")
+    refresh = max(ms("refresh"), observe + rank)
+    model_start = validate + (upsert if model_waits_for_graph else 0.0)
+    model = [("validate", 0.0, validate), ("observe", model_start, observe), ("rank", model_start + observe, rank),
+             ("model host round trip", model_start + observe + rank, refresh - observe - rank)]
+    return {"model": [part for part in model if part[2] > 0],
+            "graph": [("graph_upsert", validate, upsert)] if upsert else [],
+            "publish": [("publish", model_start + refresh, ms("publish"))] if ms("publish") else []}
+
+
+def _plot_stages(runs: list[RateRun], path: Path, plt, waits_for_graph: bool) -> None:
+    """Per run, one horizontal bar per lane on a shared time axis: the lanes overlap in time, so stacking their
+    stages would add up time that is spent at once."""
+    colours = {stage: f"C{k}" for k, stage in enumerate(LANE_STAGES)}
+    fig, axes = plt.subplots(len(runs), 1, sharex=True, squeeze=False, figsize=(9, 0.6 + 1.15 * len(runs)))
+    for ax, run in zip(axes[:, 0], runs):
+        stage_ms = run.result["stage_ms_per_batch"]
+        for row, (lane, parts) in enumerate(lane_intervals(stage_ms, waits_for_graph).items()):
+            for stage, start, length in parts:
+                ax.barh(row, length, left=start, height=0.7, color=colours[stage], label=stage)
+        if stage_ms.get("batch"):
+            ax.axvline(stage_ms["batch"], color="black", linestyle="--", label="whole batch, taken -> acked")
+        ax.set_yticks(range(len(LANES)), [f"{lane} lane" for lane in LANES], fontsize="small")
+        ax.invert_yaxis()
+        ax.set_title(run.label, loc="left", fontsize="small")
+    axes[-1, 0].set_xlabel("ms since the micro-batch was taken (mean stage times, every worker's batches)")
+    axes[-1, 0].set_xlim(left=0)
+    by_label = {}
+    for ax in axes[:, 0]:
+        handles, labels = ax.get_legend_handles_labels()
+        by_label.update(zip(labels, handles))
+    fig.suptitle("Where a batch's time goes, per run (lanes side by side run at the same time)", fontsize="medium")
+    fig.tight_layout(rect=(0, 0, 0.75, 1))
+    # to the right of the axes: inside, it hid the bars
+    fig.legend(by_label.values(), by_label.keys(), loc="center left", bbox_to_anchor=(0.75, 0.5), fontsize="small")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _plot_workers(runs: list[RateRun], path: Path, plt) -> None:

@@ -4,7 +4,8 @@ import pytest
 
 from stream.events import MIN_TS_MS
 from streamrec.tools.bench import (RateRun, _plot, cpu_by_role, cpu_ms_per_event, cycled_columns, events_per_cpu_second,
-                                   highest_sustainable_rates, histogram_quantile, partitions_for, process_name, role_of)
+                                   highest_sustainable_rates, histogram_quantile, lane_intervals, model_waits_for_graph,
+                                   partitions_for, process_name, role_of)
 from streamrec.tools.datasets import Dataset
 from streamrec.tools.commands.bench import configure, parse_worker_counts, run
 
@@ -113,3 +114,30 @@ def test_cycled_events_are_unique_and_a_data_set_from_before_2000_is_shifted_int
     assert columns["event_ids"] == [f"run-{k}" for k in range(5)]
     assert columns["users"] == ["u1", "u2", "u1", "u2", "u1"] and columns["types"][1] == "purchase"
     assert min(columns["ts"]) >= MIN_TS_MS and columns["ts"][1] - columns["ts"][0] == 10_000  # gaps kept
+
+
+STAGE_MS = {"validate": 1.0, "graph_upsert": 30.0, "observe": 12.0, "rank": 4.0, "refresh": 20.0, "publish": 6.0,
+            "batch": 38.0}
+
+
+def test_the_graph_lane_runs_beside_the_model_and_the_lists_go_out_after_the_refresh():
+    lanes = lane_intervals(STAGE_MS)
+    assert lanes["model"] == [("validate", 0.0, 1.0), ("observe", 1.0, 12.0), ("rank", 13.0, 4.0),
+                              ("model host round trip", 17.0, 4.0)]
+    assert lanes["graph"] == [("graph_upsert", 1.0, 30.0)]  # from the end of validate, not after the model
+    assert lanes["publish"] == [("publish", 21.0, 6.0)]
+
+
+def test_a_model_that_must_see_each_event_once_waits_for_the_upsert():
+    lanes = lane_intervals(STAGE_MS, model_waits_for_graph=True)
+    assert lanes["model"][1] == ("observe", 31.0, 12.0)
+    assert lanes["publish"] == [("publish", 51.0, 6.0)]
+
+
+def test_stages_a_run_did_not_measure_leave_no_bars():
+    lanes = lane_intervals({"validate": 1.0, "observe": 2.0, "rank": None, "graph_upsert": None})
+    assert lanes == {"model": [("validate", 0.0, 1.0), ("observe", 1.0, 2.0)], "graph": [], "publish": []}
+
+
+def test_only_the_baseline_waits_for_the_graph(tmp_path):
+    assert model_waits_for_graph(None) is True and model_waits_for_graph(tmp_path) is False
