@@ -174,12 +174,15 @@ def item_value(item: Item) -> bytes:
 
 
 def recommendation_record(user_id: str, items: list[dict], *, model: str, model_version: str,
-                          last_event: Interaction | None, published_ts: int) -> bytes:
+                          model_version_name: str | None, last_event: Interaction | None, published_ts: int) -> bytes:
     """One user's list. `items` are {"item_id", "score", ...}; the newest list for a key replaces older ones.
+    `model_version` is the model's content hash, `model_version_name` the promoted version (the checkpoint's
+    folder under STREAMREC_MODEL_DIR) it came from: null for the baseline.
     A list computed on request (GET /recommendations/{user}) answers no event: its last_event_id and event_ts
     are null."""
     record = {
         "user_id": user_id, "items": items, "model": model, "model_version": model_version,
+        "model_version_name": model_version_name,
         "last_event_id": last_event.event_id if last_event else None, "event_ts": last_event.ts if last_event else None,
         "published_ts": published_ts,
     }

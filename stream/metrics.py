@@ -42,4 +42,5 @@ GPU_MEMORY = Gauge("streamrec_gpu_memory_bytes", "GPU memory allocated by torch 
                    "model_host; GPU hosts only), labelled as streamrec_process_resident_memory_bytes", ["process"])
 CHECKPOINTS_REJECTED = Counter("streamrec_checkpoints_rejected_total",
                                "Checkpoints not loaded (no digest, altered, unreadable, or not plain tensors)")
-MODEL_INFO = Gauge("streamrec_model_info", "The model serving lists (value 1)", ["model", "version"])
+MODEL_INFO = Gauge("streamrec_model_info", "The model serving lists (value 1): version is its content hash, "
+                   "version_name the promoted version folder (empty for the baseline)", ["model", "version", "version_name"])

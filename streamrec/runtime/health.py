@@ -4,6 +4,7 @@ GET /recommendations/{user_id}[?k=N] (one user's list, computed now from the wor
 - /healthz is 200 while the worker's event loop keeps ticking (a stuck loop gets the pod restarted).
 - /readyz is 200 when the broker and the graph server answered the last probe, the loop is alive and the
   model's state is loaded from the graph (`model_loaded`); 503 with the reason otherwise (the pod is taken out of service but not restarted).
+  Its body also names the model served (`served`: model, model_version, model_version_name).
 The probes of the servers run in a background thread every few seconds, so a request never waits on them.
 """
 from __future__ import annotations
@@ -33,11 +34,13 @@ ROUTED = "routed"  # set on a redirect: the worker it reaches answers itself (an
 class Health:
     def __init__(self, settings, model_loaded=lambda: True, probe_interval_s: float = 5.0, stuck_after_s: float = 30.0,
                  lookup: Callable[[str, int], bytes | None] | None = None,
-                 owner_of: Callable[[str], str | None] = lambda user_id: None):
+                 owner_of: Callable[[str], str | None] = lambda user_id: None, served: Callable[[], dict] = dict):
         """`lookup(user_id, k)`: the user's list record, or None for a user the model has never seen.
-        `owner_of(user_id)`: the HTTP URL of the worker that owns the user's partition when it is another one."""
+        `owner_of(user_id)`: the HTTP URL of the worker that owns the user's partition when it is another one.
+        `served()`: what /readyz says of the model served, beside the readiness checks."""
         self.settings = settings
         self.model_loaded = model_loaded
+        self.served = served
         self.lookup = lookup
         self.owner_of = owner_of
         self._routing_failed = False  # said once in the log
@@ -143,7 +146,7 @@ class Health:
                     self._json(200 if alive else 503, {"alive": alive})
                 elif path == "/readyz":
                     ready, status = health.readiness()
-                    self._json(200 if ready else 503, {"ready": ready, **status})
+                    self._json(200 if ready else 503, {"ready": ready, **status, **health.served()})
                 elif path.startswith(RECOMMENDATIONS) and health.lookup is not None:
                     code, body = health.recommendations(self.path)
                     if code == 307:

@@ -23,42 +23,24 @@ from pathlib import Path
 from stream.events import Interaction, Item
 
 from .model_seam import REQUESTS, GraphRow, ModelInfo, ModelService, Refreshed
+from .model_versions import version_name_of
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "model.pt"
 MAX_FANOUT = 512  # nodes re-embedded per micro-batch beyond its endpoints
-
-
-def newest_checkpoint(model_dir: Path) -> Path | None:
-    """The most recently written checkpoint under STREAMREC_MODEL_DIR (one folder per training run)."""
-    candidates = [p for p in Path(model_dir).glob(f"**/{CHECKPOINT_FILE}") if p.is_file()]
-    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
-
-
-def rejection(checkpoint: Path) -> str | None:
-    """Why `checkpoint` must not be loaded (its digest does not match its metadata.json), or None. Checked in
-    the worker before the host is asked; the host reads the file weights-only on top of this."""
-    from model_server.tgat.checkpoint import CheckpointRejected, verify_checkpoint
-
-    try:
-        verify_checkpoint(checkpoint)
-    except CheckpointRejected as exc:
-        return str(exc)
-    return None
 
 
 # -- the host process ------------------------------------------------------------------------------
 def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
-    """The temporal GAT from a checkpoint; the co-occurrence baseline when there is none (or, with `fall_back`,
-    when the checkpoint is refused: there is no other model to keep serving at start-up)."""
+    """(The temporal GAT from a checkpoint, its version's name); (the co-occurrence baseline, None) when there is
+    none (or, with `fall_back`, when the checkpoint is refused: there is no other model to serve at start-up)."""
     if checkpoint is None:
         from model_server.baselines.cooccurrence import ItemCooccurrence
 
         model = ItemCooccurrence()
-        log.warning("serving the %s baseline (version %s): no model checkpoint under %s",
+        log.warning("serving the %s baseline (version %s): no model version to serve under %s",
                     model.name, model.version(), settings.model_dir)
-        return model
+        return model, None
     from model_server.tgat import load_recommender as load_tgat
     from model_server.tgat.checkpoint import CheckpointRejected
 
@@ -74,7 +56,7 @@ def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
         log.error("refused the checkpoint: %s", exc)
         return load_recommender(settings, None)
     log.info("serving the temporal GAT %s from %s on %s", model.version(), checkpoint, model.device)
-    return model
+    return model, version_name_of(checkpoint)
 
 
 def warm_start(model, edges: list[GraphRow], items: list[GraphRow]) -> None:
@@ -106,8 +88,8 @@ class ModelHost(ModelService):
         # event loop share the cores, and idle intra-op threads spin-wait on a busy machine
         torch.set_num_threads(settings.torch_threads)
         self.settings = settings
-        self.model = load_recommender(settings, checkpoint)
-        self.candidate = None
+        self.model, self.version_name = load_recommender(settings, checkpoint)
+        self.candidate = None  # a future of (model, version name)
 
     def info(self) -> ModelInfo:
         model = self.model
@@ -117,7 +99,7 @@ class ModelHost(ModelService):
 
             gpu = int(torch.cuda.memory_allocated(model.device))
         return ModelInfo(model.name, model.version(), model.observe_is_idempotent, str(model.device),
-                         int(model.staleness), gpu)
+                         int(model.staleness), gpu, self.version_name)
 
     def warm_start(self, edges: list[GraphRow], items: list[GraphRow]) -> ModelInfo:
         warm_start(self.model, edges, items)
@@ -142,6 +124,7 @@ class ModelHost(ModelService):
         seconds["rank"] = time.perf_counter() - started
         now_ms, version = int(time.time() * 1000), model.version()
         return Refreshed([(user, recommendation_record(user, items, model=model.name, model_version=version,
+                                                       model_version_name=self.version_name,
                                                        last_event=last_event[user], published_ts=now_ms))
                           for user, items in zip(users, lists)], seconds)
 
@@ -157,7 +140,8 @@ class ModelHost(ModelService):
         if model.users.get(user_id) < 0:
             return None
         items = model.recommend([user_id], k, exclude=self.settings.exclude)[0]
-        return recommendation_record(user_id, items, model=model.name, model_version=model.version(), last_event=None,
+        return recommendation_record(user_id, items, model=model.name, model_version=model.version(),
+                                     model_version_name=self.version_name, last_event=None,
                                      published_ts=int(time.time() * 1000))
 
     def observe_items(self, items: list[Item]) -> None:
@@ -171,9 +155,9 @@ class ModelHost(ModelService):
         """Loads a newer checkpoint and rebuilds its state on a thread of this process, while this one keeps
         answering with the serving model; candidate_ready() tells when it is done."""
         def build():
-            candidate = load_recommender(self.settings, Path(checkpoint), fall_back=False)
+            candidate, version_name = load_recommender(self.settings, Path(checkpoint), fall_back=False)
             warm_start(candidate, edges, items)
-            return candidate
+            return candidate, version_name
 
         self.candidate = ThreadPoolExecutor(1, thread_name_prefix="candidate").submit(build)
 
@@ -187,7 +171,7 @@ class ModelHost(ModelService):
         return True
 
     def promote_candidate(self) -> ModelInfo:
-        self.model, self.candidate = self.candidate.result(), None
+        (self.model, self.version_name), self.candidate = self.candidate.result(), None
         freeze_heap()
         return self.info()
 

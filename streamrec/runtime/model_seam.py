@@ -24,6 +24,7 @@ class ModelInfo:
     device: str
     staleness: int = 0
     gpu_memory_bytes: int | None = None
+    version_name: str | None = None  # the version folder served (streamrec/runtime/model_versions.py); None: the baseline
 
 
 @dataclass

@@ -37,6 +37,7 @@ class Settings:
     home: Path
     data_dir: Path
     model_dir: Path
+    model_version: str | None  # the pinned version (a folder under model_dir); None: the one CURRENT names
     # which local servers `streamrec services` starts (and whose behaviour the clients allow for)
     local_stack: str
     # Kafka: None means "start and use the local broker"
@@ -204,6 +205,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         local_stack=local_stack,
         data_dir=Path(r.text("DATA_DIR", str(cwd.parent / "shared" / "data"))).expanduser(),
         model_dir=Path(r.text("MODEL_DIR", str(home / "models"))).expanduser(),
+        model_version=_model_version(r),
         kafka_bootstrap=bootstrap,
         kafka_security_protocol=r.choice("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", KAFKA_SECURITY_PROTOCOLS, fold=str.upper),
         kafka_sasl_mechanism=sasl_mechanism,
@@ -287,6 +289,19 @@ def _topic_prefix(reader: _Reader) -> str:
         reader.problems.append(f"{PREFIX}TOPIC_PREFIX={value!r}: may hold only letters, digits, '.', '_' and '-' "
                                "(Kafka's topic-name characters), at most 200 of them")
         return ""
+    return value
+
+
+def _model_version(reader: _Reader) -> str | None:
+    """A version is a folder directly under STREAMREC_MODEL_DIR: one path component. Whether it exists is checked
+    when the worker starts (streamrec/runtime/worker.py), so `streamrec models list` still runs to find the name."""
+    from .model_versions import VERSION_NAME
+
+    value = reader.raw("MODEL_VERSION")
+    if value is not None and not VERSION_NAME.fullmatch(value):
+        reader.problems.append(f"{PREFIX}MODEL_VERSION={value!r}: must be the name of a version folder under "
+                               f"{PREFIX}MODEL_DIR (letters, digits, '.', '_', '-'; `streamrec models list` shows them)")
+        return None
     return value
 
 

@@ -18,8 +18,8 @@ from stream.retries import RecordsRejected
 from stream.topics import TopicNames, ensure_topics
 
 from .model_client import ModelClient
-from .model_host import newest_checkpoint, rejection
 from .model_seam import ModelHostDied, ModelInfo
+from .model_versions import PROMOTE_HINT, Version, VersionError, rejection, served_version
 from .process_metrics import MODEL_HOST, PROCESS_STATS
 
 log = logging.getLogger(__name__)
@@ -33,13 +33,15 @@ class Pipeline:
     """What the worker does with a valid micro-batch (stream.processing.BatchHandler). Model calls go to the model
     host process, one at a time; the event loop stays free for Kafka and the graph meanwhile."""
 
-    def __init__(self, settings, model: ModelClient, checkpoint: Path | None, names: TopicNames | None = None):
+    def __init__(self, settings, model: ModelClient, version: Version | None, names: TopicNames | None = None):
+        """`version`: the one the model host was started with (or refused at start-up)."""
         self.settings = settings
         self.names = names or TopicNames.with_prefix(settings.topic_prefix)
         self.feed: ReplicaFeed | None = None  # every partition's events for the model (stream/replica.py)
         self.model = model
-        self.checkpoint = checkpoint
-        self._checkpoint_mtime = checkpoint.stat().st_mtime if checkpoint else None
+        self._tried = _file_version(version)  # the version last loaded or refused, as (name, file time)
+        self._serving = self._tried if model.info.version_name else None  # None: the baseline serves
+        self._version_problem: str | None = None  # said once in the log, not every poll
         self._store: GraphStore | None = None
         self._started = asyncio.Lock()
         self._swapping = asyncio.Lock()  # a model swap and a graph upsert never interleave
@@ -153,18 +155,31 @@ class Pipeline:
             metrics.GPU_MEMORY.labels(MODEL_HOST).set(info.gpu_memory_bytes)
         if time.monotonic() - self._last_swap_check >= self.settings.model_poll_s:
             self._last_swap_check = time.monotonic()
-            await self.swap_if_newer()
+            await self.swap_if_changed()
 
-    async def swap_if_newer(self) -> bool:
-        """Hot swap: the host loads the newer checkpoint and rebuilds its state from the graph on a thread while
-        the old model keeps serving; then the models swap between two batches. Upserts wait from the graph read
-        to the swap, so the new model's state includes every batch written before the swap, and batches after
-        it go to the new model."""
-        checkpoint = newest_checkpoint(self.settings.model_dir)
-        if checkpoint is None or (checkpoint == self.checkpoint and checkpoint.stat().st_mtime == self._checkpoint_mtime):
-            return False
+    def _wanted_version(self) -> Version | None:
+        """The version to serve now (pinned, else CURRENT's); None keeps the serving model: nothing promoted yet,
+        or a CURRENT that names no version (said once in the log)."""
+        try:
+            version = served_version(self.settings)
+        except VersionError as exc:
+            if str(exc) != self._version_problem:
+                log.error("%s; keeping %s %s", exc, self.model.info.name, self.model.info.version)
+            self._version_problem = str(exc)
+            return None
+        self._version_problem = None
+        return version
+
+    async def swap_if_changed(self) -> bool:
+        """Hot swap, when another version is promoted or rolled back to (or the served one's file is rewritten):
+        the host loads its checkpoint and rebuilds its state from the graph on a thread while the old model keeps
+        serving; then the models swap between two batches. Upserts wait from the graph read to the swap, so the
+        new model's state includes every batch written before the swap, and batches after it go to the new model."""
+        version = self._wanted_version()
+        if version is None or _file_version(version) in (None, self._tried, self._serving):
+            return False  # (a rollback to the version still served after a refused one changes nothing)
         previous = self.model.info
-        self.checkpoint, self._checkpoint_mtime = checkpoint, checkpoint.stat().st_mtime
+        self._tried, checkpoint = _file_version(version), version.checkpoint
         refused = rejection(checkpoint)
         if refused:  # tried once per file version: a rewritten file is looked at again
             metrics.CHECKPOINTS_REJECTED.inc()
@@ -185,16 +200,30 @@ class Pipeline:
                 log.exception("could not load %s; keeping %s %s", checkpoint, previous.name, previous.version)
                 return False
             self.model.info = await self._model(self.model.promote_candidate())
+            self._serving = self._tried
             self._follow_from(offsets)  # the new model's state ends at the graph read: follow again from there
         self._publish_model_info(self.model.info)
-        log.info("swapped %s %s for %s %s (%d edges)", previous.name, previous.version, self.model.info.name,
-                 self.model.info.version, len(edges))
+        log.info("swapped %s %s for %s %s, version %s (%d edges)", previous.name, previous.version,
+                 self.model.info.name, self.model.info.version, version.name, len(edges))
         return True
 
     @staticmethod
     def _publish_model_info(info: ModelInfo) -> None:
         metrics.MODEL_INFO.clear()
-        metrics.MODEL_INFO.labels(info.name, info.version).set(1)
+        metrics.MODEL_INFO.labels(info.name, info.version, info.version_name or "").set(1)
+
+
+def served_model(info: ModelInfo) -> dict:
+    """The model serving lists, as /readyz names it (the fields of its list records)."""
+    return {"model": info.name, "model_version": info.version, "model_version_name": info.version_name}
+
+
+def _file_version(version: Version | None) -> tuple[str, float] | None:
+    """(name, checkpoint file time): a version whose file is rewritten is looked at again; None when it is gone."""
+    try:
+        return (version.name, version.created) if version is not None else None
+    except OSError:
+        return None
 
 
 @contextlib.asynccontextmanager
@@ -228,6 +257,35 @@ class StartupError(RuntimeError):
     """The worker cannot start as configured; the message says what was tried and what to set."""
 
 
+def startup_version(settings) -> tuple[Version | None, Path | None]:
+    """(The version to start with, its checkpoint: None to serve the baseline). A pin (STREAMREC_MODEL_VERSION)
+    that names no version, or one whose checkpoint is refused, stops start-up: the operator asked for exactly that
+    one. With nothing promoted, or a refused current version, the baseline serves until a valid version is
+    promoted (the poll swaps it in)."""
+    pin = settings.model_version
+    try:
+        version = served_version(settings)
+    except VersionError as exc:
+        if pin is not None:
+            raise StartupError(f"STREAMREC_MODEL_VERSION={pin}: {exc}: set it to one of them, or unset it to serve "
+                               "the promoted version") from None
+        log.error("%s: serving the baseline", exc)
+        return None, None
+    if version is None:
+        log.warning("no model version is promoted under %s: serving the baseline until one is; %s",
+                    settings.model_dir, PROMOTE_HINT)
+        return None, None
+    refused = rejection(version.checkpoint)
+    if refused and pin is not None:
+        raise StartupError(f"STREAMREC_MODEL_VERSION={pin}: refused the checkpoint: {refused}: train that version "
+                           "again, or pin another one")
+    if refused:
+        metrics.CHECKPOINTS_REJECTED.inc()
+        log.error("refused the checkpoint: %s; serving the baseline until a valid version is promoted", refused)
+        return version, None
+    return version, version.checkpoint
+
+
 def wait_for_broker(settings, timeout_s: float = BROKER_WAIT_S) -> None:
     """A broker that is still starting gets `timeout_s`; one that does not answer by then stops start-up with one
     line instead of a client's retries and a traceback."""
@@ -250,21 +308,17 @@ def run_worker(settings) -> int:
 
     from .health import Health
 
+    version, checkpoint = startup_version(settings)  # a wrong pin stops start-up before any server is asked
     names = TopicNames.with_prefix(settings.topic_prefix)
     wait_for_broker(settings)
     ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
-    checkpoint = newest_checkpoint(settings.model_dir)
-    refused = rejection(checkpoint) if checkpoint else None
-    if refused:
-        metrics.CHECKPOINTS_REJECTED.inc()
-        log.error("refused the checkpoint: %s; serving the baseline until a valid one appears", refused)
-    model = ModelClient(settings, None if refused else checkpoint)
+    model = ModelClient(settings, checkpoint)
     PROCESS_STATS.watch(MODEL_HOST, lambda: model.process.pid)  # its CPU and memory on this /metrics
     status = 0
-    pipeline = Pipeline(settings, model, checkpoint, names)
+    pipeline = Pipeline(settings, model, version, names)
     try:
         health = Health(settings, model_loaded=lambda: pipeline.warm and model.process.is_alive(),
-                        lookup=model.lookup_from_thread)
+                        lookup=model.lookup_from_thread, served=lambda: served_model(model.info))
         health.serve(settings.metrics_host, settings.metrics_port)
         app = create_app(settings, pipeline, names, on_tick=health.tick)
         health.owner_of = owner_lookup(app, names.interactions, settings.http_url)

@@ -1,0 +1,164 @@
+"""Model versions: which checkpoint the workers serve is a decision recorded in the model folder, not a file time.
+
+A version is one checkpoint folder directly under STREAMREC_MODEL_DIR (model.pt + metadata.json, as
+`streamrec train --out` writes it); its name is the folder's name. The file CURRENT in the model folder records
+the promoted versions, newest last: the last one is served, and rollback drops it, so the one before is served
+again. CURRENT is replaced atomically (a temporary file, then os.replace), so a worker polling it never reads
+half a file. STREAMREC_MODEL_VERSION pins one version: the worker serves it whatever CURRENT says.
+
+Promotion checks the checkpoint's digest (model_server/tgat/checkpoint.py); the worker checks it again before
+loading, since a file can be altered after it was promoted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CHECKPOINT_FILE = "model.pt"
+METADATA_FILE = "metadata.json"
+CURRENT_FILE = "CURRENT"
+# a folder name of one path component; the same rule checks STREAMREC_MODEL_VERSION
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+PROMOTE_HINT = "promote one with `streamrec models promote VERSION` (`streamrec models list` shows them)"
+
+
+class VersionError(ValueError):
+    """A version that cannot be served, promoted or rolled back to; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    folder: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / CHECKPOINT_FILE
+
+    @property
+    def created(self) -> float:
+        """When the checkpoint was written (seconds since the epoch)."""
+        return self.checkpoint.stat().st_mtime
+
+    def metadata(self) -> dict:
+        """metadata.json as training wrote it; {} when it is missing or unreadable (promotion refuses those)."""
+        try:
+            meta = json.loads((self.folder / METADATA_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+
+def version_name_of(checkpoint: Path | None) -> str | None:
+    """The version a checkpoint path belongs to (its folder's name), None for no checkpoint."""
+    return Path(checkpoint).parent.name if checkpoint is not None else None
+
+
+class VersionStore:
+    """The versions of one model folder and its CURRENT record."""
+
+    def __init__(self, model_dir: Path):
+        self.model_dir = Path(model_dir)
+
+    @property
+    def current_file(self) -> Path:
+        return self.model_dir / CURRENT_FILE
+
+    def versions(self) -> list[Version]:
+        """Every checkpoint folder directly under the model folder, oldest first."""
+        if not self.model_dir.is_dir():
+            return []
+        found = [Version(p.name, p) for p in self.model_dir.iterdir()
+                 if p.is_dir() and VERSION_NAME.fullmatch(p.name) and (p / CHECKPOINT_FILE).is_file()]
+        return sorted(found, key=lambda v: (v.created, v.name))
+
+    def get(self, name: str) -> Version:
+        version = Version(name, self.model_dir / name)
+        if not VERSION_NAME.fullmatch(name) or not version.checkpoint.is_file():
+            known = ", ".join(v.name for v in self.versions()) or "none yet: train one with `streamrec train --out`"
+            raise VersionError(f"no version {name!r} under {self.model_dir} (a folder with {CHECKPOINT_FILE}); "
+                               f"versions: {known}")
+        return version
+
+    def history(self) -> list[dict]:
+        """The promotions, oldest first: {"version", "promoted_at"}; [] when nothing was ever promoted."""
+        try:
+            record = json.loads(self.current_file.read_text())
+            history = record["history"]
+            if not all(isinstance(entry["version"], str) for entry in history):
+                raise TypeError("a version that is not a name")
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise VersionError(f"{self.current_file} is not a record of promotions ({exc}): delete it and "
+                               f"{PROMOTE_HINT}") from None
+        return history
+
+    def current(self) -> str | None:
+        history = self.history()
+        return history[-1]["version"] if history else None
+
+    def promote(self, name: str) -> Version:
+        """Makes `name` the served version; a missing version or one whose digest does not check out is refused."""
+        version = self._servable(name, "not promoting")
+        history = self.history()
+        if not history or history[-1]["version"] != name:  # promoting the current one again changes nothing
+            self._write(history + [{"version": name, "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}])
+        return version
+
+    def rollback(self) -> tuple[str, Version]:
+        """Serves the version promoted before the current one again: (the one dropped, the one served now)."""
+        history = self.history()
+        if len(history) < 2:
+            now = f"only {history[0]['version']} was ever promoted" if history else "nothing was ever promoted"
+            raise VersionError(f"no previous version to roll back to under {self.model_dir}: {now}")
+        previous = self._servable(history[-2]["version"], "not rolling back to")
+        self._write(history[:-1])
+        return history[-1]["version"], previous
+
+    def _servable(self, name: str, refusal: str) -> Version:
+        """The version `name` if it exists and its digest checks out; else VersionError, starting with `refusal`."""
+        version = self.get(name)
+        refused = rejection(version.checkpoint)
+        if refused:
+            raise VersionError(f"{refusal} {name}: {refused}")
+        return version
+
+    def _write(self, history: list[dict]) -> None:
+        """Atomically: a worker reads either the old record or the new one."""
+        record = {"current": history[-1]["version"] if history else None, "history": history}
+        temporary = self.model_dir / f".{CURRENT_FILE}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(temporary, self.current_file)
+
+
+def rejection(checkpoint: Path) -> str | None:
+    """Why `checkpoint` must not be loaded (its digest does not match its metadata.json), or None."""
+    from model_server.tgat.checkpoint import CheckpointRejected, verify_checkpoint
+
+    try:
+        verify_checkpoint(checkpoint)
+    except CheckpointRejected as exc:
+        return str(exc)
+    return None
+
+
+def served_version(settings) -> Version | None:
+    """The version the worker serves: the pinned one (STREAMREC_MODEL_VERSION), else the current one, else None.
+    Raises VersionError for a pin or a CURRENT that names no version."""
+    store = VersionStore(settings.model_dir)
+    if settings.model_version is not None:
+        return store.get(settings.model_version)
+    current = store.current()
+    return store.get(current) if current is not None else None
+
+
+def pinned_env(checkpoint_folder: Path) -> dict[str, str]:
+    """The variables that serve exactly the checkpoint in `checkpoint_folder`, whatever is promoted: a tool's own
+    model (the demo's, the bench's) is pinned rather than promoted in a model folder others use."""
+    folder = Path(checkpoint_folder).resolve()
+    return {"STREAMREC_MODEL_DIR": str(folder.parent), "STREAMREC_MODEL_VERSION": folder.name}
