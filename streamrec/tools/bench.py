@@ -24,6 +24,7 @@ from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, is
                    totals, wait_for_items)
 from .replay_source import item_records, select
 from .servers import running_local_services
+from ..runtime.model_versions import pinned_env
 from ..runtime.settings import load_settings
 
 STAGES = ("intake", "arrival", "validate", "graph_upsert", "observe", "rank", "publish", "batch")
@@ -431,7 +432,8 @@ def _run_on_fresh_servers(base, data: Dataset, rate: float, workers: int, partit
     first thousands of upserts), then the measured run. Real servers (STREAMREC_KAFKA_BOOTSTRAP / _NEO4J_URI)
     are used as they are."""
     env = isolated_env(base, out_dir / f"home-{run_slug(workers, rate)}")
-    env["STREAMREC_MODEL_DIR"] = str(model_dir or out_dir / "no-model")
+    # the checkpoint folder is pinned (STREAMREC_MODEL_VERSION), not promoted
+    env.update(pinned_env(model_dir) if model_dir else {"STREAMREC_MODEL_DIR": str(out_dir / "no-model")})
     env["STREAMREC_PARTITIONS"] = str(partitions)
     settings = load_settings(env)
     with running_local_services(settings, report=lambda line: print(f"bench: {line}")) as services:

@@ -55,3 +55,26 @@ def markdown(reports: list[dict]) -> str:
         commit = (git.get("commit") or "?")[:7] + (" (uncommitted changes)" if git.get("dirty") else "")
         lines.append(f"- `{report.get('command', '?')}` ({_stack(report)}, commit {commit})")
     return "\n".join(lines) + "\n"
+
+
+WORKER_COLUMNS = ("workers", "output events/s", "freshness p50 / p99", "CPU ms per event: event loops + model hosts = total",
+                  "events per CPU second", "follow delay p50 / p99", "graph upsert per batch")
+
+
+def _pair(values: dict) -> str:
+    return f"{values['p50_s']:.2f} / {values['p99_s']:.2f} s"
+
+
+def workers_markdown(report: dict) -> str:
+    """One row per worker count of a `streamrec bench --workers` run, and its command and commit."""
+    lines = ["| " + " | ".join(WORKER_COLUMNS) + " |", "|" + "---|" * len(WORKER_COLUMNS)]
+    for run in sorted(report["runs"], key=lambda r: (r["target_rate"], r["workers"])):
+        cpu = run["cpu_ms_per_event"]
+        lines.append(f"| {run['workers']} | {run['achieved_output_rate']:,.0f} | {_pair(run['freshness_s'])} | "
+                     f"{cpu['worker']:.2f} + {cpu['model_host']:.2f} = {cpu['total']:.2f} | "
+                     f"{run['events_per_cpu_second']:,.0f} | {_pair(run['follow_delay_s'])} | "
+                     f"{run['stage_ms_per_batch']['graph_upsert']:.0f} ms |")
+    git = report.get("git") or {}
+    commit = (git.get("commit") or "?")[:7] + (" (uncommitted changes)" if git.get("dirty") else "")
+    lines += ["", f"- `{report.get('command', '?')}` ({_stack(report)}, commit {commit})"]
+    return "\n".join(lines) + "\n"

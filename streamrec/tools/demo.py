@@ -20,6 +20,7 @@ from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, is
                    totals, wait_for_count, wait_for_items)
 from .replay_source import item_records, select
 from .servers import running_local_services
+from ..runtime.model_versions import pinned_env
 from ..runtime.settings import load_settings
 
 
@@ -31,7 +32,7 @@ def demo_model_dir(home: Path, dataset: str) -> Path:
 
 def ensure_demo_checkpoint(dataset: str, home: Path, epochs: int = 2) -> Path:
     """The temporal GAT the demo serves: trained once on the demo's data set (a minute or two here), then reused."""
-    from ..runtime.model_host import rejection
+    from ..runtime.model_versions import rejection
 
     folder = demo_model_dir(home, dataset)
     if (folder / "model.pt").exists():
@@ -53,12 +54,13 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
     from stream.topics import TopicNames, ensure_topics
 
     base = load_settings()
-    model_dir = ensure_demo_checkpoint(dataset, base.home) if use_model else out_dir / "no-model"
+    # the demo's checkpoint is pinned (STREAMREC_MODEL_VERSION), not promoted: nothing else serves it
+    model_env = pinned_env(ensure_demo_checkpoint(dataset, base.home)) if use_model else {
+        "STREAMREC_MODEL_DIR": str(out_dir / "no-model")}
     run_id = time.strftime("%Y%m%d-%H%M%S")
     env = isolated_env(base, out_dir / "home")  # a fresh graph and broker every run
     env.update(STREAMREC_TOPIC_PREFIX=f"{base.topic_prefix}demo-{run_id}-", STREAMREC_APP_ID=f"streamrec-demo-{run_id}",
-               STREAMREC_METRICS_PORT=str(free_port()), STREAMREC_DATA_DIR=str(base.data_dir),
-               STREAMREC_MODEL_DIR=str(model_dir))
+               STREAMREC_METRICS_PORT=str(free_port()), STREAMREC_DATA_DIR=str(base.data_dir), **model_env)
     settings = load_settings(env)
     names = TopicNames.with_prefix(settings.topic_prefix)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,8 @@ def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_pat
     model_dir = tmp_path / "models"
     tiny_model(data, 7, unique).save(model_dir / "v1")
     # 6 partitions: Faust's assignor fills each worker up to ceil(partitions / workers), so 4 over 3 is 2/2/0
-    env = {**env, "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_BATCH_SIZE": "200", "STREAMREC_PARTITIONS": "6"}
+    env = {**env, "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_MODEL_VERSION": "v1", "STREAMREC_BATCH_SIZE": "200",
+           "STREAMREC_PARTITIONS": "6"}
 
     one = run_group(env, settings.bootstrap, unique + "one-", 1, data, users, items, tmp_path)
 
@@ -139,8 +140,8 @@ def test_workers_that_join_die_and_leave_mid_stream_lose_nothing_and_converge_ag
     model_dir = tmp_path / "models"
     tiny_model(data, 7, unique).save(model_dir / "v1")
     names = TopicNames.with_prefix(unique)
-    base = {**env, "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_BATCH_SIZE": "100", "STREAMREC_PARTITIONS": "6",
-            "STREAMREC_TOPIC_PREFIX": unique}
+    base = {**env, "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_MODEL_VERSION": "v1", "STREAMREC_BATCH_SIZE": "100",
+            "STREAMREC_PARTITIONS": "6", "STREAMREC_TOPIC_PREFIX": unique}
 
     def worker(app_id: str) -> WorkerProcess:
         return WorkerProcess({**base, "STREAMREC_APP_ID": app_id, "STREAMREC_METRICS_PORT": str(free_port())},

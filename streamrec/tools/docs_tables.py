@@ -1,0 +1,93 @@
+"""The docs' tables of measured figures are generated from the reports they come from, never typed: each table
+sits between two markers that name its kind and its reports (JSON files kept in docs/results/, each holding
+the command that produced it and the commit it ran on), and `streamrec docs-tables` rebuilds every such table
+from those files (`--check`: only says which pages differ; a test runs it).
+
+    <!-- table eval results/eval-rees46.json results/eval-wikipedia.json -->
+    …generated…
+    <!-- end table -->
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Callable
+
+from . import bench_table
+
+BLOCK = re.compile(r"(?P<open><!-- table (?P<kind>[\w-]+) (?P<files>[^>]*?) -->\n)(?P<body>.*?)(?P<close><!-- end table -->)",
+                   re.S)
+EVAL_MODELS = ("streamrec", "static_gat", "tgn", "edgebank", "edgebank_window", "itemknn", "recent_pop", "pop")
+
+
+def _commit(report: dict) -> str:
+    git = report.get("git") or {}
+    return (git.get("commit") or "?")[:7] + (" (uncommitted changes)" if git.get("dirty") else "")
+
+
+def eval_markdown(reports: list[dict]) -> str:
+    """Test MRR of every model, one row per data set (the best in bold), then each run's command and commit."""
+    models = [m for m in EVAL_MODELS if any(m in r["models"] for r in reports)]
+    models += sorted({m for r in reports for m in r["models"]} - set(models))
+    lines = ["| test MRR | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for report in reports:
+        scores = {m: r["overall"]["mrr"] for m, r in report["models"].items() if "error" not in r}
+        best = max(scores.values(), default=None)
+        cells = ["–" if m not in scores else (f"**{scores[m]:.3f}**" if scores[m] == best else f"{scores[m]:.3f}")
+                 for m in models]
+        data = report["dataset"]
+        lines.append(f"| {data['name']} ({data['rows']:,} events) | " + " | ".join(cells) + " |")
+    lines.append("")
+    for report in reports:
+        lines.append(f"- `{report['config']['command']}` (commit {_commit(report)})")
+    return "\n".join(lines) + "\n"
+
+
+def _reads_markdown(reports: list[dict]) -> str:
+    from .commands.bench_reads import table
+
+    return table(reports) + "\n"
+
+
+RENDERERS: dict[str, Callable[[list[dict]], str]] = {
+    "bench": bench_table.markdown,
+    "bench-workers": lambda reports: "\n".join(bench_table.workers_markdown(r) for r in reports),
+    "eval": eval_markdown,
+    "bench-reads": _reads_markdown,
+}
+
+
+class DocsTableError(ValueError):
+    pass
+
+
+def _render(kind: str, files: str, page: Path) -> str:
+    if kind not in RENDERERS:
+        raise DocsTableError(f"{page}: unknown table kind {kind!r} (known: {', '.join(RENDERERS)})")
+    reports = []
+    for name in files.split():
+        path = page.parent / name
+        try:
+            reports.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise DocsTableError(f"{page}: the {kind} table's report {name}: {exc}") from exc
+    return RENDERERS[kind](reports)
+
+
+def rebuild(text: str, page: Path) -> str:
+    """`text` (the page at `page`) with every generated table rebuilt from its reports."""
+    return BLOCK.sub(lambda m: m["open"] + _render(m["kind"], m["files"], page) + m["close"], text)
+
+
+def stale_pages(docs: Path, write: bool) -> list[Path]:
+    """The pages under `docs` whose tables differ from their reports; rewritten when `write`."""
+    stale = []
+    for page in sorted(docs.glob("*.md")):
+        text = page.read_text()
+        fresh = rebuild(text, page)
+        if fresh != text:
+            stale.append(page)
+            if write:
+                page.write_text(fresh)
+    return stale

@@ -1,0 +1,62 @@
+"""The docs' measured tables are generated from the reports in docs/results/, so a typed figure cannot drift."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from streamrec.tools.docs_tables import BLOCK, DocsTableError, eval_markdown, rebuild, stale_pages
+
+from conftest import REPO
+
+DOCS = REPO / "docs"
+
+
+def test_every_table_in_the_docs_equals_its_report():
+    assert stale_pages(DOCS, write=False) == []
+    check = subprocess.run([sys.executable, "-m", "streamrec", "docs-tables", "--check", "--docs", str(DOCS)],
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_report_says_its_command_and_commit():
+    blocks = [m for page in DOCS.glob("*.md") for m in BLOCK.finditer(page.read_text())]
+    assert blocks, "the docs hold generated tables"
+    for block in blocks:
+        for name in block["files"].split():
+            report = json.loads((DOCS / name).read_text())
+            command = report.get("command") or report.get("config", {}).get("command")
+            assert command and command.startswith("streamrec "), name
+            assert len((report.get("git") or {}).get("commit") or "") == 40, name
+
+
+def _report(name: str, mrr: dict) -> dict:
+    return {"dataset": {"name": name, "rows": 1000}, "config": {"command": f"streamrec eval --dataset {name}"},
+            "git": {"commit": "a" * 40, "dirty": False},
+            "models": {model: {"overall": {"mrr": value}} for model, value in mrr.items()}}
+
+
+def test_a_typed_edit_is_rebuilt_and_reported(tmp_path):
+    (tmp_path / "r.json").write_text(json.dumps(_report("rees46", {"streamrec": 0.27, "pop": 0.03})))
+    page = tmp_path / "page.md"
+    page.write_text("before\n<!-- table eval r.json -->\n| typed | 0.99 |\n<!-- end table -->\nafter\n")
+    assert stale_pages(tmp_path, write=False) == [page]
+    assert "0.99" in page.read_text()  # --check changes nothing
+    assert stale_pages(tmp_path, write=True) == [page] and stale_pages(tmp_path, write=False) == []
+    text = page.read_text()
+    assert text.startswith("before\n") and text.endswith("<!-- end table -->\nafter\n")
+    assert "| rees46 (1,000 events) | **0.270** | 0.030 |" in text and "0.99" not in text
+    assert "`streamrec eval --dataset rees46` (commit aaaaaaa)" in text
+
+
+def test_eval_table_marks_the_best_and_a_missing_model():
+    table = eval_markdown([_report("a", {"streamrec": 0.5, "pop": 0.6}), _report("b", {"streamrec": 0.2})])
+    assert "| test MRR | streamrec | pop |" in table
+    assert "| a (1,000 events) | 0.500 | **0.600** |" in table and "| b (1,000 events) | **0.200** | – |" in table
+
+
+def test_a_missing_report_or_kind_is_named(tmp_path):
+    with pytest.raises(DocsTableError, match="gone.json"):
+        rebuild("<!-- table eval gone.json -->\n<!-- end table -->", tmp_path / "p.md")
+    with pytest.raises(DocsTableError, match="unknown table kind 'nope'"):
+        rebuild("<!-- table nope x.json -->\n<!-- end table -->", tmp_path / "p.md")
