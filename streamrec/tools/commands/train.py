@@ -1,6 +1,7 @@
 from ._options import (add_deprecated_alias, add_device_argument, add_limit_argument, add_progress_argument,
                        add_threads_argument)
 from ._source import add_source_arguments, load_source
+from .models import promote_trained
 
 NAME = "train"
 HELP = "train the temporal GAT on a data set's chronological 70/15/15 split and write a versioned checkpoint"
@@ -8,7 +9,10 @@ HELP = "train the temporal GAT on a data set's chronological 70/15/15 split and 
 
 def configure(parser):
     add_source_arguments(parser)
-    parser.add_argument("--out", required=True, help="checkpoint folder (model.pt + metadata.json)")
+    parser.add_argument("--out", required=True, help="checkpoint folder (model.pt + metadata.json): a version when "
+                        "directly under STREAMREC_MODEL_DIR, promoted if it is the first one there")
+    parser.add_argument("--promote", action="store_true",
+                        help="promote the new version: running workers swap to it (`streamrec models`)")
     add_device_argument(parser)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--patience", type=int, default=1, help="epochs without a better validation MRR")
@@ -94,4 +98,5 @@ def run(args, settings) -> int:
     path = rec.save(args.out, metadata)
     print(json.dumps({"checkpoint": str(path), "model_version": rec.model_version,
                       "validation": metadata["validation"], "test": test_metrics, "train_seconds": seconds}, indent=2))
+    print(promote_trained(args.out, settings, asked=args.promote))
     return 0
