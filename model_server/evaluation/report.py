@@ -151,25 +151,46 @@ def write_plots(report: dict, out: Path) -> list[Path]:
     ax.set_title(f"{report['dataset']['name']}: test metrics by model")
     paths.append(_save(fig, ax, out / "metrics_by_model.png"))
 
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    unit = "hours"
-    for name, result in ok.items():
-        points = [(p["ts"], p["mrr"]) for p in result["mrr_by_batch"] if p["mrr"] is not None]
-        if not points:
-            continue
-        start = points[0][0]
-        window = max(1, len(points) // 30)  # a running mean over ~1/30 of the test batches
-        span_h = (points[-1][0] - start) / 3.6e6
-        unit, scale = ("days", 8.64e7) if span_h > 72 else ("hours", 3.6e6) if span_h > 2 else ("minutes", 6e4)
-        xs = [(ts - start) / scale for ts, _ in points]
-        ys = [sum(v for _, v in points[max(0, i - window + 1):i + 1]) / len(points[max(0, i - window + 1):i + 1])
-              for i in range(len(points))]
-        ax.plot(xs, ys, label=name)
-    ax.set_xlabel(f"{unit} since the start of the test part")
-    ax.set_ylabel("MRR (running mean)")
-    ax.set_title(f"{report['dataset']['name']}: MRR over test time (batches of {report['config']['batch_size']})")
+    fig, ax = mrr_over_time_figure(report, ok, plt)
     paths.append(_save(fig, ax, out / "mrr_over_time.png"))
     return paths
+
+
+def mrr_series(mrr_by_batch: list[dict]) -> tuple[str, list[float], list[float]]:
+    """(time unit, time since the first test batch, running mean MRR) over the batches that had an MRR."""
+    points = [(p["ts"], p["mrr"]) for p in mrr_by_batch if p["mrr"] is not None]
+    if not points:
+        return "hours", [], []
+    start = points[0][0]
+    window = max(1, len(points) // 30)  # a running mean over ~1/30 of the test batches
+    span_h = (points[-1][0] - start) / 3.6e6
+    unit, scale = ("days", 8.64e7) if span_h > 72 else ("hours", 3.6e6) if span_h > 2 else ("minutes", 6e4)
+    xs = [(ts - start) / scale for ts, _ in points]
+    ys = [sum(v for _, v in points[max(0, i - window + 1):i + 1]) / len(points[max(0, i - window + 1):i + 1])
+          for i in range(len(points))]
+    return unit, xs, ys
+
+
+def mrr_over_time_figure(report: dict, ok: dict, plt):
+    """MRR over the test part, one line per model; with few batches each batch is a marker (a line through one
+    point draws nothing), and a single batch is said in the plot."""
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    unit, most_batches = "hours", 0
+    for name, result in ok.items():
+        unit, xs, ys = mrr_series(result["mrr_by_batch"])
+        if xs:
+            ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, label=name)
+            most_batches = max(most_batches, len(xs))
+    ax.set_xlabel(f"{unit} since the start of the test part")
+    if most_batches == 1:  # no time axis to speak of: say so instead of ticks around 0
+        ax.set_xticks([0.0], ["the only test batch"])
+        ax.set_xlabel("")
+        ax.set_ylim(bottom=0)
+        ax.text(0.02, 0.96, "one test batch:\none point per model,\nno trend over time", transform=ax.transAxes,
+                ha="left", va="top")  # left of the points, which sit in the middle
+    ax.set_ylabel("MRR (running mean)")
+    ax.set_title(f"{report['dataset']['name']}: MRR over test time (batches of {report['config']['batch_size']})")
+    return fig, ax
 
 
 def _save(fig, ax, path: Path) -> Path:

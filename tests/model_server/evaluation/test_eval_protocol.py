@@ -125,6 +125,7 @@ def test_eval_command_writes_the_reports(tmp_path, monkeypatch):
     assert "| edgebank |" in (out / "report.md").read_text()
     assert report["config"]["command"] == f"streamrec eval --events-csv {csv} --models pop,edgebank,itemknn --out {out} " \
                                           "--no-progress"  # what ran, not the test runner's argv
+    assert f"Command: `{report['config']['command']}`" in (out / "report.md").read_text()
     assert (out / "metrics_by_model.png").stat().st_size > 0 and (out / "mrr_over_time.png").stat().st_size > 0
 
 
