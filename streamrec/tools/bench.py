@@ -510,14 +510,14 @@ def _plot_stages(runs: list[RateRun], path: Path, plt, waits_for_graph: bool) ->
     """Per run, one horizontal bar per lane on a shared time axis: the lanes overlap in time, so stacking their
     stages would add up time that is spent at once."""
     colours = {stage: f"C{k}" for k, stage in enumerate(LANE_STAGES)}
-    fig, axes = plt.subplots(len(runs), 1, sharex=True, squeeze=False, figsize=(9, 0.6 + 1.15 * len(runs)))
+    fig, axes = plt.subplots(len(runs), 1, sharex=True, squeeze=False, figsize=(9, max(3.0, 0.8 + 1.15 * len(runs))))
     for ax, run in zip(axes[:, 0], runs):
         stage_ms = run.result["stage_ms_per_batch"]
         for row, (lane, parts) in enumerate(lane_intervals(stage_ms, waits_for_graph).items()):
             for stage, start, length in parts:
                 ax.barh(row, length, left=start, height=0.7, color=colours[stage], label=stage)
         if stage_ms.get("batch"):
-            ax.axvline(stage_ms["batch"], color="black", linestyle="--", label="whole batch, taken -> acked")
+            ax.axvline(stage_ms["batch"], color="black", linestyle="--", label="whole batch, taken -> acked\n(past the bars: waiting for\nlanes busy with earlier batches)")
         ax.set_yticks(range(len(LANES)), [f"{lane} lane" for lane in LANES], fontsize="small")
         ax.invert_yaxis()
         ax.set_title(run.label, loc="left", fontsize="small")
@@ -531,7 +531,7 @@ def _plot_stages(runs: list[RateRun], path: Path, plt, waits_for_graph: bool) ->
     fig.tight_layout(rect=(0, 0, 0.75, 1))
     # to the right of the axes: inside, it hid the bars
     fig.legend(by_label.values(), by_label.keys(), loc="center left", bbox_to_anchor=(0.75, 0.5), fontsize="small")
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the legend, right of the axes, included
     plt.close(fig)
 
 
