@@ -27,7 +27,8 @@ from .servers import running_local_services
 from ..runtime.model_versions import pinned_env
 from ..runtime.settings import load_settings
 
-STAGES = ("intake", "arrival", "validate", "graph_upsert", "observe", "rank", "publish", "batch")
+# refresh: the model host's observe + rank and the round trip to it (the stages plot draws that remainder)
+STAGES = ("intake", "arrival", "validate", "graph_upsert", "refresh", "observe", "rank", "publish", "batch")
 SUSTAINABLE_P99_S = 1.0
 MEASURED_ROLES = ("worker", "model_host")  # the processes whose CPU per event is reported
 
@@ -517,7 +518,8 @@ def _plot_stages(runs: list[RateRun], path: Path, plt, waits_for_graph: bool) ->
             for stage, start, length in parts:
                 ax.barh(row, length, left=start, height=0.7, color=colours[stage], label=stage)
         if stage_ms.get("batch"):
-            ax.axvline(stage_ms["batch"], color="black", linestyle="--", label="whole batch, taken -> acked\n(past the bars: waiting for\nlanes busy with earlier batches)")
+            ax.axvline(stage_ms["batch"], color="black", linestyle="--",
+                       label="whole batch, taken -> acked\n(past the bars: waiting for\nlanes busy with earlier batches)")
         ax.set_yticks(range(len(LANES)), [f"{lane} lane" for lane in LANES], fontsize="small")
         ax.invert_yaxis()
         ax.set_title(run.label, loc="left", fontsize="small")
