@@ -93,21 +93,6 @@ def _base3(context: ModelContext) -> Recommender:
     return Base3(batch_size=context.batch_size)
 
 
-def _recency_popularity(context: ModelContext) -> Recommender:
-    from ..baselines.recency_popularity import RecencyPopularity
-    return RecencyPopularity(batch_size=context.batch_size)
-
-
-def _poptrack(context: ModelContext) -> Recommender:
-    from ..baselines.poptrack import PopTrack
-    return PopTrack(decay=context.options.get("decay"), batch_size=context.batch_size)
-
-
-def _base3(context: ModelContext) -> Recommender:
-    from ..baselines.base3 import Base3
-    return Base3(batch_size=context.batch_size)
-
-
 MODELS: dict[str, Callable[[ModelContext], Recommender] | str] = {
     "streamrec": "model_server.tgat.evaluation:build_streamrec",   # the temporal GAT, updated by streaming
     "pop": _pop,
@@ -117,9 +102,6 @@ MODELS: dict[str, Callable[[ModelContext], Recommender] | str] = {
     "itemknn": _itemknn,
     "static_gat": "model_server.tgat.evaluation:build_static_gat",  # the same GAT trained once, never updated
     "tgn": _tgn,
-    "recency_popularity": _recency_popularity,
-    "poptrack": _poptrack,
-    "base3": _base3,
     "recency_popularity": _recency_popularity,
     "poptrack": _poptrack,
     "base3": _base3,
@@ -135,9 +117,6 @@ DESCRIPTIONS = {
     "itemknn": "incremental item co-occurrence with recency",
     "static_gat": "temporal GAT trained once, never updated",
     "tgn": "TGN (PyG TGNMemory + graph attention), trained on train, early-stopped on validation",
-    "recency_popularity": "recency/popularity heuristics of Cornell et al. 2025 (variant chosen on validation)",
-    "poptrack": "PopTrack: per-batch decayed global popularity (decay chosen on validation)",
-    "base3": "Base3: EdgeBank + PopTrack + co-occurrence interpolated (weights chosen on validation)",
     "recency_popularity": "recency/popularity heuristics of Cornell et al. 2025 (variant chosen on validation)",
     "poptrack": "PopTrack: per-batch decayed global popularity (decay chosen on validation)",
     "base3": "Base3: EdgeBank + PopTrack + co-occurrence interpolated (weights chosen on validation)",
