@@ -68,6 +68,15 @@ class SASRecNetwork(nn.Module):
         self.input_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(SelfAttentionBlock(dim, heads, dropout) for _ in range(blocks))
         self.final_norm = nn.LayerNorm(dim)
+        self._init_embeddings(dim)
+
+    def _init_embeddings(self, dim: int) -> None:
+        """Normal with std 1/sqrt(dim), so the sqrt(dim)-scaled inputs have unit scale and the first logits are
+        about N(0, 1) (torch's N(0, 1) default made them ~sqrt(dim) and the first epochs confidently wrong)."""
+        for embedding in (self.item_embedding, self.position_embedding):
+            nn.init.normal_(embedding.weight, std=dim ** -0.5)
+        with torch.no_grad():
+            self.item_embedding.weight[PAD].zero_()
 
     def forward(self, rows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         n, length = rows.shape
