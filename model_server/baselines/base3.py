@@ -84,6 +84,14 @@ class Base3(Recommender):
         self.validation_mrr = {"weights": self.weights, "mrr": mrr[self.weights],
                                "poptrack_decay": self.poptrack.decay, "all": mrr}
 
+    @property
+    def params(self) -> dict:
+        """What `streamrec eval` records in report.json: both weight triples, PopTrack's decay, validation MRR."""
+        weights = self.weights or PAPER_WEIGHTS
+        return {"weights_seen": [round(w, 4) for w in weights.seen],
+                "weights_unseen": [round(w, 4) for w in weights.unseen],  # its alpha multiplies EdgeBank's 0
+                "poptrack_decay": self.poptrack.decay, "validation_mrr": self.validation_mrr.get("mrr")}
+
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
         for component in self.components:  # each keeps its own id maps, filled in the same order as ours
             component.observe(batch)

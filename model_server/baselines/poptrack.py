@@ -58,6 +58,11 @@ class PopTrack(Recommender):
         self.validation_mrr = {"decay": chosen, "mrr": mrr[chosen], "all": mrr}
         return chosen
 
+    @property
+    def params(self) -> dict:
+        """What `streamrec eval` records in report.json: the decay in use and its validation MRR."""
+        return {"decay": self.decay, "validation_mrr": self.validation_mrr.get("mrr")}
+
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
         self.popularity = _grow(self.popularity, len(self.items))
         self.popularity.index_add_(0, items, torch.ones(len(items), dtype=torch.float64))

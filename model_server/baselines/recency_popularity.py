@@ -96,6 +96,13 @@ class RecencyPopularity(Recommender):
         self.validation_mrr = {"variant": self.variant.label, "mrr": mrr[self.variant],
                                "all": {v.label: m for v, m in mrr.items()}}
 
+    @property
+    def params(self) -> dict:
+        """What `streamrec eval` records in report.json: the variant in use and its validation MRR."""
+        variant = self.variant or DEFAULT_VARIANT
+        return {"variant": variant.label, "primary": variant.primary, "secondary": variant.secondary,
+                "window_s": variant.window_s, "validation_mrr": self.validation_mrr.get("mrr")}
+
     # -- state -------------------------------------------------------------------------------------------
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
         for u, i, ts in zip(users.tolist(), items.tolist(), batch.ts):
