@@ -1,24 +1,29 @@
-"""The temporal GAT inside the pipeline: its neighbourhoods equal the graph store's bounded reads, and a newer
-checkpoint is swapped in under a running stream without losing or half-processing a batch."""
+"""The temporal GAT inside the pipeline: its neighbourhoods equal the graph store's bounded reads; a promoted
+version is swapped in under a running stream (and a rollback swaps back) without losing or half-processing a
+batch; a pinned version is served whatever is promoted. The served version shows in the lists, /readyz and the
+streamrec_model_info metric."""
 from __future__ import annotations
 
 import asyncio
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
 
 import real_events
-from conftest import Event, wait_for
+from conftest import Event, consume_until, get_json as get, wait_for
 from graph_store import GraphStore
 from model_server.contract import InteractionBatch
 from model_server.tgat import build_streamrec
 from stream.events import interaction_value
 from stream.replay import make_producer
 from stream.topics import TopicNames
+from test_pipeline import scrape
 
 N_TRAIN = 600
 
@@ -76,38 +81,70 @@ def test_model_neighbourhoods_equal_the_graph_stores_bounded_reads(ml_events, se
         assert model.recent_neighbours(node_id, "item") == [(n["id"], n["type"], n["ts"]) for n in recent], node_id
 
 
-def test_a_newer_checkpoint_is_swapped_in_under_a_running_stream_and_nothing_is_lost(
+def models_cli(model_dir, *args: str) -> subprocess.CompletedProcess:
+    """`streamrec models ...` as an operator runs it beside the worker, on the worker's model folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMREC_")}
+    env.update(STREAMREC_HOME=str(model_dir.parent / "cli-home"), STREAMREC_MODEL_DIR=str(model_dir))
+    return subprocess.run([sys.executable, "-m", "streamrec", "models", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def served(port: int) -> tuple[str, str] | None:
+    """(model_version, model_version_name) that a ready worker's /readyz names."""
+    code, body = get(port, "/readyz")
+    return (body["model_version"], body["model_version_name"]) if code == 200 else None
+
+
+def send(producer, names, unique, stream, indices) -> None:
+    for k in indices:
+        user, item = unique + stream.users[k], unique + stream.items[k]
+        producer.send(names.interactions, key=user.encode(), value=interaction_value(
+            f"{unique}{k}", user, item, stream.types[k], stream.ts[k]))
+
+
+def lists_until(bootstrap, topic, done, timeout_s: float = 120.0) -> list[dict]:
+    records = consume_until(bootstrap, topic, lambda rs: done([json.loads(r.value) for r in rs]), timeout_s)
+    return [json.loads(record.value) for record in records]
+
+
+def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_is_lost(
         long_stream, server_settings, worker_factory, unique, tmp_path):
     model_dir = tmp_path / "models"
     first = tiny_model(long_stream, 1, unique)
     first.save(model_dir / "a")
     second = tiny_model(long_stream, 2, unique)
-    second.save(tmp_path / "staged-b")
+    second.save(model_dir / "b")  # the newest file from the start: served only once promoted
     assert first.version() != second.version()
+    assert models_cli(model_dir, "promote", "a").returncode == 0
 
     names = TopicNames.with_prefix(unique)
     worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app",
                              "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_BATCH_SIZE": "100",
                              "STREAMREC_MODEL_POLL_S": "1"}).start()
+    port = worker.metrics_port
+    assert wait_for(lambda: served(port)) == (first.version(), "a")
     producer = make_producer(server_settings.bootstrap)
-    send_ids = lambda k: (unique + long_stream.users[k], unique + long_stream.items[k])  # noqa: E731
     k, swapped_at, deadline = 0, None, time.monotonic() + 120
     # a stream, not one burst, that goes on until the swap has landed and 1,000 more events followed it
     while k < len(long_stream) and time.monotonic() < deadline and (swapped_at is None or k < swapped_at + 1000):
-        if k == 400:  # a checkpoint altered after training: refused, the first model keeps serving
+        if k == 400:
+            # an altered checkpoint: `promote` refuses it; recorded by hand, as if altered after its promotion,
+            # the worker refuses it too and the first model keeps serving; the operator rolls back
             shutil.copytree(model_dir / "a", model_dir / "tampered")
             with open(model_dir / "tampered" / "model.pt", "ab") as tampered:
                 tampered.write(b"\0")
-            # newer than "a", older than "b" (copytree keeps the staged file's time): looked at first, then passed over
-            between = ((model_dir / "a" / "model.pt").stat().st_mtime + (tmp_path / "staged-b" / "model.pt").stat().st_mtime) / 2
-            os.utime(model_dir / "tampered" / "model.pt", (between, between))
+            refused = models_cli(model_dir, "promote", "tampered")
+            assert refused.returncode == 1 and "not promoting tampered: " in refused.stderr, refused.stderr
+            record = json.loads((model_dir / "CURRENT").read_text())
+            record["history"].append({"version": "tampered", "promoted_at": "by hand"})
+            (model_dir / "CURRENT").write_text(json.dumps({**record, "current": "tampered"}))
             producer.flush()
             wait_for(lambda: "refused the checkpoint" in worker.log(), timeout_s=20, interval_s=0.2)
-        if k == 800:  # mid-stream, a training job publishes a newer checkpoint
-            shutil.copytree(tmp_path / "staged-b", model_dir / "b")
-        user, item = send_ids(k)
-        producer.send(names.interactions, key=user.encode(), value=interaction_value(
-            f"{unique}{k}", user, item, long_stream.types[k], long_stream.ts[k]))
+            rolled_back = models_cli(model_dir, "rollback")
+            assert rolled_back.stdout.startswith("rolled back from tampered to a"), rolled_back.stderr
+        if k == 800:  # mid-stream, the operator promotes the newer version
+            assert models_cli(model_dir, "promote", "b").returncode == 0
+        send(producer, names, unique, long_stream, [k])
         k += 1
         if k % 100 == 0:
             producer.flush()
@@ -115,40 +152,75 @@ def test_a_newer_checkpoint_is_swapped_in_under_a_running_stream_and_nothing_is_
             if swapped_at is None and "swapped streamrec" in worker.log():
                 swapped_at = k
     producer.flush()
-    producer.close()
     n = k
     assert swapped_at is not None, "no swap within the stream"
-    users = [send_ids(j)[0] for j in range(n)]
+    users = [unique + long_stream.users[j] for j in range(n)]
     last_event = {user: f"{unique}{j}" for j, user in enumerate(users)}
 
-    from kafka import KafkaConsumer
+    latest = lambda entries: {e["user_id"]: e["last_event_id"] for e in entries}  # noqa: E731
+    lists = lists_until(server_settings.bootstrap, names.recommendations, lambda es: latest(es) == last_event)
+    assert latest(lists) == last_event  # every user's newest list reflects their newest event
 
-    consumer = KafkaConsumer(names.recommendations, bootstrap_servers=server_settings.bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=2000)
-    lists, latest = [], {}
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and latest != last_event:
-        for record in consumer:
-            entry = json.loads(record.value)
-            lists.append(entry)
-            latest[entry["user_id"]] = entry["last_event_id"]
-    consumer.close()
-    assert latest == last_event  # every user's newest list reflects their newest event
-
-    versions = [entry["model_version"] for entry in sorted(lists, key=lambda entry: entry["published_ts"])]
-    assert first.version() in versions and second.version() in versions
-    switched = versions.index(second.version())
-    assert all(v == second.version() for v in versions[switched:]), "a list from the old model after the swap"
+    served_in_order = [(e["model_version"], e["model_version_name"]) for e in sorted(lists, key=lambda e: e["published_ts"])]
+    switched = served_in_order.index((second.version(), "b"))
+    assert set(served_in_order[:switched]) == {(first.version(), "a")}
+    assert set(served_in_order[switched:]) == {(second.version(), "b")}, "a list from the old model after the swap"
     assert {entry["user_id"] for entry in lists} == set(users)
     assert all(entry["model"] == "streamrec" and entry["items"] and "because" in entry["items"][0] for entry in lists)
+    assert served(port) == (second.version(), "b")
+    assert scrape(port, f'streamrec_model_info{{model="streamrec",version="{second.version()}",version_name="b"}}') == 1
 
     async def stored_events():
         async with GraphStore.from_settings(server_settings) as store:
             return sum(e["count"] for e in await store.edges_of_users(sorted(set(users))))
     assert asyncio.run(stored_events()) == n
-    log = worker.log()
-    assert "swapped streamrec" in log and "Traceback" not in log
-    assert f"refused the checkpoint: {model_dir / 'tampered' / 'model.pt'}: its SHA-256" in log
-    from test_pipeline import scrape
 
-    assert scrape(int(worker.env["STREAMREC_METRICS_PORT"]), "streamrec_checkpoints_rejected_total") == 1
+    # rollback: the worker swaps back to "a" while it runs, and the lists of later events say so
+    assert models_cli(model_dir, "rollback").stdout.startswith("rolled back from b to a")
+    assert wait_for(lambda: served(port) == (first.version(), "a"), timeout_s=60)
+    send(producer, names, unique, long_stream, range(n, n + 100))
+    producer.flush()
+    producer.close()
+    after = {f"{unique}{j}" for j in range(n, n + 100)}
+    lists = lists_until(server_settings.bootstrap, names.recommendations,
+                        lambda es: after <= {e["last_event_id"] for e in es})
+    assert {(e["model_version"], e["model_version_name"]) for e in lists if e["last_event_id"] in after} == {
+        (first.version(), "a")}
+    log = worker.log()
+    assert log.count("swapped streamrec") == 2 and "Traceback" not in log
+    assert f"refused the checkpoint: {model_dir / 'tampered' / 'model.pt'}: its SHA-256" in log
+    assert scrape(port, "streamrec_checkpoints_rejected_total") == 1
+
+
+def test_the_pinned_version_is_served_whatever_is_promoted_and_a_wrong_pin_stops_start_up(
+        long_stream, server_settings, worker_factory, unique, tmp_path):
+    model_dir = tmp_path / "models"
+    first = tiny_model(long_stream, 1, unique)
+    first.save(model_dir / "a")
+    second = tiny_model(long_stream, 2, unique)
+    second.save(model_dir / "b")
+    assert models_cli(model_dir, "promote", "a").returncode == 0
+    env = {"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app", "STREAMREC_MODEL_DIR": str(model_dir),
+           "STREAMREC_MODEL_POLL_S": "1"}
+
+    with pytest.raises(RuntimeError, match="the worker exited with 2") as stopped:
+        worker_factory({**env, "STREAMREC_MODEL_VERSION": "nope"}).start()
+    assert (f"STREAMREC_MODEL_VERSION=nope: no version 'nope' under {model_dir} (a folder with model.pt); "
+            "versions: a, b: set it to one of them") in str(stopped.value)
+
+    worker = worker_factory({**env, "STREAMREC_MODEL_VERSION": "b"}).start()
+    port = worker.metrics_port
+    assert wait_for(lambda: served(port)) == (second.version(), "b")
+    shutil.copytree(model_dir / "a", model_dir / "c")
+    assert models_cli(model_dir, "promote", "c").returncode == 0  # CURRENT changes; the pin wins
+    names = TopicNames.with_prefix(unique)
+    producer = make_producer(server_settings.bootstrap)
+    send(producer, names, unique, long_stream, range(200))
+    producer.flush()
+    producer.close()
+    sent = {f"{unique}{j}" for j in range(200)}
+    lists = lists_until(server_settings.bootstrap, names.recommendations,
+                        lambda es: sent <= {e["last_event_id"] for e in es})
+    assert {(e["model_version"], e["model_version_name"]) for e in lists} == {(second.version(), "b")}
+    time.sleep(3)  # three polls of the model folder
+    assert served(port) == (second.version(), "b") and "swapped" not in worker.log()
