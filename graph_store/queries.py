@@ -58,7 +58,7 @@ RETURN count(i) AS items
 # Neighbourhoods, each read anchored on its node: the key lookup first, then only that node's own edges, so a
 # leaf costs the same in any graph (unanchored, ArcadeDB started from every :User: 54 ms for a leaf, measured).
 # Sorting the node's edges costs O(degree): no graph server keeps a node's edges ordered by a property
-# (README -> Bounded reads has the figures for hubs and leaves on both servers).
+# (docs/benchmarks.md, Bounded reads, has the figures for hubs and leaves on both servers).
 RECENT_ITEMS_OF_USERS = """
 UNWIND $ids AS id
 CALL (id) {

@@ -146,7 +146,7 @@ class ProcessSampler(threading.Thread):
 
     def summary(self) -> dict:
         """Mean CPU, and the means of the first and the last quarter of the samples: a process whose cost grows
-        during a run shows it (the local broker's fetches cost more as its log grows; see README, Scaling)."""
+        during a run shows it (the local broker's fetches cost more as its log grows; see docs/scaling.md)."""
         def mean(values):
             return round(sum(values) / len(values), 1) if values else None
 

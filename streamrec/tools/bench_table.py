@@ -1,4 +1,4 @@
-"""Markdown tables from bench.json files, so that the README's benchmark figures are generated, not typed.
+"""Markdown tables from bench.json files, so that the docs' benchmark figures are generated, not typed.
 Several reports (one per stack or data set) become one side-by-side table, one row per rate and report."""
 from __future__ import annotations
 

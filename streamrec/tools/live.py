@@ -32,7 +32,7 @@ def isolated_env(base, home: Path) -> dict:
         env.update(STREAMREC_HOME=str(home), STREAMREC_LOCAL_KAFKA_PORT=str(free_port()),
                    STREAMREC_LOCAL_KAFKA_CONTROLLER_PORT=str(free_port()),
                    STREAMREC_LOCAL_BOLT_PORT=str(free_port()), STREAMREC_LOCAL_HTTP_PORT=str(free_port()))
-    env.setdefault("STREAMREC_SESSION_TIMEOUT_S", "3")  # a short group join (see README, local servers)
+    env.setdefault("STREAMREC_SESSION_TIMEOUT_S", "3")  # a short group join (see docs/configuration.md, local servers)
     return env
 
 

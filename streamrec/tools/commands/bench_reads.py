@@ -13,7 +13,7 @@ def configure(parser):
     parser.add_argument("--out", default=None,
                         help=f"folder for bench_reads.json and .png (default: <STREAMREC_HOME>/{OUT_FOLDER})")
     parser.add_argument("--table", nargs="+", metavar="DIR",
-                        help="print the README table of earlier runs instead (default: measure)")
+                        help="print the docs' table of earlier runs instead (default: measure)")
 
 
 def _events(dataset, hub_users: int):

