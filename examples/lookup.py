@@ -1,6 +1,6 @@
 """Ask a running worker for one user's list now (the standard library only).
 
-    python examples/lookup.py USER_ID [--url http://127.0.0.1:9464] [--k 10]
+    python examples/lookup.py USER_ID [--url http://127.0.0.1:9464] [--top-k 10]
 
 Any worker of the group may be asked: one that does not own the user's partition redirects (307) to the owner,
 which urllib follows. 404 means no event of this user has reached the workers yet.
@@ -28,9 +28,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("user_id")
     parser.add_argument("--url", default="http://127.0.0.1:9464", help="a worker's HTTP port (default: %(default)s)")
-    parser.add_argument("--k", type=int, default=10, help="list length (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=10, help="list length (default: %(default)s)")
     args = parser.parse_args()
-    record = lookup(args.url, args.user_id, args.k)
+    record = lookup(args.url, args.user_id, args.top_k)
     if record is None:
         sys.exit(f"no events of {args.user_id} yet")
     for rank, item in enumerate(record["items"], 1):

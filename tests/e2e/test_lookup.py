@@ -56,7 +56,7 @@ def test_a_users_list_on_request_from_the_http_port_and_the_cli(server_settings,
         assert code == 400 and body["error"], (bad, code, body)
 
     env = {**os.environ, **worker.env}
-    cli = subprocess.run([sys.executable, "-m", "streamrec", "recommend", users[-1], "--k", "5"], env=env,
+    cli = subprocess.run([sys.executable, "-m", "streamrec", "recommend", users[-1], "--top-k", "5"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
     assert [i["item_id"] for i in json.loads(cli.stdout)["items"]] == [i["item_id"] for i in last["items"][:5]]

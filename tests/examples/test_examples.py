@@ -69,7 +69,7 @@ def test_produce_keep_the_newest_lists_and_look_up(server_settings, worker_facto
     assert lists[users[-1]]["items"] == newest[users[-1]]["items"]
 
     url = f"http://127.0.0.1:{worker.metrics_port}"
-    looked_up = run_example("lookup.py", users[-1], "--url", url, "--k", "5", env=env, cwd=tmp_path)
+    looked_up = run_example("lookup.py", users[-1], "--url", url, "--top-k", "5", env=env, cwd=tmp_path)
     assert looked_up.returncode == 0, looked_up.stderr
     ranked = [line.split()[1] for line in looked_up.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert ranked == [item["item_id"] for item in lists[users[-1]]["items"][:5]]  # nothing happened since
