@@ -128,14 +128,17 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
         async for batch in stream.take_events(settings.batch_size, within=ITEMS_WAIT_S):
             await _finish_before_ack(process_items(handler, out, batch))
 
+    periodic: list[asyncio.Future] = []  # the one run of handler.periodic() in progress, if any
+
     @app.timer(1.0)
     async def heartbeat():
         if on_tick is not None:
             on_tick()
-        try:
-            await handler.periodic()
-        except Exception:  # background work must not stop the timer
-            log.exception("periodic work failed")
+        # the periodic work (stale sweep, a model swap: seconds at times) runs beside the timer, one run at a
+        # time: awaited here, it held up the liveness tick and the lag gauge, and mode warned "Timer ... is
+        # overlapping" at every swap
+        if not periodic or periodic[0].done():
+            periodic[:] = [app.add_future(_logging_failures(handler.periodic()))]
         for tp in app.consumer.assignment():
             if tp.topic == names.interactions:
                 lag = consumer_lag(app.consumer.highwater(tp), batches.next_offsets.get(tp))
@@ -143,6 +146,13 @@ def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Call
                     metrics.CONSUMER_LAG.labels(str(tp.partition)).set(lag)
 
     return app
+
+
+async def _logging_failures(work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception:  # background work must not stop the next runs
+        log.exception("periodic work failed")
 
 
 async def run_interactions(stream, batches: InteractionBatches, settings) -> None:

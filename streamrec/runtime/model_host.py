@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -176,10 +177,22 @@ class ModelHost(ModelService):
         return self.info()
 
 
+def prepare_process(settings) -> None:
+    """The spawned host starts unconfigured: its log records take the worker's format (runtime/logs.py), and no
+    third-party progress bar is drawn into that log."""
+    from .logs import configure_logging
+    from .process_metrics import MODEL_HOST
+
+    configure_logging(settings.log_level, settings.log_format, role=MODEL_HOST)
+    # transformers draws a "Loading weights" bar when the item-text encoder loads; read when huggingface_hub is
+    # first imported, which is later, with the model
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def serve(connection, settings, checkpoint: Path | None) -> None:
     """The host process: answers ("ok", result) or ("error", (what, traceback)) to each (request, args) until the
     pipe closes (the worker stopped or died). Only the requests of the seam are answered."""
-    logging.basicConfig(level=settings.log_level.upper(), format="[%(asctime)s] [model host] [%(levelname)s] %(message)s")
+    prepare_process(settings)
     try:
         host = ModelHost(settings, checkpoint)
         connection.send(("ok", host.info()))

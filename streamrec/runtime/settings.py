@@ -16,6 +16,7 @@ OTHER_VARIABLES = ("JARS_DIR", "TOOLS_BIN", "IMAGE", "CUDA_IMAGE", "WORKERS", "G
                    "WORKER_MEMORY")
 EXCLUDE_POLICIES = ("none", "purchased", "seen")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")  # json: one object per line, for log shippers (runtime/logs.py)
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 LOCAL_STACKS = ("apache", "light")  # Apache Kafka + Neo4j (needs Java and Maven); the PyPI stand-ins
@@ -74,6 +75,7 @@ class Settings:
     advertised_host: str  # how the other workers reach this one's HTTP port (a lookup of a user it owns)
     metrics_port: int
     log_level: str
+    log_format: str
     extra: Mapping[str, str] = field(default_factory=dict)
     unknown_variables: tuple[str, ...] = ()  # one warning per STREAMREC_* variable no setting reads
 
@@ -237,6 +239,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         advertised_host=_host(r, "ADVERTISED_HOST", _reachable_name(metrics_host)),
         metrics_port=r.integer("METRICS_PORT", 9464, 0, 65535),
         log_level=r.choice("LOG_LEVEL", "info", LOG_LEVELS),
+        log_format=r.choice("LOG_FORMAT", "text", LOG_FORMATS),
         extra={k: v for k, v in env.items() if k.startswith(PREFIX)},
         unknown_variables=_unknown_variables(env, r.names),
     )

@@ -322,7 +322,11 @@ def run_worker(settings) -> int:
         health.serve(settings.metrics_host, settings.metrics_port)
         app = create_app(settings, pipeline, names, on_tick=health.tick)
         health.owner_of = owner_lookup(app, names.interactions, settings.http_url)
-        worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
+        # override_logging off: Faust's loggers keep the handler of runtime/logs.py (one format, text or json)
+        # instead of mode's colour handler on stdout
+        worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False,
+                              override_logging=False)
+        worker.spinner = None  # Faust's start-up spinner writes terminal escapes (backspace, show cursor) even to a file
         try:
             worker.execute_from_commandline()
         except SystemExit as stop:  # mode's worker always leaves through SystemExit, 0 after a signal

@@ -11,6 +11,7 @@ import shlex
 import sys
 
 from . import commands
+from ..runtime.logs import configure_logging
 from ..runtime.settings import SettingsError, load_settings
 
 
@@ -63,17 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.command_line = command_line(argv)  # for the reports
+    module = modules[args.command]
     try:
         settings = load_settings()
+        if hasattr(module, "apply_flags"):  # a command's flags that override STREAMREC_* settings (the worker's)
+            settings = module.apply_flags(args, settings)
     except SettingsError as exc:
         print(f"streamrec: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("kafka", "aiokafka", "neo4j"):  # client libraries log every connection at INFO
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(settings.log_level, settings.log_format, role=getattr(module, "LOG_ROLE", module.NAME))
     for warning in settings.unknown_variables:
         logging.getLogger("streamrec").warning(warning)
-    return int(modules[args.command].run(args, settings) or 0)
+    return int(module.run(args, settings) or 0)
 
 
 if __name__ == "__main__":

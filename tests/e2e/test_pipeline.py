@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -70,6 +71,30 @@ def scrape(port: int, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
+def assert_both_processes_and_every_stage_are_measured(port: int) -> None:
+    """One /metrics shows the event loop's and the model host's CPU and memory, and each stage of a batch."""
+    for process in ("event_loop", "model_host"):
+        assert scrape(port, f'streamrec_process_resident_memory_bytes{{process="{process}"}}') > 10 * 2**20, process
+        assert scrape(port, f'streamrec_process_cpu_seconds_total{{process="{process}"}}') > 0, process
+    for stage in ("intake", "arrival", "validate", "graph_upsert", "refresh", "rank", "publish"):
+        assert scrape(port, f'streamrec_stage_seconds_count{{stage="{stage}"}}') > 0, stage
+    assert scrape(port, 'streamrec_stage_seconds_bucket{le="60.0",stage="graph_upsert"}') > 0  # the worst case fits
+
+
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+                      r"\[(event_loop|model_host)\] [\w.]+: ")
+
+
+def assert_one_log_format(log: str) -> None:
+    """The worker's, Faust's and the model host's records share the text format; no terminal escapes, no
+    warning of the timer that the periodic work overlapped."""
+    lines = log.splitlines()
+    assert [line for line in lines if not LOG_LINE.match(line)] == []
+    assert {LOG_LINE.match(line)[2] for line in lines} == {"event_loop", "model_host"}
+    assert any(" faust." in line for line in lines)
+    assert "\x1b" not in log and "is overlapping" not in log
+
+
 def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
         events, server_settings, worker_factory, unique):
     names = TopicNames.with_prefix(unique)
@@ -122,6 +147,8 @@ def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
     # exactly what a crash before the offset commit amounts to
     port = int(worker.env["STREAMREC_METRICS_PORT"])
     assert scrape(port, 'streamrec_events_total{outcome="applied"') == N_EVENTS
+    assert_both_processes_and_every_stage_are_measured(port)
+    assert_one_log_format(worker.log())
     worker.stop()
     again = worker_factory({**env, "STREAMREC_APP_ID": unique + "app-after-crash"}).start()
     port = int(again.env["STREAMREC_METRICS_PORT"])

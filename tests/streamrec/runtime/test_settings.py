@@ -58,6 +58,7 @@ def test_external_servers_replace_the_local_ones(tmp_path):
     ({"STREAMREC_NEO4J_PASSWORD_FILE": "/nonexistent/pw"}, "cannot read it"),
     ({"STREAMREC_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"}, "STREAMREC_KAFKA_SASL_USERNAME"),
     ({"STREAMREC_SESSION_TIMEOUT_S": "nan-ish"}, "must be a number"),
+    ({"STREAMREC_LOG_FORMAT": "xml"}, "STREAMREC_LOG_FORMAT='xml': must be one of text, json"),
 ])
 def test_invalid_settings_name_the_variable_and_what_is_allowed(env, named):
     with pytest.raises(SettingsError) as error:

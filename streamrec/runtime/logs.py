@@ -1,0 +1,85 @@
+"""One log format for every streamrec process: the CLI, the worker's event loop (Faust's loggers included) and
+its model host. STREAMREC_LOG_FORMAT=text (default) is for people; json writes one JSON object per line
+(time, level, logger, process, pid, message, exception) for log shippers.
+
+The `process` field names the process's role ("event_loop", "model_host", or the CLI command), as the
+`process` label of the streamrec_process_* metrics does.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from typing import TextIO
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(role)s] %(name)s: %(message)s"
+# client libraries log every connection at INFO; their warnings and errors still show
+CHATTY_LIBRARIES = ("kafka", "aiokafka", "neo4j")
+# aiokafka logs these while a fresh broker elects the group coordinator (it creates __consumer_offsets on the
+# first join) and retries until it has one: nothing to act on. A coordinator that never comes shows instead
+# as no partitions assigned (consumer lag) and in /readyz.
+TRANSIENT_COORDINATOR_LOGGER = "aiokafka.consumer.group_coordinator"
+TRANSIENT_COORDINATOR_MESSAGES = ("Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError",
+                                  "Marking the coordinator dead")
+
+
+class JsonFormatter(logging.Formatter):
+    """One line of JSON per record; a traceback is a field of it, not lines of its own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": getattr(record, "role", None),
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class _Role(logging.Filter):
+    """Stamps each record with the process's role, for both formats."""
+
+    def __init__(self, role: str):
+        super().__init__()
+        self.role = role
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.role = self.role
+        return True
+
+
+class _TransientCoordinatorNoise(logging.Filter):
+    """Demotes aiokafka's coordinator-election messages to DEBUG (see TRANSIENT_COORDINATOR_MESSAGES)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith(TRANSIENT_COORDINATOR_MESSAGES):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def configure_logging(level: str, log_format: str, role: str, stream: TextIO | None = None) -> logging.Handler:
+    """The root logger's one handler, on stderr by default; replaces any earlier configuration (the worker's
+    flags may change the level the CLI started with). Python warnings go through it too."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(_Role(role))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for chatty in CHATTY_LIBRARIES:
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    coordinator = logging.getLogger(TRANSIENT_COORDINATOR_LOGGER)
+    if not any(isinstance(f, _TransientCoordinatorNoise) for f in coordinator.filters):
+        coordinator.addFilter(_TransientCoordinatorNoise())
+    logging.captureWarnings(True)
+    return handler
