@@ -37,7 +37,7 @@ class Weights:
 
 
 PAPER_WEIGHTS = Weights(seen=(0.5, 0.2, 0.3), unseen=(0.2, 0.3, 0.5))
-ALPHAS = (0.2, 0.5, 0.8)
+ALPHAS = (0.05, 0.2, 0.5, 0.8)  # 0.05: the lowest of a first grid (0.2) was chosen on validation
 POPULARITY_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # of what alpha leaves, the share going to PopTrack
 
 
