@@ -4,6 +4,16 @@ Item-to-item collaborative filtering (Linden, Smith & York, "Amazon.com recommen
 incremental: each event (u, i) adds co-occurrence weight between i and the user's most recent items; a
 user is scored from their recent items, newest weighted most, plus a repeat signal for the recent items
 themselves and a time-decayed popularity prior (also what a brand-new user gets).
+
+The item x item weights are kept sparse and bounded: each item keeps only its `max_neighbours` heaviest
+co-occurring items (the "model size" k of Sarwar et al., "Item-based collaborative filtering recommendation
+algorithms", WWW 2001, who keep the k most similar items per item), in two [capacity, width] tensors
+(neighbour index, weight). Memory is at most items x max_neighbours entries, never items x items: an 85k-item
+catalogue (131,072 rows once grown by doubling) needs ~210 MB at the default 200, where the dense float32
+matrix asked for 64 GiB. Where no item has more than `max_neighbours` co-occurring items the scores equal
+those of the dense matrix exactly; past that, a list keeps its heaviest entries after each batch (ties to the
+item seen first), so a newcomer enters a full list only once its weight within a batch exceeds the list's
+lightest.
 """
 from __future__ import annotations
 
@@ -18,23 +28,160 @@ import torch
 from ..contract import InteractionBatch, Recommender
 
 TYPE_WEIGHTS = {"click": 1.0, "view": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
+DEFAULT_MAX_NEIGHBOURS = 200
+EVENTS_PER_CHUNK = 1 << 16  # bounds the transient memory of one merge (a large warm start merges in chunks)
+NO_NEIGHBOUR = -1
+
+
+class NeighbourLists:
+    """Per item its heaviest co-occurring items: `index[i, s]` (NO_NEIGHBOUR where slot s is empty) with weight
+    `weight[i, s]`, each row's filled slots first. Rows grow by doubling with the catalogue; the width grows
+    by doubling with the longest list, up to `max_neighbours`, so a sparse catalogue stays narrow."""
+
+    def __init__(self, max_neighbours: int) -> None:
+        if max_neighbours < 1:
+            raise ValueError(f"max_neighbours must be at least 1, got {max_neighbours}")
+        self.max_neighbours = max_neighbours
+        self.index = torch.full((0, 0), NO_NEIGHBOUR, dtype=torch.int32)
+        self.weight = torch.zeros(0, 0)
+        self.length = torch.zeros(0, dtype=torch.long)  # filled slots per row
+
+    @property
+    def capacity(self) -> int:
+        return self.index.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.index.nbytes + self.weight.nbytes + self.length.nbytes
+
+    def ensure_rows(self, n_items: int) -> None:
+        if n_items > self.capacity:
+            self._resize(max(n_items, 2 * self.capacity, 64), self.index.shape[1])
+
+    def _ensure_width(self, width: int) -> None:
+        current = self.index.shape[1]
+        if width > current:
+            self._resize(self.capacity, min(self.max_neighbours, max(width, 2 * current, 8)))
+
+    def _resize(self, rows: int, width: int) -> None:
+        index = torch.full((rows, width), NO_NEIGHBOUR, dtype=torch.int32)
+        weight = torch.zeros(rows, width)
+        old_rows, old_width = self.index.shape
+        index[:old_rows, :old_width] = self.index
+        weight[:old_rows, :old_width] = self.weight
+        length = torch.zeros(rows, dtype=torch.long)
+        length[:old_rows] = self.length
+        self.index, self.weight, self.length = index, weight, length
+
+    def add(self, rows: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor) -> None:
+        """Adds weight to (row, col) entries (repeats sum). Entries already listed grow in place, new ones take
+        their row's next free slots, and a row that would overflow keeps its heaviest `max_neighbours`."""
+        rows, cols, weights = self._coalesce(rows, cols, weights)
+        slot = self._slots_of(rows, cols)
+        listed = slot >= 0
+        self.weight.view(-1).index_add_(0, self._flat(rows[listed], slot[listed]), weights[listed])
+        rows, cols, weights = rows[~listed], cols[~listed], weights[~listed]
+        slot = self.length[rows] + _rank_within_sorted_groups(rows)
+        fits = slot < self.max_neighbours
+        if bool(fits.any()):
+            self._ensure_width(int(slot[fits].max()) + 1)
+            flat = self._flat(rows[fits], slot[fits])
+            self.index.view(-1)[flat] = cols[fits].to(torch.int32)
+            self.weight.view(-1)[flat] = weights[fits]
+            self.length.index_add_(0, rows[fits], torch.ones_like(rows[fits]))
+        if not bool(fits.all()):
+            self._keep_heaviest(rows[~fits], cols[~fits], weights[~fits])
+
+    def _coalesce(self, rows, cols, weights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unique (row, col) entries with their summed weights, sorted by row, then col."""
+        keys, inverse = torch.unique(rows * self.capacity + cols, return_inverse=True)
+        summed = torch.zeros(len(keys), dtype=weights.dtype).index_add_(0, inverse, weights)
+        return keys // self.capacity, keys % self.capacity, summed
+
+    def _slots_of(self, rows: torch.Tensor, cols: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
+        """The slot listing each (row, col) entry, -1 where the row does not list col; compared in chunks so a
+        large warm start never holds a [pairs, width] mask."""
+        slots = torch.full((len(rows),), -1, dtype=torch.long)
+        if not self.index.shape[1]:
+            return slots
+        for start in range(0, len(rows), chunk):
+            part = slice(start, start + chunk)
+            match = self.index[rows[part]] == cols[part].to(torch.int32).unsqueeze(1)
+            found = match.any(dim=1)
+            slots[part] = torch.where(found, match.to(torch.uint8).argmax(dim=1), -1)
+        return slots
+
+    def _flat(self, rows: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        """Positions in the flattened [capacity, width] tensors (one index_put instead of a 2-D one)."""
+        return rows * self.index.shape[1] + slots
+
+    def _keep_heaviest(self, rows: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor) -> None:
+        """Rewrites the rows of entries that did not fit: their listed and new entries, heaviest first, cut at
+        `max_neighbours` (ties go to the smaller item index, the item seen first)."""
+        full = torch.unique(rows)
+        listed_rows, listed_cols, listed_weights = self._entries(full)
+        rows, cols, weights = self._coalesce(torch.cat([listed_rows, rows]), torch.cat([listed_cols, cols]),
+                                             torch.cat([listed_weights, weights]))
+        order = _heaviest_first_within_row(rows, weights)
+        rows, cols, weights = rows[order], cols[order], weights[order]
+        slot = _rank_within_sorted_groups(rows)
+        keep = slot < self.max_neighbours
+        self.index[full] = NO_NEIGHBOUR
+        self.weight[full] = 0.0
+        flat = self._flat(rows[keep], slot[keep])
+        self.index.view(-1)[flat] = cols[keep].to(torch.int32)
+        self.weight.view(-1)[flat] = weights[keep]
+        self.length[full] = 0
+        self.length.index_add_(0, rows[keep], torch.ones_like(rows[keep]))
+
+    def _entries(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(row, col, weight) of the filled slots of `rows` (the first length[row] slots)."""
+        index = self.index[rows]
+        filled = torch.arange(index.shape[1]) < self.length[rows].unsqueeze(1)
+        return rows.unsqueeze(1).expand_as(index)[filled], index[filled].long(), self.weight[rows][filled]
+
+    def scatter_into(self, scores: torch.Tensor, score_rows: torch.Tensor, items: torch.Tensor,
+                     scales: torch.Tensor) -> None:
+        """scores[score_rows[e], neighbour] += scales[e] * weight(items[e], neighbour) for every entry e: the
+        sparse product of the users' profiles with the item x item weights, without a dense matrix."""
+        if not len(items) or not self.index.shape[1]:
+            return
+        index = self.index[items].long()
+        filled = index != NO_NEIGHBOUR
+        flat = score_rows.unsqueeze(1) * scores.shape[1] + index
+        scores.view(-1).index_add_(0, flat[filled], (self.weight[items] * scales.unsqueeze(1))[filled])
+
+
+def _heaviest_first_within_row(rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Permutation ordering entries by row, then by weight descending; stable, so equal weights keep the
+    incoming order (by column index, as torch.unique sorted them)."""
+    by_weight = torch.argsort(weights, descending=True, stable=True)
+    return by_weight[torch.argsort(rows[by_weight], stable=True)]
+
+
+def _rank_within_sorted_groups(groups: torch.Tensor) -> torch.Tensor:
+    """0, 1, 2... within each run of equal values of a sorted tensor."""
+    first = torch.searchsorted(groups, groups, right=False)
+    return torch.arange(len(groups)) - first
 
 
 class ItemCooccurrence(Recommender):
     name = "cooccurrence"
 
     def __init__(self, window: int = 20, recency_decay: float = 0.8, repeat_weight: float = 0.5,
-                 popularity_weight: float = 0.01, popularity_half_life_s: float = 86_400.0):
+                 popularity_weight: float = 0.01, popularity_half_life_s: float = 86_400.0,
+                 max_neighbours: int = DEFAULT_MAX_NEIGHBOURS):
         super().__init__()
         self.params = dict(window=window, recency_decay=recency_decay, repeat_weight=repeat_weight,
-                           popularity_weight=popularity_weight, popularity_half_life_s=popularity_half_life_s)
+                           popularity_weight=popularity_weight, popularity_half_life_s=popularity_half_life_s,
+                           max_neighbours=max_neighbours)
         self.window = window
         self.recency_decay = recency_decay
         self.repeat_weight = repeat_weight
         self.popularity_weight = popularity_weight
         self.decay_per_ms = math.log(2) / (popularity_half_life_s * 1000.0)
         self.recent: dict[int, deque] = {}  # user -> deque[(item, weight)], newest last
-        self.cooc = torch.zeros(0, 0)  # dense item x item; capacity grows by doubling
+        self.cooc = NeighbourLists(max_neighbours)
         self.popularity = torch.zeros(0)
         self.clock_ms: int | None = None
 
@@ -42,17 +189,18 @@ class ItemCooccurrence(Recommender):
         digest = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
         return f"cooc-{digest[:12]}"
 
+    @property
+    def tensor_bytes(self) -> int:
+        """Bytes held in the model's tensors (the neighbour lists and the popularity prior)."""
+        return self.cooc.nbytes + self.popularity.nbytes
+
     def _ensure_capacity(self, n_items: int) -> None:
-        capacity = self.cooc.shape[0]
-        if n_items <= capacity:
-            return
-        new_capacity = max(n_items, 2 * capacity, 64)
-        grown = torch.zeros(new_capacity, new_capacity)
-        grown[:capacity, :capacity] = self.cooc
-        self.cooc = grown
-        popularity = torch.zeros(new_capacity)
-        popularity[:capacity] = self.popularity
-        self.popularity = popularity
+        self.cooc.ensure_rows(n_items)
+        capacity = self.popularity.shape[0]
+        if n_items > capacity:
+            popularity = torch.zeros(self.cooc.capacity)
+            popularity[:capacity] = self.popularity
+            self.popularity = popularity
 
     def observe_items(self, items) -> None:
         super().observe_items(items)
@@ -61,54 +209,94 @@ class ItemCooccurrence(Recommender):
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
         self._ensure_capacity(len(self.items))
         weights = torch.tensor([TYPE_WEIGHTS[t] for t in batch.types])
-        latest = max(batch.ts)
+        self._observe_popularity(batch.ts, items, weights)
+        for start in range(0, len(users), EVENTS_PER_CHUNK):
+            part = slice(start, start + EVENTS_PER_CHUNK)
+            self._observe_pairs(users[part], items[part], weights[part])
+
+    def _observe_popularity(self, ts: list[int], items: torch.Tensor, weights: torch.Tensor) -> None:
+        latest = max(ts)
         if self.clock_ms is not None and latest > self.clock_ms:
             self.popularity *= math.exp(-(latest - self.clock_ms) * self.decay_per_ms)
         self.clock_ms = latest if self.clock_ms is None else max(self.clock_ms, latest)
         # weight each event by its age relative to the batch's newest event
-        age_factor = torch.exp(-(latest - torch.tensor(batch.ts, dtype=torch.float64)) * self.decay_per_ms).float()
+        age_factor = torch.exp(-(latest - torch.tensor(ts, dtype=torch.float64)) * self.decay_per_ms).float()
         self.popularity.index_put_((items,), weights * age_factor, accumulate=True)
 
+    def _observe_pairs(self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor) -> None:
+        """Pairs each event (u, i, w) with each of u's previous `window` events (j, wj), j != i, at weight
+        min(w, wj): the events of earlier batches (kept in `recent`) and the earlier ones of this batch."""
+        past_users, past_items, past_weights = self._recent_events(users.unique().tolist())
+        n_past = len(past_users)
+        order = torch.argsort(torch.cat([past_users, users]), stable=True)  # per user: past first, then in order
+        seq_users, seq_items = torch.cat([past_users, users])[order], torch.cat([past_items, items])[order]
+        seq_weights = torch.cat([past_weights, weights])[order]
+        is_new = (order >= n_past)
         rows, cols, pair_weights = [], [], []
-        for u, i, w in zip(users.tolist(), items.tolist(), weights.tolist()):
+        for lag in range(1, self.window + 1):
+            current, previous = slice(lag, None), slice(None, -lag)
+            paired = (is_new[current] & (seq_users[current] == seq_users[previous])
+                      & (seq_items[current] != seq_items[previous]))
+            rows.append(seq_items[current][paired])
+            cols.append(seq_items[previous][paired])
+            pair_weights.append(torch.minimum(seq_weights[current], seq_weights[previous])[paired])
+        self._add_pairs(torch.cat(rows), torch.cat(cols), torch.cat(pair_weights))
+        self._remember(users.tolist(), items.tolist(), weights.tolist())
+
+    def _recent_events(self, users: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(user, item, weight) of the kept recent events of `users`, oldest first per user."""
+        past_users, past_items, past_weights = [], [], []
+        for u in users:
+            for item, weight in self.recent.get(u, ()):
+                past_users.append(u)
+                past_items.append(item)
+                past_weights.append(weight)
+        return (torch.tensor(past_users, dtype=torch.long), torch.tensor(past_items, dtype=torch.long),
+                torch.tensor(past_weights, dtype=torch.float32))
+
+    def _remember(self, users: list[int], items: list[int], weights: list[float]) -> None:
+        """Appends events in time order to their users' recent events (each deque keeps the newest `window`)."""
+        for u, item, weight in zip(users, items, weights):
             recent = self.recent.get(u)
             if recent is None:
                 recent = self.recent[u] = deque(maxlen=self.window)
-            for j, wj in recent:
-                if j != i:
-                    rows.append(i)
-                    cols.append(j)
-                    pair_weights.append(min(w, wj))
-            recent.append((i, w))
-        if rows:
-            r, c, v = torch.tensor(rows), torch.tensor(cols), torch.tensor(pair_weights)
-            self.cooc.index_put_((r, c), v, accumulate=True)
-            self.cooc.index_put_((c, r), v, accumulate=True)
+            recent.append((item, weight))
 
-    def _profiles(self, user_index: list[int]) -> torch.Tensor:
-        """Sparse [n_users, capacity]: recency-weighted recent items of each user."""
-        rows, cols, values = [], [], []
+    def _add_pairs(self, rows: torch.Tensor, cols: torch.Tensor, pair_weights: torch.Tensor) -> None:
+        """Co-occurrence is symmetric: each pair adds its weight to both items' lists."""
+        if len(rows):
+            self.cooc.add(torch.cat([rows, cols]), torch.cat([cols, rows]), torch.cat([pair_weights, pair_weights]))
+
+    def _profiles(self, user_index: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(score row, item, weight) of each user's recent items, newest weighted most."""
+        rows, items, values = [], [], []
         for row, u in enumerate(user_index):
             recent = self.recent.get(u, ())
             for age, (item, weight) in enumerate(reversed(recent)):
                 rows.append(row)
-                cols.append(item)
+                items.append(item)
                 values.append(weight * self.recency_decay ** age)
-        size = (len(user_index), self.cooc.shape[0])
-        return torch.sparse_coo_tensor(torch.tensor([rows, cols], dtype=torch.long).reshape(2, -1),
-                                       torch.tensor(values, dtype=torch.float32), size,
-                                       check_invariants=False).coalesce()
+        return (torch.tensor(rows, dtype=torch.long), torch.tensor(items, dtype=torch.long),
+                torch.tensor(values, dtype=torch.float32))
 
     def score(self, users: Sequence[str]) -> torch.Tensor:
         n_items = len(self.items)
         self._ensure_capacity(n_items)
-        profiles = self._profiles(self.users.lookup(users))
-        cooc_scores = torch.sparse.mm(profiles, self.cooc)[:, :n_items]
-        repeat = profiles.to_dense()[:, :n_items]
-        popularity = self.popularity[:n_items]
+        rows, items, values = self._profiles(self.users.lookup(users))
+        cooc_scores = self._cooccurrence_scores(rows, items, values, (len(users), n_items))
+        repeat = torch.zeros(len(users), n_items)
+        repeat.view(-1).index_add_(0, rows * n_items + items, values)
         scores = _row_normalise(cooc_scores) + self.repeat_weight * _row_normalise(repeat)
         if n_items:
+            popularity = self.popularity[:n_items]
             scores += self.popularity_weight * popularity / popularity.max().clamp(min=1e-12)
+        return scores
+
+    def _cooccurrence_scores(self, rows: torch.Tensor, items: torch.Tensor, values: torch.Tensor,
+                             shape: tuple[int, int]) -> torch.Tensor:
+        """The users' profiles times the item x item weights, built from the profile items' neighbour lists."""
+        scores = torch.zeros(shape)
+        self.cooc.scatter_into(scores, rows, items, values)
         return scores
 
 

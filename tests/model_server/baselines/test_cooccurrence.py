@@ -1,3 +1,5 @@
+from collections import deque
+
 import torch
 
 from model_server.baselines.cooccurrence import ItemCooccurrence
@@ -48,3 +50,120 @@ def test_capacity_grows_past_the_initial_allocation():
     events = [(f"u{k % 7}", f"i{k}", "view", k) for k in range(200)]
     model.observe(batch(*events))
     assert model.score(["u1"]).shape == (1, 200)
+
+
+# -- the bounded neighbour lists -------------------------------------------------------------------------------
+class DenseCooccurrence(ItemCooccurrence):
+    """Reference only: the former model, a dense item x item matrix filled event by event from each user's
+    recent items, scored by a dense product. Popularity and normalisation are inherited (unchanged code)."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.dense = torch.zeros(0, 0)
+
+    def _grow(self) -> None:
+        n = len(self.items)
+        if n > self.dense.shape[0]:
+            grown = torch.zeros(n, n)
+            grown[:self.dense.shape[0], :self.dense.shape[0]] = self.dense
+            self.dense = grown
+
+    def _observe_pairs(self, users, items, weights):
+        rows, cols, pair_weights = [], [], []
+        for u, i, w in zip(users.tolist(), items.tolist(), weights.tolist()):
+            recent = self.recent.setdefault(u, deque(maxlen=self.window))
+            for j, wj in recent:
+                if j != i:
+                    rows.append(i)
+                    cols.append(j)
+                    pair_weights.append(min(w, wj))
+            recent.append((i, w))
+        self._add_pairs(torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long),
+                        torch.tensor(pair_weights))
+
+    def _add_pairs(self, rows, cols, pair_weights):
+        self._grow()
+        self.dense.index_put_((rows, cols), pair_weights, accumulate=True)
+        self.dense.index_put_((cols, rows), pair_weights, accumulate=True)
+
+    def _cooccurrence_scores(self, rows, items, values, shape):
+        self._grow()
+        profiles = torch.zeros(shape).index_put_((rows, items), values, accumulate=True)
+        return profiles @ self.dense[:shape[1], :shape[1]]
+
+
+def random_stream(n_events, n_users, n_items, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    users = torch.randint(n_users, (n_events,), generator=generator).tolist()
+    items = torch.randint(n_items, (n_events,), generator=generator).tolist()
+    kinds = ["view", "view", "view", "add_to_cart", "purchase"]
+    types = [kinds[k] for k in torch.randint(len(kinds), (n_events,), generator=generator).tolist()]
+    return batch(*[(f"u{u}", f"i{i}", t, 1_000 * k) for k, (u, i, t) in enumerate(zip(users, items, types))])
+
+
+def observe_in_batches(model, stream, size):
+    for start in range(0, len(stream), size):
+        model.observe(stream.slice(start, start + size))
+
+
+def test_scores_equal_the_dense_matrix_while_no_item_has_more_neighbours_than_the_lists_hold(monkeypatch):
+    stream = random_stream(600, n_users=25, n_items=40)
+    dense, sparse = DenseCooccurrence(window=5), ItemCooccurrence(window=5, max_neighbours=40)
+    monkeypatch.setattr("model_server.baselines.cooccurrence.EVENTS_PER_CHUNK", 7)  # merges within a batch too
+    observe_in_batches(dense, stream, 50)
+    observe_in_batches(sparse, stream, 50)
+    users = [f"u{u}" for u in range(25)] + ["stranger"]
+    torch.testing.assert_close(sparse.score(users), dense.score(users))
+
+
+def test_a_full_list_keeps_the_heaviest_neighbours():
+    model = ItemCooccurrence(max_neighbours=2, repeat_weight=0.0)
+    model.observe(batch(("a", "hub", "purchase", 1), ("a", "x", "purchase", 2),       # hub-x weighs 3
+                        ("b", "hub", "view", 3), ("b", "y", "view", 4),               # hub-y 1 + 1
+                        ("c", "hub", "view", 5), ("c", "y", "view", 6)))
+    model.observe(batch(("d", "hub", "view", 7), ("d", "z", "view", 8)))              # hub-z 1: dropped
+    hub = model.items.get("hub")
+    listed = {model.items.id_of(i): w for i, w in zip(model.cooc.index[hub].tolist(), model.cooc.weight[hub].tolist())}
+    assert listed == {"x": 3.0, "y": 2.0}
+    assert model.items.get("hub") in model.cooc.index[model.items.get("z")].tolist()  # z's own list has room
+    top = model.recommend(["newcomer-of-hub"], k=1)  # unknown user: popularity only, still a full row
+    assert len(top[0]) == 1
+
+
+def test_a_warm_start_from_edges_rebuilds_the_lists():
+    stream = random_stream(300, n_users=10, n_items=30, seed=1)
+    streamed, rebuilt = ItemCooccurrence(), ItemCooccurrence()
+    streamed.observe(stream)
+    rebuilt.rebuild_from_edges(stream.users, stream.items, stream.types, stream.ts)
+    torch.testing.assert_close(rebuilt.score(["u1", "u2"]), streamed.score(["u1", "u2"]))
+
+
+def zipf_stream(n_events, n_users, n_items, generator, exponent=1.1):
+    """Events whose items follow a Zipf-like popularity (item rank r drawn with weight r^-exponent)."""
+    popularity = torch.arange(1, n_items + 1, dtype=torch.float64) ** -exponent
+    items = torch.multinomial(popularity, n_events, replacement=True, generator=generator)
+    users = torch.randint(n_users, (n_events,), generator=generator)
+    return users, items
+
+
+def test_memory_is_bounded_by_the_lists_on_a_synthetic_200k_item_catalogue():
+    """SYNTHETIC scale test: 400k events over a 200k-item catalogue with a Zipf-like popularity, observed in
+    batches of 50k: enough for the popular items to fill their lists, so the width reaches max_neighbours. A
+    dense float32 item x item matrix would need 160 GB; the lists need at most capacity x max_neighbours x
+    (4-byte index + 4-byte weight), capacity being under twice the catalogue."""
+    n_items, n_users, n_events, max_neighbours = 200_000, 100_000, 400_000, 200
+    model = ItemCooccurrence(window=5, max_neighbours=max_neighbours)
+    model.observe_items([Item(f"i{i}", "") for i in range(n_items)])  # the whole catalogue is rankable
+    users, items = zipf_stream(n_events, n_users, n_items, torch.Generator().manual_seed(0))
+    user_ids, item_ids = [f"u{u}" for u in users.tolist()], [f"i{i}" for i in items.tolist()]
+    for start in range(0, n_events, 50_000):
+        stop = start + 50_000
+        model.observe(InteractionBatch(user_ids[start:stop], item_ids[start:stop], ["view"] * (stop - start),
+                                       list(range(start, stop))))
+    scores = model.score(user_ids[:64])
+    bound = 2 * n_items * (max_neighbours * 8 + 8 + 4)  # rows x (list slots + length + popularity)
+    print(f"tensor memory {model.tensor_bytes / 2**20:.0f} MiB (bound {bound / 2**20:.0f} MiB), "
+          f"list width {model.cooc.index.shape[1]}")
+    assert scores.shape == (64, n_items) and torch.isfinite(scores).all()
+    assert model.cooc.index.shape[1] == max_neighbours  # the popular items filled their lists
+    assert model.tensor_bytes < bound < 2**30
