@@ -16,6 +16,9 @@ How it plays the streaming protocol:
 - `observe(batch)` never trains: it appends the batch's items to each user's sequence, so the user's next
   score reads the grown sequence.
 - Users with no observed event get all-time popularity (the network has nothing to attend to).
+- Whether a user's already-seen items are moved below the unseen ones is chosen on validation (both
+  rankings are measured in each validation pass): re-viewing dominates a click stream, a rating log never
+  repeats an item, and the paper's sampled evaluation only ever ranks unseen items.
 - Items first seen after training have no trained embedding. As inputs they are a zero item vector (the
   position still counts, so the sequence keeps its length and recency); as candidates they score just below
   the user's lowest trained item: a model that is not retrained cannot know them, and giving them an
@@ -144,6 +147,9 @@ class SASRec(Recommender):
         self.n_trained = 0  # items [0, n_trained) of the id map have an embedding (row = index + 1)
         self.sequences: dict[int, list[int]] = defaultdict(list)  # user index -> newest max_len item indices
         self.counts = torch.zeros(0, dtype=torch.float64)  # all-time item counts, for users with no events
+        # Whether items the user has already seen go below the unseen ones: chosen on validation, since re-viewing
+        # is the main signal of a click stream (rees46) while a rating log (MovieLens) never repeats an item.
+        self.demote_seen = False
         self.fit_log: list[dict] = []
         self.params = {"dim": dim, "max_len": max_len, "blocks": blocks, "heads": heads, "dropout": dropout}
 
@@ -172,6 +178,17 @@ class SASRec(Recommender):
     # -- scoring -------------------------------------------------------------------------------------------
     @torch.no_grad()
     def score(self, users: Sequence[str]) -> torch.Tensor:
+        scores = self._network_scores(users)
+        return self._demote_seen(scores, users) if self.demote_seen else scores
+
+    def _demote_seen(self, scores: torch.Tensor, users: Sequence[str]) -> torch.Tensor:
+        """Moves each user's already-seen items below every unseen one, keeping their order among themselves."""
+        rows, columns = self.history.excluded(torch.tensor(self.users.lookup(users), dtype=torch.long), "seen")
+        span = scores.max(dim=1).values - scores.min(dim=1).values + 1.0
+        scores[rows, columns] -= span[rows]
+        return scores
+
+    def _network_scores(self, users: Sequence[str]) -> torch.Tensor:
         n_items = len(self.items)
         self.counts = _grow(self.counts, n_items)
         scores = self.counts[:n_items].float().unsqueeze(0).repeat(len(users), 1)  # the fallback rows
@@ -208,12 +225,13 @@ class SASRec(Recommender):
         for epoch in tqdm(range(1, self.epochs + 1), desc="sasrec epochs", leave=False, disable=not self.progress):
             record = {"epoch": epoch, "train_loss": self._train_epoch(windows, optimiser, generator)}
             if validation is not None and len(validation):
-                record["validation_mrr"] = self._validation_mrr(validation)
+                record["validation_mrr"], record["validation_mrr_seen_demoted"] = self._validation_mrr(validation)
             self.fit_log.append(record)
-            score = record.get("validation_mrr", -record["train_loss"])
+            score = max(record.get("validation_mrr", -record["train_loss"]), record.get("validation_mrr_seen_demoted", -math.inf))
             if score > best_score:
                 best_score, stale = score, 0
                 best_weights = copy.deepcopy(self.network.state_dict())
+                self.demote_seen = record.get("validation_mrr_seen_demoted", -math.inf) > record.get("validation_mrr", -math.inf)
             else:
                 stale += 1
                 if stale >= self.patience:
@@ -221,6 +239,7 @@ class SASRec(Recommender):
         if best_weights is not None:
             self.network.load_state_dict(best_weights)
         self.network.eval()
+        self.params["demote_seen"] = int(self.demote_seen)
 
     def _user_sequences(self, history: InteractionBatch) -> list[list[int]]:
         """Each training user's embedding rows in time order (the events are in time order)."""
@@ -265,21 +284,27 @@ class SASRec(Recommender):
         return (bce(positive[real], torch.ones_like(positive[real]), reduction="sum")
                 + bce(negative[real], torch.zeros_like(negative[real]), reduction="sum")) / real.sum().clamp(min=1)
 
-    def _validation_mrr(self, validation: InteractionBatch) -> float:
+    def _validation_mrr(self, validation: InteractionBatch) -> tuple[float, float]:
         """Streaming MRR of the validation part under the harness's protocol (rank each event's item against
-        every item seen before its batch, then observe the batch), on a copy of the state that is put back."""
-        from ..evaluation.metrics import rank_counts, reciprocal_rank
-
+        every item seen before its batch, then observe the batch), with seen items kept and demoted; on a copy
+        of the state that is put back."""
         saved = self._state()
-        reciprocal = 0.0
+        kept = demoted = 0.0
         for start in range(0, len(validation), self.batch_size):
             batch = validation.slice(start, start + self.batch_size)
             users = list(dict.fromkeys(batch.users))
             row_of = {u: r for r, u in enumerate(users)}
-            scores = self.score(users)
             rows = torch.tensor([row_of[u] for u in batch.users])
-            greater, equal = rank_counts(scores[rows], torch.tensor(self.items.lookup(batch.items)))
-            reciprocal += float(reciprocal_rank(greater, equal).sum())
+            targets = torch.tensor(self.items.lookup(batch.items))
+            scores = self._network_scores(users)
+            kept += _reciprocal_rank_sum(scores[rows], targets)
+            demoted += _reciprocal_rank_sum(self._demote_seen(scores, users)[rows], targets)
             self.observe(batch)
         self._restore_state(saved)
-        return reciprocal / len(validation)
+        return kept / len(validation), demoted / len(validation)
+
+
+def _reciprocal_rank_sum(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    from ..evaluation.metrics import rank_counts, reciprocal_rank
+
+    return float(reciprocal_rank(*rank_counts(scores, targets)).sum())

@@ -103,6 +103,30 @@ def test_new_users_get_popularity_and_new_items_rank_below_trained_ones():
     assert model.score(["u0"]).shape == (1, len(model.items))
 
 
+def test_demoting_seen_items_puts_them_below_the_unseen_in_their_order():
+    model = small_model(epochs=2)
+    model.fit(cyclic_stream(3, 3))
+    kept = model.score(["u0"])[0]
+    model.demote_seen = True
+    demoted = model.score(["u0"])[0]
+    seen = torch.tensor([model.items.get(i) for i in ("A", "B", "C")])
+    unseen = torch.tensor([model.items.get(i) for i in ("D", "E", "F")])
+    assert demoted[seen].max() < demoted[unseen].min()
+    assert torch.equal(demoted[unseen], kept[unseen])
+    assert torch.equal(demoted[seen].argsort(), kept[seen].argsort())
+
+
+def test_the_validation_keeps_seen_items_where_the_next_item_is_a_repeat():
+    def repeats(steps: int, start_ts: int) -> InteractionBatch:  # every user views their own item again and again
+        events = [(f"u{u}", CYCLE[u], start_ts + 6 * step + u) for step in range(steps) for u in range(6)]
+        return InteractionBatch([e[0] for e in events], [e[1] for e in events], ["view"] * len(events), [e[2] for e in events])
+
+    model = small_model(epochs=3)
+    model.fit(repeats(4, 0), repeats(2, 1000))
+    assert model.fit_log[0]["validation_mrr"] > model.fit_log[0]["validation_mrr_seen_demoted"]
+    assert model.demote_seen is False
+
+
 def test_registered_for_the_evaluation():
     context = registry.ModelContext("synthetic", n_users=4, n_items=6, epochs=3, progress=False)
     model = registry.build("sasrec", context)
