@@ -308,10 +308,10 @@ def run_worker(settings) -> int:
 
     from .health import Health
 
-    version, checkpoint = startup_version(settings)  # a wrong pin stops start-up before any server is asked
     names = TopicNames.with_prefix(settings.topic_prefix)
     wait_for_broker(settings)
     ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
+    version, checkpoint = startup_version(settings)  # after the broker, whose absence is the one line then
     model = ModelClient(settings, checkpoint)
     PROCESS_STATS.watch(MODEL_HOST, lambda: model.process.pid)  # its CPU and memory on this /metrics
     status = 0
