@@ -16,12 +16,18 @@ from typing import TextIO
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(role)s] %(name)s: %(message)s"
 # client libraries log every connection at INFO; their warnings and errors still show
 CHATTY_LIBRARIES = ("kafka", "aiokafka", "neo4j")
-# aiokafka logs these while a fresh broker elects the group coordinator (it creates __consumer_offsets on the
-# first join) and retries until it has one: nothing to act on. A coordinator that never comes shows instead
-# as no partitions assigned (consumer lag) and in /readyz.
-TRANSIENT_COORDINATOR_LOGGER = "aiokafka.consumer.group_coordinator"
-TRANSIENT_COORDINATOR_MESSAGES = ("Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError",
-                                  "Marking the coordinator dead")
+# Client-library records that a user can do nothing about, demoted to DEBUG: logger -> parts of the message.
+# - The Kafka clients log these while a fresh broker elects a group's coordinator (it creates
+#   __consumer_offsets on the group's first use) and retry until it has one. A coordinator that never comes
+#   shows instead as no partitions assigned (consumer lag) and a broker that is down in /readyz and the log.
+# - kafka-python times each step of its own I/O thread (the admin client, the replica feed's consumer, not
+#   the worker's event loop) against 100 ms and blames "a tight sync loop" on a busy machine.
+LIBRARY_NOISE = {
+    "aiokafka.consumer.group_coordinator": ("Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailable",
+                                            "Marking the coordinator dead"),
+    "kafka.coordinator": ("Marking the coordinator dead",),
+    "kafka.net.selector": ("threshold). It is blocking the event loop",),
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,11 +61,16 @@ class _Role(logging.Filter):
         return True
 
 
-class _TransientCoordinatorNoise(logging.Filter):
-    """Demotes aiokafka's coordinator-election messages to DEBUG (see TRANSIENT_COORDINATOR_MESSAGES)."""
+class _Demoted(logging.Filter):
+    """Demotes one library logger's records that hold any of `parts` to DEBUG (see LIBRARY_NOISE)."""
+
+    def __init__(self, parts: tuple[str, ...]):
+        super().__init__()
+        self.parts = parts
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith(TRANSIENT_COORDINATOR_MESSAGES):
+        message = record.getMessage()
+        if any(part in message for part in self.parts):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
@@ -78,8 +89,9 @@ def configure_logging(level: str, log_format: str, role: str, stream: TextIO | N
     root.setLevel(level.upper())
     for chatty in CHATTY_LIBRARIES:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
-    coordinator = logging.getLogger(TRANSIENT_COORDINATOR_LOGGER)
-    if not any(isinstance(f, _TransientCoordinatorNoise) for f in coordinator.filters):
-        coordinator.addFilter(_TransientCoordinatorNoise())
+    for name, parts in LIBRARY_NOISE.items():
+        library = logging.getLogger(name)
+        if not any(isinstance(f, _Demoted) for f in library.filters):
+            library.addFilter(_Demoted(parts))
     logging.captureWarnings(True)
     return handler
