@@ -107,8 +107,8 @@ class NeighbourLists:
         for start in range(0, len(rows), chunk):
             part = slice(start, start + chunk)
             match = self.index[rows[part]] == cols[part].to(torch.int32).unsqueeze(1)
-            found = match.any(dim=1)
-            slots[part] = torch.where(found, match.to(torch.uint8).argmax(dim=1), -1)
+            entry, slot = match.nonzero(as_tuple=True)  # a row lists a col at most once
+            slots[start + entry] = slot
         return slots
 
     def _flat(self, rows: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
@@ -231,16 +231,14 @@ class ItemCooccurrence(Recommender):
         order = torch.argsort(torch.cat([past_users, users]), stable=True)  # per user: past first, then in order
         seq_users, seq_items = torch.cat([past_users, users])[order], torch.cat([past_items, items])[order]
         seq_weights = torch.cat([past_weights, weights])[order]
-        is_new = (order >= n_past)
-        rows, cols, pair_weights = [], [], []
-        for lag in range(1, self.window + 1):
-            current, previous = slice(lag, None), slice(None, -lag)
-            paired = (is_new[current] & (seq_users[current] == seq_users[previous])
-                      & (seq_items[current] != seq_items[previous]))
-            rows.append(seq_items[current][paired])
-            cols.append(seq_items[previous][paired])
-            pair_weights.append(torch.minimum(seq_weights[current], seq_weights[previous])[paired])
-        self._add_pairs(torch.cat(rows), torch.cat(cols), torch.cat(pair_weights))
+        current = torch.nonzero(order >= n_past).view(1, -1)  # this batch's events in the sequence
+        previous = current - torch.arange(1, self.window + 1).view(-1, 1)  # [lag, event]: lag events before
+        paired = previous >= 0
+        previous = previous.clamp(min=0)
+        paired &= (seq_users[previous] == seq_users[current]) & (seq_items[previous] != seq_items[current])
+        current, previous = current.expand_as(previous)[paired], previous[paired]
+        self._add_pairs(seq_items[current], seq_items[previous],
+                        torch.minimum(seq_weights[current], seq_weights[previous]))
         self._remember(users.tolist(), items.tolist(), weights.tolist())
 
     def _recent_events(self, users: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -146,12 +146,15 @@ def zipf_stream(n_events, n_users, n_items, generator, exponent=1.1):
     return users, items
 
 
+SCALE_EVENTS = 400_000  # under a minute on a shared 2-core machine
+
+
 def test_memory_is_bounded_by_the_lists_on_a_synthetic_200k_item_catalogue():
     """SYNTHETIC scale test: 400k events over a 200k-item catalogue with a Zipf-like popularity, observed in
     batches of 50k: enough for the popular items to fill their lists, so the width reaches max_neighbours. A
     dense float32 item x item matrix would need 160 GB; the lists need at most capacity x max_neighbours x
     (4-byte index + 4-byte weight), capacity being under twice the catalogue."""
-    n_items, n_users, n_events, max_neighbours = 200_000, 100_000, 400_000, 200
+    n_items, n_users, n_events, max_neighbours = 200_000, 100_000, SCALE_EVENTS, 200
     model = ItemCooccurrence(window=5, max_neighbours=max_neighbours)
     model.observe_items([Item(f"i{i}", "") for i in range(n_items)])  # the whole catalogue is rankable
     users, items = zipf_stream(n_events, n_users, n_items, torch.Generator().manual_seed(0))
