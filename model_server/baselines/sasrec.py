@@ -176,7 +176,6 @@ class SASRec(Recommender):
         return [i + 1 if i < self.n_trained else PAD for i in item_indices]
 
     # -- scoring -------------------------------------------------------------------------------------------
-    @torch.no_grad()
     def score(self, users: Sequence[str]) -> torch.Tensor:
         scores = self._network_scores(users)
         return self._demote_seen(scores, users) if self.demote_seen else scores
@@ -200,6 +199,7 @@ class SASRec(Recommender):
         scores[torch.tensor(with_history)] = self._sequence_scores(sequences, n_items)
         return scores
 
+    @torch.no_grad()
     def _sequence_scores(self, sequences: list[list[int]], n_items: int) -> torch.Tensor:
         """[len(sequences), n_items] scores from the last position, all users of the call in one forward pass."""
         self.network.eval()
@@ -227,11 +227,11 @@ class SASRec(Recommender):
             if validation is not None and len(validation):
                 record["validation_mrr"], record["validation_mrr_seen_demoted"] = self._validation_mrr(validation)
             self.fit_log.append(record)
-            score = max(record.get("validation_mrr", -record["train_loss"]), record.get("validation_mrr_seen_demoted", -math.inf))
+            score, demote_seen = _selection(record)
             if score > best_score:
                 best_score, stale = score, 0
                 best_weights = copy.deepcopy(self.network.state_dict())
-                self.demote_seen = record.get("validation_mrr_seen_demoted", -math.inf) > record.get("validation_mrr", -math.inf)
+                self.demote_seen = demote_seen
             else:
                 stale += 1
                 if stale >= self.patience:
@@ -302,6 +302,15 @@ class SASRec(Recommender):
             self.observe(batch)
         self._restore_state(saved)
         return kept / len(validation), demoted / len(validation)
+
+
+def _selection(record: dict) -> tuple[float, bool]:
+    """(an epoch's early-stopping score, whether seen items are demoted): the better of the two validation
+    rankings, or minus the training loss when there is no validation part."""
+    if "validation_mrr" not in record:
+        return -record["train_loss"], False
+    demoted = record["validation_mrr_seen_demoted"] > record["validation_mrr"]
+    return max(record["validation_mrr"], record["validation_mrr_seen_demoted"]), demoted
 
 
 def _reciprocal_rank_sum(scores: torch.Tensor, targets: torch.Tensor) -> float:
