@@ -281,14 +281,23 @@ class ItemCooccurrence(Recommender):
         n_items = len(self.items)
         self._ensure_capacity(n_items)
         rows, items, values = self._profiles(self.users.lookup(users))
-        cooc_scores = self._cooccurrence_scores(rows, items, values, (len(users), n_items))
-        repeat = torch.zeros(len(users), n_items)
-        repeat.view(-1).index_add_(0, rows * n_items + items, values)
-        scores = _row_normalise(cooc_scores) + self.repeat_weight * _row_normalise(repeat)
-        if n_items:
+        scores = self._cooccurrence_scores(rows, items, values, (len(users), n_items))
+        if n_items:  # the three signals, each scaled to a row maximum of 1, summed in place (the rows are wide)
+            scores /= scores.max(dim=1, keepdim=True).values.clamp(min=1e-12)
+            self._add_repeat_signal(scores, rows, items, values)
             popularity = self.popularity[:n_items]
             scores += self.popularity_weight * popularity / popularity.max().clamp(min=1e-12)
         return scores
+
+    def _add_repeat_signal(self, scores: torch.Tensor, rows: torch.Tensor, items: torch.Tensor,
+                           values: torch.Tensor) -> None:
+        """Adds repeat_weight x each user's recent items' weights (an item seen twice sums), over the row's
+        largest, touching only those entries."""
+        cells, inverse = torch.unique(rows * scores.shape[1] + items, return_inverse=True)
+        summed = torch.zeros(len(cells)).index_add_(0, inverse, values)
+        cell_rows = cells // scores.shape[1]
+        row_max = torch.zeros(scores.shape[0]).scatter_reduce_(0, cell_rows, summed, reduce="amax")
+        scores.view(-1).index_add_(0, cells, self.repeat_weight * summed / row_max[cell_rows])
 
     def _cooccurrence_scores(self, rows: torch.Tensor, items: torch.Tensor, values: torch.Tensor,
                              shape: tuple[int, int]) -> torch.Tensor:
@@ -297,6 +306,3 @@ class ItemCooccurrence(Recommender):
         self.cooc.scatter_into(scores, rows, items, values)
         return scores
 
-
-def _row_normalise(matrix: torch.Tensor) -> torch.Tensor:
-    return matrix / matrix.max(dim=1, keepdim=True).values.clamp(min=1e-12) if matrix.shape[1] else matrix
