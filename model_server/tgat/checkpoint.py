@@ -16,40 +16,12 @@ from pathlib import Path
 
 import torch
 
-from ..digest import file_sha256
+from ..digest import FILE_NAME, METADATA_NAME, CheckpointRejected, file_sha256, verify_checkpoint  # noqa: F401 (re-exported)
 from ..ids import IdMap
 from .model import TGATConfig, load_weights
 from .train import TrainConfig
 
 FORMAT = 1
-FILE_NAME = "model.pt"
-METADATA_NAME = "metadata.json"
-
-
-class CheckpointRejected(ValueError):
-    """A checkpoint that is not loaded: unreadable, altered, or not plain tensors and containers."""
-
-
-def verify_checkpoint(path: Path) -> Path:
-    """The model.pt of `path` (a file or its folder) when its digest matches metadata.json's; else raises."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FILE_NAME
-    try:
-        recorded = json.loads((path.parent / METADATA_NAME).read_text()).get("file_sha256")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise CheckpointRejected(f"{path}: no readable {METADATA_NAME} beside it ({exc})") from None
-    if not recorded:
-        raise CheckpointRejected(f"{path}: {METADATA_NAME} records no file_sha256 (written before checkpoints "
-                                 "carried a digest): train it again with `streamrec train`")
-    try:
-        actual = file_sha256(path)
-    except OSError as exc:
-        raise CheckpointRejected(f"{path}: cannot read it ({exc})") from None
-    if actual != recorded:
-        raise CheckpointRejected(f"{path}: its SHA-256 {actual[:16]}… is not the {recorded[:16]}… that "
-                                 f"{METADATA_NAME} records (altered or incomplete)")
-    return path
 
 
 def read_payload(path: Path) -> dict:

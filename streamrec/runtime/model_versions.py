@@ -6,7 +6,7 @@ the promoted versions, newest last: the last one is served, and rollback drops i
 again. CURRENT is replaced atomically (a temporary file, then os.replace), so a worker polling it never reads
 half a file. STREAMREC_MODEL_VERSION pins one version: the worker serves it whatever CURRENT says.
 
-Promotion checks the checkpoint's digest (model_server/tgat/checkpoint.py); the worker checks it again before
+Promotion checks the checkpoint's digest (model_server/digest.py); the worker checks it again before
 loading, since a file can be altered after it was promoted.
 """
 from __future__ import annotations
@@ -138,7 +138,7 @@ class VersionStore:
 
 def rejection(checkpoint: Path) -> str | None:
     """Why `checkpoint` must not be loaded (its digest does not match its metadata.json), or None."""
-    from model_server.tgat.checkpoint import CheckpointRejected, verify_checkpoint
+    from model_server.digest import CheckpointRejected, verify_checkpoint  # no torch in the event loop
 
     try:
         verify_checkpoint(checkpoint)

@@ -2,6 +2,8 @@
 import json
 import logging
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -10,6 +12,7 @@ from streamrec.runtime.model_versions import (CURRENT_FILE, VersionError, Versio
                                               version_name_of)
 from streamrec.runtime.settings import SettingsError, load_settings
 from streamrec.runtime.worker import StartupError, startup_version
+from conftest import REPO
 from version_folders import tamper, write_version
 
 
@@ -143,3 +146,14 @@ def test_tools_pin_their_own_checkpoint_folder(tmp_path):
     assert env == {"STREAMREC_MODEL_DIR": str(folder.parent), "STREAMREC_MODEL_VERSION": "ml-100k"}
     assert served_version(load_settings({"STREAMREC_HOME": str(tmp_path), **env})).checkpoint == folder / "model.pt"
     assert version_name_of(folder / "model.pt") == "ml-100k" and version_name_of(None) is None
+
+
+def test_checking_a_version_loads_no_torch_into_the_event_loop(tmp_path):
+    """The event loop checks digests before its model host loads a version; torch there would cost it ~650 MB."""
+    folder = write_version(tmp_path / "models", "v1")
+    probe = ("import sys; import streamrec.runtime.worker; from streamrec.runtime.model_versions import rejection; "
+             f"assert rejection(__import__('pathlib').Path({str(folder)!r})) is None; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
