@@ -4,14 +4,12 @@ from ._source import add_source_arguments, load_source
 NAME = "eval"
 HELP = "streaming evaluation of recommenders on a data set (TGB-style chronological split, batches of 200)"
 
-DEFAULT_MODELS = "streamrec,static_gat,pop,recent_pop,edgebank,edgebank_window,itemknn,tgn"
-
 
 def configure(parser):
     add_source_arguments(parser)
-    parser.add_argument("--models", default=DEFAULT_MODELS,
-                        help="comma-separated, from: streamrec, pop, recent_pop, edgebank, edgebank_window, itemknn, "
-                             "static_gat, tgn")
+    parser.add_argument("--models", default="all",
+                        help="comma-separated model names, or all (the default), which is every model: streamrec, static_gat, tgn, sasrec, recency_popularity, "
+                             "base3, poptrack, edgebank, edgebank_window, itemknn, recent_pop, pop")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and the plots")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=200, help="test events per batch")
@@ -36,6 +34,8 @@ def run(args, settings) -> int:
     torch.set_num_threads(max(1, args.threads))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     names = [m.strip() for m in args.models.split(",") if m.strip()]
+    if names == ["all"]:
+        names = list(registry.MODELS)
     unknown = [m for m in names if m not in registry.MODELS]
     if unknown or not names:
         print(f"streamrec eval: unknown model(s) {', '.join(unknown) or '(none given)'}; "

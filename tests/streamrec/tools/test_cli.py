@@ -107,3 +107,12 @@ def test_eval_on_a_csv_too_small_to_split_says_so_and_exits_2(tmp_path, monkeypa
     assert error == [f"streamrec eval: {csv} has 3 events, too few to split 70/15/15 into train, validation and "
                      "test: at least 6 are needed"]
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_runs_every_model_by_default_and_its_help_names_each():
+    from model_server.evaluation import registry
+
+    models = next(a for a in _subcommands()["eval"]._actions if a.dest == "models")
+    assert models.default == "all"
+    named = {name.strip(" .") for name in models.help.split(":", 1)[1].split(",")}
+    assert named == set(registry.MODELS)  # a model added to the registry is named in --help too
