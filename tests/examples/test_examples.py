@@ -1,5 +1,5 @@
 """examples/ run as a user runs them, against the session's Apache Kafka and Neo4j and a real worker: an example
-that no longer works fails here. Input: a CSV the test writes from MovieLens-100K (real events)."""
+that no longer works fails here. Input: CSVs the test writes from MovieLens-100K (real events)."""
 from __future__ import annotations
 
 import csv
@@ -23,14 +23,17 @@ def run_example(name: str, *args: str, env: dict, cwd: Path) -> subprocess.Compl
                           capture_output=True, text=True, timeout=180)
 
 
-def write_events_csv(path: Path, prefix: str) -> tuple[list[str], list[str]]:
-    """The CSV format of `streamrec produce --events-csv`; returns (users, item ids) in file order."""
-    data = real_events.first(real_events.spread(N_EVENTS), N_EVENTS)
-    users, items = [prefix + u for u in data.users], [prefix + i for i in data.items]
+def write_events_csv(path: Path, prefix: str, start: int = 0) -> tuple[list[str], list[str]]:
+    """Events `start` to `start + N_EVENTS` of 2 * N_EVENTS spread over ML-100K, in the CSV format of
+    `streamrec produce --events-csv`; returns (users, item ids) in file order."""
+    data = real_events.spread(2 * N_EVENTS)
+    part = slice(start, start + N_EVENTS)
+    raw_items = data.items[part]
+    users, items = [prefix + u for u in data.users[part]], [prefix + i for i in raw_items]
     with path.open("w", newline="") as file:
         out = csv.writer(file)
         out.writerow(["user_id", "item_id", "type", "ts", "item_text"])
-        for user, item, raw_item, kind, ts in zip(users, items, data.items, data.types, data.ts):
+        for user, item, raw_item, kind, ts in zip(users, items, raw_items, data.types[part], data.ts[part]):
             out.writerow([user, item, kind, ts, data.item_info[raw_item].title])
     return users, items
 
@@ -45,8 +48,10 @@ def items_applied(port: int) -> float:
                and sample.labels.get("outcome") == "applied")
 
 
-def test_produce_keep_the_newest_lists_and_look_up(server_settings, worker_factory, unique, tmp_path):
-    worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}).start()
+def test_the_walkthrough_produce_read_look_up_train_and_serve(server_settings, worker_factory, unique, tmp_path):
+    model_dir = tmp_path / "models"
+    worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app",
+                             "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_MODEL_POLL_S": "1"}).start()
     env = {"STREAMREC_KAFKA_BOOTSTRAP": server_settings.bootstrap, "STREAMREC_TOPIC_PREFIX": unique}
     users, items = write_events_csv(tmp_path / "events.csv", unique)
 
@@ -75,3 +80,18 @@ def test_produce_keep_the_newest_lists_and_look_up(server_settings, worker_facto
     assert ranked == [item["item_id"] for item in lists[users[-1]]["items"][:5]]  # nothing happened since
     unknown = run_example("lookup.py", unique + "nobody", "--url", url, env=env, cwd=tmp_path)
     assert unknown.returncode == 1 and f"no events of {unique}nobody yet" in unknown.stderr
+
+    # train on the same CSV, promote, and the running worker serves it: in /readyz and in the lists it publishes
+    serve_env = {**worker.env, "STREAMREC_MODEL_DIR": str(model_dir), "WORKER_URL": url,
+                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    served = subprocess.run(["bash", str(EXAMPLES / "train_and_serve.sh"), "events.csv", "mine-1"], cwd=tmp_path,
+                            env={**os.environ, **serve_env}, capture_output=True, text=True, timeout=600)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert f"the worker at {url} serves mine-1" in served.stdout
+    assert (model_dir / "mine-1" / "model.pt").is_file() and "* mine-1" in " ".join(served.stdout.split())
+    more_users, _ = write_events_csv(tmp_path / "more.csv", unique, start=N_EVENTS)
+    assert run_example("produce_events.py", "more.csv", env=env, cwd=tmp_path).returncode == 0
+    lists = consume_until(server_settings.bootstrap, unique + "recommendations",
+                          lambda rs: any(json.loads(r.value).get("model_version_name") == "mine-1" for r in rs))
+    newest = [json.loads(r.value) for r in lists if json.loads(r.value).get("model_version_name") == "mine-1"]
+    assert newest and newest[0]["model"] == "streamrec" and newest[0]["user_id"] in more_users
