@@ -255,7 +255,7 @@ def _unknown_variables(env: Mapping[str, str], known: set[str]) -> tuple[str, ..
     warnings = []
     for variable in sorted(k for k in env if k.startswith(PREFIX) and k[len(PREFIX):] not in known):
         nearest = difflib.get_close_matches(variable[len(PREFIX):], sorted(known), n=1, cutoff=0.6)
-        hint = f": did you mean {PREFIX}{nearest[0]}?" if nearest else " (README, Configuration, lists the settings)"
+        hint = f": did you mean {PREFIX}{nearest[0]}?" if nearest else " (docs/configuration.md lists the settings)"
         warnings.append(f"{variable} is not a streamrec setting and is ignored{hint}")
     return tuple(warnings)
 

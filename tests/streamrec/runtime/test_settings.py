@@ -117,7 +117,7 @@ def test_a_misspelt_variable_is_named_with_the_nearest_setting():
     warnings = load_settings({"STREAMREC_TOPK": "5", "STREAMREC_NEO4J_PASWORD": "x", "STREAMREC_QQQ": "1"}).unknown_variables
     assert warnings == (
         "STREAMREC_NEO4J_PASWORD is not a streamrec setting and is ignored: did you mean STREAMREC_NEO4J_PASSWORD?",
-        "STREAMREC_QQQ is not a streamrec setting and is ignored (README, Configuration, lists the settings)",
+        "STREAMREC_QQQ is not a streamrec setting and is ignored (docs/configuration.md lists the settings)",
         "STREAMREC_TOPK is not a streamrec setting and is ignored: did you mean STREAMREC_TOP_K?")
 
 
@@ -126,9 +126,9 @@ def test_no_variable_the_project_names_is_called_unknown():
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[3]
-    texts = [repo / "README.md", *repo.glob("deploy/**/*.y*ml"), *repo.glob("deploy/*.sh"), *repo.glob("streamrec/**/*.py"),
+    texts = [repo / "README.md", *repo.glob("docs/*.md"), *repo.glob("examples/*"), *repo.glob("deploy/**/*.y*ml"), *repo.glob("deploy/*.sh"), *repo.glob("streamrec/**/*.py"),
              *repo.glob("stream/*.py")]
     names = {name for path in texts for name in re.findall(r"STREAMREC_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
-    names.discard("STREAMREC_TOPK")  # the README's example of a typo
+    names.discard("STREAMREC_TOPK")  # the docs' example of a typo
     assert len(names) > 30
     assert load_settings({name: "" for name in names}).unknown_variables == ()
