@@ -18,7 +18,9 @@ from . import bench_table
 
 BLOCK = re.compile(r"(?P<open><!-- table (?P<kind>[\w-]+) (?P<files>[^>]*?) -->\n)(?P<body>.*?)(?P<close><!-- end table -->)",
                    re.S)
-EVAL_MODELS = ("streamrec", "static_gat", "tgn", "edgebank", "edgebank_window", "itemknn", "recent_pop", "pop")
+EVAL_MODELS = ("streamrec", "static_gat", "tgn", "sasrec", "recency_popularity", "base3", "edgebank_window", "edgebank",
+               "itemknn", "poptrack", "recent_pop", "pop")
+EVAL_METRICS = {"mrr": "test MRR", "ndcg@20": "test NDCG@20", "recall@20": "test R@20"}
 
 
 def _commit(report: dict) -> str:
@@ -26,13 +28,14 @@ def _commit(report: dict) -> str:
     return (git.get("commit") or "?")[:7] + (" (uncommitted changes)" if git.get("dirty") else "")
 
 
-def eval_markdown(reports: list[dict]) -> str:
-    """Test MRR of every model, one row per data set (the best in bold), then each run's command and commit."""
+def eval_markdown(reports: list[dict], metric: str = "mrr") -> str:
+    """One test metric of every model, one row per data set (the best in bold), then each run's command and
+    commit."""
     models = [m for m in EVAL_MODELS if any(m in r["models"] for r in reports)]
     models += sorted({m for r in reports for m in r["models"]} - set(models))
-    lines = ["| test MRR | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    lines = [f"| {EVAL_METRICS[metric]} | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for report in reports:
-        scores = {m: r["overall"]["mrr"] for m, r in report["models"].items() if "error" not in r}
+        scores = {m: r["overall"][metric] for m, r in report["models"].items() if "error" not in r}
         best = max(scores.values(), default=None)
         cells = ["–" if m not in scores else (f"**{scores[m]:.3f}**" if scores[m] == best else f"{scores[m]:.3f}")
                  for m in models]
@@ -54,6 +57,8 @@ RENDERERS: dict[str, Callable[[list[dict]], str]] = {
     "bench": bench_table.markdown,
     "bench-workers": lambda reports: "\n".join(bench_table.workers_markdown(r) for r in reports),
     "eval": eval_markdown,
+    "eval-ndcg": lambda reports: eval_markdown(reports, "ndcg@20"),
+    "eval-recall": lambda reports: eval_markdown(reports, "recall@20"),
     "bench-reads": _reads_markdown,
 }
 
