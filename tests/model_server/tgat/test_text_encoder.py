@@ -36,3 +36,9 @@ def test_encoding_works_offline():
     assert vectors.shape == (3, text_encoder.TEXT_DIM)
     assert vectors[1].abs().sum() == 0 and bool((vectors[0] == vectors[2]).all())
     assert abs(float(vectors[0].norm()) - 1.0) < 1e-5
+
+
+def test_loading_the_encoder_draws_no_progress_bar(capfd):
+    text_encoder.TextEncoder()
+    captured = capfd.readouterr()
+    assert "Loading weights" not in captured.err + captured.out
