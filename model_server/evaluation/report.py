@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +36,39 @@ def git_commit(cwd: Path | None = None) -> dict:
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
+SEED_METRICS = (("mrr", "MRR"), ("ndcg@20", "NDCG@20"), ("recall@20", "R@20"), ("recall@10", "R@10"))
+
+
+def across_seeds(runs: dict[int, dict]) -> dict:
+    """A model's summary over one or more seeds: the first seed's full summary (breakdowns, plots), plus, with
+    several seeds, each seed's overall figures and their mean and sample standard deviation."""
+    first = next(iter(runs.values()))
+    failed = next((r for r in runs.values() if "error" in r), None)
+    if failed is not None or len(runs) == 1:
+        return failed or first
+    summary = dict(first)
+    summary["seeds"] = {str(seed): {"overall": r["overall"], "wall_s": r["wall_s"], **({"params": r["params"]} if
+                                                                                       "params" in r else {})}
+                        for seed, r in runs.items()}
+    summary["across_seeds"] = {key: {"mean": statistics.fmean(values), "std": statistics.stdev(values), "n": len(values)}
+                               for key, _ in SEED_METRICS
+                               for values in [[r["overall"][key] for r in runs.values()]]}
+    return summary
+
+
+def _seed_lines(results: dict) -> list[str]:
+    spread = {name: r["across_seeds"] for name, r in results.items() if "across_seeds" in r}
+    if not spread:
+        return []
+    n = next(iter(spread.values()))["mrr"]["n"]
+    lines = ["", f"## Across {n} seeds (mean ± sample standard deviation, test part)", "",
+             "| model | " + " | ".join(label for _, label in SEED_METRICS) + " |", "|" + "---|" * (len(SEED_METRICS) + 1)]
+    for name, figures in spread.items():
+        lines.append(f"| {name} | " + " | ".join(f"{figures[key]['mean']:.4f} ± {figures[key]['std']:.4f}"
+                                                for key, _ in SEED_METRICS) + " |")
+    return lines
+
+
 def _fmt(value, digits: int = 4) -> str:
     if value is None:
         return "–"
@@ -59,7 +93,9 @@ def render_markdown(report: dict) -> str:
     lines.append(f"Share of test events whose item had no event before the test part: {_fmt(data['test_new_item_share'], 3)}; "
                  f"whose user had none: {_fmt(data['test_new_user_share'], 3)}. (The breakdowns count an item or user as "
                  f"new only until the batch after its first event; an event whose item is new then is unrankable, a miss.)")
-    lines += ["", "## Overall (test part)", ""]
+    lines += _seed_lines(results)
+    seeds = config.get("seeds") or [config["seed"]]
+    lines += ["", "## Overall (test part" + (f", seed {seeds[0]}; breakdowns below are of that seed too" if len(seeds) > 1 else "") + ")", ""]
     header = ["model"] + [label for _, label in MAIN_COLUMNS] + ["coverage@20", "ILD@20", "s / 1k events", "fit s", "peak RSS MiB"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))

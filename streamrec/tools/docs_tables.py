@@ -28,6 +28,17 @@ def _commit(report: dict) -> str:
     return (git.get("commit") or "?")[:7] + (" (uncommitted changes)" if git.get("dirty") else "")
 
 
+def _figure(result: dict, metric: str) -> tuple[float, float | None]:
+    """(mean, std) over the run's seeds, or (the figure, None) for a run of one seed."""
+    spread = result.get("across_seeds", {}).get(metric)
+    return (spread["mean"], spread["std"]) if spread else (result["overall"][metric], None)
+
+
+def _cell(mean: float, std: float | None, bold: bool) -> str:
+    text = f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+    return f"**{text}**" if bold else text
+
+
 def eval_markdown(reports: list[dict], metric: str = "mrr") -> str:
     """One test metric of every model, one row per data set (the best in bold), then each run's command and
     commit."""
@@ -35,10 +46,9 @@ def eval_markdown(reports: list[dict], metric: str = "mrr") -> str:
     models += sorted({m for r in reports for m in r["models"]} - set(models))
     lines = [f"| {EVAL_METRICS[metric]} | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for report in reports:
-        scores = {m: r["overall"][metric] for m, r in report["models"].items() if "error" not in r}
-        best = max(scores.values(), default=None)
-        cells = ["–" if m not in scores else (f"**{scores[m]:.3f}**" if scores[m] == best else f"{scores[m]:.3f}")
-                 for m in models]
+        scores = {m: _figure(r, metric) for m, r in report["models"].items() if "error" not in r}
+        best = max((mean for mean, _ in scores.values()), default=None)
+        cells = ["–" if m not in scores else _cell(*scores[m], bold=scores[m][0] == best) for m in models]
         data = report["dataset"]
         lines.append(f"| {data['name']} ({data['rows']:,} events) | " + " | ".join(cells) + " |")
     lines.append("")

@@ -1,3 +1,6 @@
+import argparse
+import sys
+
 from ._options import add_device_argument, add_limit_argument, add_progress_argument, add_threads_argument
 from ._source import add_source_arguments, load_source
 
@@ -12,6 +15,9 @@ def configure(parser):
                              "base3, poptrack, edgebank, edgebank_window, itemknn, recent_pop, pop")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and the plots")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,…",
+                        help="run every model once per seed and report mean ± std of its test figures "
+                             "(default: --seed alone)")
     parser.add_argument("--batch-size", type=int, default=200, help="test events per batch")
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs of the trained models (default: streamrec and static_gat 5, tgn 10)")
@@ -22,8 +28,6 @@ def configure(parser):
 
 
 def run(args, settings) -> int:
-    import gc
-    import sys
     import time
     from pathlib import Path
 
@@ -62,7 +66,7 @@ def run(args, settings) -> int:
         "created": report.timestamp(),
         "git": report.git_commit(Path(__file__).resolve().parents[3]),
         "config": {"command": args.command_line,
-                   "models": names, "seed": args.seed, "batch_size": args.batch_size, "epochs": args.epochs,
+                   "models": names, "seed": (args.seeds or [args.seed])[0], "seeds": args.seeds or [args.seed], "batch_size": args.batch_size, "epochs": args.epochs,
                    "device": device, "torch_threads": torch.get_num_threads(), "limit": args.limit,
                    "split": list(protocol.SPLIT), "top_k_lists": protocol.TOP_K, "torch": torch.__version__},
         "dataset": {"name": data.name, "rows": len(stream), "users": n_users, "items": n_items,
@@ -72,41 +76,68 @@ def run(args, settings) -> int:
                     "checksums": data.checksums},
         "models": {},
     }
+    seeds = args.seeds or [args.seed]
     for name in names:
-        print(f"[eval] {data.name}: {name}", file=sys.stderr, flush=True)
-        torch.manual_seed(args.seed)
-        context = registry.ModelContext(data.name, n_users, n_items, seed=args.seed, device=device, epochs=args.epochs,
-                                        batch_size=args.batch_size, progress=not args.no_progress,
-                                        item_info=data.item_info)
-        try:
-            model = registry.build(name, context)
-        except registry.ModelNotAvailable as exc:
-            print(f"[eval] {exc}", file=sys.stderr)
-            result["models"][name] = {"error": str(exc)}
-            continue
-        model_started = time.perf_counter()
-        outcome = protocol.run_stream(model, train, validation, test, batch_size=args.batch_size,
-                                      progress=not args.no_progress, seed=args.seed)
-        summary = protocol.summarise_result(outcome)
-        summary["wall_s"] = round(time.perf_counter() - model_started, 2)
-        summary["version"] = model.version()
-        if getattr(model, "fit_log", None):
-            summary["fit_log"] = model.fit_log
-        params = _model_params(model)
-        if params:
-            summary["params"] = params
-        result["models"][name] = summary
-        o = summary["overall"]
-        print(f"[eval] {name}: MRR {o['mrr']:.4f} R@20 {o['recall@20']:.4f} NDCG@20 {o['ndcg@20']:.4f} "
-              f"({summary['wall_s']:.1f} s)", file=sys.stderr, flush=True)
-        del model, outcome
-        gc.collect()
+        runs = {}
+        for seed in seeds:
+            print(f"[eval] {data.name}: {name}" + (f" (seed {seed})" if len(seeds) > 1 else ""), file=sys.stderr,
+                  flush=True)
+            runs[seed] = _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test)
+            if "error" in runs[seed]:
+                break
+            o = runs[seed]["overall"]
+            print(f"[eval] {name}: MRR {o['mrr']:.4f} R@20 {o['recall@20']:.4f} NDCG@20 {o['ndcg@20']:.4f} "
+                  f"({runs[seed]['wall_s']:.1f} s)", file=sys.stderr, flush=True)
+        result["models"][name] = report.across_seeds(runs)
     result["wall_s"] = round(time.perf_counter() - started, 1)
     report.write_json(result, out)
     report.write_markdown(result, out)
     report.write_plots(result, out)
     print((out / "report.md").read_text())
     return 0
+
+
+def _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test) -> dict:
+    """One model, one seed, through the streaming protocol: its summary, or {"error": …} when it is not there."""
+    import gc
+    import time
+
+    import torch
+
+    from model_server.evaluation import protocol, registry
+
+    torch.manual_seed(seed)
+    context = registry.ModelContext(data.name, n_users, n_items, seed=seed, device=device, epochs=args.epochs,
+                                    batch_size=args.batch_size, progress=not args.no_progress, item_info=data.item_info)
+    try:
+        model = registry.build(name, context)
+    except registry.ModelNotAvailable as exc:
+        print(f"[eval] {exc}", file=sys.stderr)
+        return {"error": str(exc)}
+    started = time.perf_counter()
+    outcome = protocol.run_stream(model, train, validation, test, batch_size=args.batch_size,
+                                  progress=not args.no_progress, seed=seed)
+    summary = protocol.summarise_result(outcome)
+    summary["wall_s"] = round(time.perf_counter() - started, 2)
+    summary["version"] = model.version()
+    if getattr(model, "fit_log", None):
+        summary["fit_log"] = model.fit_log
+    params = _model_params(model)
+    if params:
+        summary["params"] = params
+    del model, outcome
+    gc.collect()
+    return summary
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are integers separated by commas, e.g. 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more distinct seeds, e.g. 0,1,2")
+    return seeds
 
 
 def _too_few_events(source: str, n_events: int, limit: int | None) -> str:

@@ -148,3 +148,37 @@ def test_the_smallest_splittable_stream_leaves_every_part_an_event():
     assert not 0 < train_end < validation_end < n - 1
     with pytest.raises(ValueError, match="positive"):
         protocol.smallest_splittable((0.85, 0.15, 0.0))
+
+
+def test_eval_over_several_seeds_reports_mean_and_spread(tmp_path, monkeypatch):
+    import json
+
+    from streamrec.tools.cli import main
+
+    stream = synthetic_stream(600, n_users=20, n_items=30)
+    csv = tmp_path / "mine.csv"
+    csv.write_text("user_id,item_id,type,ts\n" + "".join(
+        f"{u},{i},{t},{ts}\n" for u, i, t, ts in zip(stream.users, stream.items, stream.types, stream.ts)))
+    monkeypatch.setenv("STREAMREC_HOME", str(tmp_path / "home"))
+    out = tmp_path / "out"
+    assert main(["eval", "--events-csv", str(csv), "--models", "pop", "--seeds", "0,1,2", "--out", str(out),
+                 "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    pop = report["models"]["pop"]
+    assert report["config"]["seeds"] == [0, 1, 2] and set(pop["seeds"]) == {"0", "1", "2"}
+    assert pop["across_seeds"]["mrr"] == {"mean": pytest.approx(pop["overall"]["mrr"]), "std": 0.0, "n": 3}
+    assert "## Across 3 seeds (mean ± sample standard deviation, test part)" in (out / "report.md").read_text()
+
+
+def test_across_seeds_is_the_mean_and_sample_deviation():
+    from model_server.evaluation.report import across_seeds
+
+    def run(mrr):
+        return {"overall": {"mrr": mrr, "ndcg@20": mrr, "recall@20": mrr, "recall@10": mrr}, "wall_s": 1.0}
+
+    summary = across_seeds({0: run(0.2), 1: run(0.4), 2: run(0.6)})
+    assert summary["overall"]["mrr"] == 0.2  # the first seed's figures carry the breakdowns
+    assert summary["across_seeds"]["mrr"]["mean"] == pytest.approx(0.4)
+    assert summary["across_seeds"]["mrr"]["std"] == pytest.approx(0.2)  # n - 1 in the denominator
+    assert across_seeds({0: run(0.2)}) == run(0.2)
+    assert across_seeds({0: run(0.2), 1: {"error": "gone"}}) == {"error": "gone"}

@@ -60,3 +60,9 @@ def test_a_missing_report_or_kind_is_named(tmp_path):
         rebuild("<!-- table eval gone.json -->\n<!-- end table -->", tmp_path / "p.md")
     with pytest.raises(DocsTableError, match="unknown table kind 'nope'"):
         rebuild("<!-- table nope x.json -->\n<!-- end table -->", tmp_path / "p.md")
+
+
+def test_eval_table_shows_the_spread_over_seeds():
+    report = _report("a", {"streamrec": 0.5})
+    report["models"]["streamrec"]["across_seeds"] = {"mrr": {"mean": 0.51, "std": 0.012, "n": 3}}
+    assert "| a (1,000 events) | **0.510 ± 0.012** |" in eval_markdown([report])
