@@ -57,6 +57,25 @@ def eval_markdown(reports: list[dict], metric: str = "mrr") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def refresh_markdown(reports: list[dict]) -> str:
+    """`streamrec bench-refresh`: per graph size, a full recompute against one incremental refresh per event, one
+    event at a time and in micro-batches (how many times cheaper; in brackets with the later stale sweep)."""
+    report = reports[0]
+    sizes = [b["batch_size"] for b in report["results"][0]["micro_batches"]]
+    lines = ["| edges | source | full recompute | " + " | ".join(
+        "refresh per event, one at a time" if size == 1 else f"per event, micro-batches of {size}" for size in sizes)
+        + " |", "|---|---|---|" + "---|" * len(sizes)]
+    for row in report["results"]:
+        cells = [f"{b['ratio']:,.1f}× cheaper ({b['ratio_with_sweep']:,.1f}× with the sweep)" for b in row["micro_batches"]]
+        lines.append(f"| {row['edges']:,} | {row['source']} | {_duration(row['full_recompute_s'])} | " + " | ".join(cells) + " |")
+    lines += ["", f"- `{report['command']}` (device {report['device']}, {report['threads']} thread(s), commit {_commit(report)})"]
+    return "\n".join(lines) + "\n"
+
+
 def _reads_markdown(reports: list[dict]) -> str:
     from .commands.bench_reads import table
 
@@ -70,6 +89,7 @@ RENDERERS: dict[str, Callable[[list[dict]], str]] = {
     "eval-ndcg": lambda reports: eval_markdown(reports, "ndcg@20"),
     "eval-recall": lambda reports: eval_markdown(reports, "recall@20"),
     "bench-reads": _reads_markdown,
+    "bench-refresh": refresh_markdown,
 }
 
 

@@ -128,7 +128,10 @@ def run(args, settings) -> int:
             cursor += args.events
         results.append(row)
         print(json.dumps(row))
-    report = {"device": str(rec.device), "threads": torch.get_num_threads(), "config": rec.config.to_dict(),
+    from model_server.evaluation.report import git_commit
+
+    report = {"command": args.command_line, "git": git_commit(Path(__file__).parent),
+              "device": str(rec.device), "threads": torch.get_num_threads(), "config": rec.config.to_dict(),
               "max_fanout": args.max_fanout, "events_timed": args.events, "weights": args.checkpoint or "untrained",
               "what": "incremental = observe a micro-batch (buffer update, affected_nodes with bounded fan-out, one "
                       "batched refresh), divided by its events; full = every node, layer by layer; "

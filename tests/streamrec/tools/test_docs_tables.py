@@ -66,3 +66,17 @@ def test_eval_table_shows_the_spread_over_seeds():
     report = _report("a", {"streamrec": 0.5})
     report["models"]["streamrec"]["across_seeds"] = {"mrr": {"mean": 0.51, "std": 0.012, "n": 3}}
     assert "| a (1,000 events) | **0.510 ± 0.012** |" in eval_markdown([report])
+
+
+def test_refresh_table_gives_each_size_and_micro_batch():
+    from streamrec.tools.docs_tables import refresh_markdown
+
+    batch = {"batch_size": 1, "ratio": 5.4, "ratio_with_sweep": 4.0}
+    report = {"command": "streamrec bench-refresh", "device": "cpu", "threads": 1, "git": {"commit": "b" * 40},
+              "results": [{"edges": 10_000, "source": "JODIE Wikipedia, first 10000 events", "full_recompute_s": 0.011,
+                           "micro_batches": [batch, {**batch, "batch_size": 100, "ratio": 242.0}]}]}
+    table = refresh_markdown([report])
+    assert "| edges | source | full recompute | refresh per event, one at a time | per event, micro-batches of 100 |" in table
+    assert "| 10,000 | JODIE Wikipedia, first 10000 events | 11 ms | 5.4× cheaper (4.0× with the sweep) | " \
+           "242.0× cheaper (4.0× with the sweep) |" in table
+    assert "(device cpu, 1 thread(s), commit bbbbbbb)" in table
