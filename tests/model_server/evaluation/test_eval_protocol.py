@@ -105,15 +105,21 @@ def test_new_items_are_misses_and_catalogue_is_frozen_per_batch():
     assert summary["overall"]["mrr"] == pytest.approx(1 / 3)
 
 
+def _events_csv(tmp_path):
+    """600 synthetic events (20 users, 30 items) as an --events-csv file."""
+    stream = synthetic_stream(600, n_users=20, n_items=30)
+    csv = tmp_path / "mine.csv"
+    csv.write_text("user_id,item_id,type,ts\n" + "".join(
+        f"{u},{i},{t},{ts}\n" for u, i, t, ts in zip(stream.users, stream.items, stream.types, stream.ts)))
+    return csv
+
+
 def test_eval_command_writes_the_reports(tmp_path, monkeypatch):
     import json
 
     from streamrec.tools.cli import main
 
-    stream = synthetic_stream(600, n_users=20, n_items=30)
-    csv = tmp_path / "mine.csv"
-    csv.write_text("user_id,item_id,type,ts\n" + "".join(
-        f"{u},{i},{t},{ts}\n" for u, i, t, ts in zip(stream.users, stream.items, stream.types, stream.ts)))
+    csv = _events_csv(tmp_path)
     monkeypatch.setenv("STREAMREC_HOME", str(tmp_path / "home"))
     out = tmp_path / "out"
     code = main(["eval", "--events-csv", str(csv), "--models", "pop,edgebank,itemknn", "--out", str(out), "--no-progress"])
@@ -155,10 +161,7 @@ def test_eval_over_several_seeds_reports_mean_and_spread(tmp_path, monkeypatch):
 
     from streamrec.tools.cli import main
 
-    stream = synthetic_stream(600, n_users=20, n_items=30)
-    csv = tmp_path / "mine.csv"
-    csv.write_text("user_id,item_id,type,ts\n" + "".join(
-        f"{u},{i},{t},{ts}\n" for u, i, t, ts in zip(stream.users, stream.items, stream.types, stream.ts)))
+    csv = _events_csv(tmp_path)
     monkeypatch.setenv("STREAMREC_HOME", str(tmp_path / "home"))
     out = tmp_path / "out"
     assert main(["eval", "--events-csv", str(csv), "--models", "pop", "--seeds", "0,1,2", "--out", str(out),
