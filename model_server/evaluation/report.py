@@ -178,11 +178,12 @@ def write_plots(report: dict, out: Path) -> list[Path]:
         return []
     paths = []
     keys = [key for key, _ in MAIN_COLUMNS]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(11.5, 4.5))
     width = 0.8 / len(ok)
+    colours = model_colours(list(ok))
     for k, (name, result) in enumerate(ok.items()):
         values = [result["overall"][key] or 0.0 for key in keys]
-        ax.bar([x + k * width for x in range(len(keys))], values, width, label=name)
+        ax.bar([x + k * width for x in range(len(keys))], values, width, label=name, color=colours[name])
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(keys))], [label for _, label in MAIN_COLUMNS])
     ax.set_title(f"{report['dataset']['name']}: test metrics by model")
     paths.append(_save(fig, ax, out / "metrics_by_model.png"))
@@ -210,12 +211,14 @@ def mrr_series(mrr_by_batch: list[dict]) -> tuple[str, list[float], list[float]]
 def mrr_over_time_figure(report: dict, ok: dict, plt):
     """MRR over the test part, one line per model; with few batches each batch is a marker (a line through one
     point draws nothing), and a single batch is said in the plot."""
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(11.5, 4.5))
     unit, most_batches = "hours", 0
+    colours = model_colours(list(ok))
     for name, result in ok.items():
         unit, xs, ys = mrr_series(result["mrr_by_batch"])
         if xs:
-            ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, label=name)
+            ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, label=name, color=colours[name],
+                    linewidth=2.5 if name == "streamrec" else 1.2)
             most_batches = max(most_batches, len(xs))
     ax.set_xlabel(f"{unit} since the start of the test part")
     if most_batches == 1:  # no time axis to speak of: say so instead of ticks around 0
@@ -229,10 +232,18 @@ def mrr_over_time_figure(report: dict, ok: dict, plt):
     return fig, ax
 
 
+def model_colours(names: list[str]) -> dict[str, tuple]:
+    """One colour per model, none repeated: matplotlib's default cycle has 10, an eval may run a dozen."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab20"].colors
+    return {name: palette[(2 * k) % 20 + (2 * k) // 20 % 2] for k, name in enumerate(names)}
+
+
 def _save(fig, ax, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the data
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
