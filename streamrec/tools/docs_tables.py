@@ -39,17 +39,26 @@ def _cell(mean: float, std: float | None, bold: bool) -> str:
     return f"**{text}**" if bold else text
 
 
+def _by_data_set(reports: list[dict]) -> dict[str, tuple[dict, dict]]:
+    """Data set -> (its description, model -> result): several reports of one data set merge, a later report's
+    model replacing an earlier one's (e.g. every model at one commit, then streamrec again at a later one)."""
+    rows: dict[str, tuple[dict, dict]] = {}
+    for report in reports:
+        data, results = rows.setdefault(report["dataset"]["name"], (report["dataset"], {}))
+        results.update({m: r for m, r in report["models"].items() if "error" not in r})
+    return rows
+
+
 def eval_markdown(reports: list[dict], metric: str = "mrr") -> str:
     """One test metric of every model, one row per data set (the best in bold), then each run's command and
     commit."""
     models = [m for m in EVAL_MODELS if any(m in r["models"] for r in reports)]
     models += sorted({m for r in reports for m in r["models"]} - set(models))
     lines = [f"| {EVAL_METRICS[metric]} | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    for report in reports:
-        scores = {m: _figure(r, metric) for m, r in report["models"].items() if "error" not in r}
+    for data, results in _by_data_set(reports).values():
+        scores = {m: _figure(r, metric) for m, r in results.items()}
         best = max((mean for mean, _ in scores.values()), default=None)
         cells = ["–" if m not in scores else _cell(*scores[m], bold=scores[m][0] == best) for m in models]
-        data = report["dataset"]
         lines.append(f"| {data['name']} ({data['rows']:,} events) | " + " | ".join(cells) + " |")
     lines.append("")
     for report in reports:

@@ -80,3 +80,9 @@ def test_refresh_table_gives_each_size_and_micro_batch():
     assert "| 10,000 | JODIE Wikipedia, first 10000 events | 11 ms | 5.4× cheaper (4.0× with the sweep) | " \
            "242.0× cheaper (4.0× with the sweep) |" in table
     assert "(device cpu, 1 thread(s), commit bbbbbbb)" in table
+
+
+def test_a_later_report_of_a_data_set_replaces_its_models():
+    table = eval_markdown([_report("a", {"streamrec": 0.5, "pop": 0.6}), _report("a", {"streamrec": 0.7})])
+    assert "| a (1,000 events) | **0.700** | 0.600 |" in table and table.count("| a (") == 1
+    assert table.count("`streamrec eval --dataset a`") == 2  # both runs named
