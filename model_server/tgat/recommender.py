@@ -99,6 +99,18 @@ class TGATRecommender(Recommender):
         self.store.clear()
         self.refresh(torch.arange(self.graph.num_nodes, device=self.device))
 
+    @property
+    def fit_log(self) -> list[dict]:
+        """Per epoch: training loss and the validation figures early stopping chose on (report.json's fit_log)."""
+        log = []
+        for record in self.train_report.get("epochs", []):
+            entry = {"epoch": record["epoch"], "loss": round(record["loss"], 4)}
+            for name in ("mrr", "ndcg@20", "recall@20", "popularity_weight", "new_user_popularity_weight"):
+                if name in record.get("validation", {}):
+                    entry[f"val_{name}"] = round(record["validation"][name], 4)
+            log.append(entry)
+        return log
+
     # -- state -----------------------------------------------------------------------------------
     def _sync(self) -> torch.Tensor:
         new = self.graph.sync(self.users.ids, self.items.ids)

@@ -1,9 +1,10 @@
 """Learning on a chronological split, TGN-style: replay the training events in time-ordered batches; each
-batch is scored from the state *before* it (no leakage), then folded into the buffer. The loss is a sampled
-softmax of each true item against uniformly drawn catalogue items (a sampled version of the
-full-catalogue ranking that is evaluated; see batch_loss on in-batch negatives). After each epoch the validation events are streamed the
-same way and ranked against the whole catalogue; training stops early on validation MRR and keeps the best
-weights."""
+batch is scored from the state *before* it (no leakage), then folded into the buffer. The loss is a softmax
+of each true item against every item observed so far (the full-catalogue ranking that is evaluated; or, with
+`negatives` > 0, against that many uniform draws; see batch_loss). After each epoch the validation events are
+streamed the same way and ranked as the evaluation harness ranks the test part; training stops early on
+validation MRR and keeps the best weights, and the weights of the global popularity term are chosen on the same
+passes (evaluate_stream)."""
 from __future__ import annotations
 
 import copy
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..evaluation import metrics
 from .graph_state import TemporalGraph
 from .model import TemporalGAT
 
@@ -23,9 +25,13 @@ class TrainConfig:
     epochs: int = 5
     batch_size: int = 200
     lr: float = 1e-3
-    negatives: int = 256
+    # 0: the softmax runs over every observed item (REES46 validation MRR 0.2691 vs 0.2658 with 256 uniform draws)
+    negatives: int = 0
     in_batch_negatives: bool = False  # also use the other rows' true items as negatives (popularity-biased)
     patience: int = 1
+    # weights of the global popularity term tried on each validation pass (model.py; 0: the learned score alone)
+    popularity_weights: tuple = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+    new_user_popularity_weights: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
     seed: int = 0
     progress: bool = True
 
@@ -52,7 +58,9 @@ class Events:
 
 def batch_loss(model: TemporalGAT, graph: TemporalGraph, batch: Events, negatives: int,
                generator: torch.Generator, in_batch: bool = False) -> torch.Tensor:
-    """Sampled softmax of each true item against `negatives` uniform catalogue draws. Without in_batch the
+    """Softmax of each true item against every item with an edge so far (negatives <= 0: exactly the ranking
+    that is evaluated, and a user's own other items, which a uniform sample rarely holds, compete with it), or
+    against `negatives` uniform catalogue draws. Without in_batch the
     other rows' true items are masked out of a row's softmax: in-batch negatives are drawn in proportion to
     popularity, which (uncorrected) teaches the score to under-rate popular items (the sampling bias that
     Yi et al., "Sampling-bias-corrected neural modeling", RecSys 2019, correct with log Q); uniform draws
@@ -60,7 +68,10 @@ def batch_loss(model: TemporalGAT, graph: TemporalGraph, batch: Events, negative
     device = graph.device
     user_nodes = graph.user_node[batch.users.to(device)]
     item_nodes = graph.item_node[batch.items.to(device)]
-    drawn = graph.item_node[torch.randint(graph.num_items, (negatives,), generator=generator).to(device)]
+    if negatives <= 0:  # every observed item: the full-catalogue ranking that is evaluated
+        drawn = graph.item_node[graph.degree[graph.item_node] > 0]
+    else:
+        drawn = graph.item_node[torch.randint(graph.num_items, (negatives,), generator=generator).to(device)]
     candidates = torch.unique(torch.cat([item_nodes, drawn]))
     nodes = torch.unique(torch.cat([user_nodes, candidates]))
     z = model.embed(graph, nodes)
@@ -78,34 +89,77 @@ def batch_loss(model: TemporalGAT, graph: TemporalGraph, batch: Events, negative
 
 @torch.no_grad()
 def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, events: Events, batch_size: int,
-                    progress: bool = False, desc: str = "validate") -> dict:
-    """Streaming full-catalogue ranking (TGB-style): score each batch from the state before it, then fold it
-    in. The rank of the true item counts ties as half (neither optimistic nor pessimistic)."""
+                    progress: bool = False, desc: str = "validate", popularity_weights: tuple = (0.0,),
+                    new_user_popularity_weights: tuple = (0.0,)) -> dict:
+    """Streaming full-catalogue ranking, judged as the evaluation harness judges the test part
+    (model_server/evaluation/protocol.py): score each batch from the state before it, then fold it in; the
+    catalogue is the items with an edge so far, an event whose item has none yet is a miss, a user without an
+    edge is scored as serving scores a user never seen (score_new_user), and ties count as half. So the
+    early-stopping figure is the figure that is reported.
+
+    Each of `popularity_weights` (for users with edges) and of `new_user_popularity_weights` (for the others)
+    is tried as an extra weight of the global popularity term on the same pass (one state, many candidates,
+    as the heuristics choose their variant); the figures returned are those of the best pair by MRR, named in
+    "popularity_weight" and "new_user_popularity_weight"."""
     model.eval()
     device = graph.device
     item_nodes = graph.item_node
-    reciprocal, hits10, n = 0.0, 0, 0
+    grids = {"returning": tuple(popularity_weights), "new": tuple(new_user_popularity_weights)}
+    totals = {part: {w: dict.fromkeys(FIGURES, 0.0) for w in grid} for part, grid in grids.items()}
+    n = 0
     for batch in tqdm(list(events.batches(batch_size)), desc=desc, disable=not progress, leave=False):
         user_nodes = graph.user_node[batch.users.to(device)]
         nodes = torch.unique(torch.cat([user_nodes, item_nodes]))
         z = model.embed(graph, nodes)
-        scores = model.score_catalogue(graph, user_nodes, z[torch.searchsorted(nodes, user_nodes)],
-                                       z[torch.searchsorted(nodes, item_nodes)])
-        true = scores.gather(1, batch.items.to(device)[:, None])
-        rank = 1 + (scores > true).sum(1) + 0.5 * ((scores == true).sum(1) - 1)
-        reciprocal += float((1.0 / rank).sum())
-        hits10 += int((rank <= 10).sum())
+        z_items = z[torch.searchsorted(nodes, item_nodes)]
+        scores = model.score_catalogue(graph, user_nodes, z[torch.searchsorted(nodes, user_nodes)], z_items)
+        new_user = graph.degree[user_nodes] == 0
+        if bool(new_user.any()):
+            scores[new_user] = model.score_new_user(graph, torch.zeros_like(z_items[0]), z_items)
+        observed = graph.degree[item_nodes] > 0
+        column = torch.cumsum(observed, 0) - 1  # item index -> column among the observed items
+        targets = batch.items.to(device)
+        targets = torch.where(observed[targets], column[targets], torch.full_like(targets, -1)).cpu()
+        popularity = model.global_popularity(graph, item_nodes)[None, :].expand_as(scores).clone()
+        blend = {"new": popularity[new_user][:, observed].cpu(), "returning": _off_own_items(graph, user_nodes, popularity)[~new_user][:, observed].cpu()}
+        scores = scores[:, observed].cpu()
+        for part, rows in (("returning", ~new_user.cpu()), ("new", new_user.cpu())):
+            for weight, sums in totals[part].items():
+                _add_ranking_figures(sums, *metrics.rank_counts(scores[rows] + weight * blend[part], targets[rows]))
         n += len(batch)
         graph.insert(batch.users, batch.items, batch.types, batch.ts)
-    return {"mrr": reciprocal / max(n, 1), "hits@10": hits10 / max(n, 1), "events": n}
+    chosen = {part: max(grid, key=lambda w: (totals[part][w]["mrr"], -grid.index(w))) for part, grid in grids.items()}
+    figures = {name: sum(totals[part][chosen[part]][name] for part in grids) / max(n, 1) for name in FIGURES}
+    return {**figures, "events": n, "popularity_weight": chosen["returning"],
+            "new_user_popularity_weight": chosen["new"]}
+
+
+FIGURES = ("mrr", "hits@10", "recall@20", "ndcg@20")
+
+
+def _off_own_items(graph: TemporalGraph, user_nodes: torch.Tensor, popularity: torch.Tensor) -> torch.Tensor:
+    """popularity [users, items] with 0 where the user has an edge to the item (as model._pair_terms does)."""
+    rows, nodes = graph.seen_pairs(user_nodes)
+    popularity[rows, graph.node_local[nodes]] = 0.0
+    return popularity
+
+
+def _add_ranking_figures(sums: dict, greater: torch.Tensor, equal: torch.Tensor) -> None:
+    sums["mrr"] += float(metrics.reciprocal_rank(greater, equal).sum())
+    sums["hits@10"] += float(metrics.recall_at_k(greater, equal, 10).sum())
+    sums["recall@20"] += float(metrics.recall_at_k(greater, equal, 20).sum())
+    sums["ndcg@20"] += float(metrics.ndcg_at_k(greater, equal, 20).sum())
 
 
 def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation: Events | None,
           config: TrainConfig) -> dict:
     """Trains in place, leaves the best weights in `model` and the buffer at the end of history+validation."""
     generator = torch.Generator().manual_seed(config.seed)
+    with torch.no_grad():
+        model.popularity_weight.zero_()  # trained without the chosen terms; chosen again below
+        model.new_user_popularity_weight.zero_()
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    best, best_state, since_best, epochs = -1.0, None, 0, []
+    best, best_state, since_best, epochs, best_weights = -1.0, None, 0, [], (0.0, 0.0)
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         graph.clear()
@@ -123,7 +177,9 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
                 bar.set_postfix(loss=f"{total / steps:.4f}")
         record = {"epoch": epoch, "loss": total / max(steps, 1)}
         if validation is not None and len(validation):
-            record["validation"] = evaluate_stream(model, graph, validation, config.batch_size, config.progress)
+            record["validation"] = evaluate_stream(model, graph, validation, config.batch_size, config.progress,
+                                                   popularity_weights=tuple(config.popularity_weights),
+                                                   new_user_popularity_weights=tuple(config.new_user_popularity_weights))
         record["seconds"] = round(time.perf_counter() - started, 2)
         epochs.append(record)
         if config.progress:
@@ -131,12 +187,16 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
         metric = record.get("validation", {}).get("mrr", -record["loss"])
         if metric > best:
             best, best_state, since_best = metric, copy.deepcopy(model.state_dict()), 0
+            chosen = record.get("validation", {})
+            best_weights = (chosen.get("popularity_weight", 0.0), chosen.get("new_user_popularity_weight", 0.0))
         else:
             since_best += 1
             if since_best > config.patience:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
+        model.popularity_weight.fill_(best_weights[0])  # the (epoch, weights) best on validation
+        model.new_user_popularity_weight.fill_(best_weights[1])
     model.eval()
     best_epoch = max(epochs, key=lambda r: r.get("validation", {}).get("mrr", -r["loss"]))
     return {"epochs": epochs, "best_epoch": best_epoch["epoch"], "validation": best_epoch.get("validation")}

@@ -4,6 +4,7 @@ import torch
 from tgat_test_helpers import graph_store_edges, item_texts, one_thread, tgat_events  # noqa: F401 (fixtures)
 from model_server.contract import InteractionBatch
 from model_server.tgat import TGATConfig, TrainConfig, build_static_gat, build_streamrec, load_recommender
+from model_server.tgat.model import load_weights
 
 
 def _fitted(data, build=build_streamrec, n=1500):
@@ -24,6 +25,8 @@ def test_save_load_gives_identical_scores_and_version(tgat_events, tmp_path):
     assert loaded.model_version == rec.model_version and loaded.model_version.startswith("tgat-")
     assert torch.equal(loaded.score(users), before)
     assert loaded.recommend(users[:3], 5) == rec.recommend(users[:3], 5)
+    for chosen in ("popularity_weight", "new_user_popularity_weight"):  # chosen on validation, saved with the weights
+        assert torch.equal(getattr(loaded.model, chosen), getattr(rec.model, chosen))
 
     # serving warm start: weights only, neighbour state rebuilt from the graph store's edges
     rec.save(tmp_path / "weights", include_state=False)
@@ -52,3 +55,10 @@ def test_static_gat_ignores_events_after_fit(tgat_events):
     after = rec.score(users)
     assert after.shape[1] >= before.shape[1]
     assert torch.equal(after[:, :before.shape[1]], before)
+
+
+def test_weights_from_before_the_popularity_blend_load_with_the_blend_off(tgat_events):
+    rec, _ = _fitted(tgat_events, n=600)
+    old = {k: v for k, v in rec.model.state_dict().items() if "popularity_weight" not in k}
+    load_weights(rec.model, old)
+    assert float(rec.model.popularity_weight) == 0.0 and float(rec.model.new_user_popularity_weight) == 0.0

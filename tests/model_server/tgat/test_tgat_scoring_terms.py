@@ -62,7 +62,7 @@ def test_seen_term_reaches_items_past_the_recent_slots(tgat_events):
 def test_new_users_get_the_item_prior_a_popularity_like_list(tgat_events):
     rec, stream = _fitted(tgat_events)
     scores = rec.score(["never-seen-a", "never-seen-b"])
-    prior = rec.model.item_prior(rec.graph, rec.graph.item_node[:len(rec.items)]).detach()
+    prior = rec.model.item_prior(rec.graph, rec.graph.item_node[:len(rec.items)], new_user=True).detach()
     assert torch.equal(scores[0], scores[1]) and torch.allclose(scores[0], prior)
     # the prior ranks items that have edges above items without any (a popularity-like order)
     degree = rec.graph.degree[rec.graph.item_node[:len(rec.items)]]
@@ -83,3 +83,22 @@ def test_terms_can_be_switched_off(tgat_events):
     assert not hasattr(rec.model, "popularity_head") and not hasattr(rec.model, "seen_bias")
     users = list(dict.fromkeys(stream.users[:600]))[:10]
     assert rec.score(users).shape == (10, len(rec.items))
+
+
+def test_chosen_popularity_weights_rank_other_items_by_popularity_and_new_users_by_their_own_weight(tgat_events):
+    rec, stream = _fitted(tgat_events)
+    assert rec.fit_log and all("val_popularity_weight" in entry for entry in rec.fit_log)
+    users = list(dict.fromkeys(stream.users[:1200]))[:20]
+    graph, model = rec.graph, rec.model
+    popularity = model.global_popularity(graph, graph.item_node[:len(rec.items)])
+    before_known, before_new = rec.score(users), rec.score(["never-seen"])[0]
+    with torch.no_grad():
+        model.popularity_weight.fill_(model.popularity_weight.item() + 2.0)
+        model.new_user_popularity_weight.fill_(model.new_user_popularity_weight.item() + 3.0)
+    # known users: +2 x popularity on every item the user has no edge to, nothing on the user's own items
+    rows, nodes = graph.seen_pairs(graph.user_node[torch.tensor(rec.users.lookup(users))])
+    own = torch.zeros(len(users), len(rec.items), dtype=torch.bool)
+    own[rows, graph.node_local[nodes]] = True
+    expected = torch.where(own, torch.zeros_like(before_known), 2.0 * popularity[None, :].expand_as(before_known))
+    assert torch.allclose(rec.score(users) - before_known, expected, atol=1e-4)
+    assert torch.allclose(rec.score(["never-seen"])[0] - before_new, 3.0 * popularity, atol=1e-4)
