@@ -105,7 +105,8 @@ class TGATRecommender(Recommender):
         log = []
         for record in self.train_report.get("epochs", []):
             entry = {"epoch": record["epoch"], "loss": round(record["loss"], 4)}
-            for name in ("mrr", "ndcg@20", "recall@20", "popularity_weight", "new_user_popularity_weight"):
+            for name in ("mrr", "ndcg@20", "recall@20", "popularity_weight", "own_recency_weight",
+                         "new_user_popularity_weight"):
                 if name in record.get("validation", {}):
                     entry[f"val_{name}"] = round(record["validation"][name], 4)
             log.append(entry)

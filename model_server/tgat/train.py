@@ -8,6 +8,7 @@ passes (evaluate_stream)."""
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from dataclasses import asdict, dataclass
 
@@ -30,13 +31,19 @@ class TrainConfig:
     in_batch_negatives: bool = False  # also use the other rows' true items as negatives (popularity-biased)
     patience: int = 1
     # weights of the global popularity term tried on each validation pass (model.py; 0: the learned score alone)
-    popularity_weights: tuple = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+    popularity_weights: tuple = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     new_user_popularity_weights: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
+    own_recency_weights: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 1000.0)
     seed: int = 0
     progress: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def blends(self) -> dict:
+        """{chosen weight name: grid tried on validation}."""
+        return {"popularity_weight": self.popularity_weights, "own_recency_weight": self.own_recency_weights,
+                "new_user_popularity_weight": self.new_user_popularity_weights}
 
 
 @dataclass
@@ -89,59 +96,70 @@ def batch_loss(model: TemporalGAT, graph: TemporalGraph, batch: Events, negative
 
 @torch.no_grad()
 def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, events: Events, batch_size: int,
-                    progress: bool = False, desc: str = "validate", popularity_weights: tuple = (0.0,),
-                    new_user_popularity_weights: tuple = (0.0,)) -> dict:
+                    progress: bool = False, desc: str = "validate", blends: dict | None = None) -> dict:
     """Streaming full-catalogue ranking, judged as the evaluation harness judges the test part
     (model_server/evaluation/protocol.py): score each batch from the state before it, then fold it in; the
     catalogue is the items with an edge so far, an event whose item has none yet is a miss, a user without an
     edge is scored as serving scores a user never seen (score_new_user), and ties count as half. So the
     early-stopping figure is the figure that is reported.
 
-    Each of `popularity_weights` (for users with edges) and of `new_user_popularity_weights` (for the others)
-    is tried as an extra weight of the global popularity term on the same pass (one state, many candidates,
-    as the heuristics choose their variant); the figures returned are those of the best pair by MRR, named in
-    "popularity_weight" and "new_user_popularity_weight"."""
+    `blends` {chosen weight name: grid} (names of the model's chosen buffers, see CHOSEN_WEIGHTS) are tried as
+    extra weights of the model's heuristic terms on the same pass (one state, many candidates, as the
+    heuristics of Cornell et al. 2025 choose their variant): users with edges over every (popularity,
+    own-recency) pair, new users over the new-user popularity grid, chosen apart (their events are apart).
+    The figures returned are those of the best candidates by MRR, and their weights under their names."""
     model.eval()
-    device = graph.device
-    item_nodes = graph.item_node
-    grids = {"returning": tuple(popularity_weights), "new": tuple(new_user_popularity_weights)}
-    totals = {part: {w: dict.fromkeys(FIGURES, 0.0) for w in grid} for part, grid in grids.items()}
+    grids = {name: tuple((blends or {}).get(name, (0.0,))) for name in CHOSEN_WEIGHTS}
+    candidates = {"returning": list(itertools.product(grids["popularity_weight"], grids["own_recency_weight"])),
+                  "new": [(w,) for w in grids["new_user_popularity_weight"]]}
+    totals = {part: {c: dict.fromkeys(FIGURES, 0.0) for c in grid} for part, grid in candidates.items()}
     n = 0
     for batch in tqdm(list(events.batches(batch_size)), desc=desc, disable=not progress, leave=False):
-        user_nodes = graph.user_node[batch.users.to(device)]
-        nodes = torch.unique(torch.cat([user_nodes, item_nodes]))
-        z = model.embed(graph, nodes)
-        z_items = z[torch.searchsorted(nodes, item_nodes)]
-        scores = model.score_catalogue(graph, user_nodes, z[torch.searchsorted(nodes, user_nodes)], z_items)
-        new_user = graph.degree[user_nodes] == 0
-        if bool(new_user.any()):
-            scores[new_user] = model.score_new_user(graph, torch.zeros_like(z_items[0]), z_items)
-        observed = graph.degree[item_nodes] > 0
-        column = torch.cumsum(observed, 0) - 1  # item index -> column among the observed items
-        targets = batch.items.to(device)
-        targets = torch.where(observed[targets], column[targets], torch.full_like(targets, -1)).cpu()
-        popularity = model.global_popularity(graph, item_nodes)[None, :].expand_as(scores).clone()
-        blend = {"new": popularity[new_user][:, observed].cpu(), "returning": _off_own_items(graph, user_nodes, popularity)[~new_user][:, observed].cpu()}
-        scores = scores[:, observed].cpu()
-        for part, rows in (("returning", ~new_user.cpu()), ("new", new_user.cpu())):
-            for weight, sums in totals[part].items():
-                _add_ranking_figures(sums, *metrics.rank_counts(scores[rows] + weight * blend[part], targets[rows]))
+        scores, terms, targets, new_user = _validation_batch(model, graph, batch)
+        for part, rows in (("returning", ~new_user), ("new", new_user)):
+            part_terms = [term[rows] for term in terms[part]]
+            for candidate, sums in totals[part].items():
+                blended = scores[rows] + sum(w * term for w, term in zip(candidate, part_terms))
+                _add_ranking_figures(sums, *metrics.rank_counts(blended, targets[rows]))
         n += len(batch)
         graph.insert(batch.users, batch.items, batch.types, batch.ts)
-    chosen = {part: max(grid, key=lambda w: (totals[part][w]["mrr"], -grid.index(w))) for part, grid in grids.items()}
-    figures = {name: sum(totals[part][chosen[part]][name] for part in grids) / max(n, 1) for name in FIGURES}
-    return {**figures, "events": n, "popularity_weight": chosen["returning"],
-            "new_user_popularity_weight": chosen["new"]}
+    chosen = {part: max(grid, key=lambda c: (totals[part][c]["mrr"], -grid.index(c))) for part, grid in candidates.items()}
+    figures = {name: sum(totals[part][chosen[part]][name] for part in candidates) / max(n, 1) for name in FIGURES}
+    weights = dict(zip(("popularity_weight", "own_recency_weight"), chosen["returning"]))
+    return {**figures, "events": n, **weights, "new_user_popularity_weight": chosen["new"][0]}
 
 
 FIGURES = ("mrr", "hits@10", "recall@20", "ndcg@20")
+CHOSEN_WEIGHTS = ("popularity_weight", "own_recency_weight", "new_user_popularity_weight")
 
 
-def _off_own_items(graph: TemporalGraph, user_nodes: torch.Tensor, popularity: torch.Tensor) -> torch.Tensor:
-    """popularity [users, items] with 0 where the user has an edge to the item (as model._pair_terms does)."""
-    rows, nodes = graph.seen_pairs(user_nodes)
-    popularity[rows, graph.node_local[nodes]] = 0.0
-    return popularity
+def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events):
+    """(scores, {part: heuristic terms}, target columns, new-user mask) of one batch, on CPU, columns restricted
+    to the observed items: the scores as served, and the terms whose weights are being chosen."""
+    device = graph.device
+    item_nodes = graph.item_node
+    user_nodes = graph.user_node[batch.users.to(device)]
+    nodes = torch.unique(torch.cat([user_nodes, item_nodes]))
+    z = model.embed(graph, nodes)
+    z_items = z[torch.searchsorted(nodes, item_nodes)]
+    scores = model.score_catalogue(graph, user_nodes, z[torch.searchsorted(nodes, user_nodes)], z_items)
+    new_user = graph.degree[user_nodes] == 0
+    if bool(new_user.any()):
+        scores[new_user] = model.score_new_user(graph, torch.zeros_like(z_items[0]), z_items)
+    observed = graph.degree[item_nodes] > 0
+    column = torch.cumsum(observed, 0) - 1  # item index -> column among the observed items
+    targets = batch.items.to(device)
+    targets = torch.where(observed[targets], column[targets], torch.full_like(targets, -1))
+    popularity = model.global_popularity(graph, item_nodes)[None, :].expand_as(scores)
+    own = torch.zeros_like(scores, dtype=torch.bool)
+    rows, seen_nodes = graph.seen_pairs(user_nodes)
+    own[rows, graph.node_local[seen_nodes]] = True
+    recency = torch.zeros_like(scores)
+    rows, recent_nodes, values = model.own_recency(graph, user_nodes)
+    recency[rows, graph.node_local[recent_nodes]] = values
+    keep = lambda matrix: matrix[:, observed].cpu()  # noqa: E731
+    terms = {"returning": [keep(popularity.masked_fill(own, 0.0)), keep(recency)], "new": [keep(popularity)]}
+    return keep(scores), terms, targets.cpu(), new_user.cpu()
 
 
 def _add_ranking_figures(sums: dict, greater: torch.Tensor, equal: torch.Tensor) -> None:
@@ -156,10 +174,10 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
     """Trains in place, leaves the best weights in `model` and the buffer at the end of history+validation."""
     generator = torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
-        model.popularity_weight.zero_()  # trained without the chosen terms; chosen again below
-        model.new_user_popularity_weight.zero_()
+        for name in CHOSEN_WEIGHTS:  # trained without the chosen terms; chosen again below
+            getattr(model, name).zero_()
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    best, best_state, since_best, epochs, best_weights = -1.0, None, 0, [], (0.0, 0.0)
+    best, best_state, since_best, epochs, best_weights = -1.0, None, 0, [], {}
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         graph.clear()
@@ -178,8 +196,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
         record = {"epoch": epoch, "loss": total / max(steps, 1)}
         if validation is not None and len(validation):
             record["validation"] = evaluate_stream(model, graph, validation, config.batch_size, config.progress,
-                                                   popularity_weights=tuple(config.popularity_weights),
-                                                   new_user_popularity_weights=tuple(config.new_user_popularity_weights))
+                                                   blends=config.blends())
         record["seconds"] = round(time.perf_counter() - started, 2)
         epochs.append(record)
         if config.progress:
@@ -187,16 +204,15 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
         metric = record.get("validation", {}).get("mrr", -record["loss"])
         if metric > best:
             best, best_state, since_best = metric, copy.deepcopy(model.state_dict()), 0
-            chosen = record.get("validation", {})
-            best_weights = (chosen.get("popularity_weight", 0.0), chosen.get("new_user_popularity_weight", 0.0))
+            best_weights = {name: record.get("validation", {}).get(name, 0.0) for name in CHOSEN_WEIGHTS}
         else:
             since_best += 1
             if since_best > config.patience:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
-        model.popularity_weight.fill_(best_weights[0])  # the (epoch, weights) best on validation
-        model.new_user_popularity_weight.fill_(best_weights[1])
+        for name, weight in best_weights.items():  # the (epoch, weights) best on validation
+            getattr(model, name).fill_(weight)
     model.eval()
     best_epoch = max(epochs, key=lambda r: r.get("validation", {}).get("mrr", -r["loss"]))
     return {"epochs": epochs, "best_epoch": best_epoch["epoch"], "validation": best_epoch.get("validation")}

@@ -102,3 +102,14 @@ def test_chosen_popularity_weights_rank_other_items_by_popularity_and_new_users_
     expected = torch.where(own, torch.zeros_like(before_known), 2.0 * popularity[None, :].expand_as(before_known))
     assert torch.allclose(rec.score(users) - before_known, expected, atol=1e-4)
     assert torch.allclose(rec.score(["never-seen"])[0] - before_new, 3.0 * popularity, atol=1e-4)
+
+
+def test_a_large_own_recency_weight_ranks_the_users_recent_items_first_newest_first(tgat_events):
+    rec, stream = _fitted(tgat_events)
+    user = stream.users[1199]
+    recent = list(dict.fromkeys(item for item, _, _ in rec.recent_neighbours(user)))  # distinct, newest first
+    with torch.no_grad():
+        rec.model.own_recency_weight.fill_(1e4)
+    top = torch.topk(rec.score([user])[0], len(recent)).indices.tolist()
+    assert [rec.items.id_of(i) for i in top] == recent
+    assert rec.fit_log[0].get("val_own_recency_weight") is not None
