@@ -35,7 +35,7 @@ def _figure(result: dict, metric: str) -> tuple[float, float | None]:
 
 
 def _cell(mean: float, std: float | None, bold: bool) -> str:
-    text = f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+    text = f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
     return f"**{text}**" if bold else text
 
 

@@ -45,14 +45,14 @@ def test_a_typed_edit_is_rebuilt_and_reported(tmp_path):
     assert stale_pages(tmp_path, write=True) == [page] and stale_pages(tmp_path, write=False) == []
     text = page.read_text()
     assert text.startswith("before\n") and text.endswith("<!-- end table -->\nafter\n")
-    assert "| rees46 (1,000 events) | **0.270** | 0.030 |" in text and "0.99" not in text
+    assert "| rees46 (1,000 events) | **0.2700** | 0.0300 |" in text and "0.99" not in text
     assert "`streamrec eval --dataset rees46` (commit aaaaaaa)" in text
 
 
 def test_eval_table_marks_the_best_and_a_missing_model():
     table = eval_markdown([_report("a", {"streamrec": 0.5, "pop": 0.6}), _report("b", {"streamrec": 0.2})])
     assert "| test MRR | streamrec | pop |" in table
-    assert "| a (1,000 events) | 0.500 | **0.600** |" in table and "| b (1,000 events) | **0.200** | – |" in table
+    assert "| a (1,000 events) | 0.5000 | **0.6000** |" in table and "| b (1,000 events) | **0.2000** | – |" in table
 
 
 def test_a_missing_report_or_kind_is_named(tmp_path):
@@ -65,7 +65,7 @@ def test_a_missing_report_or_kind_is_named(tmp_path):
 def test_eval_table_shows_the_spread_over_seeds():
     report = _report("a", {"streamrec": 0.5})
     report["models"]["streamrec"]["across_seeds"] = {"mrr": {"mean": 0.51, "std": 0.012, "n": 3}}
-    assert "| a (1,000 events) | **0.510 ± 0.012** |" in eval_markdown([report])
+    assert "| a (1,000 events) | **0.5100 ± 0.0120** |" in eval_markdown([report])
 
 
 def test_refresh_table_gives_each_size_and_micro_batch():
@@ -84,5 +84,5 @@ def test_refresh_table_gives_each_size_and_micro_batch():
 
 def test_a_later_report_of_a_data_set_replaces_its_models():
     table = eval_markdown([_report("a", {"streamrec": 0.5, "pop": 0.6}), _report("a", {"streamrec": 0.7})])
-    assert "| a (1,000 events) | **0.700** | 0.600 |" in table and table.count("| a (") == 1
+    assert "| a (1,000 events) | **0.7000** | 0.6000 |" in table and table.count("| a (") == 1
     assert table.count("`streamrec eval --dataset a`") == 2  # both runs named
