@@ -48,7 +48,8 @@ def ensure_demo_checkpoint(dataset: str, home: Path, epochs: int = 2) -> Path:
 
 
 def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path, use_model: bool = True,
-             warmup: int = 3000, progress: bool = True) -> dict:
+             warmup: int = 3000, progress: bool = True, provenance: dict | None = None) -> dict:
+    """Runs the demo; its summary.json starts with `provenance` (the command that ran it and the commit)."""
     from graph_store import GraphStore
     from stream.replay import make_producer, replay
     from stream.topics import TopicNames, ensure_topics
@@ -106,6 +107,7 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
             batches = metrics.get("streamrec_batch_size_events_count", 0)
             freshness = tracker.summary()
             summary = {
+                **(provenance or {}),
                 "dataset": data.name,
                 "warmup_events": warmup,
                 "events_sent": warmup + len(tracker.sent_times),

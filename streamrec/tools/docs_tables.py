@@ -85,6 +85,22 @@ def refresh_markdown(reports: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def demo_markdown(reports: list[dict]) -> str:
+    """`streamrec demo`'s summary.json: what went in and out, the freshness measured outside the worker."""
+    lines = ["| data set | events in | dead letters | lists published | users with a list | freshness p50 | p99 | max "
+             "| graph |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        graph = r["graph"]
+        lines.append(f"| {r['dataset']} | {r['events_in']:,} | {r['dlq']:,} | {r['lists_published']:,} | "
+                     f"{r['users_with_lists']:,} | {r['freshness_p50_s']:.3f} s | {r['freshness_p99_s']:.3f} s | "
+                     f"{r['freshness_max_s']:.2f} s | {graph['users']:,} users, {graph['items']:,} items, "
+                     f"{graph['edges']:,} edges |")
+    lines.append("")
+    lines += [f"- `{r['command']}` at {r['target_rate']:,.0f} events/s, the first {r['warmup_events']:,} untimed "
+              f"(commit {_commit(r)})" for r in reports]
+    return "\n".join(lines) + "\n"
+
+
 def _reads_markdown(reports: list[dict]) -> str:
     from .commands.bench_reads import table
 
@@ -99,6 +115,7 @@ RENDERERS: dict[str, Callable[[list[dict]], str]] = {
     "eval-recall": lambda reports: eval_markdown(reports, "recall@20"),
     "bench-reads": _reads_markdown,
     "bench-refresh": refresh_markdown,
+    "demo": demo_markdown,
 }
 
 

@@ -25,12 +25,15 @@ def run(args, settings) -> int:
     from pathlib import Path
 
     from ..datasets import DatasetError
+    from model_server.evaluation.report import git_commit
+
     from ..demo import run_demo
 
     out = Path(args.out) if args.out else settings.home / "demo"
     try:
         summary = run_demo(args.dataset, args.limit, args.rate or None, out, use_model=not args.baseline,
-                           warmup=max(0, args.warmup_events), progress=not args.no_progress)
+                           warmup=max(0, args.warmup_events), progress=not args.no_progress,
+                           provenance={"command": args.command_line, "git": git_commit(Path(__file__).parent)})
     except DatasetError as exc:
         print(f"streamrec demo: {exc}")
         return 2

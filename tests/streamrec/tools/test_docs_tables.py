@@ -86,3 +86,15 @@ def test_a_later_report_of_a_data_set_replaces_its_models():
     table = eval_markdown([_report("a", {"streamrec": 0.5, "pop": 0.6}), _report("a", {"streamrec": 0.7})])
     assert "| a (1,000 events) | **0.7000** | 0.6000 |" in table and table.count("| a (") == 1
     assert table.count("`streamrec eval --dataset a`") == 2  # both runs named
+
+
+def test_demo_table_names_the_run():
+    from streamrec.tools.docs_tables import demo_markdown
+
+    summary = {"command": "streamrec demo", "git": {"commit": "c" * 40, "dirty": False}, "dataset": "ml-100k",
+               "events_in": 100_000, "dlq": 0, "lists_published": 8215, "users_with_lists": 943, "freshness_p50_s": 0.054,
+               "freshness_p99_s": 0.344, "freshness_max_s": 0.67, "target_rate": 1000, "warmup_events": 3000,
+               "graph": {"users": 943, "items": 1682, "edges": 100_000}}
+    table = demo_markdown([summary])
+    assert "| ml-100k | 100,000 | 0 | 8,215 | 943 | 0.054 s | 0.344 s | 0.67 s | 943 users, 1,682 items, 100,000 edges |" in table
+    assert "- `streamrec demo` at 1,000 events/s, the first 3,000 untimed (commit ccccccc)" in table
