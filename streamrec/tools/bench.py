@@ -463,9 +463,8 @@ def _plot(runs: list[RateRun], out_dir: Path, waits_for_graph: bool = False) -> 
            title="Freshness CDF per run (workers, input rate)")
     ax.axvline(SUSTAINABLE_P99_S, color="grey", linestyle=":",
                label=f"{SUSTAINABLE_P99_S:g} s: the p99 a sustainable run stays under")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "freshness_cdf.png", dpi=120)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")  # beside the curves, not over them
+    fig.savefig(out_dir / "freshness_cdf.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
 
     _plot_stages(runs, out_dir / "stages.png", plt, waits_for_graph)
@@ -477,9 +476,8 @@ def _plot(runs: list[RateRun], out_dir: Path, waits_for_graph: bool = False) -> 
             ax.plot([s["t"] - t0 for s in run.samples], [s["sent"] - s["reflected"] for s in run.samples],
                     label=run.label)
     ax.set(xlabel="seconds", ylabel="events sent, not yet reflected by a list", title="Lag over time")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "lag.png", dpi=120)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
+    fig.savefig(out_dir / "lag.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
 
     _plot_workers(runs, out_dir / "workers.png", plt)
@@ -566,5 +564,5 @@ def _plot_workers(runs: list[RateRun], path: Path, plt) -> None:
     ax.legend(handles + more_handles, names + more_names, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
               fontsize="small")
     fig.subplots_adjust(bottom=0.25, right=0.86)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # every legend row, however many runs
     plt.close(fig)
