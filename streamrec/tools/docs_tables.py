@@ -80,7 +80,8 @@ def refresh_markdown(reports: list[dict]) -> str:
         + " |", "|---|---|---|" + "---|" * len(sizes)]
     for row in report["results"]:
         cells = [f"{b['ratio']:,.1f}× cheaper ({b['ratio_with_sweep']:,.1f}× with the sweep)" for b in row["micro_batches"]]
-        lines.append(f"| {row['edges']:,} | {row['source']} | {_duration(row['full_recompute_s'])} | " + " | ".join(cells) + " |")
+        source = row["source"].split(" (")[0]  # the details stay in the report
+        lines.append(f"| {row['edges']:,} | {source} | {_duration(row['full_recompute_s'])} | " + " | ".join(cells) + " |")
     lines += ["", f"- `{report['command']}` (device {report['device']}, {report['threads']} thread(s), commit {_commit(report)})"]
     return "\n".join(lines) + "\n"
 
