@@ -133,6 +133,19 @@ def descendants(pids: list[int]) -> set[int]:
     return found
 
 
+@pytest.fixture(autouse=True)
+def root_logging_restored():
+    """A test that runs the CLI in-process configures logging (streamrec.runtime.logs): the next test gets the
+    root logger's handlers and level back, so what it captures does not depend on the order of the tests."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def server_env(tmp_path_factory, request) -> dict:
     """STREAMREC_* variables of a running local broker and Bolt server, for this test session only."""
