@@ -107,15 +107,21 @@ def lists_until(bootstrap, topic, done, timeout_s: float = 120.0) -> list[dict]:
     return [json.loads(record.value) for record in records]
 
 
+def two_versions_a_promoted(stream, unique, model_dir):
+    """Versions a and b under `model_dir`, a promoted; b is the newer file, so nothing serves it by file time."""
+    first = tiny_model(stream, 1, unique)
+    first.save(model_dir / "a")
+    second = tiny_model(stream, 2, unique)
+    second.save(model_dir / "b")
+    assert models_cli(model_dir, "promote", "a").returncode == 0
+    return first, second
+
+
 def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_is_lost(
         long_stream, server_settings, worker_factory, unique, tmp_path):
     model_dir = tmp_path / "models"
-    first = tiny_model(long_stream, 1, unique)
-    first.save(model_dir / "a")
-    second = tiny_model(long_stream, 2, unique)
-    second.save(model_dir / "b")  # the newest file from the start: served only once promoted
+    first, second = two_versions_a_promoted(long_stream, unique, model_dir)
     assert first.version() != second.version()
-    assert models_cli(model_dir, "promote", "a").returncode == 0
 
     names = TopicNames.with_prefix(unique)
     worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app",
@@ -195,11 +201,7 @@ def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_i
 def test_the_pinned_version_is_served_whatever_is_promoted_and_a_wrong_pin_stops_start_up(
         long_stream, server_settings, worker_factory, unique, tmp_path):
     model_dir = tmp_path / "models"
-    first = tiny_model(long_stream, 1, unique)
-    first.save(model_dir / "a")
-    second = tiny_model(long_stream, 2, unique)
-    second.save(model_dir / "b")
-    assert models_cli(model_dir, "promote", "a").returncode == 0
+    first, second = two_versions_a_promoted(long_stream, unique, model_dir)
     env = {"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app", "STREAMREC_MODEL_DIR": str(model_dir),
            "STREAMREC_MODEL_POLL_S": "1"}
 
