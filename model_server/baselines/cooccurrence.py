@@ -31,47 +31,57 @@ TYPE_WEIGHTS = {"click": 1.0, "view": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
 DEFAULT_MAX_NEIGHBOURS = 200
 EVENTS_PER_CHUNK = 1 << 16  # bounds the transient memory of one merge (a large warm start merges in chunks)
 NO_NEIGHBOUR = -1
+RESCALE_HALF_LIVES = 32  # the decay's reference time moves on once events are this many half-lives past it
+MIN_CAPACITY = 4  # a list's first block; it doubles as it fills
+POOL_GROWTH = 1.5  # a full pool of slots is packed into one this many times the reserved slots
 
 
 class NeighbourLists:
-    """Per item its heaviest co-occurring items: `index[i, s]` (NO_NEIGHBOUR where slot s is empty) with weight
-    `weight[i, s]`, each row's filled slots first. Rows grow by doubling with the catalogue; the width grows
-    by doubling with the longest list, up to `max_neighbours`, so a sparse catalogue stays narrow."""
+    """Per item its heaviest co-occurring items, in one flat pool of slots: item i owns the block
+    `start[i] : start[i] + reserved[i]` of `index` (the neighbour, NO_NEIGHBOUR where empty) and `weight`, its
+    `length[i]` filled slots first. A block is reserved on the item's first neighbour (MIN_CAPACITY slots) and
+    doubles when it fills, up to `max_neighbours`: it moves to the pool's end and its old block is left unused
+    until the pool next grows, when every block is packed anew. So memory follows the filled slots (at most
+    about 3x them, plus 16 bytes per item), not items x max_neighbours."""
 
     def __init__(self, max_neighbours: int) -> None:
         if max_neighbours < 1:
             raise ValueError(f"max_neighbours must be at least 1, got {max_neighbours}")
         self.max_neighbours = max_neighbours
-        self.index = torch.full((0, 0), NO_NEIGHBOUR, dtype=torch.int32)
-        self.weight = torch.zeros(0, 0)
-        self.length = torch.zeros(0, dtype=torch.long)  # filled slots per row
+        self.index = torch.full((0,), NO_NEIGHBOUR, dtype=torch.int32)  # the pool of slots
+        self.weight = torch.zeros(0)
+        self.used = 0  # pool slots handed out to blocks so far (live or left behind)
+        self.start = torch.zeros(0, dtype=torch.long)  # per item: its block's first slot
+        self.reserved = torch.zeros(0, dtype=torch.int32)  # per item: its block's size
+        self.length = torch.zeros(0, dtype=torch.int32)  # per item: its filled slots
 
     @property
     def capacity(self) -> int:
-        return self.index.shape[0]
+        """Items (rows) with room for a list."""
+        return self.start.shape[0]
 
     @property
     def nbytes(self) -> int:
-        return self.index.nbytes + self.weight.nbytes + self.length.nbytes
+        return (self.index.nbytes + self.weight.nbytes + self.start.nbytes + self.reserved.nbytes
+                + self.length.nbytes)
+
+    @property
+    def filled(self) -> int:
+        """Filled slots over all lists."""
+        return int(self.length.sum())
+
+    def neighbours(self, row: int) -> tuple[list[int], list[float]]:
+        """Item `row`'s listed neighbours and their (stored) weights, in slot order."""
+        block = slice(int(self.start[row]), int(self.start[row]) + int(self.length[row])) if self.capacity > row \
+            else slice(0, 0)
+        return self.index[block].tolist(), self.weight[block].tolist()
 
     def ensure_rows(self, n_items: int) -> None:
         if n_items > self.capacity:
-            self._resize(max(n_items, 2 * self.capacity, 64), self.index.shape[1])
-
-    def _ensure_width(self, width: int) -> None:
-        current = self.index.shape[1]
-        if width > current:
-            self._resize(self.capacity, min(self.max_neighbours, max(width, 2 * current, 8)))
-
-    def _resize(self, rows: int, width: int) -> None:
-        index = torch.full((rows, width), NO_NEIGHBOUR, dtype=torch.int32)
-        weight = torch.zeros(rows, width)
-        old_rows, old_width = self.index.shape
-        index[:old_rows, :old_width] = self.index
-        weight[:old_rows, :old_width] = self.weight
-        length = torch.zeros(rows, dtype=torch.long)
-        length[:old_rows] = self.length
-        self.index, self.weight, self.length = index, weight, length
+            rows = max(n_items, 2 * self.capacity, 64)
+            self.start = _grown(self.start, rows)
+            self.reserved = _grown(self.reserved, rows)
+            self.length = _grown(self.length, rows)
 
     def add(self, rows: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor) -> None:
         """Adds weight to (row, col) entries (repeats sum). Entries already listed grow in place, new ones take
@@ -79,16 +89,17 @@ class NeighbourLists:
         rows, cols, weights = self._coalesce(rows, cols, weights)
         slot = self._slots_of(rows, cols)
         listed = slot >= 0
-        self.weight.view(-1).index_add_(0, self._flat(rows[listed], slot[listed]), weights[listed])
+        self.weight.index_add_(0, self.start[rows[listed]] + slot[listed], weights[listed])
         rows, cols, weights = rows[~listed], cols[~listed], weights[~listed]
-        slot = self.length[rows] + _rank_within_sorted_groups(rows)
+        slot = self.length[rows].long() + _rank_within_sorted_groups(rows)
         fits = slot < self.max_neighbours
         if bool(fits.any()):
-            self._ensure_width(int(slot[fits].max()) + 1)
-            flat = self._flat(rows[fits], slot[fits])
-            self.index.view(-1)[flat] = cols[fits].to(torch.int32)
-            self.weight.view(-1)[flat] = weights[fits]
-            self.length.index_add_(0, rows[fits], torch.ones_like(rows[fits]))
+            grown, added = torch.unique_consecutive(rows[fits], return_counts=True)
+            self._reserve(grown, self.length[grown].long() + added)
+            position = self.start[rows[fits]] + slot[fits]
+            self.index[position] = cols[fits].to(torch.int32)
+            self.weight[position] = weights[fits]
+            self.length.index_add_(0, grown, added.to(torch.int32))
         if not bool(fits.all()):
             self._keep_heaviest(rows[~fits], cols[~fits], weights[~fits])
 
@@ -98,26 +109,83 @@ class NeighbourLists:
         summed = torch.zeros(len(keys), dtype=weights.dtype).index_add_(0, inverse, weights)
         return keys // self.capacity, keys % self.capacity, summed
 
+    def _filled_slots(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[len(rows), longest list among them] pool positions of the rows' slots and the mask of filled ones
+        (positions past a row's list point at its own block or are clamped into the pool, and are masked)."""
+        width = int(self.length[rows].max()) if len(rows) else 0
+        slots = torch.arange(width)
+        filled = slots < self.length[rows].unsqueeze(1)
+        position = (self.start[rows].unsqueeze(1) + slots).clamp(max=max(len(self.index) - 1, 0))
+        return position, filled
+
     def _slots_of(self, rows: torch.Tensor, cols: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
         """The slot listing each (row, col) entry, -1 where the row does not list col; compared in chunks so a
         large warm start never holds a [pairs, width] mask."""
         slots = torch.full((len(rows),), -1, dtype=torch.long)
-        if not self.index.shape[1]:
+        if not self.used:
             return slots
         for start in range(0, len(rows), chunk):
             part = slice(start, start + chunk)
-            match = self.index[rows[part]] == cols[part].to(torch.int32).unsqueeze(1)
+            position, filled = self._filled_slots(rows[part])
+            match = (self.index[position] == cols[part].to(torch.int32).unsqueeze(1)) & filled
             entry, slot = match.nonzero(as_tuple=True)  # a row lists a col at most once
             slots[start + entry] = slot
         return slots
 
-    def _flat(self, rows: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-        """Positions in the flattened [capacity, width] tensors (one index_put instead of a 2-D one)."""
-        return rows * self.index.shape[1] + slots
+    def _reserve(self, rows: torch.Tensor, needed: torch.Tensor) -> None:
+        """Gives each of `rows` (unique) a block of at least `needed` slots: a block too small is replaced by one
+        doubled until it fits (MIN_CAPACITY at first, max_neighbours at most) at the pool's end."""
+        short = needed > self.reserved[rows]
+        if not bool(short.any()):
+            return
+        rows, needed = rows[short], needed[short]
+        size = torch.full_like(needed, MIN_CAPACITY)
+        size = torch.maximum(size, self.reserved[rows].long())
+        while bool((size < needed).any()):
+            size = torch.where(size < needed, 2 * size, size)
+        size = size.clamp(max=self.max_neighbours)
+        extra = int(size.sum())
+        if self.used + extra > len(self.index):  # the pool is full: pack every block anew, with the new sizes
+            self.reserved[rows] = size.to(torch.int32)
+            self._repack()
+            return
+        start = self.used + torch.cumsum(size, 0) - size
+        self._move(rows, start)
+        self.reserved[rows] = size.to(torch.int32)
+        self.used += extra
+
+    def _move(self, rows: torch.Tensor, start: torch.Tensor, index=None, weight=None) -> None:
+        """Copies the filled slots of `rows` to blocks beginning at `start` (in `index`/`weight`, the pool by
+        default), in chunks of rows, and points the rows there."""
+        index = self.index if index is None else index
+        weight = self.weight if weight is None else weight
+        for begin in range(0, len(rows), 1 << 16):
+            part = slice(begin, begin + (1 << 16))
+            lengths = self.length[rows[part]].long()
+            entry = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+            offset = torch.arange(len(entry)) - (torch.cumsum(lengths, 0) - lengths)[entry]
+            source = self.start[rows[part]][entry] + offset
+            target = start[part][entry] + offset
+            index[target] = self.index[source]
+            weight[target] = self.weight[source]
+        self.start[rows] = start
+
+    def _repack(self) -> None:
+        """A new pool, POOL_GROWTH times the reserved slots, with every block packed in item order (the blocks
+        left behind by moves are dropped)."""
+        size = self.reserved.long()
+        total = int(size.sum())
+        pool = max(int(total * POOL_GROWTH), 1024)
+        index = torch.full((pool,), NO_NEIGHBOUR, dtype=torch.int32)
+        weight = torch.zeros(pool)
+        rows = torch.nonzero(size).view(-1)
+        self._move(rows, (torch.cumsum(size, 0) - size)[rows], index, weight)
+        self.index, self.weight, self.used = index, weight, total
 
     def _keep_heaviest(self, rows: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor) -> None:
         """Rewrites the rows of entries that did not fit: their listed and new entries, heaviest first, cut at
-        `max_neighbours` (ties go to the smaller item index, the item seen first)."""
+        `max_neighbours` (ties go to the smaller item index, the item seen first). Those rows' blocks already
+        hold max_neighbours slots (their fitting entries filled them)."""
         full = torch.unique(rows)
         listed_rows, listed_cols, listed_weights = self._entries(full)
         rows, cols, weights = self._coalesce(torch.cat([listed_rows, rows]), torch.cat([listed_cols, cols]),
@@ -126,30 +194,38 @@ class NeighbourLists:
         rows, cols, weights = rows[order], cols[order], weights[order]
         slot = _rank_within_sorted_groups(rows)
         keep = slot < self.max_neighbours
-        self.index[full] = NO_NEIGHBOUR
-        self.weight[full] = 0.0
-        flat = self._flat(rows[keep], slot[keep])
-        self.index.view(-1)[flat] = cols[keep].to(torch.int32)
-        self.weight.view(-1)[flat] = weights[keep]
+        position = self.start[rows[keep]] + slot[keep]
+        self.index[position] = cols[keep].to(torch.int32)
+        self.weight[position] = weights[keep]
         self.length[full] = 0
-        self.length.index_add_(0, rows[keep], torch.ones_like(rows[keep]))
+        self.length.index_add_(0, rows[keep], torch.ones(int(keep.sum()), dtype=torch.int32))
 
     def _entries(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(row, col, weight) of the filled slots of `rows` (the first length[row] slots)."""
-        index = self.index[rows]
-        filled = torch.arange(index.shape[1]) < self.length[rows].unsqueeze(1)
-        return rows.unsqueeze(1).expand_as(index)[filled], index[filled].long(), self.weight[rows][filled]
+        position, filled = self._filled_slots(rows)
+        return (rows.unsqueeze(1).expand_as(position)[filled], self.index[position][filled].long(),
+                self.weight[position][filled])
+
+    def scale(self, factor: float) -> None:
+        """Multiplies every weight by `factor` (the decay's rare change of reference time)."""
+        self.weight[:self.used] *= factor
 
     def scatter_into(self, scores: torch.Tensor, score_rows: torch.Tensor, items: torch.Tensor,
                      scales: torch.Tensor) -> None:
         """scores[score_rows[e], neighbour] += scales[e] * weight(items[e], neighbour) for every entry e: the
         sparse product of the users' profiles with the item x item weights, without a dense matrix."""
-        if not len(items) or not self.index.shape[1]:
+        if not len(items) or not self.used:
             return
-        index = self.index[items].long()
-        filled = index != NO_NEIGHBOUR
+        position, filled = self._filled_slots(items)
+        index = self.index[position].long()
         flat = score_rows.unsqueeze(1) * scores.shape[1] + index
-        scores.view(-1).index_add_(0, flat[filled], (self.weight[items] * scales.unsqueeze(1))[filled])
+        scores.view(-1).index_add_(0, flat[filled], (self.weight[position] * scales.unsqueeze(1))[filled])
+
+
+def _grown(values: torch.Tensor, rows: int) -> torch.Tensor:
+    grown = torch.zeros(rows, dtype=values.dtype)
+    grown[:len(values)] = values
+    return grown
 
 
 def _heaviest_first_within_row(rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -170,11 +246,15 @@ class ItemCooccurrence(Recommender):
 
     def __init__(self, window: int = 20, recency_decay: float = 0.8, repeat_weight: float = 0.5,
                  popularity_weight: float = 0.01, popularity_half_life_s: float = 86_400.0,
-                 max_neighbours: int = DEFAULT_MAX_NEIGHBOURS):
+                 max_neighbours: int = DEFAULT_MAX_NEIGHBOURS, cooccurrence_half_life_s: float | None = None):
         super().__init__()
         self.params = dict(window=window, recency_decay=recency_decay, repeat_weight=repeat_weight,
                            popularity_weight=popularity_weight, popularity_half_life_s=popularity_half_life_s,
                            max_neighbours=max_neighbours)
+        if cooccurrence_half_life_s is not None:  # absent by default, so the default's version is unchanged
+            if cooccurrence_half_life_s <= 0:
+                raise ValueError(f"cooccurrence_half_life_s must be positive, got {cooccurrence_half_life_s}")
+            self.params["cooccurrence_half_life_s"] = cooccurrence_half_life_s
         self.window = window
         self.recency_decay = recency_decay
         self.repeat_weight = repeat_weight
@@ -184,6 +264,12 @@ class ItemCooccurrence(Recommender):
         self.cooc = NeighbourLists(max_neighbours)
         self.popularity = torch.zeros(0)
         self.clock_ms: int | None = None
+        # Co-occurrence decay: a weight w added at time t is stored as w * 2^((t - origin) / half-life), so
+        # every stored weight is its value at `cooc_origin_ms` and all decay by the same factor: comparisons
+        # (eviction) need no timestamps and nothing is swept per event; the origin moves on (one pass over the
+        # weights) once events are RESCALE_HALF_LIVES half-lives past it.
+        self.cooc_half_life_ms = None if cooccurrence_half_life_s is None else cooccurrence_half_life_s * 1000.0
+        self.cooc_origin_ms: float | None = None
 
     def version(self) -> str:
         digest = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
@@ -210,9 +296,32 @@ class ItemCooccurrence(Recommender):
         self._ensure_capacity(len(self.items))
         weights = torch.tensor([TYPE_WEIGHTS[t] for t in batch.types])
         self._observe_popularity(batch.ts, items, weights)
+        growth = self._cooc_growth(batch.ts)
         for start in range(0, len(users), EVENTS_PER_CHUNK):
             part = slice(start, start + EVENTS_PER_CHUNK)
-            self._observe_pairs(users[part], items[part], weights[part])
+            self._observe_pairs(users[part], items[part], weights[part],
+                                None if growth is None else growth[part])
+
+    def _cooc_growth(self, ts: list[int]) -> torch.Tensor | None:
+        """Per event, the factor 2^((ts - origin) / half-life) its pairs' weights are stored with; None without
+        decay. Moves the origin on first (scaling the stored weights) when the batch is far past it."""
+        if self.cooc_half_life_ms is None:
+            return None
+        latest = max(ts)
+        if self.cooc_origin_ms is None:
+            self.cooc_origin_ms = float(min(ts))
+        half_lives = math.floor((latest - self.cooc_origin_ms) / self.cooc_half_life_ms)
+        if half_lives >= RESCALE_HALF_LIVES:
+            self.cooc.scale(2.0 ** -half_lives)  # exact: a power of two
+            self.cooc_origin_ms += half_lives * self.cooc_half_life_ms
+        age = (torch.tensor(ts, dtype=torch.float64) - self.cooc_origin_ms) / self.cooc_half_life_ms
+        return torch.exp2(age).float()
+
+    def _cooc_decay_now(self) -> float:
+        """The factor turning stored co-occurrence weights into their values at the clock (1 without decay)."""
+        if self.cooc_half_life_ms is None or self.cooc_origin_ms is None or self.clock_ms is None:
+            return 1.0
+        return 2.0 ** -((self.clock_ms - self.cooc_origin_ms) / self.cooc_half_life_ms)
 
     def _observe_popularity(self, ts: list[int], items: torch.Tensor, weights: torch.Tensor) -> None:
         latest = max(ts)
@@ -223,9 +332,11 @@ class ItemCooccurrence(Recommender):
         age_factor = torch.exp(-(latest - torch.tensor(ts, dtype=torch.float64)) * self.decay_per_ms).float()
         self.popularity.index_put_((items,), weights * age_factor, accumulate=True)
 
-    def _observe_pairs(self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor) -> None:
+    def _observe_pairs(self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor,
+                       growth: torch.Tensor | None = None) -> None:
         """Pairs each event (u, i, w) with each of u's previous `window` events (j, wj), j != i, at weight
-        min(w, wj): the events of earlier batches (kept in `recent`) and the earlier ones of this batch."""
+        min(w, wj): the events of earlier batches (kept in `recent`) and the earlier ones of this batch. With
+        decay, a pair's weight is stored times its (later) event's `growth`."""
         past_users, past_items, past_weights = self._recent_events(users.unique().tolist())
         n_past = len(past_users)
         order = torch.argsort(torch.cat([past_users, users]), stable=True)  # per user: past first, then in order
@@ -237,8 +348,11 @@ class ItemCooccurrence(Recommender):
         previous = previous.clamp(min=0)
         paired &= (seq_users[previous] == seq_users[current]) & (seq_items[previous] != seq_items[current])
         current, previous = current.expand_as(previous)[paired], previous[paired]
-        self._add_pairs(seq_items[current], seq_items[previous],
-                        torch.minimum(seq_weights[current], seq_weights[previous]))
+        pair_weights = torch.minimum(seq_weights[current], seq_weights[previous])
+        if growth is not None:  # the later event of a pair is the batch's: its growth, in sequence order
+            seq_growth = torch.cat([torch.ones(n_past), growth])[order]
+            pair_weights = pair_weights * seq_growth[current]
+        self._add_pairs(seq_items[current], seq_items[previous], pair_weights)
         self._remember(users.tolist(), items.tolist(), weights.tolist())
 
     def _recent_events(self, users: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -303,6 +417,7 @@ class ItemCooccurrence(Recommender):
                              shape: tuple[int, int]) -> torch.Tensor:
         """The users' profiles times the item x item weights, built from the profile items' neighbour lists."""
         scores = torch.zeros(shape)
-        self.cooc.scatter_into(scores, rows, items, values)
+        decay = self._cooc_decay_now()
+        self.cooc.scatter_into(scores, rows, items, values if decay == 1.0 else values * decay)
         return scores
 
