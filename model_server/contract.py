@@ -7,6 +7,7 @@ catalogue the same way (items in order of first appearance) and the evaluation h
 """
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -15,10 +16,12 @@ import torch
 
 from stream.events import Item  # the item record of the `items` topic, declared once
 
+from . import diversity as _diversity
 from .ids import IdMap
 from .pairs import PairSet
 
 EXCLUDE_POLICIES = ("none", "purchased", "seen")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +75,47 @@ class _History:
         return pairs.rows_of(users)
 
 
+class _Categories:
+    """Each item's category labels (from its item record), as [n, L] label indices padded with -1 for the
+    diversity control: kept by id, so a category may arrive before the item's first event."""
+
+    def __init__(self) -> None:
+        self.by_item: dict[str, tuple[int, ...]] = {}
+        self.names = IdMap()
+        self._rows: torch.Tensor | None = None
+        self._row_ids: list[str] = []
+
+    def set(self, items: Sequence[Item]) -> None:
+        for item, labels in zip(items, _diversity.category_labels([item.category for item in items])):
+            if labels:
+                self.by_item[item.item_id] = tuple(self.names.add(labels))
+            else:
+                self.by_item.pop(item.item_id, None)
+        if items:
+            self._rows = None  # rebuilt on the next use
+
+    def labels(self, item_ids: Sequence[str]) -> torch.Tensor | None:
+        """[len(item_ids), L] long; None when no item has a category."""
+        if not self.by_item:
+            return None
+        cached = self._rows
+        if cached is not None and len(self._row_ids) <= len(item_ids) and list(item_ids[:len(self._row_ids)]) == self._row_ids:
+            fresh = item_ids[len(self._row_ids):]
+        else:
+            cached, self._row_ids, fresh = None, [], item_ids
+        rows = [self.by_item.get(i, ()) for i in fresh]
+        width = max([len(r) for r in rows] + [cached.shape[1] if cached is not None else 1])
+        block = torch.full((len(rows), width), -1, dtype=torch.long)
+        for n, labels in enumerate(rows):
+            block[n, :len(labels)] = torch.tensor(labels, dtype=torch.long) if labels else block[n, :0]
+        if cached is not None:
+            if cached.shape[1] < width:
+                cached = torch.cat([cached, torch.full((cached.shape[0], width - cached.shape[1]), -1, dtype=torch.long)], 1)
+            block = torch.cat([cached, block])
+        self._rows, self._row_ids = block, list(item_ids)
+        return block
+
+
 class Recommender(ABC):
     name: str = "recommender"
     # -- what serving relies on besides the contract; the defaults describe a model with no cache ------------
@@ -81,11 +125,16 @@ class Recommender(ABC):
     observe_is_idempotent: bool = False
     # fit() has already observed the validation part (the evaluation harness then does not observe it again)
     observes_validation_in_fit: bool = False
+    # serving-time diversity λ in [0, 1] (STREAMREC_DIVERSITY; `streamrec eval --diversity`): MMR re-ranking of
+    # each row's top `diversity_depth` items (model_server/diversity.py); 0 = off
+    diversity: float = 0.0
+    diversity_depth: int = _diversity.DEFAULT_DEPTH
 
     def __init__(self) -> None:
         self.users = IdMap()
         self.items = IdMap()
         self.history = _History()
+        self.item_categories = _Categories()
 
     # -- the contract --------------------------------------------------------------------------
     def fit(self, history: InteractionBatch, validation: InteractionBatch | None = None) -> None:
@@ -102,8 +151,11 @@ class Recommender(ABC):
         self._observe(batch, torch.tensor(user_index), torch.tensor(item_index))
 
     def observe_items(self, items: Sequence[Item]) -> None:
-        """New or changed item metadata; registers the items so they can be ranked before any interaction."""
+        """New or changed item metadata; registers the items so they can be ranked before any interaction.
+        Each item's category is kept (the diversity control falls back to it when a model has no item vectors)."""
+        items = list(items)
         self.items.add(item.item_id for item in items)
+        self.item_categories.set(items)
 
     @abstractmethod
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None: ...
@@ -132,17 +184,52 @@ class Recommender(ABC):
         rebuilds it exactly (the temporal GAT)."""
         self.observe(InteractionBatch(list(users), list(items), list(types), [int(t) for t in last_ts]))
 
+    def item_vectors(self) -> torch.Tensor | None:
+        """[len(self.items), d] item vectors whose cosine says how alike two items are (the diversity control
+        re-ranks with them); None: the model has none, and the items' categories stand in."""
+        return None
+
     # -- shared serving helpers ----------------------------------------------------------------
-    def top_k(self, users: Sequence[str], k: int, exclude: str = "purchased") -> tuple[torch.Tensor, torch.Tensor]:
-        """(scores, item indices), each [len(users), min(k, catalogue)], best first; -inf where an item is
-        excluded by the policy (those sort last)."""
+    def ranking_scores(self, users: Sequence[str], exclude: str = "none") -> torch.Tensor:
+        """What both serving (top_k) and the evaluation harness rank by: score(), the excluded items at -inf,
+        then the diversity re-ranking (the identity while `diversity` is 0)."""
+        return self._diversify(self._excluded_scores(users, exclude))
+
+    def _excluded_scores(self, users: Sequence[str], exclude: str) -> torch.Tensor:
         _check_policy(exclude)
         scores = self.score(users)
-        rows, cols = self.history.excluded(torch.tensor(self.users.lookup(users), dtype=torch.long), exclude)
-        keep = cols < scores.shape[1]
-        scores[rows[keep], cols[keep]] = float("-inf")  # every excluded (row, item) in one indexing operation
-        top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        return top.values, self._ties_by_id(scores, top.values, top.indices)
+        if exclude != "none":
+            rows, cols = self.history.excluded(torch.tensor(self.users.lookup(users), dtype=torch.long), exclude)
+            keep = cols < scores.shape[1]
+            scores[rows[keep], cols[keep]] = float("-inf")  # every excluded (row, item) in one indexing operation
+        return scores
+
+    def _diversify(self, scores: torch.Tensor) -> torch.Tensor:
+        strength = _diversity.check_strength(self.diversity)
+        if strength == 0.0 or scores.shape[1] < 2:
+            return scores
+        vectors = self.item_vectors()
+        if vectors is None:
+            vectors = self.item_categories.labels(self.items.ids[:scores.shape[1]])
+        if vectors is None:
+            if not getattr(self, "_diversity_warned", False):
+                self._diversity_warned = True
+                log.warning("diversity %.2f has no effect on %s: the model has no item vectors and no item has a "
+                            "category (item records on the items topic bring them)", strength, self.name)
+            return scores
+        return _diversity.mmr_rerank(scores, vectors[:scores.shape[1]], strength, self.diversity_depth)
+
+    def top_k(self, users: Sequence[str], k: int, exclude: str = "purchased") -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, item indices), each [len(users), min(k, catalogue)], best first; -inf where an item is
+        excluded by the policy (those sort last). With diversity on, the order is the re-ranked one and each
+        score is still the model's own (so the scores of a list need not decrease)."""
+        scores = self._excluded_scores(users, exclude)
+        ranked = self._diversify(scores)
+        top = torch.topk(ranked, min(k, ranked.shape[1]), dim=1)
+        indices = self._ties_by_id(ranked, top.values, top.indices)
+        if ranked is scores:
+            return top.values, indices
+        return scores.gather(1, indices), indices
 
     def _ties_by_id(self, scores: torch.Tensor, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Equal scores go in item-id order: where more items tie at the K-th score than the list has room for,

@@ -34,7 +34,17 @@ MAX_FANOUT = 512  # nodes re-embedded per micro-batch beyond its endpoints
 # -- the host process ------------------------------------------------------------------------------
 def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
     """(The temporal GAT from a checkpoint, its version's name); (the co-occurrence baseline, None) when there is
-    none (or, with `fall_back`, when the checkpoint is refused: there is no other model to serve at start-up)."""
+    none (or, with `fall_back`, when the checkpoint is refused: there is no other model to serve at start-up).
+    Every model loaded here (at start-up and each hot swap's candidate) gets STREAMREC_DIVERSITY."""
+    model, version_name = _load_recommender(settings, checkpoint, fall_back)
+    model.diversity = settings.diversity
+    if settings.diversity:
+        log.info("lists re-ranked for diversity: MMR with lambda %.2f over each list's top %d candidates",
+                 settings.diversity, model.diversity_depth)
+    return model, version_name
+
+
+def _load_recommender(settings, checkpoint: Path | None, fall_back: bool):
     if checkpoint is None:
         from model_server.baselines.cooccurrence import ItemCooccurrence
 
@@ -55,7 +65,7 @@ def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
         if not fall_back:
             raise
         log.error("refused the checkpoint: %s", exc)
-        return load_recommender(settings, None)
+        return _load_recommender(settings, None, fall_back)
     log.info("serving the temporal GAT %s from %s on %s", model.version(), checkpoint, model.device)
     return model, version_name_of(checkpoint)
 

@@ -68,6 +68,7 @@ class Settings:
     batch_wait_ms: int
     top_k: int
     exclude: str
+    diversity: float  # λ of the MMR re-ranking of every list (model_server/diversity.py); 0 = off
     model_poll_s: float
     torch_threads: int
     follow_all_partitions: bool  # every worker's model folds in every partition's events (stream/replica.py)
@@ -232,6 +233,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         batch_wait_ms=r.integer("BATCH_WAIT_MS", 5, 0, 60_000),
         top_k=r.integer("TOP_K", 20, 1, 1000),
         exclude=r.choice("EXCLUDE", "purchased", EXCLUDE_POLICIES),
+        diversity=r.number("DIVERSITY", 0.0, 0.0, 1.0),
         model_poll_s=r.number("MODEL_POLL_S", 10.0, 0.5, 86_400.0),
         torch_threads=r.integer("TORCH_THREADS", 1, 1, 1024),
         follow_all_partitions=r.choice("FOLLOW_ALL_PARTITIONS", "on", ("on", "off")) == "on",
