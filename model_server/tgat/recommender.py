@@ -367,3 +367,9 @@ class TGATRecommender(Recommender):
     def load(cls, path, device: str | torch.device = "auto", **overrides) -> "TGATRecommender":
         from .checkpoint import load_checkpoint
         return load_checkpoint(path, device, **overrides)
+
+    # -- diversity -------------------------------------------------------------------------------
+    def item_vectors(self) -> torch.Tensor:
+        """The items' embeddings from the store ([len(self.items), dim], on the model's device): the
+        diversity control's similarity is their cosine (contract.Recommender.item_vectors)."""
+        return self.store.embedding[self.graph.item_node[:len(self.items)]]
