@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 
 from ..contract import InteractionBatch, Recommender
+from .selection import streaming_mrr
 
 HALF_LIFE_FRACTIONS = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # of the training span
 
@@ -73,17 +74,9 @@ class RecentPopularity(Recommender):
         return best
 
     def _streaming_mrr(self, stream: InteractionBatch, batch_size: int = 200) -> float:
-        total = 0.0
-        for start in range(0, len(stream), batch_size):
-            batch = stream.slice(start, start + batch_size)
-            scores = self.score(["?"])[0]
-            for item in batch.items:
-                column = self.items.get(item)
-                if column >= 0:
-                    true = scores[column]
-                    total += 1.0 / (1.0 + float((scores > true).sum()) + float((scores == true).sum() - 1) / 2.0)
-            self.observe(batch)
-        return total / max(len(stream), 1)
+        mrr = streaming_mrr(stream, batch_size, self.items, lambda users: [(self.half_life_s, self.score(users))],
+                            self.observe)
+        return mrr.get(self.half_life_s, 0.0)
 
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
         self.counts = _grow(self.counts, len(self.items))

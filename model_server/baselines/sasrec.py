@@ -35,6 +35,8 @@ import torch
 from torch import nn
 
 from ..contract import InteractionBatch, Recommender
+from ..ranking import rank_counts, reciprocal_rank
+from ..streaming import RankedBatch, rank_then_observe
 from .popularity import _grow
 
 PAD = 0  # embedding row of padding and of items without a trained embedding (kept at zero)
@@ -290,16 +292,15 @@ class SASRec(Recommender):
         of the state that is put back."""
         saved = self._state()
         kept = demoted = 0.0
-        for start in range(0, len(validation), self.batch_size):
-            batch = validation.slice(start, start + self.batch_size)
-            users = list(dict.fromkeys(batch.users))
-            row_of = {u: r for r, u in enumerate(users)}
-            rows = torch.tensor([row_of[u] for u in batch.users])
-            targets = torch.tensor(self.items.lookup(batch.items))
-            scores = self._network_scores(users)
-            kept += _reciprocal_rank_sum(scores[rows], targets)
-            demoted += _reciprocal_rank_sum(self._demote_seen(scores, users)[rows], targets)
-            self.observe(batch)
+
+        def rank(batch: RankedBatch) -> None:
+            nonlocal kept, demoted
+            scores = self._network_scores(batch.users)
+            kept += _reciprocal_rank_sum(scores[batch.rows], batch.targets)
+            demoted += _reciprocal_rank_sum(self._demote_seen(scores, batch.users)[batch.rows], batch.targets)
+
+        # the catalogue is the model's own item map: observe registers each batch's items, scores follow it
+        rank_then_observe(validation, self.batch_size, self.items, set(), rank, self.observe)
         self._restore_state(saved)
         return kept / len(validation), demoted / len(validation)
 
@@ -314,6 +315,4 @@ def _selection(record: dict) -> tuple[float, bool]:
 
 
 def _reciprocal_rank_sum(scores: torch.Tensor, targets: torch.Tensor) -> float:
-    from ..evaluation.metrics import rank_counts, reciprocal_rank
-
     return float(reciprocal_rank(*rank_counts(scores, targets)).sum())

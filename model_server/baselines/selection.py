@@ -1,8 +1,8 @@
 """Choosing a heuristic's variant or parameters on the validation part, by the harness's own streaming MRR.
 
-Every candidate is judged the way the test part is (model_server/evaluation/protocol.py): the validation part
-goes in batches; each event of a batch is ranked against every item observed so far, before the batch is
-observed; an item never observed before is a miss. Candidates that share one state (the weights of Base3, the
+Every candidate is judged the way the test part is, by the one streaming loop (model_server/streaming.py): the
+validation part goes in batches; each event of a batch is ranked against every item observed so far, before the
+batch is observed; an item never observed before is a miss. Candidates that share one state (the weights of Base3, the
 variants of recency_popularity) are scored side by side in a single pass, so choosing among many costs one pass.
 """
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Callable, Hashable, Iterable, Sequence
 import torch
 
 from ..contract import InteractionBatch
-from ..evaluation.metrics import rank_counts, reciprocal_rank
 from ..ids import IdMap
+from ..ranking import rank_counts, reciprocal_rank
+from ..streaming import RankedBatch, batches, rank_then_observe
 
 # users -> (candidate, [len(users), n_items] scores) pairs; a generator keeps one candidate's matrix alive at a time
 CandidateScores = Callable[[Sequence[str]], Iterable[tuple[Hashable, torch.Tensor]]]
@@ -24,16 +25,14 @@ def streaming_mrr(stream: InteractionBatch, batch_size: int, items: IdMap, score
     """{candidate: MRR over `stream`}. `items` is the id map the scores' columns follow; `observe` folds a
     batch into the state the candidates score from, after the batch is ranked."""
     totals: dict[Hashable, float] = {}
-    for start in range(0, len(stream), batch_size):
-        batch = stream.slice(start, start + batch_size)
-        users = list(dict.fromkeys(batch.users))
-        row_of = {u: r for r, u in enumerate(users)}
-        rows = torch.tensor([row_of[u] for u in batch.users], dtype=torch.long)
-        targets = torch.tensor(items.lookup(batch.items), dtype=torch.long)  # -1: not observed yet, a miss
-        for candidate, scores in score_candidates(users):
-            greater, equal = rank_counts(scores[rows], targets)
+
+    def rank(batch: RankedBatch) -> None:
+        for candidate, scores in score_candidates(batch.users):
+            greater, equal = rank_counts(scores[batch.rows], batch.targets)
             totals[candidate] = totals.get(candidate, 0.0) + float(reciprocal_rank(greater, equal).sum())
-        observe(batch)
+
+    # `items` is the model's own map: its observe registers each batch's items, so the loop adds none
+    rank_then_observe(stream, batch_size, items, set(), rank, observe)
     return {candidate: total / max(len(stream), 1) for candidate, total in totals.items()}
 
 
@@ -45,5 +44,5 @@ def best(mrr_by_candidate: dict[Hashable, float], order: Sequence[Hashable]) -> 
 def in_batches(model_observe: Callable[[InteractionBatch], None], stream: InteractionBatch, batch_size: int) -> None:
     """Observe `stream` in the harness's batch size: for a state updated per batch (PopTrack's decay) the
     training part must pass the same way the test part will."""
-    for start in range(0, len(stream), batch_size):
-        model_observe(stream.slice(start, start + batch_size))
+    for batch in batches(stream, batch_size):
+        model_observe(batch)

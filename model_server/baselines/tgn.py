@@ -28,7 +28,8 @@ from stream.events import EVENT_TYPES
 
 from ..contract import InteractionBatch, Recommender
 from ..ids import IdMap
-
+from ..ranking import rank_counts, reciprocal_rank
+from ..streaming import RankedBatch, rank_then_observe
 
 
 class GraphAttentionEmbedding(torch.nn.Module):
@@ -201,10 +202,30 @@ class TGN(Recommender):
         self._assoc = torch.empty(self.num_nodes, dtype=torch.long, device=self.device)
         self._item_cache = None
 
-    def fit(self, history: InteractionBatch, validation: InteractionBatch | None = None) -> None:
+    def _validation_mrr(self, validation: InteractionBatch, epoch: int) -> float:
+        """Streaming MRR of the validation part under the protocol (model_server/streaming.py), observing it:
+        the state the test starts from when this epoch is the best."""
         from tqdm import tqdm
 
-        from ..evaluation.metrics import rank_counts, reciprocal_rank
+        bar = tqdm(total=len(validation), desc=f"tgn validation {epoch}", leave=False, disable=not self.progress)
+        reciprocal = 0.0
+
+        def rank(batch: RankedBatch) -> None:
+            nonlocal reciprocal
+            scores = self.score(batch.users)
+            reciprocal += float(reciprocal_rank(*rank_counts(scores[batch.rows], batch.targets)).sum())
+
+        def observe(batch: InteractionBatch) -> None:
+            self.observe(batch)
+            bar.update(len(batch))
+
+        # the catalogue is the model's own item map: observe registers each batch's items, scores follow it
+        rank_then_observe(validation, self.batch_size, self.items, set(), rank, observe)
+        bar.close()
+        return reciprocal / len(validation)
+
+    def fit(self, history: InteractionBatch, validation: InteractionBatch | None = None) -> None:
+        from tqdm import tqdm
 
         if len(history):
             self.origin_ms = history.ts[0]
@@ -239,18 +260,7 @@ class TGN(Recommender):
             self._item_cache = None
             record = {"epoch": epoch, "train_loss": total / max(len(history), 1)}
             if validation is not None and len(validation):
-                reciprocal = 0.0
-                for start in tqdm(range(0, len(validation), self.batch_size), desc=f"tgn validation {epoch}",
-                                  leave=False, disable=not self.progress):
-                    batch = validation.slice(start, start + self.batch_size)
-                    users = list(dict.fromkeys(batch.users))
-                    scores = self.score(users)
-                    row = torch.tensor([users.index(u) for u in batch.users])
-                    targets = torch.tensor(self.items.lookup(batch.items))
-                    g, e = rank_counts(scores[row], targets)
-                    reciprocal += float(reciprocal_rank(g, e).sum())
-                    self.observe(batch)
-                record["validation_mrr"] = reciprocal / len(validation)
+                record["validation_mrr"] = self._validation_mrr(validation, epoch)
             self.fit_log.append(record)
             score = record.get("validation_mrr", -record["train_loss"])
             if score > best_mrr:

@@ -16,6 +16,9 @@ The catalogue is every item that occurred in an event before the batch (train, v
 batches), in order of first appearance; it is kept by the harness, not the model, so no model can widen or
 narrow it. An event whose item has never occurred before cannot be ranked: it is a miss and is reported in
 the new-item breakdown (TGB instead ranks among every destination node of the whole data set).
+
+The split and the batch loop are model_server/streaming.py's (`split_stream`, `rank_then_observe`), the ones
+every model's fit uses on its validation part.
 """
 from __future__ import annotations
 
@@ -25,50 +28,16 @@ import os
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
+from .. import ranking
 from ..contract import InteractionBatch, Recommender
 from ..ids import IdMap
-from . import metrics
+from ..streaming import RankedBatch, batches, rank_then_observe
 
 TOP_K = 20  # length of the lists used for coverage and diversity
-SPLIT = (0.70, 0.15, 0.15)
-
-
-def chronological_split(n_events: int, ratios: Sequence[float] = SPLIT) -> tuple[int, int]:
-    """(train_end, validation_end) positions of a time-ordered stream of n_events."""
-    if abs(sum(ratios) - 1.0) > 1e-9 or len(ratios) != 3:
-        raise ValueError(f"split ratios must be three numbers summing to 1, got {ratios}")
-    train_end = int(round(n_events * ratios[0]))
-    validation_end = int(round(n_events * (ratios[0] + ratios[1])))
-    return train_end, validation_end
-
-
-def smallest_splittable(ratios: Sequence[float] = SPLIT) -> int:
-    """The fewest events whose chronological split leaves at least one event in each of the three parts."""
-    if min(ratios) <= 0:
-        raise ValueError(f"every split ratio must be positive, got {ratios}")
-    n_events = 3
-    while True:
-        train_end, validation_end = chronological_split(n_events, ratios)
-        if 0 < train_end < validation_end < n_events:
-            return n_events
-        n_events += 1
-
-
-def split_stream(stream: InteractionBatch, ratios: Sequence[float] = SPLIT):
-    """(train, validation, test) InteractionBatches."""
-    if any(b < a for a, b in zip(stream.ts, stream.ts[1:])):
-        raise ValueError("events must be in time order")
-    train_end, validation_end = chronological_split(len(stream), ratios)
-    return stream.slice(0, train_end), stream.slice(train_end, validation_end), stream.slice(validation_end, len(stream))
-
-
-def batches(stream: InteractionBatch, batch_size: int):
-    for start in range(0, len(stream), batch_size):
-        yield stream.slice(start, start + batch_size)
 
 
 # -- memory: peak resident set size of this process ----------------------------------------------------
@@ -179,80 +148,94 @@ def run_stream(model: Recommender, train: InteractionBatch, validation: Interact
     known_users.update(validation.users)
     history = InteractionBatch(train.users + validation.users, train.items + validation.items, [], [])
     vectors = item_vectors(history, catalogue, dim=diversity_dim, seed=seed)
-    columns = torch.zeros(0, dtype=torch.long)  # model column of each catalogue item
 
     n = len(test)
-    greater = torch.full((n,), metrics.MISS, dtype=torch.long)
-    equal = torch.zeros(n, dtype=torch.long)
-    new_user = torch.zeros(n, dtype=torch.bool)
-    new_item = torch.zeros(n, dtype=torch.bool)
-    batch_index = torch.zeros(n, dtype=torch.long)
-    result = StreamResult(model.name, greater, equal, new_user, new_item, batch_index,
-                          list(test.users), list(test.types), list(test.ts), n_test=n)
-    score_s = observe_s = 0.0
+    result = StreamResult(model.name, torch.full((n,), ranking.MISS, dtype=torch.long), torch.zeros(n, dtype=torch.long),
+                          torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool),
+                          torch.zeros(n, dtype=torch.long), list(test.users), list(test.types), list(test.ts), n_test=n)
+    ranker = _TestRanker(model, result, catalogue, vectors, user_chunk, on_score)
     bar = tqdm(total=n, desc=f"{model.name} test", unit="ev", disable=not progress, leave=False, mininterval=1.0)
-    for b, start in enumerate(range(0, n, batch_size)):
-        batch = test.slice(start, start + batch_size)
-        stop = start + len(batch)
-        n_catalogue = len(catalogue)
-        targets = torch.tensor(catalogue.lookup(batch.items), dtype=torch.long)
-        new_item[start:stop] = targets < 0
-        new_user[start:stop] = torch.tensor([u not in known_users for u in batch.users])
-        batch_index[start:stop] = b
-        if columns.shape[0] < n_catalogue:  # map catalogue items to the model's columns (-1: unknown to it)
-            fresh = model.items.lookup(catalogue.ids[columns.shape[0]:])
-            columns = torch.cat([columns, torch.tensor(fresh, dtype=torch.long)])
-        users = list(dict.fromkeys(batch.users))
-        row_of = {u: r for r, u in enumerate(users)}
-        event_rows = torch.tensor([row_of[u] for u in batch.users])
-        for chunk_start in range(0, len(users), user_chunk):
-            chunk = users[chunk_start:chunk_start + user_chunk]
-            if on_score is not None:
-                on_score(b, chunk)
-            t0 = time.perf_counter()
-            raw = model.score(chunk)
-            score_s += time.perf_counter() - t0
-            if raw.shape != (len(chunk), len(model.items)):
-                raise ValueError(f"{model.name}.score returned {tuple(raw.shape)}, expected ({len(chunk)}, {len(model.items)})")
-            raw = torch.nan_to_num(raw.detach().float().cpu(), nan=-math.inf)
-            padded = torch.cat([raw, torch.full((len(chunk), 1), -math.inf)], dim=1)
-            scores = padded[:, torch.where(columns < 0, raw.shape[1], columns)]  # unknown to the model: -inf
-            # events of this chunk's users
-            in_chunk = (event_rows >= chunk_start) & (event_rows < chunk_start + len(chunk))
-            positions = in_chunk.nonzero().view(-1)
-            g, e = metrics.rank_counts(scores[event_rows[positions] - chunk_start], targets[positions])
-            greater[start + positions] = g
-            equal[start + positions] = e
-            if n_catalogue:
-                top = torch.topk(scores, min(TOP_K, n_catalogue), dim=1).indices
-                result.recommended.update(top.view(-1).tolist())
-                if vectors.shape[0] < n_catalogue:  # items first seen in the test have no vector: a zero row
-                    vectors = torch.cat([vectors, torch.zeros(n_catalogue - vectors.shape[0], vectors.shape[1])])
-                ild = metrics.intra_list_diversity(top, vectors)
-                result.diversity.extend(v for v in ild.tolist() if not math.isnan(v))
+    observe_s = 0.0
+
+    def observe(batch: InteractionBatch) -> None:
+        nonlocal observe_s
         t0 = time.perf_counter()
         model.observe(batch)
         observe_s += time.perf_counter() - t0
-        catalogue.add(batch.items)
-        known_users.update(batch.users)
         bar.update(len(batch))
+
+    rank_then_observe(test, batch_size, catalogue, known_users, ranker.rank, observe)
     bar.close()
     result.catalogue_size = len(catalogue)
-    result.fit_s, result.score_s, result.observe_s = fit_s, score_s, observe_s
+    result.fit_s, result.score_s, result.observe_s = fit_s, ranker.score_s, observe_s
     result.peak_rss_mib, result.rss_before_mib = peak_rss_mib(), rss_before
     return result
 
 
+class _TestRanker:
+    """Ranks each test batch for `run_stream` and records its figures into `result`: the model's scores are
+    mapped to the harness's catalogue (an item the model does not know scores -inf), users in chunks of
+    `user_chunk` so one score matrix stays bounded."""
+
+    def __init__(self, model: Recommender, result: StreamResult, catalogue: IdMap, vectors: torch.Tensor,
+                 user_chunk: int, on_score: Callable | None) -> None:
+        self.model, self.result, self.catalogue, self.vectors = model, result, catalogue, vectors
+        self.user_chunk, self.on_score = user_chunk, on_score
+        self.columns = torch.zeros(0, dtype=torch.long)  # model column of each catalogue item (-1: unknown to it)
+        self.score_s = 0.0
+
+    def rank(self, batch: RankedBatch) -> None:
+        result = self.result
+        result.new_item[batch.start:batch.stop] = batch.targets < 0
+        result.new_user[batch.start:batch.stop] = batch.new_user
+        result.batch_index[batch.start:batch.stop] = batch.index
+        self._map_new_catalogue_items(batch.catalogue_size)
+        for chunk_start in range(0, len(batch.users), self.user_chunk):
+            self._rank_chunk(batch, chunk_start)
+
+    def _map_new_catalogue_items(self, n_catalogue: int) -> None:
+        if self.columns.shape[0] < n_catalogue:
+            fresh = self.model.items.lookup(self.catalogue.ids[self.columns.shape[0]:n_catalogue])
+            self.columns = torch.cat([self.columns, torch.tensor(fresh, dtype=torch.long)])
+
+    def _rank_chunk(self, batch: RankedBatch, chunk_start: int) -> None:
+        model, result, n_catalogue = self.model, self.result, batch.catalogue_size
+        chunk = batch.users[chunk_start:chunk_start + self.user_chunk]
+        if self.on_score is not None:
+            self.on_score(batch.index, chunk)
+        t0 = time.perf_counter()
+        raw = model.score(chunk)
+        self.score_s += time.perf_counter() - t0
+        if raw.shape != (len(chunk), len(model.items)):
+            raise ValueError(f"{model.name}.score returned {tuple(raw.shape)}, expected ({len(chunk)}, {len(model.items)})")
+        raw = torch.nan_to_num(raw.detach().float().cpu(), nan=-math.inf)
+        padded = torch.cat([raw, torch.full((len(chunk), 1), -math.inf)], dim=1)
+        scores = padded[:, torch.where(self.columns < 0, raw.shape[1], self.columns)]  # unknown to the model: -inf
+        # the events of this chunk's users
+        in_chunk = (batch.rows >= chunk_start) & (batch.rows < chunk_start + len(chunk))
+        positions = in_chunk.nonzero().view(-1)
+        g, e = ranking.rank_counts(scores[batch.rows[positions] - chunk_start], batch.targets[positions])
+        result.greater[batch.start + positions] = g
+        result.equal[batch.start + positions] = e
+        if n_catalogue:
+            top = torch.topk(scores, min(TOP_K, n_catalogue), dim=1).indices
+            result.recommended.update(top.view(-1).tolist())
+            if self.vectors.shape[0] < n_catalogue:  # items first seen in the test have no vector: a zero row
+                self.vectors = torch.cat([self.vectors, torch.zeros(n_catalogue - self.vectors.shape[0], self.vectors.shape[1])])
+            ild = ranking.intra_list_diversity(top, self.vectors)
+            result.diversity.extend(v for v in ild.tolist() if not math.isnan(v))
+
+
 def _mask_summary(result: StreamResult, mask: torch.Tensor) -> dict:
-    return metrics.summarise(result.greater[mask], result.equal[mask])
+    return ranking.summarise(result.greater[mask], result.equal[mask])
 
 
 def summarise_result(result: StreamResult) -> dict:
     """Every figure of one model: overall, breakdowns, lists, cost."""
     all_events = torch.ones(result.n_test, dtype=torch.bool)
     overall = _mask_summary(result, all_events)
-    hits10 = metrics.recall_at_k(result.greater, result.equal, 10)
-    overall["user_hit_rate@10"] = metrics.user_hit_rate(result.test_users, hits10)
+    hits10 = ranking.recall_at_k(result.greater, result.equal, 10)
+    overall["user_hit_rate@10"] = ranking.user_hit_rate(result.test_users, hits10)
     names = sorted(set(result.test_types))
     codes = torch.tensor([names.index(t) for t in result.test_types], dtype=torch.long)
     by_type = {t: _mask_summary(result, codes == k) for k, t in enumerate(names)}
@@ -261,7 +244,7 @@ def summarise_result(result: StreamResult) -> dict:
     for b in range(int(result.batch_index.max()) + 1 if result.n_test else 0):
         mask = result.batch_index == b
         first = int(mask.nonzero()[0])
-        per_batch.append({"ts": result.test_ts[first], "mrr": metrics.summarise(result.greater[mask], result.equal[mask])["mrr"]})
+        per_batch.append({"ts": result.test_ts[first], "mrr": ranking.summarise(result.greater[mask], result.equal[mask])["mrr"]})
     return {
         "overall": overall,
         "known_items_only": _mask_summary(result, ~result.new_item),
@@ -270,7 +253,7 @@ def summarise_result(result: StreamResult) -> dict:
         "by_item": {"new": _mask_summary(result, result.new_item), "known": _mask_summary(result, ~result.new_item)},
         "lists": {
             "k": TOP_K,
-            "catalogue_coverage@20": metrics.catalogue_coverage(result.recommended, result.catalogue_size),
+            "catalogue_coverage@20": ranking.catalogue_coverage(result.recommended, result.catalogue_size),
             "intra_list_diversity@20": (sum(result.diversity) / len(result.diversity)) if result.diversity else None,
         },
         "cost": {

@@ -22,7 +22,7 @@ from .features import USER
 from .graph_state import EVENT_TYPES, TemporalGraph, type_index
 from .model import TemporalGAT, TGATConfig
 from .neighbours import EMPTY
-from .train import Events, TrainConfig, train
+from .train import TrainConfig, train
 from .text_encoder import TextEncoder, encoder_available, item_text
 
 
@@ -75,12 +75,10 @@ class TGATRecommender(Recommender):
     # -- learning ------------------------------------------------------------------------------
     def fit(self, history: InteractionBatch, validation: InteractionBatch | None = None) -> None:
         torch.manual_seed(self.seed)
-        parts = [history] + ([validation] if validation is not None and len(validation) else [])
-        events = []
-        for part in parts:
+        validation = validation if validation is not None and len(validation) else None
+        for part in [history] + ([validation] if validation is not None else []):
             users, items = self.users.add(part.users), self.items.add(part.items)
             self.history.add(users, items, part.types)
-            events.append(Events(torch.tensor(users), torch.tensor(items), type_index(part.types), torch.tensor(part.ts)))
         self._sync()
         inputs = self.model.inputs
         for table, n in ((inputs.id_embedding, self.graph.num_nodes),
@@ -90,7 +88,7 @@ class TGATRecommender(Recommender):
             table.ensure(n)
             table.init_rows(start, n)
         self.model.to(self.device)
-        self.train_report = train(self.model, self.graph, events[0], events[1] if len(events) > 1 else None,
+        self.train_report = train(self.model, self.graph, history, validation, self.users, self.items,
                                   self.train_config)
         self.model.eval()
         self._fitted = True

@@ -2,9 +2,9 @@
 batch is scored from the state *before* it (no leakage), then folded into the buffer. The loss is a softmax
 of each true item against every item observed so far (the full-catalogue ranking that is evaluated; or, with
 `negatives` > 0, against that many uniform draws; see batch_loss). After each epoch the validation events are
-streamed the same way and ranked as the evaluation harness ranks the test part; training stops early on
-validation MRR and keeps the best weights, and the weights of the global popularity term are chosen on the same
-passes (evaluate_stream)."""
+streamed by the one streaming loop that ranks the test part (model_server/streaming.py); training stops early
+on validation MRR and keeps the best weights, and the weights of the global popularity term are chosen on the
+same passes (evaluate_stream)."""
 from __future__ import annotations
 
 import copy
@@ -16,8 +16,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..evaluation import metrics
-from .graph_state import TemporalGraph
+from .. import ranking
+from ..contract import InteractionBatch
+from ..ids import IdMap
+from ..streaming import RankedBatch, rank_then_observe
+from .graph_state import TemporalGraph, type_index
 from .model import TemporalGAT
 
 
@@ -54,6 +57,13 @@ class Events:
     items: torch.Tensor
     types: torch.Tensor
     ts: torch.Tensor
+
+    @classmethod
+    def of(cls, batch: InteractionBatch, users: IdMap, items: IdMap) -> "Events":
+        """The index tensors of a batch whose ids are registered in `users` and `items`."""
+        return cls(torch.tensor(users.lookup(batch.users), dtype=torch.long),
+                   torch.tensor(items.lookup(batch.items), dtype=torch.long), type_index(batch.types),
+                   torch.tensor(batch.ts, dtype=torch.long))
 
     def __len__(self) -> int:
         return self.users.shape[0]
@@ -96,13 +106,15 @@ def batch_loss(model: TemporalGAT, graph: TemporalGraph, batch: Events, negative
 
 
 @torch.no_grad()
-def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, events: Events, batch_size: int,
-                    progress: bool = False, desc: str = "validate", blends: dict | None = None) -> dict:
-    """Streaming full-catalogue ranking, judged as the evaluation harness judges the test part
-    (model_server/evaluation/protocol.py): score each batch from the state before it, then fold it in; the
-    catalogue is the items with an edge so far, an event whose item has none yet is a miss, a user without an
-    edge is scored as serving scores a user never seen (score_new_user), and ties count as half. So the
-    early-stopping figure is the figure that is reported.
+def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: InteractionBatch, users: IdMap, items: IdMap,
+                    catalogue: IdMap, known_users: set, batch_size: int, progress: bool = False,
+                    desc: str = "validate", blends: dict | None = None) -> dict:
+    """Streaming full-catalogue ranking of `stream` by the loop that ranks the test part
+    (model_server/streaming.py): each batch is scored from the state before it, then folded into `graph`; the
+    targets and the new users come from the loop's `catalogue` (the items seen so far) and `known_users`,
+    both advanced in place; an item not in the catalogue is a miss; a user without an edge is scored as
+    serving scores a user never seen (score_new_user); ties count as half. So the early-stopping figure is the
+    figure that is reported. `users` and `items` are the model's id maps (every id of `stream` registered).
 
     `blends` {chosen weight name: grid} (names of the model's chosen buffers, see CHOSEN_WEIGHTS) are tried as
     extra weights of the model's heuristic terms on the same pass (one state, many candidates, as the
@@ -110,20 +122,30 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, events: Events, ba
     own-recency) pair, new users over the new-user popularity grid, chosen apart (their events are apart).
     The figures returned are those of the best candidates by MRR, and their weights under their names."""
     model.eval()
-    grids = {name: tuple((blends or {}).get(name, (0.0,))) for name in CHOSEN_WEIGHTS}
-    candidates = {"returning": list(itertools.product(grids["popularity_weight"], grids["own_recency_weight"])),
-                  "new": [(w,) for w in grids["new_user_popularity_weight"]]}
+    candidates = _blend_candidates(blends)
     totals = {part: {c: dict.fromkeys(FIGURES, 0.0) for c in grid} for part, grid in candidates.items()}
-    n = 0
-    for batch in tqdm(list(events.batches(batch_size)), desc=desc, disable=not progress, leave=False):
-        scores, terms, targets, new_user = _validation_batch(model, graph, batch)
-        for part, rows in (("returning", ~new_user), ("new", new_user)):
+    item_of = _CatalogueItems(catalogue, items)
+    bar = tqdm(total=len(stream), desc=desc, disable=not progress, leave=False)
+
+    def rank(batch: RankedBatch) -> None:
+        scores, terms, column_of_item = _validation_batch(model, graph, Events.of(batch.events, users, items))
+        if scores.shape[1] != batch.catalogue_size:
+            raise ValueError(f"the graph ranks {scores.shape[1]} items but the catalogue holds {batch.catalogue_size}")
+        targets = _model_columns(batch.targets, item_of.indices(batch.catalogue_size), column_of_item)
+        for part, rows in (("returning", ~batch.new_user), ("new", batch.new_user)):
             part_terms = [term[rows] for term in terms[part]]
             for candidate, sums in totals[part].items():
                 blended = scores[rows] + sum(w * term for w, term in zip(candidate, part_terms))
-                _add_ranking_figures(sums, *metrics.rank_counts(blended, targets[rows]))
-        n += len(batch)
-        graph.insert(batch.users, batch.items, batch.types, batch.ts)
+                _add_ranking_figures(sums, *ranking.rank_counts(blended, targets[rows]))
+
+    def observe(batch: InteractionBatch) -> None:
+        events = Events.of(batch, users, items)
+        graph.insert(events.users, events.items, events.types, events.ts)
+        bar.update(len(batch))
+
+    rank_then_observe(stream, batch_size, catalogue, known_users, rank, observe)
+    bar.close()
+    n = len(stream)
     chosen = {part: max(grid, key=lambda c: (totals[part][c]["mrr"], -grid.index(c))) for part, grid in candidates.items()}
     figures = {name: sum(totals[part][chosen[part]][name] for part in candidates) / max(n, 1) for name in FIGURES}
     weights = dict(zip(("popularity_weight", "own_recency_weight"), chosen["returning"]))
@@ -134,9 +156,44 @@ FIGURES = ("mrr", "hits@10", "recall@20", "ndcg@20")
 CHOSEN_WEIGHTS = ("popularity_weight", "own_recency_weight", "new_user_popularity_weight")
 
 
+def _blend_candidates(blends: dict | None) -> dict:
+    """{part: candidate weight tuples}: (popularity, own recency) pairs for returning users, the new-user
+    popularity weight for new users; a weight without a grid is tried at 0 only."""
+    grids = {name: tuple((blends or {}).get(name, (0.0,))) for name in CHOSEN_WEIGHTS}
+    return {"returning": list(itertools.product(grids["popularity_weight"], grids["own_recency_weight"])),
+            "new": [(w,) for w in grids["new_user_popularity_weight"]]}
+
+
+class _CatalogueItems:
+    """The model's item index of each catalogue item, extended as the catalogue grows (as the harness maps its
+    catalogue to a model's columns)."""
+
+    def __init__(self, catalogue: IdMap, items: IdMap) -> None:
+        self.catalogue, self.items = catalogue, items
+        self.index = torch.zeros(0, dtype=torch.long)
+
+    def indices(self, n_catalogue: int) -> torch.Tensor:
+        if self.index.shape[0] < n_catalogue:
+            fresh = self.items.lookup(self.catalogue.ids[self.index.shape[0]:n_catalogue])
+            self.index = torch.cat([self.index, torch.tensor(fresh, dtype=torch.long)])
+        return self.index
+
+
+def _model_columns(targets: torch.Tensor, item_of_catalogue: torch.Tensor, column_of_item: torch.Tensor) -> torch.Tensor:
+    """The loop's catalogue targets as columns of the model's scores (-1 stays a miss, and so does an item the
+    model does not rank). A ranking does not depend on the order of its columns, so the model keeps its own."""
+    out = torch.full_like(targets, -1)
+    known = targets >= 0
+    if bool(known.any()):
+        item = item_of_catalogue[targets[known]]
+        out[known] = torch.where(item >= 0, column_of_item[item.clamp(min=0)], torch.full_like(item, -1))
+    return out
+
+
 def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events):
-    """(scores, {part: heuristic terms}, target columns, new-user mask) of one batch, on CPU, columns restricted
-    to the observed items: the scores as served, and the terms whose weights are being chosen."""
+    """(scores, {part: heuristic terms}, each item index's column or -1) of one batch, on CPU, one row per
+    event, the columns restricted to the observed items in item order: the scores as served, and the terms
+    whose weights are being chosen."""
     device = graph.device
     item_nodes = graph.item_node
     user_nodes = graph.user_node[batch.users.to(device)]
@@ -148,9 +205,7 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events):
     if bool(new_user.any()):
         scores[new_user] = model.score_new_user(graph, torch.zeros_like(z_items[0]), z_items)
     observed = graph.degree[item_nodes] > 0
-    column = torch.cumsum(observed, 0) - 1  # item index -> column among the observed items
-    targets = batch.items.to(device)
-    targets = torch.where(observed[targets], column[targets], torch.full_like(targets, -1))
+    column_of_item = torch.where(observed, torch.cumsum(observed, 0) - 1, torch.full_like(item_nodes, -1))
     popularity = model.global_popularity(graph, item_nodes)[None, :].expand_as(scores)
     own = torch.zeros_like(scores, dtype=torch.bool)
     rows, seen_nodes = graph.seen_pairs(user_nodes)
@@ -160,19 +215,21 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events):
     recency[rows, graph.node_local[recent_nodes]] = values
     keep = lambda matrix: matrix[:, observed].cpu()  # noqa: E731
     terms = {"returning": [keep(popularity.masked_fill(own, 0.0)), keep(recency)], "new": [keep(popularity)]}
-    return keep(scores), terms, targets.cpu(), new_user.cpu()
+    return keep(scores), terms, column_of_item.cpu()
 
 
 def _add_ranking_figures(sums: dict, greater: torch.Tensor, equal: torch.Tensor) -> None:
-    sums["mrr"] += float(metrics.reciprocal_rank(greater, equal).sum())
-    sums["hits@10"] += float(metrics.recall_at_k(greater, equal, 10).sum())
-    sums["recall@20"] += float(metrics.recall_at_k(greater, equal, 20).sum())
-    sums["ndcg@20"] += float(metrics.ndcg_at_k(greater, equal, 20).sum())
+    sums["mrr"] += float(ranking.reciprocal_rank(greater, equal).sum())
+    sums["hits@10"] += float(ranking.recall_at_k(greater, equal, 10).sum())
+    sums["recall@20"] += float(ranking.recall_at_k(greater, equal, 20).sum())
+    sums["ndcg@20"] += float(ranking.ndcg_at_k(greater, equal, 20).sum())
 
 
-def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation: Events | None,
-          config: TrainConfig) -> dict:
-    """Trains in place, leaves the best weights in `model` and the buffer at the end of history+validation."""
+def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, validation: InteractionBatch | None,
+          users: IdMap, items: IdMap, config: TrainConfig) -> dict:
+    """Trains in place, leaves the best weights in `model` and the buffer at the end of history+validation.
+    `users` and `items` are the model's id maps, with every id of history and validation registered."""
+    history_events = Events.of(history, users, items)
     generator = torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
         for name in CHOSEN_WEIGHTS:  # trained without the chosen terms; chosen again below
@@ -184,7 +241,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
         graph.clear()
         model.train()
         total, steps = 0.0, 0
-        bar = tqdm(list(history.batches(config.batch_size)), desc=f"epoch {epoch}", disable=not config.progress)
+        bar = tqdm(list(history_events.batches(config.batch_size)), desc=f"epoch {epoch}", disable=not config.progress)
         for batch in bar:
             loss = batch_loss(model, graph, batch, config.negatives, generator, config.in_batch_negatives)
             optimiser.zero_grad()
@@ -196,7 +253,9 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: Events, validation:
                 bar.set_postfix(loss=f"{total / steps:.4f}")
         record = {"epoch": epoch, "loss": total / max(steps, 1)}
         if validation is not None and len(validation):
-            record["validation"] = evaluate_stream(model, graph, validation, config.batch_size, config.progress,
+            # the catalogue and the known users at the start of validation: those of the training part
+            record["validation"] = evaluate_stream(model, graph, validation, users, items, IdMap(history.items),
+                                                   set(history.users), config.batch_size, config.progress,
                                                    blends=config.blends())
         record["seconds"] = round(time.perf_counter() - started, 2)
         epochs.append(record)

@@ -33,6 +33,7 @@ def run(args, settings) -> int:
 
     import torch
 
+    from model_server import streaming
     from model_server.evaluation import protocol, registry, report
 
     torch.set_num_threads(max(1, args.threads))
@@ -52,7 +53,7 @@ def run(args, settings) -> int:
     stream = protocol.stream_of(data)
     if args.limit:
         stream = stream.slice(0, args.limit)
-    train, validation, test = protocol.split_stream(stream)
+    train, validation, test = streaming.split_stream(stream)
     if not (len(train) and len(validation) and len(test)):
         print(f"streamrec eval: {_too_few_events(args.events_csv or data.name, len(stream), args.limit)}",
               file=sys.stderr)
@@ -68,7 +69,7 @@ def run(args, settings) -> int:
         "config": {"command": args.command_line,
                    "models": names, "seed": (args.seeds or [args.seed])[0], "seeds": args.seeds or [args.seed], "batch_size": args.batch_size, "epochs": args.epochs,
                    "device": device, "torch_threads": torch.get_num_threads(), "limit": args.limit,
-                   "split": list(protocol.SPLIT), "top_k_lists": protocol.TOP_K, "torch": torch.__version__},
+                   "split": list(streaming.SPLIT), "top_k_lists": protocol.TOP_K, "torch": torch.__version__},
         "dataset": {"name": data.name, "rows": len(stream), "users": n_users, "items": n_items,
                     "train": len(train), "validation": len(validation), "test": len(test),
                     "test_new_item_share": (sum(i not in known_items for i in test.items) / len(test)) if len(test) else None,
@@ -141,7 +142,7 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _too_few_events(source: str, n_events: int, limit: int | None) -> str:
-    from model_server.evaluation.protocol import SPLIT, smallest_splittable
+    from model_server.streaming import SPLIT, smallest_splittable
 
     split = "/".join(f"{round(100 * ratio)}" for ratio in SPLIT)
     return (f"{source} has {n_events} events{' (--limit)' if limit else ''}, too few to split {split} into train, "

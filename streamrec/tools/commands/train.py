@@ -41,9 +41,10 @@ def run(args, settings) -> int:
     import torch
 
     from model_server.contract import InteractionBatch
+    from model_server.ids import IdMap
+    from model_server.streaming import split_stream
     from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
-    from model_server.tgat.graph_state import type_index
-    from model_server.tgat.train import Events, evaluate_stream
+    from model_server.tgat.train import evaluate_stream
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -54,9 +55,8 @@ def run(args, settings) -> int:
     if data is None:
         return 2
     n = min(len(data), args.limit or len(data))
-    cut_train, cut_val = int(n * 0.70), int(n * 0.85)
     whole = InteractionBatch(data.users[:n], data.items[:n], data.types[:n], data.ts[:n])
-    train, validation, test = whole.slice(0, cut_train), whole.slice(cut_train, cut_val), whole.slice(cut_val, n)
+    train, validation, test = split_stream(whole)  # the split `streamrec eval` uses
 
     config = TGATConfig(dim=args.dim, heads=args.heads, layers=args.layers, k=args.k, repeat=not args.no_repeat)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, negatives=args.negatives,
@@ -78,10 +78,9 @@ def run(args, settings) -> int:
         rec.users.add(test.users)
         rec.items.add(test.items)
         rec._sync()
-        events = Events(torch.tensor(rec.users.lookup(test.users)), torch.tensor(rec.items.lookup(test.items)),
-                        type_index(test.types), torch.tensor(test.ts))
-        test_metrics = evaluate_stream(rec.model, rec.graph, events, args.batch_size, progress=not args.no_progress,
-                                       desc="test")
+        seen = InteractionBatch(train.users + validation.users, train.items + validation.items, [], [])
+        test_metrics = evaluate_stream(rec.model, rec.graph, test, rec.users, rec.items, IdMap(seen.items),
+                                       set(seen.users), args.batch_size, progress=not args.no_progress, desc="test")
         # the checkpoint holds the state after train + validation, not after the test stream
         rec.rebuild_from_edges(train.users + validation.users, train.items + validation.items,
                                train.types + validation.types, train.ts + validation.ts)

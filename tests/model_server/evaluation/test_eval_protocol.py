@@ -1,10 +1,12 @@
-"""The streaming protocol: no model ever sees an event before the event is scored."""
+"""The streaming protocol: no model ever sees an event before the event is scored (the split and the loop
+itself: tests/model_server/test_streaming.py)."""
 from typing import Sequence
 
 import pytest
 import torch
 
 from model_server.contract import InteractionBatch, Recommender
+from model_server import streaming
 from model_server.evaluation import protocol
 
 
@@ -58,18 +60,9 @@ class Oracle(Recommender):
         return scores
 
 
-def test_split_is_chronological_70_15_15():
-    stream = synthetic_stream(100)
-    train, validation, test = protocol.split_stream(stream)
-    assert (len(train), len(validation), len(test)) == (70, 15, 15)
-    assert max(train.ts) <= min(validation.ts) and max(validation.ts) <= min(test.ts)
-    with pytest.raises(ValueError):
-        protocol.split_stream(InteractionBatch(["a", "b"], ["x", "y"], ["view"] * 2, [2, 1]))
-
-
 def test_no_event_is_observed_before_it_is_scored():
     stream = synthetic_stream(400)
-    train, validation, test = protocol.split_stream(stream)
+    train, validation, test = streaming.split_stream(stream)
     spy = Spy()
     protocol.run_stream(spy, train, validation, test, batch_size=20, progress=False)
     before_test = len(train) + len(validation)
@@ -83,7 +76,7 @@ def test_an_oracle_of_the_batch_gains_nothing():
     """Each test event's item differs from the user's previous item, so an oracle that ranks the user's most
     recent item first is always wrong, unless the batch leaked into its state before scoring."""
     stream = synthetic_stream(400)
-    train, validation, test = protocol.split_stream(stream)
+    train, validation, test = streaming.split_stream(stream)
     result = protocol.run_stream(Oracle(), train, validation, test, batch_size=20, progress=False)
     summary = protocol.summarise_result(result)
     assert summary["overall"]["recall@10"] < 0.9  # a leak would give 1.0: every user's last event ranked first
@@ -144,16 +137,6 @@ def test_unavailable_model_is_reported_not_fatal():
             registry.resolve("not_built_yet")
     finally:
         registry.MODELS.pop("not_built_yet")
-
-
-def test_the_smallest_splittable_stream_leaves_every_part_an_event():
-    n = protocol.smallest_splittable()
-    train_end, validation_end = protocol.chronological_split(n)
-    assert 0 < train_end < validation_end < n
-    train_end, validation_end = protocol.chronological_split(n - 1)
-    assert not 0 < train_end < validation_end < n - 1
-    with pytest.raises(ValueError, match="positive"):
-        protocol.smallest_splittable((0.85, 0.15, 0.0))
 
 
 def test_eval_over_several_seeds_reports_mean_and_spread(tmp_path, monkeypatch):

@@ -1,0 +1,54 @@
+"""The models do not depend on the evaluation harness: model_server.evaluation imports the baselines and the
+temporal GAT (its registry builds them), so a model importing it would make a cycle, and a model could then
+measure itself with something other than the split and the loop (model_server/streaming.py) and the metrics
+(model_server/ranking.py) that the harness uses."""
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_SERVER = REPO / "model_server"
+EVALUATION = "model_server.evaluation"
+
+
+def imported_modules(source: str, package: str) -> list[str]:
+    """Every module a file of `package` imports, relative imports resolved against the package."""
+    parts = package.split(".")
+    modules = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = parts[:len(parts) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            modules += [module] + [f"{module}.{alias.name}" for alias in node.names]
+    return modules
+
+
+def model_files() -> list[Path]:
+    """Every module of model_server outside the evaluation package: the baselines, the temporal GAT and the
+    shared modules at the top (contract, ids, ranking, streaming, ...)."""
+    return [path for path in sorted(MODEL_SERVER.rglob("*.py"))
+            if (MODEL_SERVER / "evaluation") not in path.parents]
+
+
+def test_no_model_imports_the_evaluation_package():
+    offending = {}
+    for path in model_files():
+        package = ".".join(path.relative_to(REPO).parent.parts)
+        imports = [m for m in imported_modules(path.read_text(), package) if m == EVALUATION or m.startswith(EVALUATION + ".")]
+        if imports:
+            offending[str(path.relative_to(REPO))] = sorted(set(imports))
+    assert offending == {}
+
+
+def test_the_check_sees_the_baselines_and_the_temporal_gat():
+    names = {str(path.relative_to(MODEL_SERVER)) for path in model_files()}
+    assert {"baselines/tgn.py", "baselines/sasrec.py", "baselines/selection.py", "tgat/train.py",
+            "streaming.py", "ranking.py"} <= names
+    assert not any(name.startswith("evaluation/") for name in names)
+
+
+def test_the_check_resolves_relative_imports():
+    assert EVALUATION + ".metrics" in imported_modules("from ..evaluation.metrics import x\n", "model_server.baselines")
+    assert EVALUATION + ".protocol" in imported_modules("from ..evaluation import protocol\n", "model_server.tgat")
+    assert EVALUATION in imported_modules("from . import evaluation\n", "model_server")
