@@ -125,18 +125,22 @@ class StreamResult:
 
 def run_stream(model: Recommender, train: InteractionBatch, validation: InteractionBatch, test: InteractionBatch,
                batch_size: int = 200, user_chunk: int = 256, progress: bool = True, diversity_dim: int = 64,
-               seed: int = 0, fit: bool = True, on_score: Callable | None = None) -> StreamResult:
+               seed: int = 0, fit: bool = True, on_score: Callable | None = None, prefitted: bool = False,
+               on_lists: Callable | None = None) -> StreamResult:
     """Run the protocol for one model. `on_score(batch_index, users)` is a test hook called before each
-    score call."""
+    score call; `on_lists(top, catalogue)` gets each chunk's top-20 lists (catalogue indices). `prefitted`: the
+    model is already fitted and has observed the validation part (a copy of a fitted model, one per diversity
+    setting: evaluation/tradeoff.py), so neither happens here. The model ranks by `ranking_scores`, the
+    contract method serving's top_k uses too (with its diversity setting)."""
     from tqdm import tqdm
 
     gc.collect()
     reset_peak_rss()
     rss_before = current_rss_mib()
     started = time.perf_counter()
-    if fit:
+    if fit and not prefitted:
         model.fit(train, validation)
-    if not (fit and model.observes_validation_in_fit):
+    if not prefitted and not (fit and model.observes_validation_in_fit):
         for part in batches(validation, batch_size):
             model.observe(part)
     fit_s = time.perf_counter() - started
@@ -153,7 +157,7 @@ def run_stream(model: Recommender, train: InteractionBatch, validation: Interact
     result = StreamResult(model.name, torch.full((n,), ranking.MISS, dtype=torch.long), torch.zeros(n, dtype=torch.long),
                           torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool),
                           torch.zeros(n, dtype=torch.long), list(test.users), list(test.types), list(test.ts), n_test=n)
-    ranker = _TestRanker(model, result, catalogue, vectors, user_chunk, on_score)
+    ranker = _TestRanker(model, result, catalogue, vectors, user_chunk, on_score, on_lists)
     bar = tqdm(total=n, desc=f"{model.name} test", unit="ev", disable=not progress, leave=False, mininterval=1.0)
     observe_s = 0.0
 
@@ -178,9 +182,9 @@ class _TestRanker:
     `user_chunk` so one score matrix stays bounded."""
 
     def __init__(self, model: Recommender, result: StreamResult, catalogue: IdMap, vectors: torch.Tensor,
-                 user_chunk: int, on_score: Callable | None) -> None:
+                 user_chunk: int, on_score: Callable | None, on_lists: Callable | None = None) -> None:
         self.model, self.result, self.catalogue, self.vectors = model, result, catalogue, vectors
-        self.user_chunk, self.on_score = user_chunk, on_score
+        self.user_chunk, self.on_score, self.on_lists = user_chunk, on_score, on_lists
         self.columns = torch.zeros(0, dtype=torch.long)  # model column of each catalogue item (-1: unknown to it)
         self.score_s = 0.0
 
@@ -204,7 +208,7 @@ class _TestRanker:
         if self.on_score is not None:
             self.on_score(batch.index, chunk)
         t0 = time.perf_counter()
-        raw = model.score(chunk)
+        raw = model.ranking_scores(chunk)  # score(), re-ranked for diversity when the model's setting asks
         self.score_s += time.perf_counter() - t0
         if raw.shape != (len(chunk), len(model.items)):
             raise ValueError(f"{model.name}.score returned {tuple(raw.shape)}, expected ({len(chunk)}, {len(model.items)})")
@@ -220,6 +224,8 @@ class _TestRanker:
         if n_catalogue:
             top = torch.topk(scores, min(TOP_K, n_catalogue), dim=1).indices
             result.recommended.update(top.view(-1).tolist())
+            if self.on_lists is not None:
+                self.on_lists(top, self.catalogue)
             if self.vectors.shape[0] < n_catalogue:  # items first seen in the test have no vector: a zero row
                 self.vectors = torch.cat([self.vectors, torch.zeros(n_catalogue - self.vectors.shape[0], self.vectors.shape[1])])
             ild = ranking.intra_list_diversity(top, self.vectors)

@@ -116,6 +116,7 @@ def render_markdown(report: dict) -> str:
         lines += [f"| ours: {name} | {r['overall']['mrr']:.3f} |" for name, r in ok.items()]
         lines += ["", "Protocol differences (the figures are beside each other, not interchangeable):", ""]
         lines += [f"- {item}" for item in PROTOCOL_DIFFERENCES]
+    lines += _diversity_lines(ok)
     lines += ["", "## Breakdowns (MRR / Recall@20; events)", ""]
     groups = _breakdown_groups(ok)
     if groups:
@@ -147,9 +148,41 @@ def render_markdown(report: dict) -> str:
                 ", ".join(f"{k} {_fmt(v, 4)}" for k, v in entry.items()) for entry in result["fit_log"]))
         if result.get("params"):
             lines.append(f"- {name} parameters: " + ", ".join(f"{k}={_fmt(v, 4)}" for k, v in result["params"].items()))
-    lines += ["", "Plots: `metrics_by_model.png`, `mrr_over_time.png`.", "",
+    plots = ["metrics_by_model.png", "mrr_over_time.png"] + (["diversity_tradeoff.png"] if _tradeoffs(ok) else [])
+    lines += ["", "Plots: " + ", ".join(f"`{name}`" for name in plots) + ".", "",
               f"Command: `{config['command']}` — wall time {report['wall_s']:.0f} s.", ""]
     return "\n".join(lines)
+
+
+DIVERSITY_COLUMNS = [("mrr", "MRR", 4), ("ndcg@20", "NDCG@20", 4), ("recall@20", "R@20", 4),
+                     ("intra_list_diversity@20", "ILD@20", 3), ("categories_per_list@20", "categories / list", 2),
+                     ("category_coverage@20", "category coverage", 3), ("catalogue_coverage@20", "coverage@20", 3),
+                     ("s_per_1000_test_events", "s / 1k events", 3)]
+
+
+def _tradeoffs(results: dict) -> dict:
+    return {name: r["diversity"] for name, r in results.items() if r.get("diversity")}
+
+
+def _diversity_lines(results: dict) -> list[str]:
+    """The trade-off table of `eval --diversity`: one row per model and setting."""
+    tradeoffs = _tradeoffs(results)
+    if not tradeoffs:
+        return []
+    lines = ["", "## Diversity trade-off (test part; λ of the MMR re-ranking, 0 = off)", "",
+             "| model | λ | " + " | ".join(label for _, label, _ in DIVERSITY_COLUMNS) + " |",
+             "|" + "---|" * (len(DIVERSITY_COLUMNS) + 2)]
+    for name, rows in tradeoffs.items():
+        for row in rows:
+            lines.append(f"| {name} | {row['diversity']:g} | "
+                         + " | ".join(_fmt(row.get(key), digits) for key, _, digits in DIVERSITY_COLUMNS) + " |")
+    lines += ["", "Each model is fitted once; the test part then runs once per λ on a copy of the fitted state, its "
+              "lists re-ranked by maximal marginal relevance (Carbonell & Goldstein, SIGIR 1998) over each list's top "
+              "100 candidates, with the model's item vectors (streamrec: its item embeddings) or, without them, the "
+              "items' categories as the similarity. ILD@20 uses the harness's model-independent item vectors (below); "
+              "categories / list: distinct categories (REES46 category codes, MovieLens genres) in a top-20 list; "
+              "category coverage: share of the catalogue's categories in any list."]
+    return lines
 
 
 def _breakdown_groups(results: dict) -> list:
@@ -190,7 +223,42 @@ def write_plots(report: dict, out: Path) -> list[Path]:
 
     fig, ax = mrr_over_time_figure(report, ok, plt)
     paths.append(_save(fig, ax, out / "mrr_over_time.png"))
+    if _tradeoffs(ok):
+        paths.append(diversity_tradeoff_plot(report, ok, out / "diversity_tradeoff.png", plt))
     return paths
+
+
+def diversity_tradeoff_plot(report: dict, ok: dict, path: Path, plt) -> Path:
+    """MRR and NDCG@20 against intra-list diversity, one point per λ (labelled), one line per model; a third
+    panel with categories per list when the data set has categories."""
+    tradeoffs = _tradeoffs(ok)
+    with_categories = any(row.get("categories_per_list@20") is not None for rows in tradeoffs.values() for row in rows)
+    panels = [("mrr", "MRR"), ("ndcg@20", "NDCG@20")] + ([("categories_per_list@20", "categories per top-20 list")]
+                                                         if with_categories else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 2.0, 4.6), squeeze=False)
+    colours = model_colours(list(ok))
+    for ax, (key, label) in zip(axes[0], panels):
+        for name, rows in tradeoffs.items():
+            points = [(row["intra_list_diversity@20"], row[key], row["diversity"]) for row in rows
+                      if row.get("intra_list_diversity@20") is not None and row.get(key) is not None]
+            if not points:
+                continue
+            xs, ys, strengths = zip(*points)
+            ax.plot(xs, ys, marker="o", color=colours[name], label=name, linewidth=2.0 if name == "streamrec" else 1.4)
+            for x, y, strength in points:
+                ax.annotate(f"λ={strength:g}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8,
+                            color=colours[name])
+        ax.set_xlabel("intra-list diversity@20 (higher: more varied lists)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} vs diversity")
+        ax.grid(True, alpha=0.3)
+        ax.margins(x=0.15, y=0.15)
+    fig.suptitle(f"{report['dataset']['name']}: diversity trade-off (MMR re-ranking, λ per point)")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def mrr_series(mrr_by_batch: list[dict]) -> tuple[str, list[float], list[float]]:

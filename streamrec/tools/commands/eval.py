@@ -19,6 +19,10 @@ def configure(parser):
                         help="run every model once per seed and report mean ± std of its test figures "
                              "(default: --seed alone)")
     parser.add_argument("--batch-size", type=int, default=200, help="test events per batch")
+    parser.add_argument("--diversity", type=_strength_list, default=None, metavar="L,L,…",
+                        help="diversity settings (λ of the MMR re-ranking, 0 = off): each model is fitted once and "
+                             "its test part run once per setting; report.md and diversity_tradeoff.png show the "
+                             "trade-off (default: STREAMREC_DIVERSITY alone, 0 unless set)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs of the trained models (default: streamrec and static_gat 5, tgn 10)")
     add_device_argument(parser)
@@ -78,12 +82,15 @@ def run(args, settings) -> int:
         "models": {},
     }
     seeds = args.seeds or [args.seed]
+    strengths = args.diversity or [settings.diversity]
+    result["config"]["diversity"] = strengths
     for name in names:
         runs = {}
         for seed in seeds:
             print(f"[eval] {data.name}: {name}" + (f" (seed {seed})" if len(seeds) > 1 else ""), file=sys.stderr,
                   flush=True)
-            runs[seed] = _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test)
+            runs[seed] = _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test,
+                                   strengths)
             if "error" in runs[seed]:
                 break
             o = runs[seed]["overall"]
@@ -98,27 +105,51 @@ def run(args, settings) -> int:
     return 0
 
 
-def _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test) -> dict:
-    """One model, one seed, through the streaming protocol: its summary, or {"error": …} when it is not there."""
+def _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test,
+              strengths=(0.0,)) -> dict:
+    """One model, one seed, through the streaming protocol: its summary, or {"error": …} when it is not there.
+    With several diversity settings the model is fitted once and the test part runs once per setting (the
+    summary is the first setting's, plus a "diversity" section with every setting's figures)."""
     import gc
     import time
 
     import torch
 
-    from model_server.evaluation import protocol, registry
+    from model_server.evaluation import protocol, registry, tradeoff
 
     torch.manual_seed(seed)
     context = registry.ModelContext(data.name, n_users, n_items, seed=seed, device=device, epochs=args.epochs,
                                     batch_size=args.batch_size, progress=not args.no_progress, item_info=data.item_info)
-    try:
+
+    def build():
         model = registry.build(name, context)
+        tradeoff.give_categories(model, data.item_info)
+        return model
+
+    try:
+        model = build()
     except registry.ModelNotAvailable as exc:
         print(f"[eval] {exc}", file=sys.stderr)
         return {"error": str(exc)}
     started = time.perf_counter()
-    outcome = protocol.run_stream(model, train, validation, test, batch_size=args.batch_size,
-                                  progress=not args.no_progress, seed=seed)
-    summary = protocol.summarise_result(outcome)
+    options = {"batch_size": args.batch_size, "progress": not args.no_progress, "seed": seed}
+    if len(strengths) == 1:
+        model.diversity = strengths[0]
+        coverage = tradeoff.CategoryCoverage(data.item_info)
+        runs = [(strengths[0], protocol.run_stream(model, train, validation, test, on_lists=coverage, **options),
+                 coverage)]
+    else:
+        runs = tradeoff.run_settings(model, build, strengths, train, validation, test, data.item_info, **options)
+    summaries = [(strength, protocol.summarise_result(outcome), coverage) for strength, outcome, coverage in runs]
+    summary = summaries[0][1]
+    summary["lists"].update(summaries[0][2].summary())
+    if list(strengths) != [0.0]:
+        summary["diversity"] = [tradeoff.setting_summary(*entry) for entry in summaries]
+        for row in summary["diversity"]:
+            print(f"[eval] {name} diversity {row['diversity']:g}: MRR {row['mrr']:.4f} NDCG@20 {row['ndcg@20']:.4f} "
+                  f"ILD@20 {_figure(row['intra_list_diversity@20'])} categories/list "
+                  f"{_figure(row['categories_per_list@20'], 2)}", file=sys.stderr, flush=True)
+    outcome = runs[0][1]
     summary["wall_s"] = round(time.perf_counter() - started, 2)
     summary["version"] = model.version()
     if getattr(model, "fit_log", None):
@@ -126,9 +157,22 @@ def _evaluate(name, seed, args, device, data, n_users, n_items, train, validatio
     params = _model_params(model)
     if params:
         summary["params"] = params
-    del model, outcome
+    del model, outcome, runs
     gc.collect()
     return summary
+
+
+def _figure(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _strength_list(text: str) -> list[float]:
+    from model_server.evaluation.tradeoff import parse_strengths
+
+    try:
+        return parse_strengths(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seed_list(text: str) -> list[int]:
