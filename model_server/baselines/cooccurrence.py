@@ -7,13 +7,21 @@ themselves and a time-decayed popularity prior (also what a brand-new user gets)
 
 The item x item weights are kept sparse and bounded: each item keeps only its `max_neighbours` heaviest
 co-occurring items (the "model size" k of Sarwar et al., "Item-based collaborative filtering recommendation
-algorithms", WWW 2001, who keep the k most similar items per item), in two [capacity, width] tensors
-(neighbour index, weight). Memory is at most items x max_neighbours entries, never items x items: an 85k-item
-catalogue (131,072 rows once grown by doubling) needs ~210 MB at the default 200, where the dense float32
-matrix asked for 64 GiB. Where no item has more than `max_neighbours` co-occurring items the scores equal
-those of the dense matrix exactly; past that, a list keeps its heaviest entries after each batch (ties to the
-item seen first), so a newcomer enters a full list only once its weight within a batch exceeds the list's
-lightest.
+algorithms", WWW 2001, who keep the k most similar items per item), in one pool of slots where each item owns
+a block that doubles as its list fills (4, 8, ... up to max_neighbours). Memory follows the filled slots (a
+few times them, plus 16 bytes per item), never items x max_neighbours nor items x items: a synthetic 1M-item
+catalogue with ~8 neighbours per item and a few full lists takes 143 MiB, where the former fixed
+[items, max_neighbours] layout took 1.5 GiB and the dense float32 matrix 3.6 TiB. Where no item has more than
+`max_neighbours` co-occurring items the scores equal those of the dense matrix exactly; past that, a list keeps
+its heaviest entries after each batch (ties to the item seen first), so a newcomer enters a full list only once
+its weight within a batch exceeds the list's lightest.
+
+Without decay (the default) co-occurrence weights only grow, so a full list of a popular item keeps neighbours
+that stopped co-occurring long ago. With `cooccurrence_half_life_s` every weight halves per half-life: stored
+relative to a reference time (w * 2^((t - origin) / half-life)), so all weights decay by one common factor that
+is applied at read time, eviction compares stored values as they are, and nothing is swept per event; a
+newcomer that keeps co-occurring then displaces a stale neighbour once the stale weight has decayed below the
+newcomer's per-batch weight.
 """
 from __future__ import annotations
 
