@@ -4,8 +4,9 @@ NAME = "bench-refresh"
 HELP = "measure one incremental re-embedding per event against a full recompute at 10k/100k/1M edges"
 
 OUT_FOLDER = "bench"  # under STREAMREC_HOME unless --out
-SYNTHETIC_NOTE = ("1M: synthetic edges (Zipf item popularity, 200k users, 20k items), because the real data "
+SYNTHETIC_NOTE = ("synthetic edges (Zipf item popularity, {users:,} users, {items:,} items), because the real data "
                   "sets here hold at most 157k events")
+DTYPES = ("float32", "bf16", "both")
 
 
 def configure(parser):
@@ -21,10 +22,32 @@ def configure(parser):
     add_threads_argument(parser)
     parser.add_argument("--max-fanout", type=int, default=2048,
                         help="most nodes re-embedded per micro-batch; the rest are marked stale and swept later")
+    parser.add_argument("--min-batches", type=int, default=1,
+                        help="micro-batches timed per size at least (a size above --events gets this many batches)")
+    parser.add_argument("--serve-batch", type=int, default=0,
+                        help="also time observe(N events) + top-K for their users, the serving step (0: not timed)")
+    parser.add_argument("--serve-repeats", type=int, default=5, help="serving steps timed per scale (median)")
+    parser.add_argument("--k", type=int, default=20, help="list length of the top-K timings and the bf16 overlap")
+    parser.add_argument("--topk-items", type=int, default=0,
+                        help="also time top-K over this many items (random embeddings on the device; 0: not timed)")
+    parser.add_argument("--topk-users", type=int, default=10_000, help="users ranked in the --topk-items timing")
+    parser.add_argument("--topk-chunk", type=int, default=1024, help="users scored per matrix product there")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES,
+                        help="bf16/both: also time the full recompute, a refresh and top-K under bf16 autocast and "
+                             "measure the top-K overlap with float32")
 
 
-def _synthetic(n: int, seed: int = 0, users: int = 200_000, items: int = 20_000):
+def synthetic_shape(n: int) -> tuple[int, int]:
+    """(users, items) of n synthetic edges: 200k users and 20k items up to 1M edges (the figures of the docs),
+    then growing with n (10M edges: 2M users, 200k items), so that a bigger graph is not just denser."""
+    return max(200_000, n // 5), max(20_000, n // 50)
+
+
+def _synthetic(n: int, seed: int = 0, users: int | None = None, items: int | None = None):
     import torch
+
+    shape = synthetic_shape(n)
+    users, items = users or shape[0], items or shape[1]
 
     generator = torch.Generator().manual_seed(seed)
     weights = 1.0 / torch.arange(1, items + 1, dtype=torch.float64) ** 1.1
@@ -34,27 +57,163 @@ def _synthetic(n: int, seed: int = 0, users: int = 200_000, items: int = 20_000)
     return ([f"s{u}" for u in user.tolist()], [f"t{i}" for i in item.tolist()], ["click"] * n, ts.tolist())
 
 
+def events_for(size: int, events: int, min_batches: int = 1) -> int:
+    """Events timed for micro-batches of `size`: at least `events`, at least min_batches whole batches."""
+    batches = max(min_batches, -(-events // size))
+    return batches * size
+
+
+class _CountingRefresh:
+    """Wraps rec.refresh to count the nodes re-embedded (observe and sweep_stale call it)."""
+
+    def __init__(self, rec):
+        self.rec, self.inner, self.nodes = rec, rec.refresh, 0
+        rec.refresh = self
+
+    def __call__(self, nodes):
+        count = self.inner(nodes)
+        self.nodes += count
+        return count
+
+    def remove(self):
+        del self.rec.refresh
+
+
 def _incremental(rec, stream, start, size, events, full_s, sync) -> dict:
     import time
 
     times = []
+    counter = _CountingRefresh(rec)
     for k in range(start, start + events, size):
         sync()
         t0 = time.perf_counter()
         rec.observe(stream.slice(k, min(k + size, start + events)))  # fold in + affected_nodes + refresh
         sync()
         times.append(time.perf_counter() - t0)
+    refreshed = counter.nodes
     stale = rec.staleness
     sync()
     t0 = time.perf_counter()
     rec.sweep_stale()
     sync()
     sweep_s = time.perf_counter() - t0
+    swept = counter.nodes - refreshed
+    counter.remove()
     per_event = sum(times) / events
     with_sweep = per_event + sweep_s / events
     return {"batch_size": size, "incremental_per_event_s": round(per_event, 7), "stale_marked": stale,
             "sweep_s": round(sweep_s, 5), "incremental_with_sweep_per_event_s": round(with_sweep, 7),
-            "ratio": round(full_s / per_event, 1), "ratio_with_sweep": round(full_s / with_sweep, 1)}
+            "ratio": round(full_s / per_event, 1), "ratio_with_sweep": round(full_s / with_sweep, 1),
+            "events_timed": events, "micro_batch_s_median": round(_median(times), 6),
+            "micro_batch_s_max": round(max(times), 6), "nodes_refreshed": refreshed, "nodes_swept": swept,
+            "node_embeddings_per_s": round(refreshed / max(sum(times), 1e-12)),
+            "node_embeddings_per_s_with_sweep": round((refreshed + swept) / max(sum(times) + sweep_s, 1e-12))}
+
+
+def _serve(rec, stream, start, size, repeats, k, sync, autocast) -> dict:
+    """The serving step: observe a micro-batch (refresh included), then top-K (exclude=purchased) for its users."""
+    import time
+
+    observe_s, topk_s, users_n = [], [], []
+    for r in range(repeats):
+        batch = stream.slice(start + r * size, start + (r + 1) * size)
+        users = list(dict.fromkeys(batch.users))
+        with autocast():
+            sync()
+            t0 = time.perf_counter()
+            rec.observe(batch)
+            sync()
+            t1 = time.perf_counter()
+            rec.top_k(users, k)
+            sync()
+            t2 = time.perf_counter()
+        observe_s.append(t1 - t0)
+        topk_s.append(t2 - t1)
+        users_n.append(len(users))
+    total = [a + b for a, b in zip(observe_s, topk_s)]
+    return {"batch_size": size, "repeats": repeats, "k": k, "users_median": _median(users_n),
+            "observe_s_median": round(_median(observe_s), 6), "top_k_s_median": round(_median(topk_s), 6),
+            "total_s_median": round(_median(total), 6), "total_s_max": round(max(total), 6),
+            "what": "observe(batch) (buffer, affected nodes, refresh, exact sweep off) then top_k of the batch's "
+                    "distinct users over the whole catalogue (score() copies the scores to the CPU)"}
+
+
+def _overlap(a, b) -> float:
+    """Mean share of each row's top-K items that both index lists hold."""
+    hits = (a[:, :, None] == b[:, None, :]).any(2).float().sum(1)
+    return float((hits / a.shape[1]).mean())
+
+
+def _bf16(rec, stream, start, size, k, sync, full32, full_times32, repeats) -> dict:
+    """bf16 autocast against float32 at the same state: full recompute speed, the embeddings' error, and how much
+    the top-K lists of 2,000 users change (overlap of the two top-K sets, the store holding one or the other)."""
+    import time
+
+    import torch
+
+    kind = rec.device.type
+    autocast = lambda: torch.autocast(kind, dtype=torch.bfloat16)  # noqa: E731
+    with autocast():
+        rec.full_recompute()  # warm-up
+        times = []
+        for _ in range(repeats):
+            sync()
+            t0 = time.perf_counter()
+            full16 = rec.full_recompute()
+            sync()
+            times.append(time.perf_counter() - t0)
+    n = rec.graph.num_nodes
+    users = list(dict.fromkeys(stream.users[:start]))[:2000]
+    lists = {}
+    for name, z in (("float32", full32), ("bf16", full16.float())):
+        rec.store.write(torch.arange(n, device=rec.device), z, rec.store.attention[:n].clone(), rec.graph.buffer.nbr[:n])
+        lists[name] = rec.top_k(users, k, exclude="none")[1]
+    error = (full16.float() - full32).abs()
+    row = {"full_recompute_s": round(_median(times), 5), "float32_full_recompute_s": round(_median(full_times32), 5),
+           "speedup": round(_median(full_times32) / _median(times), 2),
+           "node_embeddings_per_s": round(n / _median(times)),
+           "max_abs_error": round(float(error.max()), 5), "mean_abs_error": round(float(error.mean()), 6),
+           f"top{k}_overlap": round(_overlap(lists["float32"], lists["bf16"]), 4),
+           f"top{k}_identical_lists": round(float((lists["float32"] == lists["bf16"]).all(1).float().mean()), 4),
+           "users_compared": len(users)}
+    rec.store.write(torch.arange(n, device=rec.device), full32, rec.store.attention[:n].clone(), rec.graph.buffer.nbr[:n])
+    if size:
+        try:  # refresh under autocast writes bf16 rows into the float32 caches: recorded, not fatal
+            row["serve"] = _serve(rec, stream, start, size, 3, k, sync, autocast)
+        except RuntimeError as exc:
+            row["serve"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
+    return row
+
+
+def _topk_timing(n_items, n_users, dim, k, chunk, device, sync, dtype) -> dict:
+    """top-K over n_items for n_users: random dim-d embeddings on the device, one matrix product and torch.topk per
+    chunk of users (the dot-product part of the score; the model's extra terms read graph rows)."""
+    import time
+
+    import torch
+
+    generator = torch.Generator(device=device).manual_seed(0)
+    items = torch.randn(n_items, dim, device=device, generator=generator).to(dtype)
+    users = torch.randn(n_users, dim, device=device, generator=generator).to(dtype)
+
+    def once():
+        out = []
+        for part in users.split(chunk):
+            out.append(torch.topk(part @ items.T, k, dim=1).indices)
+        return torch.cat(out)
+
+    once()  # warm-up
+    times = []
+    for _ in range(3):
+        sync()
+        t0 = time.perf_counter()
+        indices = once()
+        sync()
+        times.append(time.perf_counter() - t0)
+    seconds = _median(times)
+    return {"items": n_items, "users": n_users, "dim": dim, "k": k, "chunk": chunk, "dtype": str(dtype).split(".")[-1],
+            "seconds": round(seconds, 5), "users_per_s": round(n_users / seconds),
+            "ms_per_1000_users": round(seconds / n_users * 1000 * 1000, 3), "indices": indices}
 
 
 def _median(values):
@@ -65,6 +224,7 @@ def _median(values):
 def run(args, settings) -> int:
     import json
     import time
+    from contextlib import nullcontext
     from pathlib import Path
 
     import torch
@@ -72,6 +232,9 @@ def run(args, settings) -> int:
     from model_server.contract import InteractionBatch
     from model_server.tgat import build_streamrec, load_recommender
     from model_server.tgat.footprint import footprint
+    from model_server.tgat.recommender import pick_device
+
+    from .gpu_check import environment
     from streamrec.tools.datasets import DatasetError, load_wikipedia
 
     if args.threads:
@@ -80,20 +243,69 @@ def run(args, settings) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scales = [int(s) for s in args.scales.split(",")]
     batch_sizes = [int(s) for s in args.batch_sizes.split(",")]
+    cuda = pick_device(args.device).type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        print("streamrec bench-refresh: --device cuda but torch sees no CUDA device")
+        return 2
+    from model_server.evaluation.report import git_commit
+    from model_server.tgat import TGATConfig
+
+    env = environment(pick_device(args.device))
+
+    def write(results, topk, config) -> None:
+        """The report so far (after the top-K timing and after each scale: a run cut short keeps its rows)."""
+        report = {"command": args.command_line, "git": git_commit(Path(__file__).parent),
+                  "device": env["device"], "device_name": env["device_name"], "environment": env,
+                  "threads": torch.get_num_threads(), "config": config,
+                  "max_fanout": args.max_fanout, "events_timed": args.events, "weights": args.checkpoint or "untrained",
+                  "what": "incremental = observe a micro-batch (buffer update, affected_nodes with bounded fan-out, "
+                          "one batched refresh), divided by its events; full = every node, layer by layer; "
+                          "ratio = full / incremental per event; with_sweep adds the later sweep of the stale nodes",
+                  "results": results, "topk": topk,
+                  "goal": "≥ 1,000,000 node embeddings/s; a 1,000-event refresh + top-K under 5 ms at 1M edges"}
+        (out / "bench_refresh.json").write_text(json.dumps(report, indent=2) + "\n")
+        if results:
+            _plot(results, out / "bench_refresh.png", env["device"] if env["device"] == "cpu" else env["device_name"])
+
+    config = None
+    topk = []
+    if args.topk_items:
+        dim = TGATConfig().dim
+        kinds = [torch.float32] + ([torch.bfloat16] if args.dtype in ("bf16", "both") else [])
+        for dtype in kinds:
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            entry = _topk_timing(args.topk_items, args.topk_users, dim, args.k, args.topk_chunk,
+                                 pick_device(args.device), torch.cuda.synchronize if cuda else (lambda: None), dtype)
+            if cuda:
+                entry["gpu_max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
+            topk.append(entry)
+        if len(topk) == 2:
+            topk[1][f"top{args.k}_overlap_vs_float32"] = round(_overlap(topk[0]["indices"], topk[1]["indices"]), 4)
+        for entry in topk:
+            del entry["indices"]
+            print(json.dumps({"topk": entry}), flush=True)
+    write([], topk, config)
     try:
         wiki = load_wikipedia(settings.data_dir)
     except DatasetError:
         wiki = None
     results = []
     for scale in scales:
-        extra = args.events * len(batch_sizes)
+        timed = [events_for(size, args.events, args.min_batches) for size in batch_sizes]
+        bf16 = args.dtype in ("bf16", "both")
+        extra = sum(timed) + args.serve_batch * (args.serve_repeats + (3 if bf16 else 0))
         real = wiki is not None and scale + extra <= len(wiki)
+        print(f"[bench-refresh] {scale:,} edges: building ({'JODIE Wikipedia' if real else 'synthetic'})", flush=True)
         if real:
             source = f"JODIE Wikipedia, first {scale} events"
             users, items, types, ts = (getattr(wiki, c)[:scale + extra] for c in ("users", "items", "types", "ts"))
         else:
-            source = "synthetic: " + SYNTHETIC_NOTE
+            n_users, n_items = synthetic_shape(scale + extra)
+            source = "synthetic: " + SYNTHETIC_NOTE.format(users=n_users, items=n_items)
             users, items, types, ts = _synthetic(scale + extra)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         stream = InteractionBatch(users, items, types, ts)
         if args.checkpoint:
             rec = load_recommender(args.checkpoint, args.device, text=False, auto_refresh=False,
@@ -104,8 +316,10 @@ def run(args, settings) -> int:
         started = time.perf_counter()
         for start in range(0, scale, 100_000):
             rec.observe(stream.slice(start, min(start + 100_000, scale)))
-        build_s = time.perf_counter() - started
         sync = torch.cuda.synchronize if rec.device.type == "cuda" else (lambda: None)
+        sync()
+        build_s = time.perf_counter() - started
+        print(f"[bench-refresh] {scale:,} edges: built in {build_s:.1f} s; timing", flush=True)
         rec.full_recompute()  # warm-up
         full_times = []
         for _ in range(args.repeats):
@@ -119,26 +333,33 @@ def run(args, settings) -> int:
                         torch.zeros(rec.graph.num_nodes, rec.config.k, device=rec.device),
                         rec.graph.buffer.nbr[:rec.graph.num_nodes])
         rec.auto_refresh = True
+        config = rec.config.to_dict()
         row = {"edges": scale, "source": source, "nodes": rec.graph.num_nodes,
                "buffer_edges": rec.graph.buffer.edge_count(), "build_s": round(build_s, 3),
-               "full_recompute_s": round(_median(full_times), 5), "memory": footprint(rec), "micro_batches": []}
+               "full_recompute_s": round(_median(full_times), 5),
+               "full_node_embeddings_per_s": round(rec.graph.num_nodes / _median(full_times)),
+               "memory": footprint(rec), "micro_batches": []}
         cursor = scale
-        for size in batch_sizes:
-            row["micro_batches"].append(_incremental(rec, stream, cursor, size, args.events, row["full_recompute_s"], sync))
-            cursor += args.events
+        for size, events in zip(batch_sizes, timed):
+            row["micro_batches"].append(_incremental(rec, stream, cursor, size, events, row["full_recompute_s"], sync))
+            cursor += events
+        if args.serve_batch:
+            row["serve"] = _serve(rec, stream, cursor, args.serve_batch, args.serve_repeats, args.k, sync, nullcontext)
+            cursor += args.serve_batch * args.serve_repeats
+        if bf16:
+            rec.auto_refresh = False
+            full32 = rec.full_recompute()
+            rec.auto_refresh = True
+            row["bf16"] = _bf16(rec, stream, cursor, args.serve_batch, args.k, sync, full32, full_times, args.repeats)
+        if cuda:
+            row["gpu_max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
         results.append(row)
-        print(json.dumps(row))
-    from model_server.evaluation.report import git_commit
-
-    report = {"command": args.command_line, "git": git_commit(Path(__file__).parent),
-              "device": str(rec.device), "threads": torch.get_num_threads(), "config": rec.config.to_dict(),
-              "max_fanout": args.max_fanout, "events_timed": args.events, "weights": args.checkpoint or "untrained",
-              "what": "incremental = observe a micro-batch (buffer update, affected_nodes with bounded fan-out, one "
-                      "batched refresh), divided by its events; full = every node, layer by layer; "
-                      "ratio = full / incremental per event; with_sweep adds the later sweep of the stale nodes",
-              "results": results}
-    (out / "bench_refresh.json").write_text(json.dumps(report, indent=2) + "\n")
-    _plot(results, out / "bench_refresh.png", report["device"])
+        print(json.dumps(row), flush=True)
+        write(results, topk, config)
+        del rec, stream, users, items, types, ts
+        if cuda:
+            torch.cuda.empty_cache()
+    write(results, topk, config)
     print(f"wrote {out / 'bench_refresh.json'} and {out / 'bench_refresh.png'}")
     return 0
 
@@ -149,7 +370,9 @@ def _plot(results, path, device):
     import matplotlib.pyplot as plt
 
     edges = [r["edges"] for r in results]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    rates = all("full_node_embeddings_per_s" in r for r in results)
+    fig, axes = plt.subplots(1, 3 if rates else 2, figsize=(16 if rates else 11, 4.2))
+    left, right = axes[0], axes[1]
     left.loglog(edges, [r["full_recompute_s"] for r in results], "o-", color="black", label="full recompute")
     for k, entry in enumerate(results[0]["micro_batches"]):
         size = entry["batch_size"]
@@ -169,6 +392,20 @@ def _plot(results, path, device):
     right.set_xlabel("edges folded in")
     right.set_ylabel("full recompute / incremental per event")
     right.legend(fontsize=7)
+    if rates:
+        third = axes[2]
+        third.loglog(edges, [r["full_node_embeddings_per_s"] for r in results], "o-", color="black",
+                     label="full recompute")
+        for k, entry in enumerate(results[0]["micro_batches"]):
+            third.loglog(edges, [r["micro_batches"][k]["node_embeddings_per_s"] for r in results], "s-",
+                         label=f"incremental, batch {entry['batch_size']}")
+        if all("bf16" in r for r in results):
+            third.loglog(edges, [r["bf16"]["node_embeddings_per_s"] for r in results], "o--", color="grey",
+                         label="full recompute, bf16")
+        third.axhline(1e6, color="grey", linestyle=":", label="goal 1M/s")
+        third.set_xlabel("edges folded in")
+        third.set_ylabel("node embeddings per second")
+        third.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
