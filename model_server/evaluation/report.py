@@ -229,13 +229,19 @@ def write_plots(report: dict, out: Path) -> list[Path]:
 
 
 def diversity_tradeoff_plot(report: dict, ok: dict, path: Path, plt) -> Path:
-    """MRR and NDCG@20 against intra-list diversity, one point per λ (labelled), one line per model; a third
-    panel with categories per list when the data set has categories."""
+    """MRR and NDCG@20 (and categories per list, when the data set has categories) against intra-list
+    diversity: one line per model (colour), one point per λ (marker shape, in its own legend), so close or equal
+    points never hide each other's labels."""
+    from matplotlib.lines import Line2D
+
     tradeoffs = _tradeoffs(ok)
     with_categories = any(row.get("categories_per_list@20") is not None for rows in tradeoffs.values() for row in rows)
     panels = [("mrr", "MRR"), ("ndcg@20", "NDCG@20")] + ([("categories_per_list@20", "categories per top-20 list")]
                                                          if with_categories else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 2.0, 4.6), squeeze=False)
+    strengths = sorted({row["diversity"] for rows in tradeoffs.values() for row in rows})
+    shapes = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
+    marker = {strength: shapes[k % len(shapes)] for k, strength in enumerate(strengths)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels) + 2.2, 4.4), squeeze=False)
     colours = model_colours(list(ok))
     for ax, (key, label) in zip(axes[0], panels):
         for name, rows in tradeoffs.items():
@@ -243,20 +249,25 @@ def diversity_tradeoff_plot(report: dict, ok: dict, path: Path, plt) -> Path:
                       if row.get("intra_list_diversity@20") is not None and row.get(key) is not None]
             if not points:
                 continue
-            xs, ys, strengths = zip(*points)
-            ax.plot(xs, ys, marker="o", color=colours[name], label=name, linewidth=2.0 if name == "streamrec" else 1.4)
-            for x, y, strength in points:
-                ax.annotate(f"λ={strength:g}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8,
-                            color=colours[name])
-        ax.set_xlabel("intra-list diversity@20 (higher: more varied lists)")
+            xs, ys, _ = zip(*points)
+            ax.plot(xs, ys, color=colours[name], linewidth=1.4, alpha=0.8, zorder=1)
+            for x, y, strength in points:  # each later λ smaller and on top: equal points show nested
+                rank = strengths.index(strength)
+                ax.scatter([x], [y], marker=marker[strength], s=max(24, 90 - 16 * rank), color=colours[name],
+                           edgecolors="black", linewidths=0.6, zorder=2 + rank)
+        ax.set_xlabel("intra-list diversity@20 (more varied →)")
         ax.set_ylabel(label)
-        ax.set_title(f"{label} vs diversity")
+        ax.set_title(f"{label} vs diversity", fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.margins(x=0.15, y=0.15)
-    fig.suptitle(f"{report['dataset']['name']}: diversity trade-off (MMR re-ranking, λ per point)")
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        ax.margins(x=0.12, y=0.12)
+    model_keys = [Line2D([], [], color=colours[name], linewidth=2, label=name) for name in tradeoffs]
+    setting_keys = [Line2D([], [], linestyle="", marker=marker[s], color="0.6", markeredgecolor="black",
+                           markersize=7, label=f"λ = {s:g}") for s in strengths]
+    fig.legend(handles=model_keys + setting_keys, loc="upper center", bbox_to_anchor=(0.5, 0.02),
+               ncol=len(model_keys) + len(setting_keys), fontsize=9, frameon=False)  # one row under the panels
+    fig.suptitle(f"{report['dataset']['name']}: accuracy vs list diversity under MMR re-ranking (test part)", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend sits below the panels
     plt.close(fig)
     return path
 

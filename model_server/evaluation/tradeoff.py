@@ -50,6 +50,7 @@ class CategoryCoverage:
         self.per_list: list[int] = []
         self.seen = torch.zeros(len(self.names), dtype=torch.bool)
         self.catalogue: IdMap | None = None
+        self.rankable = 0  # catalogue items that could be in a list (those first seen in the last batch never are)
 
     @property
     def available(self) -> bool:
@@ -59,6 +60,7 @@ class CategoryCoverage:
         if not self.available or top.numel() == 0:
             return
         self.catalogue = catalogue
+        self.rankable = max(self.rankable, len(catalogue))
         self._extend(len(catalogue))
         labels = self.rows[top].reshape(top.shape[0], -1)
         ordered = labels.sort(1).values
@@ -78,11 +80,11 @@ class CategoryCoverage:
 
     def summary(self) -> dict:
         """categories_per_list@20: mean distinct categories per list; category_coverage@20: share of the
-        categories of the final catalogue's items that appear in any list."""
+        categories of the rankable catalogue's items (every item seen before the last batch) in any list."""
         if not self.available or self.catalogue is None:
             return {"categories_per_list@20": None, "category_coverage@20": None, "categories": 0}
-        self._extend(len(self.catalogue))
-        in_catalogue = self.rows[self.rows >= 0].unique()
+        rankable = self.rows[:self.rankable]
+        in_catalogue = rankable[rankable >= 0].unique()
         return {"categories_per_list@20": sum(self.per_list) / len(self.per_list) if self.per_list else None,
                 "category_coverage@20": (float(self.seen[in_catalogue].sum()) / len(in_catalogue)) if len(in_catalogue) else None,
                 "categories": int(len(in_catalogue))}
