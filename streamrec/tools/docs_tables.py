@@ -82,7 +82,8 @@ def refresh_markdown(reports: list[dict]) -> str:
         cells = [f"{b['ratio']:,.1f}× cheaper ({b['ratio_with_sweep']:,.1f}× with the sweep)" for b in row["micro_batches"]]
         source = row["source"].split(" (")[0]  # the details stay in the report
         lines.append(f"| {row['edges']:,} | {source} | {_duration(row['full_recompute_s'])} | " + " | ".join(cells) + " |")
-    lines += ["", f"- `{report['command']}` (device {report['device']}, {report['threads']} thread(s), commit {_commit(report)})"]
+    device = report["device"] + (f" ({report['device_name']})" if report.get("device_name") else "")
+    lines += ["", f"- `{report['command']}` (device {device}, {report['threads']} thread(s), commit {_commit(report)})"]
     return "\n".join(lines) + "\n"
 
 
