@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..digest import FILE_NAME, METADATA_NAME, CheckpointRejected, file_sha256, verify_checkpoint  # noqa: F401 (re-exported)
-from ..ids import IdMap
-from .model import TGATConfig, load_weights
+from .model import TGATConfig
 from .train import TrainConfig
 
 FORMAT = 1
@@ -75,9 +75,25 @@ def save_checkpoint(recommender, directory, metadata: dict | None = None, includ
     return path
 
 
-def load_checkpoint(path, device="auto", **overrides):
-    from .recommender import TGATRecommender
+@dataclass
+class SavedModel:
+    """What a checkpoint holds, read and checked; TGATRecommender.load builds the model from it."""
+    model_version: str
+    config: TGATConfig
+    train_config: TrainConfig
+    train_report: dict
+    weights: dict
+    users: list
+    items: list
+    history: dict  # "seen" / "purchased" -> [n, 2] (user index, item index) pairs
+    graph: dict
+    with_state: bool
+    legacy_seen: torch.Tensor | None  # checkpoints written before the graph kept its seen pairs
 
+
+def read_checkpoint(path) -> SavedModel:
+    """The checkpoint at `path` (a model.pt or its folder), after its digest matched; CheckpointRejected or
+    ValueError (another format) otherwise."""
     path = verify_checkpoint(path)
     payload = read_payload(path)
     meta = payload["meta"]
@@ -85,19 +101,10 @@ def load_checkpoint(path, device="auto", **overrides):
         raise ValueError(f"{path}: checkpoint format {meta.get('format')} is not {FORMAT}")
     # checkpoints written before the popularity and seen terms existed were trained without them
     config = {"popularity": False, "seen": False, **meta["config"]}
-    rec = TGATRecommender(TGATConfig(**config), TrainConfig(**meta["train_config"]), device=device, **overrides)
-    rec.users, rec.items = IdMap(payload["users"]), IdMap(payload["items"])
-    for name in ("seen", "purchased"):
-        pairs = payload[name].reshape(-1, 2)
-        getattr(rec.history, name).add(pairs[:, 0], pairs[:, 1])
-    rec.graph.load_state_dict(payload["graph"])
+    legacy_seen = None
     if "seen" not in payload["graph"] and payload["with_state"] and len(payload["seen"]):
-        pairs = payload["seen"].to(rec.device)
-        rec.graph.set_seen((rec.graph.user_node[pairs[:, 0]] << 32) | rec.graph.item_node[pairs[:, 1]])
-    load_weights(rec.model, payload["weights"])
-    rec.model.to(rec.device).eval()
-    rec.model_version, rec.train_report, rec._fitted = meta["model_version"], meta.get("train_report", {}), True
-    rec.store.ensure(rec.graph.num_nodes)
-    if payload["with_state"]:
-        rec.refresh(torch.arange(rec.graph.num_nodes, device=rec.device))
-    return rec
+        legacy_seen = payload["seen"]
+    return SavedModel(meta["model_version"], TGATConfig(**config), TrainConfig(**meta["train_config"]),
+                      meta.get("train_report", {}), payload["weights"], payload["users"], payload["items"],
+                      {name: payload[name].reshape(-1, 2) for name in ("seen", "purchased")}, payload["graph"],
+                      payload["with_state"], legacy_seen)

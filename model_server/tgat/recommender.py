@@ -1,15 +1,18 @@
-"""The temporal GAT behind the recommender contract, with the serving pieces the stream worker calls:
+"""The temporal GAT behind the recommender contract: what the stream worker and the harness call.
 
+    fit(history, validation)  train (tgat/train.py), then embed every node
     observe(batch)            fold events into the buffer; with auto_refresh, re-embed the affected nodes
-    observe_items(items)      item text/category/brand -> features; new items are embedded at once
-    affected_nodes(batch)     endpoints + (layers-1) hops of nodes that sample them, fan-out bounded
-    refresh(nodes)            one batched forward for those nodes into the embedding store
-    sweep_stale(max_nodes)    refresh nodes the fan-out bound left stale; `staleness` counts them
+    observe_items(items)      item text/category/brand -> features (tgat/item_inputs.py); new items embedded at once
+    score(users)              full-catalogue scores from the stored embeddings (stale ones refreshed first)
+    recommend(users, k, ...)  top-K with `because` (tgat/explain.py)
     rebuild_from_edges(...)   warm start from the graph store's (user, item, type, last_ts) edges
-    recommend(users, k, ...)  top-K with `because`: the user's most-attended neighbours behind each item
+    save / load               checkpoints (tgat/checkpoint.py)
+
+What to re-embed after a change, the fan-out bound and the sweep of stale nodes live in tgat/refresh.py.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -17,13 +20,17 @@ import torch
 from stream.events import Item
 
 from ..contract import InteractionBatch, Recommender
+from ..ids import IdMap
+from . import checkpoint
 from .embedding_store import EmbeddingStore
-from .features import USER
+from .explain import NodeNames, explain
 from .graph_state import EVENT_TYPES, TemporalGraph, type_index
-from .model import TemporalGAT, TGATConfig
+from .item_inputs import ItemInputs
+from .model import TemporalGAT, TGATConfig, load_weights
 from .neighbours import EMPTY
+from .refresh import Refresher
+from .text_encoder import encoder_available
 from .train import TrainConfig, train
-from .text_encoder import TextEncoder, encoder_available, item_text
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -53,24 +60,27 @@ class TGATRecommender(Recommender):
         self.config = config or TGATConfig()
         self.train_config = train_config or TrainConfig(seed=seed)
         self.device = pick_device(device)
-        self.text = encoder_available() if text == "auto" else bool(text)
         self.frozen, self.auto_refresh = frozen, auto_refresh
-        self.max_fanout, self.sweep_per_observe, self.refresh_chunk = max_fanout, sweep_per_observe, refresh_chunk
-        self.seed, self.exact_items = seed, exact_items
+        self.sweep_per_observe, self.seed, self.exact_items = sweep_per_observe, seed, exact_items
         torch.manual_seed(seed)
         self.model = TemporalGAT(self.config).to(self.device).eval()
         self.graph = TemporalGraph(self.config.k, self.config.text_dim, self.device)
         self.store = EmbeddingStore(self.config.dim, self.config.k, self.device, hidden_layers=self.config.layers - 1)
+        self.refresher = Refresher(self.model, self.graph, self.store, max_fanout=max_fanout, refresh_chunk=refresh_chunk)
+        self.item_inputs = ItemInputs(encoder_available() if text == "auto" else bool(text), self.device)
         self.model_version = "untrained"
         self.train_report: dict = {}
-        self._encoder: TextEncoder | None = None
         self._last_touched = torch.zeros(0, dtype=torch.long, device=self.device)
-        self._node_id_cache: list[str] = []  # node -> id, for explanations
-        self._item_inputs: dict[int, int] = {}  # item index -> hash of the (title, category, brand) applied
+        self._node_names = NodeNames()
         self._fitted = False
 
     def version(self) -> str:
         return self.model_version
+
+    @property
+    def text(self) -> bool:
+        """Whether item text is encoded (False when the encoder is not installed)."""
+        return self.item_inputs.text
 
     # -- learning ------------------------------------------------------------------------------
     def fit(self, history: InteractionBatch, validation: InteractionBatch | None = None) -> None:
@@ -92,10 +102,8 @@ class TGATRecommender(Recommender):
                                   self.train_config)
         self.model.eval()
         self._fitted = True
-        from .checkpoint import content_hash
-        self.model_version = content_hash(self)
-        self.store.clear()
-        self.refresh(torch.arange(self.graph.num_nodes, device=self.device))
+        self.model_version = checkpoint.content_hash(self)
+        self.refresher.refresh_all()
 
     @property
     def fit_log(self) -> list[dict]:
@@ -121,7 +129,7 @@ class TGATRecommender(Recommender):
         if self.frozen and self._fitted:
             return
         self._last_touched = self.graph.insert(users, items, type_index(batch.types), torch.tensor(batch.ts))
-        self._invalidate_hidden(self._last_touched)
+        self.refresher.invalidate(self._last_touched)
         if self.auto_refresh:
             self.refresh(self.affected_nodes())
             self.sweep_stale(self.sweep_per_observe)
@@ -129,29 +137,13 @@ class TGATRecommender(Recommender):
     def observe_items(self, items: Sequence[Item]) -> None:
         items = list({item.item_id: item for item in items}.values())  # the last record of an item wins
         super().observe_items(items)
-        # an item record that changes nothing (a re-delivery, a catalogue re-sent unchanged) costs no encoding
-        applied = self._item_inputs
-        index, changed = [], []
-        for position, item in zip(self.items.lookup(item.item_id for item in items), items):
-            key = hash((item.title, item.category, item.brand))
-            if applied.get(position) != key:
-                applied[position] = key
-                index.append(position)
-                changed.append(item)
-        items = changed
+        index, items = self.item_inputs.changed(self.items.lookup(item.item_id for item in items), items)
         if not items:
             return
         self._sync()
-        vectors = None
-        if self.text:
-            texts = [item_text(i.title, i.category, i.brand) for i in items]
-            if any(texts):
-                if self._encoder is None:
-                    self._encoder = TextEncoder(self.device)
-                vectors = self._encoder.encode(texts)
-        self.graph.side.set(index, vectors, [i.category for i in items], [i.brand for i in items])
+        self.item_inputs.apply(self.graph, index, items)
         nodes = self.graph.item_node[torch.tensor(index, device=self.device)]
-        self._invalidate_hidden(torch.zeros(0, dtype=torch.long, device=self.device), inputs_changed=nodes)
+        self.refresher.invalidate(torch.zeros(0, dtype=torch.long, device=self.device), inputs_changed=nodes)
         if self.frozen and self._fitted:
             return
         # an item's input changed: it and everything within `layers` hops that reads it must be re-embedded
@@ -160,85 +152,29 @@ class TGATRecommender(Recommender):
 
     def affected_nodes(self, batch: InteractionBatch | torch.Tensor | None = None, hops: int | None = None) -> torch.Tensor:
         """Nodes to re-embed now after `batch` was observed (default: the last observed batch): its endpoints
-        and the nodes that sample them, `layers - 1` hops out. Beyond max_fanout the sampling nodes (the
-        least recently active first) are marked stale instead and left to sweep_stale()."""
+        and the nodes that sample them (tgat/refresh.py)."""
         if batch is None:
             endpoints = self._last_touched
         elif isinstance(batch, InteractionBatch):
             users = torch.tensor(self.users.lookup(batch.users), device=self.device)
             items = torch.tensor(self.items.lookup(batch.items), device=self.device)
-            endpoints = torch.unique(torch.cat([self.graph.user_node[users], self.graph.item_node[items]]))
+            endpoints = torch.cat([self.graph.user_node[users], self.graph.item_node[items]])
         else:
-            endpoints = torch.unique(batch.to(self.device))
-        hops = self.config.layers - 1 if hops is None else hops
-        reached, frontier = endpoints, endpoints
-        for _ in range(hops):
-            frontier = self.graph.buffer.samplers_of(frontier)
-            seen = torch.zeros(self.graph.num_nodes, dtype=torch.bool, device=self.device)
-            seen[reached] = True
-            frontier = frontier[~seen[frontier]]
-            if frontier.numel() == 0:
-                break
-            reached = torch.cat([reached, frontier])
-        extra = reached[endpoints.numel():]
-        budget = max(self.max_fanout - endpoints.numel(), 0)
-        if extra.numel() > budget:
-            recency = self.graph.buffer.reference_time(extra)
-            order = torch.argsort(recency, descending=True, stable=True)
-            self.store.mark_stale(extra[order[budget:]])
-            extra = extra[order[:budget]]
-        return torch.unique(torch.cat([endpoints, extra]))
+            endpoints = batch.to(self.device)
+        return self.refresher.affected(endpoints, hops)
 
-    @torch.no_grad()
     def refresh(self, nodes: torch.Tensor) -> int:
-        """Re-embed `nodes` from the current state (batched forwards of refresh_chunk targets), reading the
-        cached lower layers (recomputed first where invalid)."""
-        nodes = torch.unique(nodes.to(self.device))
-        if self.model.training:
-            self.model.eval()
-        last = self.config.layers - 1
-        for chunk in nodes.split(self.refresh_chunk):
-            z, attention = self.model.embed_layer(self.graph, last, chunk, lambda below: self._hidden(last, below),
-                                                  attention=True)
-            self.store.write(chunk, z, attention, self.graph.buffer.nbr[chunk])
-        return int(nodes.numel())
-
-    def _hidden(self, depth: int, nodes: torch.Tensor) -> torch.Tensor:
-        """Layer-`depth` outputs of sorted unique `nodes` (depth 0: the inputs), from the cache where valid."""
-        if depth == 0:
-            return self.model.node_inputs(self.graph, nodes)
-        cache, valid = self.store.hidden[depth - 1], self.store.hidden_fresh[depth - 1]
-        missing = nodes[~valid[nodes]]
-        for chunk in missing.split(self.refresh_chunk):
-            cache[chunk] = self.model.embed_layer(self.graph, depth - 1, chunk, lambda below: self._hidden(depth - 1, below))
-            valid[chunk] = True
-        return cache[nodes]
-
-    def _invalidate_hidden(self, rows_changed: torch.Tensor, inputs_changed: torch.Tensor | None = None) -> None:
-        """Marks the cached layer outputs that depend on changed buffer rows (new edges) or changed inputs (item
-        text): a node's layer-(d+1) output reads its own row, its own layer-d output and its neighbours'."""
-        dirty = rows_changed
-        if inputs_changed is not None and inputs_changed.numel():
-            dirty = torch.unique(torch.cat([rows_changed, inputs_changed, self.graph.buffer.samplers_of(inputs_changed)]))
-        for depth in range(self.config.layers - 1):
-            self.store.invalidate_hidden(depth, dirty)
-            if depth + 1 < self.config.layers - 1:
-                dirty = torch.unique(torch.cat([rows_changed, dirty, self.graph.buffer.samplers_of(dirty)]))
+        return self.refresher.refresh(nodes.to(self.device))
 
     def sweep_stale(self, max_nodes: int | None = None) -> int:
-        if max_nodes == 0:
-            return 0
-        return self.refresh(self.store.stale_nodes(max_nodes))
+        return self.refresher.sweep(max_nodes)
 
     @property
     def staleness(self) -> int:
         return self.store.staleness()
 
-    @torch.no_grad()
     def full_recompute(self) -> torch.Tensor:
-        """Every node's embedding in one forward from the current state (what the store must equal)."""
-        self.model.eval()
-        return self.model.embed_all(self.graph)
+        return self.refresher.full_recompute()
 
     def rebuild_from_edges(self, users: Sequence[str], items: Sequence[str], types: Sequence[str],
                            last_ts: Sequence[int], chunk: int = 200_000) -> None:
@@ -253,8 +189,7 @@ class TGATRecommender(Recommender):
         u, i, t, ts = (torch.tensor(user_index), torch.tensor(item_index), type_index(list(types)), torch.tensor(last_ts))
         for start in range(0, len(u), chunk):
             self.graph.insert(u[start:start + chunk], i[start:start + chunk], t[start:start + chunk], ts[start:start + chunk])
-        self.store.clear()
-        self.refresh(torch.arange(self.graph.num_nodes, device=self.device))
+        self.refresher.refresh_all()
 
     def recent_neighbours(self, node_id: str, kind: str = "user") -> list[tuple[str, str, int]]:
         """The buffer's row for a user or item as (neighbour id, event type, last_ts), newest first: the same
@@ -313,8 +248,9 @@ class TGATRecommender(Recommender):
         reasons = [[] for _ in users]  # per row and rank: the entry's because (new users have no neighbours)
         if bool(known.any()):
             rows = torch.nonzero(known).squeeze(1)
-            explained = self._explain(self.graph.user_node[index[rows]], self.graph.item_node[indices[rows.cpu()].to(self.device)],
-                                      because)
+            item_nodes = self.graph.item_node[indices[rows.cpu()].to(self.device)]
+            names = self._node_names.of(self.graph, self.users, self.items)
+            explained = explain(self.store, names, self.graph.user_node[index[rows]], item_nodes, because)
             for row, per_rank in zip(rows.tolist(), explained):
                 reasons[row] = per_rank
         for entries, per_rank in zip(lists, reasons):
@@ -322,49 +258,29 @@ class TGATRecommender(Recommender):
                 entry["because"] = per_rank[rank] if per_rank else []
         return lists
 
-    def _node_ids(self) -> list[str]:
-        """Node -> user or item id, extended as nodes are added (nodes are never renumbered)."""
-        cache = self._node_id_cache
-        if len(cache) < self.graph.num_nodes:
-            kinds = self.graph.node_kind[len(cache):].tolist()
-            locals_ = self.graph.node_local[len(cache):].tolist()
-            users, items = self.users.ids, self.items.ids
-            cache.extend((users if kind == USER else items)[local] for kind, local in zip(kinds, locals_))
-        return cache
-
-    @torch.no_grad()
-    def _explain(self, user_nodes: torch.Tensor, item_nodes: torch.Tensor, limit: int) -> list[list[list[dict]]]:
-        """Per user and recommended item (item_nodes [U, k]): up to `limit` of the user's attended neighbours,
-        weighted by the attention they got x their similarity to the item, as [{"id", "attention"}]. One batched
-        computation; each user's at most K neighbour records are built once and shared by its items."""
-        attended, attention = self.store.attended[user_nodes], self.store.attention[user_nodes]  # [U, K]
-        valid = attended != EMPTY
-        normalise = torch.nn.functional.normalize
-        z_items = normalise(self.store.embedding[item_nodes], dim=-1)                         # [U, k, d]
-        z_attended = normalise(self.store.embedding[attended.clamp(min=0)], dim=-1)           # [U, K, d]
-        similarity = torch.bmm(z_items, z_attended.transpose(1, 2))                            # cosine [U, k, K]
-        weight = attention[:, None, :] * (1.0 + similarity.clamp(min=0))
-        weight = weight.masked_fill(~valid[:, None, :], float("-inf"))  # empty slots sort last
-        slots = torch.topk(weight, min(limit, weight.shape[-1]), dim=-1).indices              # [U, k, limit]
-        node_ids = self._node_ids()
-        attended_rows = attended.tolist()
-        attention_rows = ((attention * 1e4).round() / 1e4).tolist()
-        counts = valid.sum(1).clamp(max=slots.shape[-1]).tolist()
-        explained = []
-        for neighbours, weights, count, per_item in zip(attended_rows, attention_rows, counts, slots.tolist()):
-            records = [{"id": node_ids[n], "attention": a} if n != EMPTY else None for n, a in zip(neighbours, weights)]
-            explained.append([[records[s] for s in item_slots[:count]] for item_slots in per_item])
-        return explained
-
     # -- checkpoints -----------------------------------------------------------------------------
-    def save(self, directory, metadata: dict | None = None, include_state: bool = True):
-        from .checkpoint import save_checkpoint
-        return save_checkpoint(self, directory, metadata, include_state)
+    def save(self, directory, metadata: dict | None = None, include_state: bool = True) -> Path:
+        return checkpoint.save_checkpoint(self, directory, metadata, include_state)
 
     @classmethod
     def load(cls, path, device: str | torch.device = "auto", **overrides) -> "TGATRecommender":
-        from .checkpoint import load_checkpoint
-        return load_checkpoint(path, device, **overrides)
+        """A checkpoint's model (tgat/checkpoint.py checks its digest and reads it without running code)."""
+        saved = checkpoint.read_checkpoint(path)
+        rec = cls(saved.config, saved.train_config, device=device, **overrides)
+        rec.users, rec.items = IdMap(saved.users), IdMap(saved.items)
+        for name, pairs in saved.history.items():
+            getattr(rec.history, name).add(pairs[:, 0], pairs[:, 1])
+        rec.graph.load_state_dict(saved.graph)
+        if saved.legacy_seen is not None:
+            pairs = saved.legacy_seen.to(rec.device)
+            rec.graph.set_seen((rec.graph.user_node[pairs[:, 0]] << 32) | rec.graph.item_node[pairs[:, 1]])
+        load_weights(rec.model, saved.weights)
+        rec.model.to(rec.device).eval()
+        rec.model_version, rec.train_report, rec._fitted = saved.model_version, saved.train_report, True
+        rec.store.ensure(rec.graph.num_nodes)
+        if saved.with_state:
+            rec.refresher.refresh_all()
+        return rec
 
     # -- diversity -------------------------------------------------------------------------------
     def item_vectors(self) -> torch.Tensor:

@@ -52,3 +52,44 @@ def test_the_check_resolves_relative_imports():
     assert EVALUATION + ".metrics" in imported_modules("from ..evaluation.metrics import x\n", "model_server.baselines")
     assert EVALUATION + ".protocol" in imported_modules("from ..evaluation import protocol\n", "model_server.tgat")
     assert EVALUATION in imported_modules("from . import evaluation\n", "model_server")
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the model_server modules it imports (at the top or inside a function); package __init__
+    files are left out (importing a submodule names its package too)."""
+    modules = {_module_name(path): path for path in model_files() if path.name != "__init__.py"}
+    graph = {}
+    for name, path in modules.items():
+        package = ".".join(path.relative_to(REPO).parent.parts)
+        graph[name] = {m for m in imported_modules(path.read_text(), package) if m in modules and m != name}
+    return graph
+
+
+def test_no_import_cycle_among_the_models():
+    """The temporal GAT's checkpoint module used to build the recommender that imports it (a cycle hidden by
+    imports inside functions): each module's imports must form a tree-like order."""
+    graph, state, cycles = import_graph(), {}, []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for other in sorted(graph[node]):
+            if state.get(other) == "open":
+                cycles.append(path[path.index(other):] + [other] if other in path else [node, other])
+            elif other not in state:
+                visit(other, path + [other])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []
+
+
+def test_the_cycle_check_sees_lazy_imports():
+    assert "model_server.tgat.recommender" in imported_modules(
+        "def load():\n    from .recommender import TGATRecommender\n", "model_server.tgat")
+    assert "model_server.tgat.checkpoint" in import_graph()["model_server.tgat.recommender"]

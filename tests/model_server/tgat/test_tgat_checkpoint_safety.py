@@ -5,7 +5,8 @@ import pickle
 
 import pytest
 
-from model_server.tgat.checkpoint import CheckpointRejected, file_sha256, load_checkpoint, verify_checkpoint
+from model_server.tgat.checkpoint import CheckpointRejected, file_sha256, verify_checkpoint
+from model_server.tgat.recommender import TGATRecommender
 
 
 class _Payload:
@@ -33,14 +34,14 @@ def test_a_crafted_pickle_with_a_matching_digest_is_refused_and_runs_nothing(tmp
     path = _write(tmp_path / "evil", pickle.dumps({"meta": _Payload(marker)}))
     assert verify_checkpoint(path) == path  # the digest matches: the weights-only reader must stop it
     with pytest.raises(CheckpointRejected, match=str(path)):
-        load_checkpoint(path)
+        TGATRecommender.load(path)
     assert not marker.exists()
 
 
 def test_a_corrupt_file_is_refused_naming_its_path(tmp_path):
     path = _write(tmp_path / "corrupt", b"PK\x03\x04 not really a zip")
     with pytest.raises(CheckpointRejected) as error:
-        load_checkpoint(path)
+        TGATRecommender.load(path)
     assert str(path) in str(error.value) and "Traceback" not in str(error.value)
 
 
