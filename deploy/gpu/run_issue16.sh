@@ -15,6 +15,9 @@
 # installed, the repository runs from its folder through PYTHONPATH); else a new virtualenv with
 # torch==2.13.0 and the project installed into it (needs a reachable package index; INSTALL=no skips it).
 # orjson (imported by stream/events.py) comes from a wheel in .whl/ when carried there, else a json shim.
+# On the device tool: run `bash deploy/gpu/run_issue16.sh` with carry [".whl", "data"] (both ignored by git):
+#   .whl/orjson-3.13.0-cp312-*.whl (pip download --python-version 3.12 ... orjson==3.13.0) and
+#   data/jodie_wikipedia/ (a copy of the data folder's JODIE Wikipedia, 0.8 MB).
 set -u
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -26,6 +29,10 @@ OUT=$(cd "$OUT" && pwd)
 LOG=$OUT/issue16.log
 exec > >(tee -a "$LOG") 2>&1
 export PYTHONUNBUFFERED=1 STREAMREC_HOME=$WORK/home MPLBACKEND=Agg
+# JODIE Wikipedia for the 100k row (as the CPU figures): carried in data/ (ignored by git), else synthetic edges
+if [ -z "${STREAMREC_DATA_DIR:-}" ] && [ -f "$REPO/data/jodie_wikipedia/wikipedia_uitl.csv.gz" ]; then
+  export STREAMREC_DATA_DIR=$REPO/data
+fi
 
 if [ "${QUICK:-0}" = 1 ]; then  # the CPU proof: the same steps, small
   SIZES=${SIZES:-100000}; BATCHES=${BATCHES:-1,100,1000}; EVENTS=${EVENTS:-300}; SERVE_REPEATS=${SERVE_REPEATS:-3}

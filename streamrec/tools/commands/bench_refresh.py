@@ -4,8 +4,8 @@ NAME = "bench-refresh"
 HELP = "measure one incremental re-embedding per event against a full recompute at 10k/100k/1M edges"
 
 OUT_FOLDER = "bench"  # under STREAMREC_HOME unless --out
-SYNTHETIC_NOTE = ("synthetic edges (Zipf item popularity, {users:,} users, {items:,} items), because the real data "
-                  "sets here hold at most 157k events")
+SYNTHETIC_NOTE = ("synthetic Zipf edges (Zipf item popularity, {users:,} users, {items:,} items), because the real "
+                  "data sets here hold at most 157k events")
 DTYPES = ("float32", "bf16", "both")
 
 
@@ -302,7 +302,7 @@ def run(args, settings) -> int:
             users, items, types, ts = (getattr(wiki, c)[:scale + extra] for c in ("users", "items", "types", "ts"))
         else:
             n_users, n_items = synthetic_shape(scale + extra)
-            source = "synthetic: " + SYNTHETIC_NOTE.format(users=n_users, items=n_items)
+            source = SYNTHETIC_NOTE.format(users=n_users, items=n_items)
             users, items, types, ts = _synthetic(scale + extra)
         if cuda:
             torch.cuda.reset_peak_memory_stats()

@@ -144,7 +144,8 @@ def compare_served(a, b, users: list[str], checks: Checks, label: str) -> None:
                f"{label}: every node's stored embedding, CPU vs device", nodes=n)
     sa, sb = a.score(users), b.score(users)
     checks.add(f"scores_{label}", _max_abs(sa, sb),
-               f"{label}: score() of {len(users)} users (one never seen) over {sa.shape[1]} items, CPU vs device")
+               f"{label}: score() of {len(users)} users (one never seen) over {sa.shape[1]} items, CPU vs device",
+               largest_abs_score=float(sa[torch.isfinite(sa)].abs().max()))  # float32 rounds at ~6e-8 of this
     va, ia = a.top_k(users, TOP)
     vb, ib = b.top_k(users, TOP)
     finite = torch.isfinite(va) & torch.isfinite(vb.cpu())

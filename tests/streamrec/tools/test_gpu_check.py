@@ -78,7 +78,7 @@ def test_bench_refresh_issue16_figures_keep_the_docs_table_keys(tmp_path, no_dat
     assert (float32["dtype"], bf16["dtype"], float32["items"], float32["users"]) == ("float32", "bfloat16", 2000, 60)
     assert 0.0 <= bf16["top20_overlap_vs_float32"] <= 1.0
     table = refresh_markdown([report])  # docs_tables still renders it, naming the device
-    assert "| 3,000 | synthetic: synthetic edges | " in table and f"(device cpu ({report['device_name']}), " in table
+    assert "| 3,000 | synthetic Zipf edges | " in table and f"(device cpu ({report['device_name']}), " in table
     assert (tmp_path / "bench_refresh.png").stat().st_size > 0
 
 
