@@ -64,11 +64,13 @@ def events_for(size: int, events: int, min_batches: int = 1) -> int:
 
 
 class _CountingRefresh:
-    """Wraps rec.refresh to count the nodes re-embedded (observe and sweep_stale call it)."""
+    """Wraps the refresh that observe, score and sweep_stale all end in (the recommender's refresher where it has
+    one, else its own refresh) to count the nodes re-embedded."""
 
     def __init__(self, rec):
-        self.rec, self.inner, self.nodes = rec, rec.refresh, 0
-        rec.refresh = self
+        self.target = getattr(rec, "refresher", rec)
+        self.inner, self.nodes = self.target.refresh, 0
+        self.target.refresh = self
 
     def __call__(self, nodes):
         count = self.inner(nodes)
@@ -76,7 +78,7 @@ class _CountingRefresh:
         return count
 
     def remove(self):
-        del self.rec.refresh
+        del self.target.refresh
 
 
 def _incremental(rec, stream, start, size, events, full_s, sync) -> dict:

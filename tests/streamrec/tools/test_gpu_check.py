@@ -93,7 +93,7 @@ def test_bench_refresh_sizes_and_overlap():
 
 @pytest.mark.xfail(strict=True, raises=RuntimeError,
                    reason="refresh under bf16 autocast writes bf16 rows into the float32 layer cache "
-                          "(TGATRecommender._hidden: cache[chunk] = ...); bench-refresh records it as bf16 serve's error")
+                          "(the refresher's _hidden: cache[chunk] = ...); bench-refresh records it as bf16 serve's error")
 def test_refresh_under_bf16_autocast():
     from model_server.tgat import TGATConfig, build_streamrec
 
@@ -113,3 +113,15 @@ def test_the_issue16_script_parses_and_names_every_step():
     for needed in ("gpu-check --device \"$DEVICE\"", "bench-refresh --device \"$DEVICE\"", "--dtype both",
                    "torch==2.13.0", "${OUT:-"):
         assert needed in text
+
+
+def test_bench_refresh_counts_the_nodes_of_refreshes_and_of_the_sweep():
+    from model_server.tgat import TGATConfig, build_streamrec
+
+    rec = build_streamrec(TGATConfig(dim=16, k=5), device="cpu", text=False, max_fanout=5, sweep_per_observe=0)
+    stream = gpu_check.synthetic_events(600, 40, 30)
+    rec.observe(stream.slice(0, 500))
+    entry = bench_refresh._incremental(rec, stream, 500, 20, 100, 1.0, lambda: None)
+    assert entry["stale_marked"] > 0 and entry["nodes_swept"] == entry["stale_marked"]
+    assert entry["nodes_refreshed"] >= 20 and rec.staleness == 0
+    assert "refresh" not in vars(getattr(rec, "refresher", rec))  # the counter is gone again
