@@ -39,8 +39,8 @@ class EmbeddingStore:
         self.num_nodes = max(self.num_nodes, n)
 
     def write(self, nodes: torch.Tensor, z: torch.Tensor, attention: torch.Tensor, attended: torch.Tensor) -> None:
-        self.embedding[nodes] = z.detach()
-        self.attention[nodes] = attention
+        self.embedding[nodes] = z.detach().to(self.embedding.dtype)  # bf16 under autocast; the store is float32
+        self.attention[nodes] = attention.to(self.attention.dtype)
         self.attended[nodes] = attended
         self.fresh[nodes] = True
         self.stale[nodes] = False

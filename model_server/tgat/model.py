@@ -155,7 +155,7 @@ class TemporalGAT(nn.Module):
     def _slot_attention(self, block, alpha: torch.Tensor) -> torch.Tensor:
         """[len(block.dst_nodes), K] attention per buffer slot (mean over heads; 0 where the slot is empty)."""
         att = torch.zeros(block.dst_nodes.numel(), self.config.k, device=alpha.device)
-        att[block.edge_index[1], block.edge_slot] = alpha.mean(dim=1).detach()
+        att[block.edge_index[1], block.edge_slot] = alpha.mean(dim=1).detach().to(att.dtype)  # bf16 under autocast
         return att
 
     def embed_all(self, graph: TemporalGraph, chunk: int = 65536) -> torch.Tensor:

@@ -74,7 +74,9 @@ class Refresher:
         cache, valid = self.store.hidden[depth - 1], self.store.hidden_fresh[depth - 1]
         missing = nodes[~valid[nodes]]
         for chunk in missing.split(self.refresh_chunk):
-            cache[chunk] = self.model.embed_layer(self.graph, depth - 1, chunk, lambda below: self._hidden(depth - 1, below))
+            # under bf16 autocast a layer computes in bf16; the cache (and the store) stay float32
+            layer = self.model.embed_layer(self.graph, depth - 1, chunk, lambda below: self._hidden(depth - 1, below))
+            cache[chunk] = layer.to(cache.dtype)
             valid[chunk] = True
         return cache[nodes]
 
