@@ -64,6 +64,7 @@ def save_checkpoint(recommender, directory, metadata: dict | None = None, includ
     if not include_state:
         graph["buffer"]["nbr"].fill_(-1)
         graph["seen"] = graph["seen"][:0]
+        graph["seen_ts"] = graph["seen_ts"][:0]
     payload = {"meta": meta, "weights": {k: v.cpu() for k, v in recommender.model.state_dict().items()},
                "users": list(recommender.users.ids), "items": list(recommender.items.ids), "graph": graph,
                "seen": recommender.history.seen.pairs(), "purchased": recommender.history.purchased.pairs(),

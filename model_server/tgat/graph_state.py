@@ -9,6 +9,17 @@ key per pair, as the graph store's edges minus type and time): the score uses it
 interacted with but that fell out of the user's K recent slots (rewatches are rare on MovieLens, repeats
 dominate Wikipedia; the model learns which), and `degree`, each node's number of distinct neighbours (the
 all-time popularity of an item). Both are rebuilt from the graph store's edges like the buffer.
+
+Beside each seen pair the graph keeps its newest event time (`seen_ts`, the max over types of the graph store's
+last_ts), and per item a time-decayed count of its distinct users for a few half-lives h (registered by training,
+`ensure_half_lives`): R_h(i, T) = sum over pairs (u, i) of 2^(-(T - last_ts(u, i)) / h), T the graph's newest
+event time: an item's recent global popularity, the quantity that the windowed popularity of Cornell et al. (2025,
+arXiv 2502.04910) and the decayed counts of Ji et al. (SIGIR 2020) rank by, but over distinct users as `degree`.
+It is kept incrementally in float64 as S_h[i] = sum 2^((last_ts - t_ref) / h) (a new pair adds its term; a pair
+whose newest time moved adds the difference of its two terms; re-observing an event changes nothing) and read
+as R = S * 2^(-(T - t_ref) / h); t_ref moves forward (S rescaled) before an exponent would grow past
+_MAX_EXPONENT. Like `degree` it is a function of the pairs' newest times, so a rebuild from the graph store's
+edges gives the same counts (up to float64 rounding of the sums' order).
 """
 from __future__ import annotations
 
@@ -16,10 +27,11 @@ import torch
 
 from stream.events import EVENT_TYPES
 
-from ..pairs import LOW, SHIFT, merge_sorted, new_keys, rows_of
+from ..pairs import LOW, SHIFT, merge_sorted, rows_of
 from .features import ITEM, USER, ItemSideInfo
 from .neighbours import RecentNeighbours, tie_keys
 
+_MAX_EXPONENT = 256.0  # 2^256 per pair leaves float64 ~10^230 of headroom for the sums
 NUM_TYPES = len(EVENT_TYPES) + 1  # the last index is any other type
 _TYPE_INDEX = {name: k for k, name in enumerate(EVENT_TYPES)}
 
@@ -39,6 +51,10 @@ class TemporalGraph:
         self.item_node = torch.zeros(0, dtype=torch.long, device=device)
         self.seen = torch.zeros(0, dtype=torch.long, device=device)  # sorted unique (user node, item node) keys
         self.degree = torch.zeros(0, dtype=torch.long, device=device)  # distinct neighbours per node (all time)
+        self.seen_ts = torch.zeros(0, dtype=torch.long, device=device)  # newest event time of each seen pair
+        self.half_lives = torch.zeros(0, dtype=torch.long, device=device)  # ms, sorted, of the decayed counts
+        self.decayed = torch.zeros(0, 0, dtype=torch.float64, device=device)  # [half-lives, nodes] S_h (items)
+        self.t_ref: int | None = None  # the reference time of `decayed` (None: no pair yet)
 
     @property
     def num_nodes(self) -> int:
@@ -70,6 +86,7 @@ class TemporalGraph:
         self.item_node = torch.cat([self.item_node, nodes_i])
         self.buffer.add_nodes(tie_keys(new_users + new_items))
         self.degree = torch.cat([self.degree, torch.zeros(n_u + n_i, dtype=torch.long, device=device)])
+        self.decayed = torch.cat([self.decayed, self.decayed.new_zeros(self.decayed.shape[0], n_u + n_i)], dim=1)
         self.side.ensure(self.num_items)
         return torch.cat([nodes_u, nodes_i])
 
@@ -77,7 +94,10 @@ class TemporalGraph:
         """Forget every edge (nodes and item side info stay)."""
         self.buffer.clear()
         self.seen = self.seen[:0]
+        self.seen_ts = self.seen_ts[:0]
         self.degree.zero_()
+        self.decayed.zero_()
+        self.t_ref = None
 
     def newest_time(self) -> torch.Tensor:
         """The newest event time folded in (0 when empty): every event sits in slot 0 of its endpoints' rows
@@ -96,14 +116,92 @@ class TemporalGraph:
         u = self.user_node[users.to(self.device)]
         i = self.item_node[items.to(self.device)]
         types, ts = types.to(self.device), ts.to(self.device)
-        keys = new_keys(self.seen, (u << SHIFT) | i)
-        self._count_pairs(keys)
-        self.seen = merge_sorted(self.seen, keys)
+        self._fold_pairs((u << SHIFT) | i, ts)
         return self.buffer.insert(torch.cat([u, i]), torch.cat([i, u]), torch.cat([types, types]), torch.cat([ts, ts]))
+
+    def _fold_pairs(self, pair_keys: torch.Tensor, ts: torch.Tensor) -> None:
+        """Fold (user node << SHIFT | item node) keys with their event times into `seen`, `seen_ts`, `degree`
+        and the decayed counts: per pair only its newest time counts, so folding an event twice changes nothing."""
+        if pair_keys.numel() == 0:
+            return
+        keys, inverse = torch.unique(pair_keys, return_inverse=True)
+        newest = torch.zeros(keys.numel(), dtype=torch.long, device=self.device)
+        newest = newest.scatter_reduce(0, inverse, ts.to(torch.long), reduce="amax", include_self=False)
+        self._move_reference(int(newest.max()))
+        n = self.seen.numel()
+        pos = torch.searchsorted(self.seen, keys).clamp(max=max(n - 1, 0))
+        found = (self.seen[pos] == keys) if n else torch.zeros_like(keys, dtype=torch.bool)
+        # pairs already seen whose newest time moved: swap their old term for the new one
+        at, old_ts, new_ts = pos[found], self.seen_ts[pos[found]], newest[found]
+        moved = new_ts > old_ts
+        at, old_ts, new_ts = at[moved], old_ts[moved], new_ts[moved]
+        if at.numel():
+            self.seen_ts[at] = new_ts
+            items = self.seen[at] & LOW
+            self._add_decayed(items, new_ts, 1.0)
+            self._add_decayed(items, old_ts, -1.0)
+        fresh, fresh_ts = keys[~found], newest[~found]
+        if fresh.numel():
+            self._count_pairs(fresh)
+            self._add_decayed(fresh & LOW, fresh_ts, 1.0)
+            self.seen, self.seen_ts = _merge_with_values(self.seen, self.seen_ts, fresh, fresh_ts)
+
+    # -- time-decayed distinct users per item ----------------------------------------------------------------
+    def ensure_half_lives(self, half_lives) -> None:
+        """Keep decayed counts for these half-lives (ms; <= 0 means all-time and is skipped) as well; the counts
+        of a newly registered half-life are computed from the pairs' newest times."""
+        wanted = torch.tensor([int(h) for h in half_lives if int(h) > 0], dtype=torch.long, device=self.device)
+        merged = torch.unique(torch.cat([self.half_lives, wanted]))
+        if torch.equal(merged, self.half_lives):
+            return
+        self.half_lives = merged
+        self.recompute_decayed()
+
+    def recompute_decayed(self) -> None:
+        """The decayed counts from scratch, from `seen` and `seen_ts` (reference time: the newest pair time)."""
+        self.decayed = torch.zeros(self.half_lives.numel(), self.num_nodes, dtype=torch.float64, device=self.device)
+        self.t_ref = int(self.seen_ts.max()) if self.seen_ts.numel() else None
+        if self.seen.numel():
+            self._add_decayed(self.seen & LOW, self.seen_ts, 1.0)
+
+    def _weights(self, ts: torch.Tensor) -> torch.Tensor:
+        """[half-lives, len(ts)] 2^((ts - t_ref) / h) in float64."""
+        exponent = (ts.to(torch.float64) - float(self.t_ref))[None, :] / self.half_lives.to(torch.float64)[:, None]
+        return torch.exp2(exponent)
+
+    def _add_decayed(self, item_nodes: torch.Tensor, ts: torch.Tensor, sign: float) -> None:
+        if self.half_lives.numel() == 0 or item_nodes.numel() == 0:
+            return
+        self.decayed.index_add_(1, item_nodes, self._weights(ts), alpha=sign)
+
+    def _move_reference(self, newest: int) -> None:
+        """Before folding times up to `newest`: set t_ref if unset, or move it to `newest` (rescaling S) when the
+        exponent (newest - t_ref) / h would pass _MAX_EXPONENT for the shortest half-life."""
+        if self.t_ref is None:
+            self.t_ref = newest
+            return
+        if self.half_lives.numel() == 0:
+            return
+        if (newest - self.t_ref) / float(self.half_lives.min()) > _MAX_EXPONENT:
+            shift = float(self.t_ref - newest) / self.half_lives.to(torch.float64)
+            self.decayed *= torch.exp2(shift)[:, None]
+            self.t_ref = newest
+
+    def recent_popularity(self, item_nodes: torch.Tensor, half_life: int) -> torch.Tensor:
+        """[len(item_nodes)] float64 R_h(i, T): the item's distinct users, each weighted 2^(-age / h) by the
+        age of the pair's newest event, measured from the graph's newest event T (graph state only)."""
+        if half_life not in self.half_lives.tolist():
+            self.ensure_half_lives([half_life])
+        if self.t_ref is None:
+            return torch.zeros(item_nodes.numel(), dtype=torch.float64, device=self.device)
+        row = int(torch.searchsorted(self.half_lives, torch.tensor(half_life, device=self.device)))
+        scale = 2.0 ** (-(int(self.newest_time()) - self.t_ref) / float(half_life))
+        return (self.decayed[row, item_nodes] * scale).clamp(min=0.0)
 
     def state_dict(self) -> dict:
         return {"node_kind": self.node_kind.cpu(), "node_local": self.node_local.cpu(),
-                "buffer": self.buffer.state_dict(), "seen": self.seen.cpu(), "side": self.side.state_dict(self.num_items)}
+                "buffer": self.buffer.state_dict(), "seen": self.seen.cpu(), "seen_ts": self.seen_ts.cpu(),
+                "side": self.side.state_dict(self.num_items)}
 
     def load_state_dict(self, state: dict) -> None:
         kind, local = state["node_kind"].to(self.device), state["node_local"].to(self.device)
@@ -111,18 +209,45 @@ class TemporalGraph:
         self.user_node = torch.nonzero(kind == USER).squeeze(1)[torch.argsort(local[kind == USER])]
         self.item_node = torch.nonzero(kind == ITEM).squeeze(1)[torch.argsort(local[kind == ITEM])]
         self.buffer.load_state_dict(state["buffer"])
-        self.set_seen(state.get("seen", torch.zeros(0, dtype=torch.long)).to(self.device))
+        seen = state.get("seen", torch.zeros(0, dtype=torch.long)).to(self.device)
+        seen_ts = state.get("seen_ts")  # None in checkpoints written before the decayed counts existed
+        self.set_seen(seen, None if seen_ts is None else seen_ts.to(self.device))
         self.side.load_state_dict(state["side"])
         self.side.ensure(self.num_items)
 
-    def set_seen(self, keys: torch.Tensor) -> None:
-        """Replace the (user, item) pair set (sorted unique keys) and recount the degrees from it."""
-        self.seen = torch.unique(keys)
+    def set_seen(self, keys: torch.Tensor, ts: torch.Tensor | None = None) -> None:
+        """Replace the (user, item) pair set and the pairs' newest times (aligned with `keys`; None: unknown, as
+        in checkpoints written before they were kept: 0, so the pairs weigh nothing in the decayed counts) and
+        recount the degrees and the decayed counts from them."""
+        keys = keys.to(torch.long)
+        ts = torch.zeros_like(keys) if ts is None or ts.numel() != keys.numel() else ts.to(torch.long)
+        self.seen = keys[:0]
+        self.seen_ts = ts[:0]
         self.degree = torch.zeros(self.num_nodes, dtype=torch.long, device=self.device)
-        self._count_pairs(self.seen)
+        self.decayed = torch.zeros(self.half_lives.numel(), self.num_nodes, dtype=torch.float64, device=self.device)
+        self.t_ref = None
+        if keys.numel():
+            unique, inverse = torch.unique(keys, return_inverse=True)
+            newest = torch.zeros(unique.numel(), dtype=torch.long, device=self.device)
+            self.seen = unique
+            self.seen_ts = newest.scatter_reduce(0, inverse, ts, reduce="amax", include_self=False)
+            self._count_pairs(self.seen)
+            self.recompute_decayed()
 
     def _count_pairs(self, keys: torch.Tensor) -> None:
         """Adds one to the degree of both nodes of every (new) pair key."""
         ones = torch.ones(keys.numel(), dtype=torch.long, device=self.device)
         self.degree.index_add_(0, keys >> SHIFT, ones)
         self.degree.index_add_(0, keys & LOW, ones)
+
+
+def _merge_with_values(keys: torch.Tensor, values: torch.Tensor, new: torch.Tensor, new_values: torch.Tensor):
+    """merge_sorted (model_server/pairs.py) of sorted `keys` with sorted `new` keys not among them, carrying
+    each key's value along: (merged keys, merged values)."""
+    at = torch.searchsorted(keys, new) + torch.arange(new.numel(), device=new.device)
+    old = torch.ones(keys.numel() + new.numel(), dtype=torch.bool, device=keys.device)
+    old[at] = False
+    merged_values = torch.empty(old.numel(), dtype=values.dtype, device=values.device)
+    merged_values[at] = new_values
+    merged_values[old] = values
+    return merge_sorted(keys, new), merged_values

@@ -111,8 +111,9 @@ class TGATRecommender(Recommender):
         log = []
         for record in self.train_report.get("epochs", []):
             entry = {"epoch": record["epoch"], "loss": round(record["loss"], 4)}
-            for name in ("mrr", "ndcg@20", "recall@20", "popularity_weight", "own_recency_weight",
-                         "new_user_popularity_weight"):
+            for name in ("mrr", "ndcg@20", "recall@20", "mrr_returning", "mrr_new", "popularity_weight",
+                         "own_recency_weight", "new_user_popularity_weight", "popularity_half_life",
+                         "new_user_popularity_half_life"):
                 if name in record.get("validation", {}):
                     entry[f"val_{name}"] = round(record["validation"][name], 4)
             log.append(entry)
@@ -276,6 +277,7 @@ class TGATRecommender(Recommender):
             rec.graph.set_seen((rec.graph.user_node[pairs[:, 0]] << 32) | rec.graph.item_node[pairs[:, 1]])
         load_weights(rec.model, saved.weights)
         rec.model.to(rec.device).eval()
+        rec.graph.ensure_half_lives(rec.model.chosen_half_lives())  # the recent counts the score reads
         rec.model_version, rec.train_report, rec._fitted = saved.model_version, saved.train_report, True
         rec.store.ensure(rec.graph.num_nodes)
         if saved.with_state:

@@ -38,16 +38,32 @@ class TrainConfig:
     popularity_weights: tuple = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     new_user_popularity_weights: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
     own_recency_weights: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 1000.0)
+    # half-lives of the recent popularity count tried beside the all-time count, as fractions of the training
+    # part's time span: one decade apart from a thousandth of the span (hours on Wikipedia's month, a few hours
+    # on MovieLens's months) to the span itself (nearly all-time, but an item's old users count half), so one
+    # grid fits streams of minutes or of years; the windowed heuristic's choices (ML-100K ~43 days of a ~150-day
+    # training span, ~span/3.5) fall between two of them, within a factor of sqrt(10)
+    recent_half_life_fractions: tuple = (0.001, 0.01, 0.1, 1.0)
+    returning_half_lives: bool = True  # also try them for users with edges (the candidates multiply)
     seed: int = 0
     progress: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def blends(self) -> dict:
-        """{chosen weight name: grid tried on validation}."""
+    def blends(self, half_lives: tuple = ()) -> dict:
+        """{chosen weight name: grid tried on validation}; `half_lives` (ms) the recent counts' grid."""
+        grid = (0,) + tuple(half_lives)  # 0: the all-time count, first so that it wins ties
         return {"popularity_weight": self.popularity_weights, "own_recency_weight": self.own_recency_weights,
-                "new_user_popularity_weight": self.new_user_popularity_weights}
+                "new_user_popularity_weight": self.new_user_popularity_weights,
+                "popularity_half_life": grid if self.returning_half_lives else (0,),
+                "new_user_popularity_half_life": grid}
+
+    def half_lives(self, ts) -> tuple:
+        """The half-lives (ms) of the recent popularity counts: the fractions of the span of the times `ts`."""
+        ts = list(ts)
+        span = (max(ts) - min(ts)) if ts else 0
+        return tuple(sorted({max(1, int(round(span * f))) for f in self.recent_half_life_fractions})) if span > 0 else ()
 
 
 @dataclass
@@ -118,50 +134,81 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
 
     `blends` {chosen weight name: grid} (names of the model's chosen buffers, see CHOSEN_WEIGHTS) are tried as
     extra weights of the model's heuristic terms on the same pass (one state, many candidates, as the
-    heuristics of Cornell et al. 2025 choose their variant): users with edges over every (popularity,
-    own-recency) pair, new users over the new-user popularity grid, chosen apart (their events are apart).
-    The figures returned are those of the best candidates by MRR, and their weights under their names."""
+    heuristics of Cornell et al. 2025 choose their variant): users with edges over every (popularity weight,
+    own-recency weight, popularity half-life) triple, new users over every (new-user popularity weight,
+    half-life) pair, chosen apart (their events are apart); half-life 0 is the all-time count. The figures
+    returned are those of the best candidates by MRR (earliest in the grids on ties), and their weights under
+    their names."""
     model.eval()
     candidates = _blend_candidates(blends)
+    half_lives = sorted({c[-1] for grid in candidates.values() for c in grid})
+    graph.ensure_half_lives(half_lives)
     totals = {part: {c: dict.fromkeys(FIGURES, 0.0) for c in grid} for part, grid in candidates.items()}
     item_of = _CatalogueItems(catalogue, items)
     bar = tqdm(total=len(stream), desc=desc, disable=not progress, leave=False)
 
     def rank(batch: RankedBatch) -> None:
-        scores, terms, column_of_item = _validation_batch(model, graph, Events.of(batch.events, users, items))
+        scores, terms, column_of_item = _validation_batch(model, graph, Events.of(batch.events, users, items),
+                                                          half_lives)
         if scores.shape[1] != batch.catalogue_size:
             raise ValueError(f"the graph ranks {scores.shape[1]} items but the catalogue holds {batch.catalogue_size}")
         targets = _model_columns(batch.targets, item_of.indices(batch.catalogue_size), column_of_item)
         for part, rows in (("returning", ~batch.new_user), ("new", batch.new_user)):
-            part_terms = [term[rows] for term in terms[part]]
+            if not bool(rows.any()):
+                continue
+            base, part_targets = scores[rows], targets[rows]
+            popularity = {h: term[rows] for h, term in terms[part]["popularity"].items()}
+            recency = terms[part]["recency"][rows] if "recency" in terms[part] else None
             for candidate, sums in totals[part].items():
-                blended = scores[rows] + sum(w * term for w, term in zip(candidate, part_terms))
-                _add_ranking_figures(sums, *ranking.rank_counts(blended, targets[rows]))
+                weight, half_life = candidate[0], candidate[-1]
+                blended = base + weight * popularity[half_life] if weight else base
+                if recency is not None and candidate[1]:
+                    blended = blended + candidate[1] * recency
+                _add_ranking_figures(sums, *ranking.rank_counts(blended, part_targets))
 
     def observe(batch: InteractionBatch) -> None:
         events = Events.of(batch, users, items)
         graph.insert(events.users, events.items, events.types, events.ts)
         bar.update(len(batch))
 
-    rank_then_observe(stream, batch_size, catalogue, known_users, rank, observe)
+    counts = {"returning": 0, "new": 0}
+
+    def count(batch: RankedBatch) -> None:
+        counts["new"] += int(batch.new_user.sum())
+        counts["returning"] += int((~batch.new_user).sum())
+        rank(batch)
+
+    rank_then_observe(stream, batch_size, catalogue, known_users, count, observe)
     bar.close()
     n = len(stream)
     chosen = {part: max(grid, key=lambda c: (totals[part][c]["mrr"], -grid.index(c))) for part, grid in candidates.items()}
     figures = {name: sum(totals[part][chosen[part]][name] for part in candidates) / max(n, 1) for name in FIGURES}
-    weights = dict(zip(("popularity_weight", "own_recency_weight"), chosen["returning"]))
-    return {**figures, "events": n, **weights, "new_user_popularity_weight": chosen["new"][0]}
+    weights = dict(zip(("popularity_weight", "own_recency_weight", "popularity_half_life"), chosen["returning"]))
+    by_part = {part: {"mrr": totals[part][chosen[part]]["mrr"] / max(counts[part], 1), "events": counts[part]}
+               for part in candidates}
+    return {**figures, "events": n, **weights, "new_user_popularity_weight": chosen["new"][0],
+            "new_user_popularity_half_life": chosen["new"][1], "mrr_returning": by_part["returning"]["mrr"],
+            "mrr_new": by_part["new"]["mrr"], "new_user_events": by_part["new"]["events"]}
 
 
 FIGURES = ("mrr", "hits@10", "recall@20", "ndcg@20")
-CHOSEN_WEIGHTS = ("popularity_weight", "own_recency_weight", "new_user_popularity_weight")
+CHOSEN_WEIGHTS = ("popularity_weight", "own_recency_weight", "new_user_popularity_weight", "popularity_half_life",
+                  "new_user_popularity_half_life")
+_HALF_LIVES = ("popularity_half_life", "new_user_popularity_half_life")  # integers (ms), 0: all-time
 
 
 def _blend_candidates(blends: dict | None) -> dict:
-    """{part: candidate weight tuples}: (popularity, own recency) pairs for returning users, the new-user
-    popularity weight for new users; a weight without a grid is tried at 0 only."""
-    grids = {name: tuple((blends or {}).get(name, (0.0,))) for name in CHOSEN_WEIGHTS}
-    return {"returning": list(itertools.product(grids["popularity_weight"], grids["own_recency_weight"])),
-            "new": [(w,) for w in grids["new_user_popularity_weight"]]}
+    """{part: candidate tuples}: (popularity weight, own recency weight, half-life) for returning users,
+    (new-user popularity weight, half-life) for new users; a weight without a grid is tried at 0 only, and a
+    popularity weight of 0 with the first half-life only (the count does not matter then)."""
+    grids = {name: tuple((blends or {}).get(name, (0,) if name in _HALF_LIVES else (0.0,))) for name in CHOSEN_WEIGHTS}
+    returning = [(w, r, h) for w, r, h in itertools.product(grids["popularity_weight"], grids["own_recency_weight"],
+                                                            grids["popularity_half_life"])
+                 if w or h == grids["popularity_half_life"][0]]
+    new = [(w, h) for w, h in itertools.product(grids["new_user_popularity_weight"],
+                                                grids["new_user_popularity_half_life"])
+           if w or h == grids["new_user_popularity_half_life"][0]]
+    return {"returning": returning, "new": new}
 
 
 class _CatalogueItems:
@@ -190,7 +237,7 @@ def _model_columns(targets: torch.Tensor, item_of_catalogue: torch.Tensor, colum
     return out
 
 
-def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events):
+def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, half_lives=(0,)):
     """(scores, {part: heuristic terms}, each item index's column or -1) of one batch, on CPU, one row per
     event, the columns restricted to the observed items in item order: the scores as served, and the terms
     whose weights are being chosen."""
@@ -206,7 +253,7 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events):
         scores[new_user] = model.score_new_user(graph, torch.zeros_like(z_items[0]), z_items)
     observed = graph.degree[item_nodes] > 0
     column_of_item = torch.where(observed, torch.cumsum(observed, 0) - 1, torch.full_like(item_nodes, -1))
-    popularity = model.global_popularity(graph, item_nodes)[None, :].expand_as(scores)
+    popularity = {h: model.popularity_count(graph, item_nodes, h)[None, :].expand_as(scores) for h in half_lives}
     own = torch.zeros_like(scores, dtype=torch.bool)
     rows, seen_nodes = graph.seen_pairs(user_nodes)
     own[rows, graph.node_local[seen_nodes]] = True
@@ -214,7 +261,9 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events):
     rows, recent_nodes, values = model.own_recency(graph, user_nodes)
     recency[rows, graph.node_local[recent_nodes]] = values
     keep = lambda matrix: matrix[:, observed].cpu()  # noqa: E731
-    terms = {"returning": [keep(popularity.masked_fill(own, 0.0)), keep(recency)], "new": [keep(popularity)]}
+    terms = {"returning": {"popularity": {h: keep(p.masked_fill(own, 0.0)) for h, p in popularity.items()},
+                           "recency": keep(recency)},
+             "new": {"popularity": {h: keep(p) for h, p in popularity.items()}}}
     return keep(scores), terms, column_of_item.cpu()
 
 
@@ -230,6 +279,8 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, v
     """Trains in place, leaves the best weights in `model` and the buffer at the end of history+validation.
     `users` and `items` are the model's id maps, with every id of history and validation registered."""
     history_events = Events.of(history, users, items)
+    half_lives = config.half_lives(history.ts)
+    graph.ensure_half_lives(half_lives)
     generator = torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
         for name in CHOSEN_WEIGHTS:  # trained without the chosen terms; chosen again below
@@ -256,7 +307,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, v
             # the catalogue and the known users at the start of validation: those of the training part
             record["validation"] = evaluate_stream(model, graph, validation, users, items, IdMap(history.items),
                                                    set(history.users), config.batch_size, config.progress,
-                                                   blends=config.blends())
+                                                   blends=config.blends(half_lives))
         record["seconds"] = round(time.perf_counter() - started, 2)
         epochs.append(record)
         if config.progress:
@@ -272,7 +323,8 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, v
     if best_state is not None:
         model.load_state_dict(best_state)
         for name, weight in best_weights.items():  # the (epoch, weights) best on validation
-            getattr(model, name).fill_(weight)
+            getattr(model, name).fill_(int(weight) if name in _HALF_LIVES else weight)
     model.eval()
     best_epoch = max(epochs, key=lambda r: r.get("validation", {}).get("mrr", -r["loss"]))
-    return {"epochs": epochs, "best_epoch": best_epoch["epoch"], "validation": best_epoch.get("validation")}
+    return {"epochs": epochs, "best_epoch": best_epoch["epoch"], "validation": best_epoch.get("validation"),
+            "half_lives_ms": list(half_lives)}
