@@ -159,12 +159,17 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
             base, part_targets = scores[rows], targets[rows]
             popularity = {h: term[rows] for h, term in terms[part]["popularity"].items()}
             recency = terms[part]["recency"][rows] if "recency" in terms[part] else None
+            blended = torch.empty_like(base)  # one buffer for every candidate (the pass's cost is theirs)
             for candidate, sums in totals[part].items():
                 weight, half_life = candidate[0], candidate[-1]
-                blended = base + weight * popularity[half_life] if weight else base
-                if recency is not None and candidate[1]:
-                    blended = blended + candidate[1] * recency
-                _add_ranking_figures(sums, *ranking.rank_counts(blended, part_targets))
+                recency_weight = candidate[1] if recency is not None else 0.0
+                if weight:
+                    torch.add(base, popularity[half_life], alpha=weight, out=blended)
+                elif recency_weight:
+                    blended.copy_(base)
+                if recency_weight:
+                    blended.add_(recency, alpha=recency_weight)
+                _add_ranking_figures(sums, *_rank_counts(blended if weight or recency_weight else base, part_targets))
 
     def observe(batch: InteractionBatch) -> None:
         events = Events.of(batch, users, items)
@@ -265,6 +270,18 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, h
                            "recency": keep(recency)},
              "new": {"popularity": {h: keep(p) for h, p in popularity.items()}}}
     return keep(scores), terms, column_of_item.cpu()
+
+
+def _rank_counts(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ranking.rank_counts without copying the rankable rows out (validation ranks each batch once per
+    candidate): (greater, equal) per row, greater = ranking.MISS where the target is -1."""
+    ok = targets >= 0
+    if scores.shape[-1] == 0 or not bool(ok.any()):
+        return torch.full_like(targets, ranking.MISS), torch.zeros_like(targets)
+    true = scores.gather(1, targets.clamp(min=0)[:, None])
+    greater = torch.where(ok, (scores > true).sum(dim=1), ranking.MISS)
+    equal = torch.where(ok, (scores == true).sum(dim=1) - 1, 0)
+    return greater, equal
 
 
 def _add_ranking_figures(sums: dict, greater: torch.Tensor, equal: torch.Tensor) -> None:

@@ -187,3 +187,15 @@ def test_a_checkpoint_from_before_the_recent_counts_loads_and_scores_with_the_al
     assert torch.allclose(old.score(users), rec.score(users), atol=1e-5)
     old.observe(stream.slice(1200, 1300))  # and it keeps streaming
     assert old.score(users).shape[0] == len(users)
+
+
+def test_the_validation_rank_counts_equal_the_rankings():
+    from model_server import ranking
+    from model_server.tgat.train import _rank_counts
+    scores = torch.tensor([[1.0, 2.0, 2.0, 0.5], [3.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    for targets in (torch.tensor([1, -1, 2]), torch.tensor([-1, -1, -1]), torch.tensor([3, 0, 0])):
+        for got, want in zip(_rank_counts(scores, targets), ranking.rank_counts(scores, targets)):
+            assert torch.equal(got, want)
+    empty = torch.zeros(3, 0)
+    for got, want in zip(_rank_counts(empty, torch.tensor([0, -1, 1])), ranking.rank_counts(empty, torch.tensor([0, -1, 1]))):
+        assert torch.equal(got, want)
