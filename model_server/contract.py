@@ -163,7 +163,8 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, users: Sequence[str]) -> torch.Tensor:
         """[len(users), len(self.items)] scores, higher is better; unknown users get a cold-start row. A new
-        tensor the caller owns (top_k writes the exclusions into it)."""
+        tensor the caller owns (top_k writes the exclusions into it), on the model's device: serving ranks it
+        there and moves only the top-K to the CPU."""
 
     def version(self) -> str:
         return "0"
@@ -201,7 +202,8 @@ class Recommender(ABC):
         if exclude != "none":
             rows, cols = self.history.excluded(torch.tensor(self.users.lookup(users), dtype=torch.long), exclude)
             keep = cols < scores.shape[1]
-            scores[rows[keep], cols[keep]] = float("-inf")  # every excluded (row, item) in one indexing operation
+            rows, cols = rows[keep].to(scores.device), cols[keep].to(scores.device)
+            scores[rows, cols] = float("-inf")  # every excluded (row, item) in one indexing operation
         return scores
 
     def _diversify(self, scores: torch.Tensor) -> torch.Tensor:
@@ -227,9 +229,8 @@ class Recommender(ABC):
         ranked = self._diversify(scores)
         top = torch.topk(ranked, min(k, ranked.shape[1]), dim=1)
         indices = self._ties_by_id(ranked, top.values, top.indices)
-        if ranked is scores:
-            return top.values, indices
-        return scores.gather(1, indices), indices
+        values = top.values if ranked is scores else scores.gather(1, indices)
+        return values.cpu(), indices.cpu()  # only [users, k] leaves a GPU, not the score matrix
 
     def _ties_by_id(self, scores: torch.Tensor, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Equal scores go in item-id order: where more items tie at the K-th score than the list has room for,
