@@ -109,12 +109,33 @@ def _reads_markdown(reports: list[dict]) -> str:
     return table(reports) + "\n"
 
 
+DIVERSITY_COLUMNS = {"mrr": "MRR", "ndcg@20": "NDCG@20", "recall@20": "R@20", "intra_list_diversity@20": "ILD@20",
+                     "categories_per_list@20": "categories per list", "category_coverage@20": "category coverage"}
+
+
+def diversity_markdown(reports: list[dict]) -> str:
+    """`streamrec eval --diversity …`: per data set, model and MMR strength λ the test figures and how varied the
+    lists are (report.json's "diversity" sections), then each run's command and commit."""
+    lines = ["| data set | model | λ | " + " | ".join(DIVERSITY_COLUMNS.values()) + " |",
+             "|---|---|---|" + "---|" * len(DIVERSITY_COLUMNS)]
+    for report in reports:
+        for model, result in report["models"].items():
+            for setting in result.get("diversity", []):
+                cells = [f"{setting[key]:.4f}" if key in setting else "–" for key in DIVERSITY_COLUMNS]
+                lines.append(f"| {report['dataset']['name']} | {model} | {setting['diversity']:g} | "
+                             + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- `{r['config']['command']}` (commit {_commit(r)})" for r in reports]
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[list[dict]], str]] = {
     "bench": bench_table.markdown,
     "bench-workers": lambda reports: "\n".join(bench_table.workers_markdown(r) for r in reports),
     "eval": eval_markdown,
     "eval-ndcg": lambda reports: eval_markdown(reports, "ndcg@20"),
     "eval-recall": lambda reports: eval_markdown(reports, "recall@20"),
+    "eval-diversity": diversity_markdown,
     "bench-reads": _reads_markdown,
     "bench-refresh": refresh_markdown,
     "demo": demo_markdown,

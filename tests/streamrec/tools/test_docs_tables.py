@@ -98,3 +98,17 @@ def test_demo_table_names_the_run():
     table = demo_markdown([summary])
     assert "| ml-100k | 100,000 | 0 | 8,215 | 943 | 0.054 s | 0.344 s | 0.67 s | 943 users, 1,682 items, 100,000 edges |" in table
     assert "- `streamrec demo` at 1,000 events/s, the first 3,000 untimed (commit ccccccc)" in table
+
+
+def test_diversity_table_gives_each_model_and_setting():
+    from streamrec.tools.docs_tables import diversity_markdown
+
+    report = _report("rees46", {"streamrec": 0.3})
+    report["models"]["streamrec"]["diversity"] = [
+        {"diversity": 0.0, "mrr": 0.3, "ndcg@20": 0.31, "recall@20": 0.4, "intra_list_diversity@20": 0.8,
+         "categories_per_list@20": 2.5, "category_coverage@20": 0.7},
+        {"diversity": 0.25, "mrr": 0.29, "ndcg@20": 0.3, "recall@20": 0.39, "intra_list_diversity@20": 0.85}]
+    table = diversity_markdown([report])
+    assert "| rees46 | streamrec | 0 | 0.3000 | 0.3100 | 0.4000 | 0.8000 | 2.5000 | 0.7000 |" in table
+    assert "| rees46 | streamrec | 0.25 | 0.2900 | 0.3000 | 0.3900 | 0.8500 | – | – |" in table
+    assert "`streamrec eval --dataset rees46`" in table
