@@ -160,7 +160,8 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
             popularity = {h: term[rows] for h, term in terms[part]["popularity"].items()}
             recency = terms[part]["recency"][rows] if "recency" in terms[part] else None
             blended = torch.empty_like(base)  # one buffer for every candidate (the pass's cost is theirs)
-            for candidate, sums in totals[part].items():
+            ranked = []
+            for candidate in totals[part]:
                 weight, half_life = candidate[0], candidate[-1]
                 recency_weight = candidate[1] if recency is not None else 0.0
                 if weight:
@@ -169,7 +170,12 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
                     blended.copy_(base)
                 if recency_weight:
                     blended.add_(recency, alpha=recency_weight)
-                _add_ranking_figures(sums, *_rank_counts(blended if weight or recency_weight else base, part_targets))
+                ranked.append(_rank_counts(blended if weight or recency_weight else base, part_targets))
+            # every candidate's figures at once: [candidates, rows] counts, one read of the sums
+            sums_of = _ranking_sums(torch.stack([g for g, _ in ranked]), torch.stack([e for _, e in ranked]))
+            for sums, figures in zip(totals[part].values(), sums_of):
+                for name, value in zip(FIGURES, figures):
+                    sums[name] += value
 
     def observe(batch: InteractionBatch) -> None:
         events = Events.of(batch, users, items)
@@ -284,11 +290,11 @@ def _rank_counts(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
     return greater, equal
 
 
-def _add_ranking_figures(sums: dict, greater: torch.Tensor, equal: torch.Tensor) -> None:
-    sums["mrr"] += float(ranking.reciprocal_rank(greater, equal).sum())
-    sums["hits@10"] += float(ranking.recall_at_k(greater, equal, 10).sum())
-    sums["recall@20"] += float(ranking.recall_at_k(greater, equal, 20).sum())
-    sums["ndcg@20"] += float(ranking.ndcg_at_k(greater, equal, 20).sum())
+def _ranking_sums(greater: torch.Tensor, equal: torch.Tensor) -> list[list[float]]:
+    """Per row of [candidates, events] counts: the sums of the FIGURES over the events."""
+    return torch.stack([ranking.reciprocal_rank(greater, equal).sum(1), ranking.recall_at_k(greater, equal, 10).sum(1),
+                        ranking.recall_at_k(greater, equal, 20).sum(1),
+                        ranking.ndcg_at_k(greater, equal, 20).sum(1)], dim=1).tolist()
 
 
 def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, validation: InteractionBatch | None,
