@@ -208,11 +208,12 @@ class _TestRanker:
         if self.on_score is not None:
             self.on_score(batch.index, chunk)
         t0 = time.perf_counter()
-        raw = model.ranking_scores(chunk)  # score(), re-ranked for diversity when the model's setting asks
+        # score(), re-ranked for diversity when the model's setting asks; the copy off a GPU is part of the cost
+        raw = model.ranking_scores(chunk).detach().float().cpu()
         self.score_s += time.perf_counter() - t0
         if raw.shape != (len(chunk), len(model.items)):
             raise ValueError(f"{model.name}.score returned {tuple(raw.shape)}, expected ({len(chunk)}, {len(model.items)})")
-        raw = torch.nan_to_num(raw.detach().float().cpu(), nan=-math.inf)
+        raw = torch.nan_to_num(raw, nan=-math.inf)
         padded = torch.cat([raw, torch.full((len(chunk), 1), -math.inf)], dim=1)
         scores = padded[:, torch.where(self.columns < 0, raw.shape[1], self.columns)]  # unknown to the model: -inf
         # the events of this chunk's users

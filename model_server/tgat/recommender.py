@@ -220,12 +220,12 @@ class TGATRecommender(Recommender):
             self.refresh(missing)
         z_items = self.store.embedding[item_nodes]
         if bool(known.all()):  # the usual case of a live batch: no copy into a second matrix
-            return self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items).cpu()
+            return self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items)
         scores = torch.empty(len(users), n_items, device=self.device)
         if bool(known.any()):
             scores[known] = self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items)
         scores[~known] = self.model.score_new_user(self.graph, self._cold_start_user(), z_items)
-        return scores.cpu()
+        return scores  # on the model's device: top_k ranks there (contract.py)
 
     def _cold_start_user(self) -> torch.Tensor:
         """A user never seen: the mean embedding of the known users (with the model's item prior added by

@@ -137,7 +137,7 @@ def _serve(rec, stream, start, size, repeats, k, sync, autocast) -> dict:
             "observe_s_median": round(_median(observe_s), 6), "top_k_s_median": round(_median(topk_s), 6),
             "total_s_median": round(_median(total), 6), "total_s_max": round(max(total), 6),
             "what": "observe(batch) (buffer, affected nodes, refresh, exact sweep off) then top_k of the batch's "
-                    "distinct users over the whole catalogue (score() copies the scores to the CPU)"}
+                    "distinct users over the whole catalogue (ranked on the device; only the top-K reaches the CPU)"}
 
 
 def _overlap(a, b) -> float:
