@@ -4,13 +4,17 @@ A version is one checkpoint folder directly under STREAMREC_MODEL_DIR (model.pt 
 `streamrec train --out` writes it); its name is the folder's name. The file CURRENT in the model folder records
 the promoted versions, newest last: the last one is served, and rollback drops it, so the one before is served
 again. CURRENT is replaced atomically (a temporary file, then os.replace), so a worker polling it never reads
-half a file. STREAMREC_MODEL_VERSION pins one version: the worker serves it whatever CURRENT says.
+half a file, and a promotion or rollback holds a lock on the model folder from reading the record to replacing it,
+so two at the same moment (two operators, two CI jobs) both land in the history instead of the last one
+silently dropping the first. STREAMREC_MODEL_VERSION pins one version: the worker serves it whatever CURRENT says.
 
 Promotion checks the checkpoint's digest (model_server/digest.py); the worker checks it again before
 loading, since a file can be altered after it was promoted.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -105,20 +109,34 @@ class VersionStore:
     def promote(self, name: str) -> Version:
         """Makes `name` the served version; a missing version or one whose digest does not check out is refused."""
         version = self._servable(name, "not promoting")
-        history = self.history()
-        if not history or history[-1]["version"] != name:  # promoting the current one again changes nothing
-            self._write(history + [{"version": name, "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}])
+        with self._changing():
+            history = self.history()
+            if not history or history[-1]["version"] != name:  # promoting the current one again changes nothing
+                self._write(history + [{"version": name, "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}])
         return version
 
     def rollback(self) -> tuple[str, Version]:
         """Serves the version promoted before the current one again: (the one dropped, the one served now)."""
-        history = self.history()
-        if len(history) < 2:
-            now = f"only {history[0]['version']} was ever promoted" if history else "nothing was ever promoted"
-            raise VersionError(f"no previous version to roll back to under {self.model_dir}: {now}")
-        previous = self._servable(history[-2]["version"], "not rolling back to")
-        self._write(history[:-1])
+        with self._changing():
+            history = self.history()
+            if len(history) < 2:
+                now = f"only {history[0]['version']} was ever promoted" if history else "nothing was ever promoted"
+                raise VersionError(f"no previous version to roll back to under {self.model_dir}: {now}")
+            previous = self._servable(history[-2]["version"], "not rolling back to")
+            self._write(history[:-1])
         return history[-1]["version"], previous
+
+    @contextlib.contextmanager
+    def _changing(self):
+        """Holds the model folder's lock (an advisory lock on a file beside CURRENT; released when the process
+        dies) while CURRENT is read and replaced."""
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.model_dir / f".{CURRENT_FILE}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _servable(self, name: str, refusal: str) -> Version:
         """The version `name` if it exists and its digest checks out; else VersionError, starting with `refusal`."""

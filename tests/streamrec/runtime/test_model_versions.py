@@ -45,7 +45,7 @@ def test_promote_records_the_current_version_and_rollback_returns_to_the_one_bef
         store.promote(name)
     record = json.loads((models / CURRENT_FILE).read_text())
     assert record["current"] == "v3" and [entry["version"] for entry in record["history"]] == ["v1", "v2", "v3"]
-    assert sorted(p.name for p in models.iterdir()) == [CURRENT_FILE, "v1", "v2", "v3"]  # no temporary file left
+    assert not list(models.glob("*.tmp")) and not list(models.glob(".*.tmp"))  # no temporary file left
     dropped, now = store.rollback()
     assert (dropped, now.name, store.current()) == ("v3", "v2", "v2")
     assert store.rollback()[1].name == "v1"
@@ -157,3 +157,30 @@ def test_checking_a_version_loads_no_torch_into_the_event_loop(tmp_path):
                           cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def _promote_each(models: str, names: list[str]) -> None:
+    store = VersionStore(models)
+    for name in names:
+        store.promote(name)
+
+
+def test_two_promotions_at_the_same_moment_both_land_in_the_history(tmp_path):
+    """Two operators (or CI jobs) promoting at once: without the folder's lock each read CURRENT, added its
+    version and replaced the file, and the later write dropped the other's promotion."""
+    import multiprocessing
+
+    models = tmp_path / "models"
+    names = {side: [f"{side}{n}" for n in range(25)] for side in ("a", "b")}
+    for name in names["a"] + names["b"]:
+        write_version(models, name)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_promote_each, args=(str(models), names[side])) for side in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    history = [entry["version"] for entry in VersionStore(models).history()]
+    assert sorted(history) == sorted(names["a"] + names["b"])
+    assert [n for n in history if n.startswith("a")] == names["a"]  # each side's promotions in its order
