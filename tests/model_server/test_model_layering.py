@@ -2,26 +2,13 @@
 temporal GAT (its registry builds them), so a model importing it would make a cycle, and a model could then
 measure itself with something other than the split and the loop (model_server/streaming.py) and the metrics
 (model_server/ranking.py) that the harness uses."""
-import ast
 from pathlib import Path
+
+from imports_of import imported_modules
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_SERVER = REPO / "model_server"
 EVALUATION = "model_server.evaluation"
-
-
-def imported_modules(source: str, package: str) -> list[str]:
-    """Every module a file of `package` imports, relative imports resolved against the package."""
-    parts = package.split(".")
-    modules = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            modules += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = parts[:len(parts) - node.level + 1] if node.level else []
-            module = ".".join(base + ([node.module] if node.module else []))
-            modules += [module] + [f"{module}.{alias.name}" for alias in node.names]
-    return modules
 
 
 def model_files() -> list[Path]:

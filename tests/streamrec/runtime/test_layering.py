@@ -1,24 +1,11 @@
 """The runtime (what a production worker loads) must not depend on the tools (local servers, data sets,
 benchmarks): a worker image needs neither, and a change to a tool must not be able to break a worker."""
-import ast
 from pathlib import Path
+
+from imports_of import imported_modules
 
 REPO = Path(__file__).resolve().parents[3]
 RUNTIME_PACKAGES = ["streamrec/runtime", "stream", "graph_store", "model_server"]
-
-
-def imported_modules(source: str, package: str) -> list[str]:
-    """Every module a file of `package` imports, relative imports resolved against the package."""
-    parts = package.split(".")
-    modules = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            modules += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = parts[:len(parts) - node.level + 1] if node.level else []
-            module = ".".join(base + ([node.module] if node.module else []))
-            modules += [module] + [f"{module}.{alias.name}" for alias in node.names]
-    return modules
 
 
 def test_the_runtime_does_not_import_the_tools():
