@@ -17,6 +17,7 @@ import torch
 from ..contract import InteractionBatch, Recommender
 from ..diversity import category_labels
 from ..ids import IdMap
+from ..streaming import batches
 from . import protocol
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def fit_once(model: Recommender, train: InteractionBatch, validation: Interactio
     started = time.perf_counter()
     model.fit(train, validation)
     if not model.observes_validation_in_fit:
-        for part in protocol.batches(validation, batch_size):
+        for part in batches(validation, batch_size):
             model.observe(part)
     return time.perf_counter() - started
 
