@@ -167,7 +167,8 @@ def rebuild(text: str, page: Path) -> str:
 def stale_pages(docs: Path, write: bool) -> list[Path]:
     """The pages under `docs` whose tables differ from their reports; rewritten when `write`."""
     stale = []
-    for page in sorted(docs.glob("*.md")):
+    readme = docs.parent / "README.md"  # the README's short results table too
+    for page in sorted(docs.glob("*.md")) + ([readme] if readme.is_file() else []):
         text = page.read_text()
         fresh = rebuild(text, page)
         if fresh != text:
