@@ -129,6 +129,7 @@ class Recommender(ABC):
     # each row's top `diversity_depth` items (model_server/diversity.py); 0 = off
     diversity: float = 0.0
     diversity_depth: int = _diversity.DEFAULT_DEPTH
+    _diversity_warned: bool = False  # "no effect" is said once per model
 
     def __init__(self) -> None:
         self.users = IdMap()
@@ -214,7 +215,7 @@ class Recommender(ABC):
         if vectors is None:
             vectors = self.item_categories.labels(self.items.ids[:scores.shape[1]])
         if vectors is None:
-            if not getattr(self, "_diversity_warned", False):
+            if not self._diversity_warned:
                 self._diversity_warned = True
                 log.warning("diversity %.2f has no effect on %s: the model has no item vectors and no item has a "
                             "category (item records on the items topic bring them)", strength, self.name)
