@@ -69,6 +69,12 @@ class ItemSideInfo:
         brand[:self.brand.shape[0]] = self.brand
         self.text, self.category, self.brand = text, category, brand
 
+    def category_of(self, items: torch.Tensor) -> torch.Tensor:
+        """The category index of each item index: -1 for none, for -1, or for an item without side info yet."""
+        padded = torch.cat([self.category, self.category.new_full((1,), -1)])
+        inside = (items >= 0) & (items < self.category.shape[0])
+        return padded[torch.where(inside, items, self.category.shape[0])]
+
     def set(self, items: list[int], vectors: torch.Tensor | None, categories: list, brands: list) -> None:
         self.ensure(max(items) + 1)
         index = torch.tensor(items, dtype=torch.long, device=self.device)

@@ -14,8 +14,10 @@ TEXT_DIM = 384
 
 
 def item_text(title: str | None, category: str | None, brand: str | None) -> str:
-    """One string per item; REES46 category codes like 'electronics.smartphone' become words."""
-    parts = [title, category.replace(".", " ").replace("_", " ") if category else None, brand]
+    """One string per item; REES46 category codes like 'electronics.smartphone' become words, and a bare
+    category number (REES46's category_id where the code is missing) has none to give."""
+    words = category.replace(".", " ").replace("_", " ") if category and not category.isdigit() else None
+    parts = [title, words, brand]
     return " | ".join(p for p in parts if p)
 
 

@@ -94,7 +94,10 @@ def load_rees46(data_dir: Path) -> Dataset:
             stamp = datetime.strptime(row["event_time"], "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=timezone.utc)
             item = row["product_id"]
             data.append(row["user_id"], item, mapping[row["event_type"]], int(stamp.timestamp() * 1000))
-            data.item_info[item] = Item(item, None, row["category_code"] or None, row["brand"] or None,
+            # the category code where there is one, else the category's number (every row has one): 45 % of
+            # the items have no code, and an item's category is a signal of the scorer (model.py)
+            category = row["category_code"] or row["category_id"] or None
+            data.item_info[item] = Item(item, None, category, row["brand"] or None,
                                             float(row["price"]) if row["price"] else None)
     return data.sort_by_time()
 
