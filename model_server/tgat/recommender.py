@@ -30,7 +30,7 @@ from .model import TemporalGAT, TGATConfig, load_weights
 from .neighbours import EMPTY
 from .refresh import Refresher
 from .text_encoder import encoder_available
-from .train import TrainConfig, train
+from .train import CHOSEN_WEIGHTS, TrainConfig, train
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -111,9 +111,7 @@ class TGATRecommender(Recommender):
         log = []
         for record in self.train_report.get("epochs", []):
             entry = {"epoch": record["epoch"], "loss": round(record["loss"], 4)}
-            for name in ("mrr", "ndcg@20", "recall@20", "mrr_returning", "mrr_new", "popularity_weight",
-                         "own_recency_weight", "new_user_popularity_weight", "popularity_half_life",
-                         "new_user_popularity_half_life"):
+            for name in ("mrr", "ndcg@20", "recall@20", "mrr_returning", "mrr_new") + CHOSEN_WEIGHTS:
                 if name in record.get("validation", {}):
                     entry[f"val_{name}"] = round(record["validation"][name], 4)
             log.append(entry)

@@ -42,3 +42,8 @@ def test_loading_the_encoder_draws_no_progress_bar(capfd):
     text_encoder.TextEncoder()
     captured = capfd.readouterr()
     assert "Loading weights" not in captured.err + captured.out
+
+
+def test_item_text_turns_category_codes_into_words_and_drops_bare_category_numbers():
+    assert text_encoder.item_text(None, "electronics.smart_phone", "apple") == "electronics smart phone | apple"
+    assert text_encoder.item_text("Red shoe", "2103807459595387724", None) == "Red shoe"

@@ -114,3 +114,23 @@ def test_a_large_own_recency_weight_ranks_the_users_recent_items_first_newest_fi
     top = torch.topk(rec.score([user])[0], len(recent)).indices.tolist()
     assert [rec.items.id_of(i) for i in top] == recent
     assert rec.fit_log[0].get("val_own_recency_weight") is not None
+
+
+def test_the_category_term_lifts_the_category_of_the_users_newest_item(tgat_events):
+    rec, stream = _fitted(tgat_events)
+    graph = rec.graph
+    user = stream.users[1199]  # an event at the end of the fitted part: the user's newest item
+    newest_item = rec.items.get(stream.items[1199])
+    category = int(graph.side.category[newest_item])
+    assert category >= 0  # ML-100K's genres are the category
+    with torch.no_grad():
+        rec.model.category_weight.zero_()  # whatever validation chose
+    before, new_before = rec.score([user])[0], rec.score(["never-seen"])[0]
+    with torch.no_grad():
+        rec.model.category_weight.fill_(3.0)
+    delta = rec.score([user])[0] - before
+    same = graph.side.category_of(torch.arange(len(rec.items))) == category
+    assert 1 < int(same.sum()) < len(rec.items)
+    assert torch.allclose(delta[same], torch.full((int(same.sum()),), 3.0), atol=1e-4)
+    assert float(delta[~same].abs().max()) < 1e-5
+    assert torch.equal(rec.score(["never-seen"])[0], new_before)  # a user without edges has no newest item

@@ -60,7 +60,8 @@ def test_rees46_loader_reads_the_store_format(tmp_path):
     info = data.item_info
     assert (info["1307067"].category, info["1307067"].brand, info["1307067"].price) == (
         "computers.notebook", "lenovo", 251.74)
-    assert (info["44600062"].category, info["44600062"].brand) == (None, "shiseido")  # empty -> None
+    # no category code: the category's number stands in
+    assert (info["44600062"].category, info["44600062"].brand) == ("2103807459595387724", "shiseido")
     assert (info["17200506"].category, info["17200506"].brand, info["17200506"].price) == (
         "furniture.living_room.sofa", None, 543.10)
     assert all(entry.title is None for entry in info.values())  # the store gives no titles
