@@ -81,6 +81,11 @@ def mmr_rerank(scores: torch.Tensor, vectors: torch.Tensor, strength: float, dep
     if d < 2:
         return scores
     values, index = torch.topk(scores, d, dim=1)                           # [R, d], best first
+    # equal scores in item order: topk leaves the order of ties unspecified (it differs between devices), and
+    # the greedy choice below breaks a tie by position, so a list would depend on where it was computed
+    index, by_item = index.sort(dim=1)
+    values, by_value = values.gather(1, by_item).sort(dim=1, descending=True, stable=True)
+    index = index.gather(1, by_value)
     valid = torch.isfinite(values)
     # relevance: min-max over the row's valid candidates (all equal: all 1)
     low = torch.where(valid, values, torch.full_like(values, float("inf"))).min(1, keepdim=True).values
@@ -102,7 +107,7 @@ def mmr_rerank(scores: torch.Tensor, vectors: torch.Tensor, strength: float, dep
     for position in range(int(n_valid.max())):
         gain = (1.0 - strength) * relevance - strength * max_similarity
         gain = gain.masked_fill(picked, float("-inf"))
-        choice = gain.argmax(1)                                              # ties: the better-scored candidate
+        choice = gain.argmax(1)                # ties: the better-scored candidate, then the lower item index
         order[:, position] = choice
         picked[rows, choice] = True
         max_similarity = torch.maximum(max_similarity, pairwise[rows, choice])

@@ -146,3 +146,11 @@ def test_the_model_host_gives_every_model_it_loads_the_setting(tmp_path):
 
     model, _ = load_recommender(load_settings({"STREAMREC_DIVERSITY": "0.4"}, cwd=tmp_path), None)
     assert model.diversity == 0.4
+
+
+def test_ties_are_broken_by_item_index_whatever_order_topk_returns():
+    # every candidate scores the same and is equally dissimilar: only the tie-break orders the list (torch's
+    # topk returns these ties out of item order on the CPU)
+    out = mmr_rerank(torch.ones(2, 40), torch.eye(40), 0.5, depth=40)
+    assert out[0].argsort(descending=True).tolist() == list(range(40))  # lower item index first
+    assert torch.equal(out[0], out[1])
