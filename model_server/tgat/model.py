@@ -341,7 +341,8 @@ def load_weights(model: TemporalGAT, weights: dict) -> None:
     # and those written before the recent popularity count with the all-time count (half-life 0), and
     # those written before the category term without it
     weights = {"popularity_weight": torch.zeros(1), "new_user_popularity_weight": torch.zeros(1),
-               "own_recency_weight": torch.zeros(1), "category_weight": torch.zeros(1), "popularity_half_life": torch.zeros(1, dtype=torch.long),
+               "own_recency_weight": torch.zeros(1), "category_weight": torch.zeros(1),
+               "popularity_half_life": torch.zeros(1, dtype=torch.long),
                "new_user_popularity_half_life": torch.zeros(1, dtype=torch.long), **weights}
     model.load_state_dict(weights)
 

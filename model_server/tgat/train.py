@@ -140,8 +140,8 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
     `blends` {chosen weight name: grid} (names of the model's chosen buffers, see CHOSEN_WEIGHTS) are tried as
     extra weights of the model's heuristic terms on the same pass (one state, many candidates, as the
     heuristics of Cornell et al. 2025 choose their variant): users with edges over every (popularity weight,
-    own-recency weight, same-category weight, popularity half-life) tuple, new users over every (new-user popularity weight,
-    half-life) pair, chosen apart (their events are apart); half-life 0 is the all-time count. The figures
+    own-recency weight, same-category weight, popularity half-life) tuple, new users over every (new-user
+    popularity weight, half-life) pair, chosen apart (their events are apart); half-life 0 is the all-time count. The figures
     returned are those of the best candidates by MRR (earliest in the grids on ties), and their weights under
     their names."""
     model.eval()
@@ -221,8 +221,8 @@ _HALF_LIVES = ("popularity_half_life", "new_user_popularity_half_life")  # integ
 
 
 def _blend_candidates(blends: dict | None) -> dict:
-    """{part: candidate tuples}: (popularity weight, own recency weight, category weight, half-life) for returning users,
-    (new-user popularity weight, half-life) for new users; a weight without a grid is tried at 0 only, and a
+    """{part: candidate tuples}: (popularity weight, own recency weight, category weight, half-life) for
+    returning users, (new-user popularity weight, half-life) for new users; a weight without a grid is tried at 0 only, and a
     popularity weight of 0 with the first half-life only (the count does not matter then)."""
     grids = {name: tuple((blends or {}).get(name, (0,) if name in _HALF_LIVES else (0.0,))) for name in CHOSEN_WEIGHTS}
     returning = [(w, r, c, h) for w, r, c, h in itertools.product(grids["popularity_weight"], grids["own_recency_weight"],
