@@ -45,6 +45,13 @@ class GrowingEmbedding(nn.Module):
         return self.weight[index.clamp(0, self.rows - 1)] * valid[:, None].to(self.weight.dtype)
 
 
+def _lookup(table: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """table[items], -1 where an item index is -1 or past the table."""
+    padded = torch.cat([table, table.new_full((1,), -1)])
+    inside = (items >= 0) & (items < table.shape[0])
+    return padded[torch.where(inside, items, table.shape[0])]
+
+
 class ItemSideInfo:
     """Per-item text vector and Category/Brand node index (-1 = none); tensors grow by doubling."""
 
@@ -71,9 +78,15 @@ class ItemSideInfo:
 
     def category_of(self, items: torch.Tensor) -> torch.Tensor:
         """The category index of each item index: -1 for none, for -1, or for an item without side info yet."""
-        padded = torch.cat([self.category, self.category.new_full((1,), -1)])
-        inside = (items >= 0) & (items < self.category.shape[0])
-        return padded[torch.where(inside, items, self.category.shape[0])]
+        return _lookup(self.category, items)
+
+    def brand_of(self, items: torch.Tensor) -> torch.Tensor:
+        """The brand index of each item index, -1 as in category_of."""
+        return _lookup(self.brand, items)
+
+    def has_attributes(self) -> bool:
+        """Whether any item has a category or a brand."""
+        return bool((self.category >= 0).any() or (self.brand >= 0).any())
 
     def set(self, items: list[int], vectors: torch.Tensor | None, categories: list, brands: list) -> None:
         self.ensure(max(items) + 1)

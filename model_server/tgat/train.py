@@ -38,9 +38,9 @@ class TrainConfig:
     popularity_weights: tuple = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     new_user_popularity_weights: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
     own_recency_weights: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 1000.0)
-    # weights of the same-category term (model.py), tried only where items have categories (the candidates
-    # multiply); 1000 ranks the last item's category as a tier after the user's own items
-    category_weights: tuple = (0.0, 1.0, 4.0, 1000.0)
+    # weights of the shared-attributes term (model.py), tried only where items have a category or a brand (the
+    # candidates multiply); 1000 ranks the items like the user's newest one as a tier after the user's own items
+    attribute_weights: tuple = (0.0, 1.0, 4.0, 1000.0)
     # half-lives of the recent popularity count tried beside the all-time count, as fractions of the training
     # part's time span: one decade apart from a thousandth of the span (hours on Wikipedia's month, a few hours
     # on MovieLens's months) to the span itself (nearly all-time, but an item's old users count half), so one
@@ -54,12 +54,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def blends(self, half_lives: tuple = (), categories: bool = False) -> dict:
+    def blends(self, half_lives: tuple = (), attributes: bool = False) -> dict:
         """{chosen weight name: grid tried on validation}; `half_lives` (ms) the recent counts' grid;
-        `categories`: whether any item has a category (else the same-category term stays off)."""
+        `attributes`: whether any item has a category or a brand (else the shared-attributes term stays off)."""
         grid = (0,) + tuple(half_lives)  # 0: the all-time count, first so that it wins ties
         return {"popularity_weight": self.popularity_weights, "own_recency_weight": self.own_recency_weights,
-                "category_weight": self.category_weights if categories else (0.0,),
+                "attribute_weight": self.attribute_weights if attributes else (0.0,),
                 "new_user_popularity_weight": self.new_user_popularity_weights,
                 "popularity_half_life": grid if self.returning_half_lives else (0,),
                 "new_user_popularity_half_life": grid}
@@ -140,7 +140,7 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
     `blends` {chosen weight name: grid} (names of the model's chosen buffers, see CHOSEN_WEIGHTS) are tried as
     extra weights of the model's heuristic terms on the same pass (one state, many candidates, as the
     heuristics of Cornell et al. 2025 choose their variant): users with edges over every (popularity weight,
-    own-recency weight, same-category weight, popularity half-life) tuple, new users over every (new-user
+    own-recency weight, shared-attributes weight, popularity half-life) tuple, new users over every (new-user
     popularity weight, half-life) pair, chosen apart (their events are apart); half-life 0 is the all-time count. The figures
     returned are those of the best candidates by MRR (earliest in the grids on ties), and their weights under
     their names."""
@@ -165,22 +165,22 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
             base, part_targets = scores[rows], targets[rows]
             popularity = {h: term[rows] for h, term in terms[part]["popularity"].items()}
             recency = terms[part]["recency"][rows] if "recency" in terms[part] else None
-            category = terms[part]["category"][rows] if "category" in terms[part] else None
+            shared = terms[part]["attributes"][rows] if "attributes" in terms[part] else None
             blended = torch.empty_like(base)  # one buffer for every candidate (the pass's cost is theirs)
             ranked = []
             for candidate in totals[part]:
                 weight, half_life = candidate[0], candidate[-1]
                 recency_weight = candidate[1] if recency is not None else 0.0
-                category_weight = candidate[2] if category is not None else 0.0
+                attribute_weight = candidate[2] if shared is not None else 0.0
                 if weight:
                     torch.add(base, popularity[half_life], alpha=weight, out=blended)
-                elif recency_weight or category_weight:
+                elif recency_weight or attribute_weight:
                     blended.copy_(base)
                 if recency_weight:
                     blended.add_(recency, alpha=recency_weight)
-                if category_weight:
-                    blended.add_(category, alpha=category_weight)
-                ranked.append(_rank_counts(blended if weight or recency_weight or category_weight else base,
+                if attribute_weight:
+                    blended.add_(shared, alpha=attribute_weight)
+                ranked.append(_rank_counts(blended if weight or recency_weight or attribute_weight else base,
                                            part_targets))
             # every candidate's figures at once: [candidates, rows] counts, one read of the sums
             sums_of = _ranking_sums(torch.stack([g for g, _ in ranked]), torch.stack([e for _, e in ranked]))
@@ -205,7 +205,7 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
     n = len(stream)
     chosen = {part: max(grid, key=lambda c: (totals[part][c]["mrr"], -grid.index(c))) for part, grid in candidates.items()}
     figures = {name: sum(totals[part][chosen[part]][name] for part in candidates) / max(n, 1) for name in FIGURES}
-    weights = dict(zip(("popularity_weight", "own_recency_weight", "category_weight", "popularity_half_life"),
+    weights = dict(zip(("popularity_weight", "own_recency_weight", "attribute_weight", "popularity_half_life"),
                        chosen["returning"]))
     by_part = {part: {"mrr": totals[part][chosen[part]]["mrr"] / max(counts[part], 1), "events": counts[part]}
                for part in candidates}
@@ -215,18 +215,18 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
 
 
 FIGURES = ("mrr", "hits@10", "recall@20", "ndcg@20")
-CHOSEN_WEIGHTS = ("popularity_weight", "own_recency_weight", "category_weight", "new_user_popularity_weight",
+CHOSEN_WEIGHTS = ("popularity_weight", "own_recency_weight", "attribute_weight", "new_user_popularity_weight",
                   "popularity_half_life", "new_user_popularity_half_life")
 _HALF_LIVES = ("popularity_half_life", "new_user_popularity_half_life")  # integers (ms), 0: all-time
 
 
 def _blend_candidates(blends: dict | None) -> dict:
-    """{part: candidate tuples}: (popularity weight, own recency weight, category weight, half-life) for
+    """{part: candidate tuples}: (popularity weight, own recency weight, attributes weight, half-life) for
     returning users, (new-user popularity weight, half-life) for new users; a weight without a grid is tried at 0 only, and a
     popularity weight of 0 with the first half-life only (the count does not matter then)."""
     grids = {name: tuple((blends or {}).get(name, (0,) if name in _HALF_LIVES else (0.0,))) for name in CHOSEN_WEIGHTS}
     returning = [(w, r, c, h) for w, r, c, h in itertools.product(grids["popularity_weight"], grids["own_recency_weight"],
-                                                                  grids["category_weight"], grids["popularity_half_life"])
+                                                                  grids["attribute_weight"], grids["popularity_half_life"])
                  if w or h == grids["popularity_half_life"][0]]
     new = [(w, h) for w, h in itertools.product(grids["new_user_popularity_weight"],
                                                 grids["new_user_popularity_half_life"])
@@ -286,7 +286,7 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, h
     keep = lambda matrix: matrix[:, observed].cpu()  # noqa: E731
     terms = {"returning": {"popularity": {h: keep(p.masked_fill(own, 0.0)) for h, p in popularity.items()},
                            "recency": keep(recency),
-                           "category": keep(model.same_category(graph, user_nodes, graph.node_local[item_nodes]))},
+                           "attributes": keep(model.shared_attributes(graph, user_nodes, graph.node_local[item_nodes]))},
              "new": {"popularity": {h: keep(p) for h, p in popularity.items()}}}
     return keep(scores), terms, column_of_item.cpu()
 
@@ -317,7 +317,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, v
     history_events = Events.of(history, users, items)
     half_lives = config.half_lives(history.ts)
     graph.ensure_half_lives(half_lives)
-    has_categories = bool((graph.side.category >= 0).any())
+    has_attributes = graph.side.has_attributes()
     generator = torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
         for name in CHOSEN_WEIGHTS:  # trained without the chosen terms; chosen again below
@@ -344,7 +344,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, v
             # the catalogue and the known users at the start of validation: those of the training part
             record["validation"] = evaluate_stream(model, graph, validation, users, items, IdMap(history.items),
                                                    set(history.users), config.batch_size, config.progress,
-                                                   blends=config.blends(half_lives, has_categories))
+                                                   blends=config.blends(half_lives, has_attributes))
         record["seconds"] = round(time.perf_counter() - started, 2)
         epochs.append(record)
         if config.progress:

@@ -106,12 +106,12 @@ def test_candidates_keep_the_all_time_count_first_and_skip_half_lives_of_a_zero_
     blends = TrainConfig(popularity_weights=(0.0, 1.0), own_recency_weights=(0.0, 2.0),
                          new_user_popularity_weights=(0.0, 1.0)).blends((10, 100))
     candidates = _blend_candidates(blends)
-    assert candidates["returning"][0] == (0.0, 0.0, 0.0, 0)  # (popularity, own recency, category, half-life)
+    assert candidates["returning"][0] == (0.0, 0.0, 0.0, 0)  # (popularity, own recency, attributes, half-life)
     assert len(candidates["returning"]) == 2 + 2 * 3  # weight 0: one count per recency weight; weight 1: every count
-    assert {c[2] for c in candidates["returning"]} == {0.0}  # no item has a category: the term stays off
-    with_categories = _blend_candidates(TrainConfig(popularity_weights=(0.0, 1.0), own_recency_weights=(0.0, 2.0),
-                                                    category_weights=(0.0, 4.0)).blends((10, 100), categories=True))
-    assert len(with_categories["returning"]) == 2 * (2 + 2 * 3)
+    assert {c[2] for c in candidates["returning"]} == {0.0}  # no item has a category or brand: the term stays off
+    with_attributes = _blend_candidates(TrainConfig(popularity_weights=(0.0, 1.0), own_recency_weights=(0.0, 2.0),
+                                                    attribute_weights=(0.0, 4.0)).blends((10, 100), attributes=True))
+    assert len(with_attributes["returning"]) == 2 * (2 + 2 * 3)
     assert candidates["new"] == [(0.0, 0), (1.0, 0), (1.0, 10), (1.0, 100)]
     assert TrainConfig(recent_half_life_fractions=(0.01, 1.0)).half_lives([0, 1000, 50_000]) == (500, 50_000)
 

@@ -5,6 +5,7 @@ import torch
 from tgat_test_helpers import graph_store_edges, item_texts, one_thread, tgat_events  # noqa: F401 (fixtures)
 from model_server.contract import InteractionBatch
 from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
+from stream.events import Item
 
 
 def _fitted(data, n=1200, **config):
@@ -116,21 +117,24 @@ def test_a_large_own_recency_weight_ranks_the_users_recent_items_first_newest_fi
     assert rec.fit_log[0].get("val_own_recency_weight") is not None
 
 
-def test_the_category_term_lifts_the_category_of_the_users_newest_item(tgat_events):
+def test_the_shared_attributes_term_lifts_items_like_the_users_newest_one(tgat_events):
     rec, stream = _fitted(tgat_events)
     graph = rec.graph
     user = stream.users[1199]  # an event at the end of the fitted part: the user's newest item
-    newest_item = rec.items.get(stream.items[1199])
-    category = int(graph.side.category[newest_item])
+    newest = stream.items[1199]
+    branded = [newest] + [i for i in dict.fromkeys(stream.items[:1200]) if i != newest][:30]
+    rec.observe_items([Item(i, tgat_events.item_info[i].title, tgat_events.item_info[i].category, "acme")
+                       for i in branded])  # one brand for a few items, the newest one among them
+    category = int(graph.side.category[rec.items.get(newest)])
     assert category >= 0  # ML-100K's genres are the category
     with torch.no_grad():
-        rec.model.category_weight.zero_()  # whatever validation chose
+        rec.model.attribute_weight.zero_()  # whatever validation chose
     before, new_before = rec.score([user])[0], rec.score(["never-seen"])[0]
     with torch.no_grad():
-        rec.model.category_weight.fill_(3.0)
+        rec.model.attribute_weight.fill_(3.0)
     delta = rec.score([user])[0] - before
-    same = graph.side.category_of(torch.arange(len(rec.items))) == category
-    assert 1 < int(same.sum()) < len(rec.items)
-    assert torch.allclose(delta[same], torch.full((int(same.sum()),), 3.0), atol=1e-4)
-    assert float(delta[~same].abs().max()) < 1e-5
+    items = torch.arange(len(rec.items))
+    shared = (graph.side.category_of(items) == category).float() + (graph.side.brand_of(items) >= 0).float()
+    assert {0.0, 1.0, 2.0} <= set(shared.tolist())  # items with neither, one and both attributes
+    assert torch.allclose(delta, 3.0 * shared, atol=1e-4)
     assert torch.equal(rec.score(["never-seen"])[0], new_before)  # a user without edges has no newest item
