@@ -166,9 +166,13 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
             popularity = {h: term[rows] for h, term in terms[part]["popularity"].items()}
             recency = terms[part]["recency"][rows] if "recency" in terms[part] else None
             shared = terms[part]["attributes"][rows] if "attributes" in terms[part] else None
-            blended = torch.empty_like(base)  # one buffer for every candidate (the pass's cost is theirs)
-            ranked = []
-            for candidate in totals[part]:
+            # buffers for every candidate, allocated once per batch: the candidates' loop allocates nothing that
+            # outlives one candidate (small results kept between large temporaries fragmented the heap: the
+            # REES46 fit's resident memory climbed by up to 10 GB within one batch's loop)
+            blended, mask = torch.empty_like(base), torch.empty(base.shape, dtype=torch.bool)
+            greater = torch.empty(len(totals[part]), len(part_targets), dtype=torch.long)
+            equal = torch.empty_like(greater)
+            for index, candidate in enumerate(totals[part]):
                 weight, half_life = candidate[0], candidate[-1]
                 recency_weight = candidate[1] if recency is not None else 0.0
                 attribute_weight = candidate[2] if shared is not None else 0.0
@@ -180,10 +184,10 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
                     blended.add_(recency, alpha=recency_weight)
                 if attribute_weight:
                     blended.add_(shared, alpha=attribute_weight)
-                ranked.append(_rank_counts(blended if weight or recency_weight or attribute_weight else base,
-                                           part_targets))
+                _count_into(blended if weight or recency_weight or attribute_weight else base, part_targets, mask,
+                            greater[index], equal[index])
             # every candidate's figures at once: [candidates, rows] counts, one read of the sums
-            sums_of = _ranking_sums(torch.stack([g for g, _ in ranked]), torch.stack([e for _, e in ranked]))
+            sums_of = _ranking_sums(greater, equal)
             for sums, figures in zip(totals[part].values(), sums_of):
                 for name, value in zip(FIGURES, figures):
                     sums[name] += value
@@ -291,16 +295,14 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, h
     return keep(scores), terms, column_of_item.cpu()
 
 
-def _rank_counts(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """ranking.rank_counts without copying the rankable rows out (validation ranks each batch once per
-    candidate): (greater, equal) per row, greater = ranking.MISS where the target is -1."""
-    ok = targets >= 0
-    if scores.shape[-1] == 0 or not bool(ok.any()):
-        return torch.full_like(targets, ranking.MISS), torch.zeros_like(targets)
-    true = scores.gather(1, targets.clamp(min=0)[:, None])
-    greater = torch.where(ok, (scores > true).sum(dim=1), ranking.MISS)
-    equal = torch.where(ok, (scores == true).sum(dim=1) - 1, 0)
-    return greater, equal
+def _count_into(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, greater: torch.Tensor,
+                equal: torch.Tensor) -> None:
+    """ranking.rank_counts of rows whose targets are all rankable, written into `greater` and `equal` through
+    the bool buffer `mask` (the shape of `scores`): validation ranks each batch once per candidate, in place."""
+    true = scores.gather(1, targets[:, None])
+    torch.sum(torch.gt(scores, true, out=mask), dim=1, out=greater)
+    torch.sum(torch.eq(scores, true, out=mask), dim=1, out=equal)
+    equal.sub_(1)  # the target itself
 
 
 def _ranking_sums(greater: torch.Tensor, equal: torch.Tensor) -> list[list[float]]:

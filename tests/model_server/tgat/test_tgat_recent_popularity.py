@@ -195,11 +195,10 @@ def test_a_checkpoint_from_before_the_recent_counts_loads_and_scores_with_the_al
 
 def test_the_validation_rank_counts_equal_the_rankings():
     from model_server import ranking
-    from model_server.tgat.train import _rank_counts
+    from model_server.tgat.train import _count_into
     scores = torch.tensor([[1.0, 2.0, 2.0, 0.5], [3.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
-    for targets in (torch.tensor([1, -1, 2]), torch.tensor([-1, -1, -1]), torch.tensor([3, 0, 0])):
-        for got, want in zip(_rank_counts(scores, targets), ranking.rank_counts(scores, targets)):
-            assert torch.equal(got, want)
-    empty = torch.zeros(3, 0)
-    for got, want in zip(_rank_counts(empty, torch.tensor([0, -1, 1])), ranking.rank_counts(empty, torch.tensor([0, -1, 1]))):
-        assert torch.equal(got, want)
+    for targets in (torch.tensor([1, 3, 2]), torch.tensor([3, 0, 0]), torch.tensor([0, 1, 3])):
+        greater, equal = torch.full((3,), 99), torch.full((3,), 99)
+        _count_into(scores, targets, torch.empty(scores.shape, dtype=torch.bool), greater, equal)
+        want_greater, want_equal = ranking.rank_counts(scores, targets)
+        assert torch.equal(greater, want_greater) and torch.equal(equal, want_equal)
