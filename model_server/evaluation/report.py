@@ -180,7 +180,8 @@ def _diversity_lines(results: dict) -> list[str]:
               "lists re-ranked by maximal marginal relevance (Carbonell & Goldstein, SIGIR 1998) over each list's top "
               "100 candidates, with the model's item vectors (streamrec: its item embeddings) or, without them, the "
               "items' categories as the similarity. ILD@20 uses the harness's model-independent item vectors (below); "
-              "categories / list: distinct categories (REES46 category codes, MovieLens genres) in a top-20 list; "
+              "categories / list: distinct categories (REES46 category codes, or category numbers where an item has "
+              "no code; MovieLens genres) in a top-20 list; "
               "category coverage: share of the catalogue's categories in any list."]
     return lines
 

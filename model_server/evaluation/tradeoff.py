@@ -2,8 +2,8 @@
 part runs once per diversity setting (λ of model_server/diversity.py) on a copy of the fitted state, and each
 run records, besides the usual figures, how many categories its top-20 lists span.
 
-Category coverage needs the items' categories (REES46 category_code, MovieLens genres: data.item_info); an
-item's `category` is a set of labels as diversity.category_labels reads it.
+Category coverage needs the items' categories (REES46 category_code or category_id, MovieLens genres:
+data.item_info); an item's `category` is a set of labels as diversity.category_labels reads it.
 """
 from __future__ import annotations
 
