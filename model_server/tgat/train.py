@@ -137,13 +137,12 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
     serving scores a user never seen (score_new_user); ties count as half. So the early-stopping figure is the
     figure that is reported. `users` and `items` are the model's id maps (every id of `stream` registered).
 
-    `blends` {chosen weight name: grid} (names of the model's chosen buffers, see CHOSEN_WEIGHTS) are tried as
-    extra weights of the model's heuristic terms on the same pass (one state, many candidates, as the
-    heuristics of Cornell et al. 2025 choose their variant): users with edges over every (popularity weight,
-    own-recency weight, shared-attributes weight, popularity half-life) tuple, new users over every (new-user
-    popularity weight, half-life) pair, chosen apart (their events are apart); half-life 0 is the all-time count. The figures
-    returned are those of the best candidates by MRR (earliest in the grids on ties), and their weights under
-    their names."""
+    `blends` {chosen weight name: grid} (names of the model's chosen buffers, see CHOSEN_WEIGHTS) are tried as extra
+    weights of the model's heuristic terms on the same pass (one state, many candidates, as the heuristics of
+    Cornell et al. 2025 choose their variant): users with edges over every (popularity weight, own-recency weight,
+    shared-attributes weight, popularity half-life) tuple, new users over every (new-user popularity weight,
+    half-life) pair, chosen apart (their events are apart); half-life 0 is the all-time count. The figures returned are
+    those of the best candidates by MRR (earliest in the grids on ties), and their weights under their names."""
     model.eval()
     candidates = _blend_candidates(blends)
     half_lives = sorted({c[-1] for grid in candidates.values() for c in grid})
@@ -225,12 +224,13 @@ _HALF_LIVES = ("popularity_half_life", "new_user_popularity_half_life")  # integ
 
 
 def _blend_candidates(blends: dict | None) -> dict:
-    """{part: candidate tuples}: (popularity weight, own recency weight, attributes weight, half-life) for
-    returning users, (new-user popularity weight, half-life) for new users; a weight without a grid is tried at 0 only, and a
+    """{part: candidate tuples}: (popularity weight, own recency weight, attributes weight, half-life) for returning
+    users, (new-user popularity weight, half-life) for new users; a weight without a grid is tried at 0 only, and a
     popularity weight of 0 with the first half-life only (the count does not matter then)."""
     grids = {name: tuple((blends or {}).get(name, (0,) if name in _HALF_LIVES else (0.0,))) for name in CHOSEN_WEIGHTS}
-    returning = [(w, r, c, h) for w, r, c, h in itertools.product(grids["popularity_weight"], grids["own_recency_weight"],
-                                                                  grids["attribute_weight"], grids["popularity_half_life"])
+    returning = [(w, r, c, h) for w, r, c, h in itertools.product(
+                     grids["popularity_weight"], grids["own_recency_weight"], grids["attribute_weight"],
+                     grids["popularity_half_life"])
                  if w or h == grids["popularity_half_life"][0]]
     new = [(w, h) for w, h in itertools.product(grids["new_user_popularity_weight"],
                                                 grids["new_user_popularity_half_life"])
@@ -288,9 +288,9 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, h
     rows, recent_nodes, values = model.own_recency(graph, user_nodes)
     recency[rows, graph.node_local[recent_nodes]] = values
     keep = lambda matrix: matrix[:, observed].cpu()  # noqa: E731
+    shared = model.shared_attributes(graph, user_nodes, graph.node_local[item_nodes])
     terms = {"returning": {"popularity": {h: keep(p.masked_fill(own, 0.0)) for h, p in popularity.items()},
-                           "recency": keep(recency),
-                           "attributes": keep(model.shared_attributes(graph, user_nodes, graph.node_local[item_nodes]))},
+                           "recency": keep(recency), "attributes": keep(shared)},
              "new": {"popularity": {h: keep(p) for h, p in popularity.items()}}}
     return keep(scores), terms, column_of_item.cpu()
 
