@@ -150,10 +150,11 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
     totals = {part: {c: dict.fromkeys(FIGURES, 0.0) for c in grid} for part, grid in candidates.items()}
     item_of = _CatalogueItems(catalogue, items)
     bar = tqdm(total=len(stream), desc=desc, disable=not progress, leave=False)
+    with_attributes = any(c[2] for c in candidates["returning"])  # else the term's matrix is not built
 
     def rank(batch: RankedBatch) -> None:
         scores, terms, column_of_item = _validation_batch(model, graph, Events.of(batch.events, users, items),
-                                                          half_lives)
+                                                          half_lives, with_attributes)
         if scores.shape[1] != batch.catalogue_size:
             raise ValueError(f"the graph ranks {scores.shape[1]} items but the catalogue holds {batch.catalogue_size}")
         targets = _model_columns(batch.targets, item_of.indices(batch.catalogue_size), column_of_item)
@@ -264,10 +265,11 @@ def _model_columns(targets: torch.Tensor, item_of_catalogue: torch.Tensor, colum
     return out
 
 
-def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, half_lives=(0,)):
+def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, half_lives=(0,),
+                      with_attributes: bool = False):
     """(scores, {part: heuristic terms}, each item index's column or -1) of one batch, on CPU, one row per
     event, the columns restricted to the observed items in item order: the scores as served, and the terms
-    whose weights are being chosen."""
+    whose weights are being chosen (the shared attributes only `with_attributes`)."""
     device = graph.device
     item_nodes = graph.item_node
     user_nodes = graph.user_node[batch.users.to(device)]
@@ -288,10 +290,12 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, h
     rows, recent_nodes, values = model.own_recency(graph, user_nodes)
     recency[rows, graph.node_local[recent_nodes]] = values
     keep = lambda matrix: matrix[:, observed].cpu()  # noqa: E731
-    shared = model.shared_attributes(graph, user_nodes, graph.node_local[item_nodes])
     terms = {"returning": {"popularity": {h: keep(p.masked_fill(own, 0.0)) for h, p in popularity.items()},
-                           "recency": keep(recency), "attributes": keep(shared)},
+                           "recency": keep(recency)},
              "new": {"popularity": {h: keep(p) for h, p in popularity.items()}}}
+    if with_attributes:
+        shared = model.shared_attributes(graph, user_nodes, graph.node_local[item_nodes])
+        terms["returning"]["attributes"] = keep(shared)
     return keep(scores), terms, column_of_item.cpu()
 
 
