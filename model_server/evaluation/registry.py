@@ -31,7 +31,8 @@ class ModelContext:
     seed: int = 0
     device: str = "cpu"
     epochs: int | None = None
-    batch_size: int = 200
+    batch_size: int = 200  # test events per batch of the harness
+    train_batch_size: int = 200  # events (sequences for SASRec) per training step of the trained models
     progress: bool = True
     item_info: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
@@ -67,14 +68,14 @@ def _itemknn(context: ModelContext) -> Recommender:
 def _tgn(context: ModelContext) -> Recommender:
     from ..baselines.tgn import TGN
     options = {k: context.options[k] for k in ("patience", "lr", "dim", "neighbours") if k in context.options}
-    return TGN(context.n_users, context.n_items, epochs=context.epochs or 10, batch_size=context.batch_size,
+    return TGN(context.n_users, context.n_items, epochs=context.epochs or 10, batch_size=context.train_batch_size,
                seed=context.seed, device=context.device, progress=context.progress, **options)
 
 
 def _sasrec(context: ModelContext) -> Recommender:
     from ..baselines.sasrec import SASRec
     options = {k: context.options[k] for k in ("patience", "lr", "dim", "max_len", "blocks", "dropout") if k in context.options}
-    return SASRec(epochs=context.epochs or 100, batch_size=context.batch_size, seed=context.seed,
+    return SASRec(epochs=context.epochs or 100, batch_size=context.train_batch_size, seed=context.seed,
                   device=context.device, progress=context.progress, **options)
 
 

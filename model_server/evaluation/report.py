@@ -7,13 +7,15 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-# TGB leaderboard, tgbl-wiki-v2, test MRR (each true item ranked against all destination nodes)
-TGB_WIKI_ANCHORS = {"DyGFormer": 0.798, "TNCN": 0.718, "EdgeBank": 0.571, "TGN": 0.396, "TGAT": 0.141}
+# TGB leaderboard, tgbl-wiki-v2, test MRR (each true item ranked against all destination nodes); the
+# heuristic is the recency + popularity of Cornell et al., "On the Power of Heuristics in Temporal Graphs" (2025)
+TGB_WIKI_ANCHORS = {"TPNet": 0.827, "recency + popularity heuristic": 0.821, "HyperEvent": 0.810, "DyGFormer": 0.798, "TNCN": 0.718, "EdgeBank": 0.571, "TGN": 0.396, "TGAT": 0.141}
 
 PROTOCOL_DIFFERENCES = [
     "Split 70/15/15 by event position (TGB: by time quantiles, also 70/15/15).",
-    "Test events are ranked in batches of 200 using only what came before the batch, then the batch is "
-    "observed (TGB: same batch size and streaming convention).",
+    "Test events are ranked in batches of {batch_size} using only what came before the batch, then the batch "
+    "is observed. Our recency + popularity heuristic scores the published 0.821 only per event "
+    "(--batch-size 1: 0.820) and 0.729 in batches of 200, so the leaderboard's figures are compared per event.",
     "The candidate set is every item seen in an event before the batch, with no sampled negatives; an event "
     "whose item was never seen is a miss (MRR 0). TGB ranks against every destination node of the whole "
     "data set (for tgbl-wiki that is all ~1,000 pages), including pages not yet seen.",
@@ -115,7 +117,7 @@ def render_markdown(report: dict) -> str:
         lines += [f"| TGB {name} (published) | {value:.3f} |" for name, value in TGB_WIKI_ANCHORS.items()]
         lines += [f"| ours: {name} | {r['overall']['mrr']:.3f} |" for name, r in ok.items()]
         lines += ["", "Protocol differences (the figures are beside each other, not interchangeable):", ""]
-        lines += [f"- {item}" for item in PROTOCOL_DIFFERENCES]
+        lines += [f"- {item.format(batch_size=config['batch_size'])}" for item in PROTOCOL_DIFFERENCES]
     lines += _diversity_lines(ok)
     lines += ["", "## Breakdowns (MRR / Recall@20; events)", ""]
     groups = _breakdown_groups(ok)

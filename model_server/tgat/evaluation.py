@@ -16,7 +16,8 @@ TRAIN_OPTIONS = ("lr", "negatives", "patience", "in_batch_negatives")
 def _build(factory, context):
     options = context.options or {}
     config = {k: options[k] for k in MODEL_OPTIONS if k in options}
-    train = {"epochs": context.epochs or 5, "batch_size": context.batch_size, "progress": context.progress,
+    train = {"epochs": context.epochs or 5, "batch_size": context.train_batch_size,
+             "validation_batch_size": context.batch_size, "progress": context.progress,
              **{k: options[k] for k in TRAIN_OPTIONS if k in options}}
     model = factory(config, train, seed=context.seed, device=context.device,
                     max_fanout=options.get("max_fanout", 2048))

@@ -18,7 +18,11 @@ def configure(parser):
     parser.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,…",
                         help="run every model once per seed and report mean ± std of its test figures "
                              "(default: --seed alone)")
-    parser.add_argument("--batch-size", type=int, default=200, help="test events per batch")
+    parser.add_argument("--batch-size", type=_positive, default=200,
+                        help="test events per batch, each ranked from the state before its batch (1: per event, "
+                             "the published protocol); streamrec's validation pass uses it too")
+    parser.add_argument("--train-batch-size", type=_positive, default=200,
+                        help="events (SASRec: sequences) per training step of the trained models")
     parser.add_argument("--diversity", type=_strength_list, default=None, metavar="L,L,…",
                         help="diversity settings (λ of the MMR re-ranking, 0 = off): each model is fitted once and "
                              "its test part run once per setting; report.md and diversity_tradeoff.png show the "
@@ -71,7 +75,8 @@ def run(args, settings) -> int:
         "created": report.timestamp(),
         "git": report.git_commit(Path(__file__).resolve().parents[3]),
         "config": {"command": args.command_line,
-                   "models": names, "seed": (args.seeds or [args.seed])[0], "seeds": args.seeds or [args.seed], "batch_size": args.batch_size, "epochs": args.epochs,
+                   "models": names, "seed": (args.seeds or [args.seed])[0], "seeds": args.seeds or [args.seed], "batch_size": args.batch_size,
+                   "train_batch_size": args.train_batch_size, "epochs": args.epochs,
                    "device": device, "torch_threads": torch.get_num_threads(), "limit": args.limit,
                    "split": list(streaming.SPLIT), "top_k_lists": protocol.TOP_K, "torch": torch.__version__},
         "dataset": {"name": data.name, "rows": len(stream), "users": n_users, "items": n_items,
@@ -119,7 +124,8 @@ def _evaluate(name, seed, args, device, data, n_users, n_items, train, validatio
 
     torch.manual_seed(seed)
     context = registry.ModelContext(data.name, n_users, n_items, seed=seed, device=device, epochs=args.epochs,
-                                    batch_size=args.batch_size, progress=not args.no_progress, item_info=data.item_info)
+                                    batch_size=args.batch_size, train_batch_size=args.train_batch_size,
+                                    progress=not args.no_progress, item_info=data.item_info)
 
     def build():
         model = registry.build(name, context)
@@ -173,6 +179,16 @@ def _strength_list(text: str) -> list[float]:
         return parse_strengths(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of events, 1 or more")
+    return value
 
 
 def _seed_list(text: str) -> list[int]:

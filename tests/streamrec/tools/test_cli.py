@@ -116,3 +116,11 @@ def test_eval_runs_every_model_by_default_and_its_help_names_each():
     assert models.default == "all"
     named = {name.strip(" .") for name in models.help.split(":", 1)[1].split(",")}
     assert named == set(registry.MODELS)  # a model added to the registry is named in --help too
+
+
+@pytest.mark.parametrize("option", ["--batch-size", "--train-batch-size"])
+def test_eval_refuses_a_batch_of_no_events_in_one_line(option, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        build_parser()[0].parse_args(["eval", "--dataset", "wikipedia", "--out", "o", option, "0"])
+    assert stopped.value.code == 2
+    assert "'0': give a whole number of events, 1 or more" in capsys.readouterr().err
