@@ -39,12 +39,20 @@ def _cell(mean: float, std: float | None, bold: bool) -> str:
     return f"**{text}**" if bold else text
 
 
+def _protocol_label(report: dict) -> str:
+    """The row's name: the data set, and its test batch size where it is not the default 200 (figures ranked
+    per event and in batches of 200 are different figures: a row never mixes the two)."""
+    name, size = report["dataset"]["name"], report["config"].get("batch_size", 200)
+    return name if size == 200 else f"{name}, per event" if size == 1 else f"{name}, batches of {size}"
+
+
 def _by_data_set(reports: list[dict]) -> dict[str, tuple[dict, dict]]:
-    """Data set -> (its description, model -> result): several reports of one data set merge, a later report's
-    model replacing an earlier one's (e.g. every model at one commit, then streamrec again at a later one)."""
+    """Row label -> (its data set's description, model -> result): several reports of one data set and test
+    batch size merge, a later report's model replacing an earlier one's (e.g. every model at one commit, then
+    streamrec again at a later one)."""
     rows: dict[str, tuple[dict, dict]] = {}
     for report in reports:
-        data, results = rows.setdefault(report["dataset"]["name"], (report["dataset"], {}))
+        data, results = rows.setdefault(_protocol_label(report), (report["dataset"], {}))
         results.update({m: r for m, r in report["models"].items() if "error" not in r})
     return rows
 
@@ -55,11 +63,11 @@ def eval_markdown(reports: list[dict], metric: str = "mrr") -> str:
     models = [m for m in EVAL_MODELS if any(m in r["models"] for r in reports)]
     models += sorted({m for r in reports for m in r["models"]} - set(models))
     lines = [f"| {EVAL_METRICS[metric]} | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    for data, results in _by_data_set(reports).values():
+    for label, (data, results) in _by_data_set(reports).items():
         scores = {m: _figure(r, metric) for m, r in results.items()}
         best = max((mean for mean, _ in scores.values()), default=None)
         cells = ["–" if m not in scores else _cell(*scores[m], bold=scores[m][0] == best) for m in models]
-        lines.append(f"| {data['name']} ({data['rows']:,} events) | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} ({data['rows']:,} events) | " + " | ".join(cells) + " |")
     lines.append("")
     for report in reports:
         lines.append(f"- `{report['config']['command']}` (commit {_commit(report)})")

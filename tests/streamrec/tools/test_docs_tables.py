@@ -88,6 +88,14 @@ def test_a_later_report_of_a_data_set_replaces_its_models():
     assert table.count("`streamrec eval --dataset a`") == 2  # both runs named
 
 
+def test_a_data_set_ranked_per_event_is_a_row_of_its_own():
+    per_event = _report("a", {"streamrec": 0.8})
+    per_event["config"]["batch_size"] = 1
+    table = eval_markdown([_report("a", {"streamrec": 0.5, "pop": 0.6}), per_event])
+    assert "| a (1,000 events) | 0.5000 | **0.6000** |" in table
+    assert "| a, per event (1,000 events) | **0.8000** | – |" in table
+
+
 def test_demo_table_names_the_run():
     from streamrec.tools.docs_tables import demo_markdown
 
