@@ -33,6 +33,7 @@ from typing import Callable
 import torch
 
 from .. import ranking
+from . import repeats
 from ..contract import InteractionBatch, Recommender
 from ..ids import IdMap
 from ..streaming import RankedBatch, batches, rank_then_observe
@@ -112,6 +113,7 @@ class StreamResult:
     test_users: list[str]
     test_types: list[str]
     test_ts: list[int]
+    own_item_kind: torch.Tensor | None = None  # repeats.py: the item among the user's own items before the batch
     recommended: set[int] = field(default_factory=set)
     catalogue_size: int = 0
     diversity: list[float] = field(default_factory=list)
@@ -152,11 +154,12 @@ def run_stream(model: Recommender, train: InteractionBatch, validation: Interact
     known_users.update(validation.users)
     history = InteractionBatch(train.users + validation.users, train.items + validation.items, [], [])
     vectors = item_vectors(history, catalogue, dim=diversity_dim, seed=seed)
+    own_item_kind = repeats.own_item_kinds(history, test, batch_size)
 
     n = len(test)
     result = StreamResult(model.name, torch.full((n,), ranking.MISS, dtype=torch.long), torch.zeros(n, dtype=torch.long),
                           torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool),
-                          torch.zeros(n, dtype=torch.long), list(test.users), list(test.types), list(test.ts), n_test=n)
+                          torch.zeros(n, dtype=torch.long), list(test.users), list(test.types), list(test.ts), own_item_kind, n_test=n)
     ranker = _TestRanker(model, result, catalogue, vectors, user_chunk, on_score, on_lists)
     bar = tqdm(total=n, desc=f"{model.name} test", unit="ev", disable=not progress, leave=False, mininterval=1.0)
     observe_s = 0.0
@@ -258,6 +261,7 @@ def summarise_result(result: StreamResult) -> dict:
         "by_type": by_type,
         "by_user": {"new": _mask_summary(result, result.new_user), "returning": _mask_summary(result, ~result.new_user)},
         "by_item": {"new": _mask_summary(result, result.new_item), "known": _mask_summary(result, ~result.new_item)},
+        "by_own_item": _own_item_summaries(result),
         "lists": {
             "k": TOP_K,
             "catalogue_coverage@20": ranking.catalogue_coverage(result.recommended, result.catalogue_size),
@@ -273,6 +277,13 @@ def summarise_result(result: StreamResult) -> dict:
         },
         "mrr_by_batch": per_batch,
     }
+
+
+def _own_item_summaries(result: StreamResult) -> dict:
+    """Returning users' events by where the item stands among the user's own items (repeats.py)."""
+    if result.own_item_kind is None:
+        return {}
+    return {name: _mask_summary(result, result.own_item_kind == kind) for kind, name in repeats.KINDS.items()}
 
 
 def stream_of(dataset) -> InteractionBatch:
