@@ -11,7 +11,7 @@ from ..contract import InteractionBatch
 from ..streaming import batches
 
 NEWEST, OLDER, NEW_TO_USER, NEW_USER = 0, 1, 2, 3
-KINDS = {NEWEST: "the user's newest item", OLDER: "an older item of the user's", NEW_TO_USER: "new to the user"}
+KINDS = {NEWEST: "their newest item", OLDER: "an older item of theirs", NEW_TO_USER: "an item new to them"}
 
 
 def own_item_kinds(history: InteractionBatch, test: InteractionBatch, batch_size: int) -> torch.Tensor:

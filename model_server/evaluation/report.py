@@ -134,7 +134,7 @@ def render_markdown(report: dict) -> str:
         lines.append("| events | " + " | ".join(str((getter(first) or {}).get("events", 0)) for _, getter in groups) + " |")
     lines += ["", "## Notes", "",
               "- Ranking is over every item seen before the batch; ties take the average rank; an event with a "
-              "never-seen item is a miss. 'known items' restricts to rankable events. 'returning, item …': a "
+              "never-seen item is a miss. 'known items' restricts to rankable events. 'returning: …': a "
               "returning user's events by where the item stood among the user's own items before the batch.",
               "- user HR@10: share of test users with at least one event ranked in the top 10.",
               "- coverage@20: share of the final catalogue appearing in any top-20 list; ILD@20: mean pairwise "
@@ -195,7 +195,7 @@ def _breakdown_groups(results: dict) -> list:
               ("new users", lambda r: r["by_user"]["new"]),
               ("returning users", lambda r: r["by_user"]["returning"])]
     own_items = dict.fromkeys(kind for r in results.values() for kind in r.get("by_own_item", {}))  # as written
-    groups += [(f"returning, item {kind}", (lambda r, k=kind: r.get("by_own_item", {}).get(k))) for kind in own_items]
+    groups += [(f"returning: {kind}", (lambda r, k=kind: r.get("by_own_item", {}).get(k))) for kind in own_items]
     if len(types) > 1:
         groups += [(t, (lambda r, t=t: r["by_type"].get(t))) for t in types]
     return groups

@@ -124,7 +124,7 @@ def test_eval_command_writes_the_reports(tmp_path, monkeypatch):
     assert "| edgebank |" in (out / "report.md").read_text()
     by_own_item = report["models"]["edgebank"]["by_own_item"]
     assert sum(part["events"] for part in by_own_item.values()) == report["models"]["edgebank"]["by_user"]["returning"]["events"]
-    assert "returning, item the user's newest item" in (out / "report.md").read_text()
+    assert "returning: their newest item" in (out / "report.md").read_text()
     assert report["config"]["command"] == f"streamrec eval --events-csv {csv} --models pop,edgebank,itemknn --out {out} " \
                                           "--no-progress"  # what ran, not the test runner's argv
     assert f"Command: `{report['config']['command']}`" in (out / "report.md").read_text()
