@@ -108,13 +108,16 @@ class TGATRecommender(Recommender):
     @property
     def fit_log(self) -> list[dict]:
         """Per epoch: training loss and the validation figures early stopping chose on (report.json's fit_log)."""
-        log = []
-        for record in self.train_report.get("epochs", []):
-            entry = {"epoch": record["epoch"], "loss": round(record["loss"], 4)}
-            for name in ("mrr", "ndcg@20", "recall@20", "mrr_returning", "mrr_new") + CHOSEN_WEIGHTS:
-                if name in record.get("validation", {}):
-                    entry[f"val_{name}"] = round(record["validation"][name], 4)
-            log.append(entry)
+        def figures(validation: dict) -> dict:
+            names = ("mrr", "ndcg@20", "recall@20", "mrr_returning", "mrr_new") + CHOSEN_WEIGHTS
+            return {f"val_{name}": round(validation[name], 4) for name in names if name in validation}
+
+        report = self.train_report
+        log = [{"epoch": record["epoch"], "loss": round(record["loss"], 4), **figures(record.get("validation", {}))}
+               for record in report.get("epochs", [])]
+        if "validation_batch_size" in report:  # the weights chosen again in the test part's batches
+            log.append({"epoch": f"{report['best_epoch']}, in test batches of {report['validation_batch_size']}",
+                        **figures(report["validation"])})
         return log
 
     # -- state -----------------------------------------------------------------------------------
