@@ -8,6 +8,17 @@ import sys
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def event_count(text: str) -> int:
+    """argparse type of a batch size: a whole number of events, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of events, 1 or more")
+    return value
+
+
 def add_device_argument(parser) -> None:
     parser.add_argument("--device", default="auto", choices=DEVICES, help="torch device; auto: CUDA when present")
 

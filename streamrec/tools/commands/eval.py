@@ -1,7 +1,7 @@
 import argparse
 import sys
 
-from ._options import add_device_argument, add_limit_argument, add_progress_argument, add_threads_argument
+from ._options import add_device_argument, add_limit_argument, add_progress_argument, add_threads_argument, event_count
 from ._source import add_source_arguments, load_source
 
 NAME = "eval"
@@ -18,10 +18,10 @@ def configure(parser):
     parser.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,…",
                         help="run every model once per seed and report mean ± std of its test figures "
                              "(default: --seed alone)")
-    parser.add_argument("--batch-size", type=_positive, default=200,
+    parser.add_argument("--batch-size", type=event_count, default=200,
                         help="test events per batch, each ranked from the state before its batch (1: per event, "
                              "the published protocol); streamrec's validation pass uses it too")
-    parser.add_argument("--train-batch-size", type=_positive, default=200,
+    parser.add_argument("--train-batch-size", type=event_count, default=200,
                         help="events (SASRec: sequences) per training step of the trained models")
     parser.add_argument("--diversity", type=_strength_list, default=None, metavar="L,L,…",
                         help="diversity settings (λ of the MMR re-ranking, 0 = off): each model is fitted once and "
@@ -179,16 +179,6 @@ def _strength_list(text: str) -> list[float]:
         return parse_strengths(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of events, 1 or more")
-    return value
 
 
 def _seed_list(text: str) -> list[int]:

@@ -49,7 +49,7 @@ def test_every_option_of_every_command_shows_its_default_in_help(name):
 
 def test_the_default_is_appended_once_where_the_help_does_not_say_it():
     train = " ".join(_subcommands()["train"].format_help().split())
-    assert "--seed SEED (default: 0)" in train and "--batch-size BATCH_SIZE (default: 200)" in train
+    assert "--seed SEED (default: 0)" in train and "--epochs EPOCHS (default: 5)" in train
     recommend = _subcommands()["recommend"].format_help()
     assert recommend.count("default") == 2  # --top-k and --url state theirs; nothing is added
 
@@ -118,9 +118,10 @@ def test_eval_runs_every_model_by_default_and_its_help_names_each():
     assert named == set(registry.MODELS)  # a model added to the registry is named in --help too
 
 
-@pytest.mark.parametrize("option", ["--batch-size", "--train-batch-size"])
-def test_eval_refuses_a_batch_of_no_events_in_one_line(option, capsys):
+@pytest.mark.parametrize("command, option", [("eval", "--batch-size"), ("eval", "--train-batch-size"),
+                                             ("train", "--batch-size"), ("train", "--eval-batch-size")])
+def test_a_batch_of_no_events_is_refused_in_one_line(command, option, capsys):
     with pytest.raises(SystemExit) as stopped:
-        build_parser()[0].parse_args(["eval", "--dataset", "wikipedia", "--out", "o", option, "0"])
+        build_parser()[0].parse_args([command, "--dataset", "wikipedia", "--out", "o", option, "0"])
     assert stopped.value.code == 2
     assert "'0': give a whole number of events, 1 or more" in capsys.readouterr().err
