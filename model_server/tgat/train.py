@@ -358,9 +358,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, v
     graph.ensure_half_lives(half_lives)
     has_attributes = graph.side.has_attributes()
     generator = torch.Generator().manual_seed(config.seed)
-    with torch.no_grad():
-        for name in CHOSEN_WEIGHTS:  # trained without the chosen terms; chosen again below
-            getattr(model, name).zero_()
+    _set_chosen(model, dict.fromkeys(CHOSEN_WEIGHTS, 0))  # trained without the chosen terms; chosen again below
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     best, best_state, since_best, epochs, best_weights = -1.0, None, 0, [], {}
     for epoch in range(1, config.epochs + 1):
@@ -398,8 +396,7 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, v
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
-        for name, weight in best_weights.items():  # the (epoch, weights) best on validation
-            getattr(model, name).fill_(int(weight) if name in _HALF_LIVES else weight)
+        _set_chosen(model, best_weights)  # the (epoch, weights) best on validation
     model.eval()
     best_epoch = max(epochs, key=lambda r: r.get("validation", {}).get("mrr", -r["loss"]))
     report = {"epochs": epochs, "best_epoch": best_epoch["epoch"], "validation": best_epoch.get("validation"),
@@ -419,16 +416,20 @@ def _choose_in_test_batches(model: TemporalGAT, graph: TemporalGraph, history_ev
     at a time), from the state at the end of the training part; leaves the graph at the end of validation.
     Epochs are compared in training batches: a pass per event costs ~20 ms an event on Wikipedia's catalogue,
     once per fit rather than once per epoch."""
-    with torch.no_grad():
-        for name in CHOSEN_WEIGHTS:  # the pass adds each candidate's weights to the learned score alone
-            getattr(model, name).zero_()
+    _set_chosen(model, dict.fromkeys(CHOSEN_WEIGHTS, 0))  # the pass adds each candidate to the learned score alone
     graph.clear()
     for batch in history_events.batches(config.batch_size):
         graph.insert(batch.users, batch.items, batch.types, batch.ts)
     chosen = evaluate_stream(model, graph, validation, users, items, IdMap(history.items), set(history.users),
                              config.validation_batch_size, config.progress, desc="validate in test batches",
                              blends=blends)
-    with torch.no_grad():
-        for name in CHOSEN_WEIGHTS:
-            getattr(model, name).fill_(int(chosen[name]) if name in _HALF_LIVES else chosen[name])
+    _set_chosen(model, chosen)
     return chosen
+
+
+@torch.no_grad()
+def _set_chosen(model: TemporalGAT, weights: dict) -> None:
+    """The model's chosen-weight buffers (CHOSEN_WEIGHTS) from `weights`, half-lives as integers."""
+    for name in CHOSEN_WEIGHTS:
+        value = weights.get(name, 0)
+        getattr(model, name).fill_(int(value) if name in _HALF_LIVES else value)
