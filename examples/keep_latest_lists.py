@@ -6,6 +6,7 @@
 list, and reading on keeps it fresh. Within a partition the newest record of a user comes last; the published
 time decides across a worker restart. Reads for --seconds, then writes {user: list record} as JSON.
 """
+
 import argparse
 import json
 import os
@@ -19,8 +20,13 @@ PREFIX = os.environ.get("STREAMREC_TOPIC_PREFIX", "")
 
 def keep_latest(seconds: float) -> dict[str, dict]:
     # no consumer group: every reader of the lists sees all users (a group would split them between readers)
-    consumer = KafkaConsumer(PREFIX + "recommendations", bootstrap_servers=BOOTSTRAP.split(","), group_id=None,
-                             auto_offset_reset="earliest", value_deserializer=json.loads)
+    consumer = KafkaConsumer(
+        PREFIX + "recommendations",
+        bootstrap_servers=BOOTSTRAP.split(","),
+        group_id=None,
+        auto_offset_reset="earliest",
+        value_deserializer=json.loads,
+    )
     latest: dict[str, dict] = {}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

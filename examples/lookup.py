@@ -5,6 +5,7 @@
 Any worker of the group may be asked: one that does not own the user's partition redirects (307) to the owner,
 which urllib follows. 404 means no event of this user has reached the workers yet.
 """
+
 import argparse
 import json
 import sys

@@ -8,6 +8,7 @@ and `streamrec train --events-csv` read): type is click, view, add_to_cart or pu
 milliseconds. Each item is sent once, before its first event, so its text is known when that event is ranked.
 The broker and the topic prefix are the worker's own variables (STREAMREC_KAFKA_BOOTSTRAP, STREAMREC_TOPIC_PREFIX).
 """
+
 import csv
 import json
 import os
@@ -21,8 +22,12 @@ PREFIX = os.environ.get("STREAMREC_TOPIC_PREFIX", "")
 
 def main(events_csv: str) -> None:
     # acks="all": a send counts only once every in-sync replica has it; keys route a user's events to one partition
-    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP.split(","), acks="all", key_serializer=str.encode,
-                             value_serializer=lambda record: json.dumps(record).encode())
+    producer = KafkaProducer(
+        bootstrap_servers=BOOTSTRAP.split(","),
+        acks="all",
+        key_serializer=str.encode,
+        value_serializer=lambda record: json.dumps(record).encode(),
+    )
     items_sent, events_sent = set(), 0
     with open(events_csv, newline="") as file:
         for row in csv.DictReader(file):
@@ -34,8 +39,13 @@ def main(events_csv: str) -> None:
                 items_sent.add(row["item_id"])
             # a stable event id: sending the same file twice is recognisable downstream
             event_id = f"{row['user_id']}|{row['item_id']}|{row['type']}|{row['ts']}"
-            event = {"event_id": event_id, "user_id": row["user_id"], "item_id": row["item_id"],
-                     "type": row["type"], "ts": int(row["ts"])}
+            event = {
+                "event_id": event_id,
+                "user_id": row["user_id"],
+                "item_id": row["item_id"],
+                "type": row["type"],
+                "ts": int(row["ts"]),
+            }
             producer.send(PREFIX + "interactions", key=row["user_id"], value=event)
             events_sent += 1
     producer.flush()  # raises if a record could not be written

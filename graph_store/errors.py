@@ -9,6 +9,7 @@ Neo.DatabaseError.*, plus the driver's own connection errors):
 - the server refuses these rows and always will (a type or value error caused by the data, e.g. an edge property
   another tool wrote with a type streamrec cannot add to): the only kind a record can be blamed for.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,7 @@ from neo4j.exceptions import AuthError, ClientError, CypherSyntaxError, DriverEr
 SETUP_CODES = {  # client errors that are the deployment's, not the records'
     "Neo.ClientError.Database.DatabaseNotFound": "the database does not exist: set STREAMREC_NEO4J_DATABASE",
     "Neo.ClientError.Statement.AccessMode": "the graph server refuses writes here: point STREAMREC_NEO4J_URI at "
-                                            "the cluster's writer (neo4j://)",
+    "the cluster's writer (neo4j://)",
 }
 
 
@@ -42,16 +43,22 @@ def classify(error: Exception) -> Exception:
     if isinstance(error, Neo4jError) and error.is_retryable():  # includes an expired authorisation
         return GraphUnavailable(f"{code}: {one_line(error)}")
     if isinstance(error, AuthError):
-        return GraphUnavailable(f"the graph server refused the credentials: check STREAMREC_NEO4J_USER and "
-                                f"STREAMREC_NEO4J_PASSWORD ({code})")
+        return GraphUnavailable(
+            f"the graph server refused the credentials: check STREAMREC_NEO4J_USER and "
+            f"STREAMREC_NEO4J_PASSWORD ({code})"
+        )
     if isinstance(error, Forbidden):
-        return GraphUnavailable(f"the graph user may not run streamrec's queries: grant it read and write access "
-                                f"({code}: {one_line(error)})")
+        return GraphUnavailable(
+            f"the graph user may not run streamrec's queries: grant it read and write access "
+            f"({code}: {one_line(error)})"
+        )
     if code in SETUP_CODES:
         return GraphUnavailable(f"{SETUP_CODES[code]} ({code})")
     if isinstance(error, CypherSyntaxError):
-        return GraphUnavailable(f"the graph server does not understand streamrec's Cypher (Neo4j 5.26 or newer is "
-                                f"needed): {code}: {one_line(error)}")
+        return GraphUnavailable(
+            f"the graph server does not understand streamrec's Cypher (Neo4j 5.26 or newer is "
+            f"needed): {code}: {one_line(error)}"
+        )
     if isinstance(error, ClientError):
         return GraphRejected(f"{code}: {one_line(error)}")
     if isinstance(error, (Neo4jError, DriverError, OSError, asyncio.TimeoutError)):

@@ -6,6 +6,7 @@ therefore carries its events' offsets in ascending order, and the Cypher applies
 newer than the stored offset. `ts_min_from[k]` / `ts_max_from[k]` are the min/max event time of events
 k..end, so the query can fold that suffix into first_ts/last_ts without iterating.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -61,11 +62,18 @@ def interaction_rows(events: Iterable[EventLike]) -> list[dict]:
         group.sort(key=lambda e: e.offset)
         ts = [e.ts for e in group]
         lows, highs = _suffix_extrema(ts)
-        rows.append({
-            "k": len(rows),  # the query returns this index, not the row's strings: less to send back and decode
-            "user": user, "item": item, "type": event_type, "source": source,
-            "offsets": [e.offset for e in group], "ts_min_from": lows, "ts_max_from": highs,
-        })
+        rows.append(
+            {
+                "k": len(rows),  # the query returns this index, not the row's strings: less to send back and decode
+                "user": user,
+                "item": item,
+                "type": event_type,
+                "source": source,
+                "offsets": [e.offset for e in group],
+                "ts_min_from": lows,
+                "ts_max_from": highs,
+            }
+        )
     return rows
 
 
@@ -74,7 +82,10 @@ def item_rows(items: Iterable) -> list[dict]:
     latest = {}
     for item in items:
         latest[item.item_id] = {
-            "id": item.item_id, "title": item.title, "category": item.category,
-            "brand": item.brand, "price": item.price,
+            "id": item.item_id,
+            "title": item.title,
+            "category": item.category,
+            "brand": item.brand,
+            "price": item.price,
         }
     return list(latest.values())

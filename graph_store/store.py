@@ -1,4 +1,5 @@
 """The system of record for the interaction graph, reached with the official neo4j driver (async)."""
+
 from __future__ import annotations
 
 import logging
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class UpsertResult:
     """Which events were new to the graph (a replay after a crash re-sends events already applied)."""
+
     fresh: list
 
     @property
@@ -32,15 +34,27 @@ class GraphStore:
     so it is simply retried.
     """
 
-    def __init__(self, uri: str, user: str, password: str, database: str | None, *, conflict_retries: int = 5,
-                 driver_retries: bool = True):
+    def __init__(
+        self,
+        uri: str,
+        user: str,
+        password: str,
+        database: str | None,
+        *,
+        conflict_retries: int = 5,
+        driver_retries: bool = True,
+    ):
         """`driver_retries=False` leaves every retry to the caller (the worker's stage loop, which counts, logs
         and backs off); otherwise the driver retries transient errors itself for up to 30 s, unseen."""
         self.database = database
         self.conflict_retries = conflict_retries
         # no server notifications: an empty graph answers every read with "property does not exist" warnings
-        self.driver = AsyncGraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF",
-                                                **({} if driver_retries else {"max_transaction_retry_time": 0}))
+        self.driver = AsyncGraphDatabase.driver(
+            uri,
+            auth=(user, password),
+            notifications_min_severity="OFF",
+            **({} if driver_retries else {"max_transaction_retry_time": 0}),
+        )
 
     @classmethod
     def from_settings(cls, settings, **options) -> "GraphStore":
@@ -64,7 +78,9 @@ class GraphStore:
                 return result.records
             except ConstraintError as error:  # two MERGEs of one new key collided (see the class's docstring)
                 if attempt == self.conflict_retries:
-                    raise GraphUnavailable(f"write conflict on a new key, {attempt + 1} times: {one_line(error)}") from error
+                    raise GraphUnavailable(
+                        f"write conflict on a new key, {attempt + 1} times: {one_line(error)}"
+                    ) from error
             except Exception as error:
                 raise classify(error) from error
 
@@ -84,8 +100,9 @@ class GraphStore:
         for record in records:
             row = rows[record["k"]]
             offsets, replayed = row["offsets"], record["replayed"]
-            first_new[(row["user"], row["item"], row["type"], row["source"])] = \
+            first_new[(row["user"], row["item"], row["type"], row["source"])] = (
                 offsets[replayed] if replayed < len(offsets) else float("inf")
+            )
         fresh = [e for e in events if e.offset >= first_new.get((e.user_id, e.item_id, e.type, source_of(e)), -1)]
         return UpsertResult(fresh)
 
@@ -123,8 +140,12 @@ class GraphStore:
         usable = [e for e in edges if _usable(e)]
         if len(usable) < len(edges):
             example = next(e for e in edges if not _usable(e))
-            log.warning("left out %d of %d INTERACTED edges whose properties streamrec cannot read, e.g. %s",
-                        len(edges) - len(usable), len(edges), example)
+            log.warning(
+                "left out %d of %d INTERACTED edges whose properties streamrec cannot read, e.g. %s",
+                len(edges) - len(usable),
+                len(edges),
+                example,
+            )
         usable.sort(key=lambda e: e["last_ts"])  # here, not on the server: a sort of every edge there held them all
         return usable
 
@@ -154,4 +175,5 @@ class GraphStore:
 def _usable(edge: dict) -> bool:
     """Ids and type are strings; count, first_ts and last_ts integers (a boolean is not one)."""
     return all(isinstance(edge[key], str) for key in ("user", "item", "type")) and all(
-        isinstance(edge[key], int) and not isinstance(edge[key], bool) for key in ("count", "first_ts", "last_ts"))
+        isinstance(edge[key], int) and not isinstance(edge[key], bool) for key in ("count", "first_ts", "last_ts")
+    )

@@ -5,6 +5,7 @@ history), `observe` (fold new events into the state, in time order), `score` (fu
 set of users, using only what was observed). The base class owns the id maps, so every model indexes the
 catalogue the same way (items in order of first appearance) and the evaluation harness cannot favour one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class InteractionBatch:
     """Columnar events in time order. ts is epoch milliseconds."""
+
     users: list[str]
     items: list[str]
     types: list[str]
@@ -38,11 +40,17 @@ class InteractionBatch:
     @classmethod
     def from_events(cls, events: Iterable) -> "InteractionBatch":
         events = list(events)
-        return cls([e.user_id for e in events], [e.item_id for e in events],
-                   [e.type for e in events], [int(e.ts) for e in events])
+        return cls(
+            [e.user_id for e in events],
+            [e.item_id for e in events],
+            [e.type for e in events],
+            [int(e.ts) for e in events],
+        )
 
     def slice(self, start: int, stop: int) -> "InteractionBatch":
-        return InteractionBatch(self.users[start:stop], self.items[start:stop], self.types[start:stop], self.ts[start:stop])
+        return InteractionBatch(
+            self.users[start:stop], self.items[start:stop], self.types[start:stop], self.ts[start:stop]
+        )
 
 
 def _check_policy(exclude: str) -> None:
@@ -99,18 +107,24 @@ class _Categories:
         if not self.by_item:
             return None
         cached = self._rows
-        if cached is not None and len(self._row_ids) <= len(item_ids) and list(item_ids[:len(self._row_ids)]) == self._row_ids:
-            fresh = item_ids[len(self._row_ids):]
+        if (
+            cached is not None
+            and len(self._row_ids) <= len(item_ids)
+            and list(item_ids[: len(self._row_ids)]) == self._row_ids
+        ):
+            fresh = item_ids[len(self._row_ids) :]
         else:
             cached, self._row_ids, fresh = None, [], item_ids
         rows = [self.by_item.get(i, ()) for i in fresh]
         width = max([len(r) for r in rows] + [cached.shape[1] if cached is not None else 1])
         block = torch.full((len(rows), width), -1, dtype=torch.long)
         for n, labels in enumerate(rows):
-            block[n, :len(labels)] = torch.tensor(labels, dtype=torch.long) if labels else block[n, :0]
+            block[n, : len(labels)] = torch.tensor(labels, dtype=torch.long) if labels else block[n, :0]
         if cached is not None:
             if cached.shape[1] < width:
-                cached = torch.cat([cached, torch.full((cached.shape[0], width - cached.shape[1]), -1, dtype=torch.long)], 1)
+                cached = torch.cat(
+                    [cached, torch.full((cached.shape[0], width - cached.shape[1]), -1, dtype=torch.long)], 1
+                )
             block = torch.cat([cached, block])
         self._rows, self._row_ids = block, list(item_ids)
         return block
@@ -179,8 +193,9 @@ class Recommender(ABC):
         """Refreshes up to `max_nodes` stale nodes (all when None); returns how many."""
         return 0
 
-    def rebuild_from_edges(self, users: Sequence[str], items: Sequence[str], types: Sequence[str],
-                           last_ts: Sequence[int]) -> None:
+    def rebuild_from_edges(
+        self, users: Sequence[str], items: Sequence[str], types: Sequence[str], last_ts: Sequence[int]
+    ) -> None:
         """Warm start of a new model from the graph store's edges (one per user, item and type, with its newest
         time). By default each edge is observed once, in the order given; a model whose state is a set of edges
         rebuilds it exactly (the temporal GAT)."""
@@ -213,14 +228,18 @@ class Recommender(ABC):
             return scores
         vectors = self.item_vectors()
         if vectors is None:
-            vectors = self.item_categories.labels(self.items.ids[:scores.shape[1]])
+            vectors = self.item_categories.labels(self.items.ids[: scores.shape[1]])
         if vectors is None:
             if not self._diversity_warned:
                 self._diversity_warned = True
-                log.warning("diversity %.2f has no effect on %s: the model has no item vectors and no item has a "
-                            "category (item records on the items topic bring them)", strength, self.name)
+                log.warning(
+                    "diversity %.2f has no effect on %s: the model has no item vectors and no item has a "
+                    "category (item records on the items topic bring them)",
+                    strength,
+                    self.name,
+                )
             return scores
-        return _diversity.mmr_rerank(scores, vectors[:scores.shape[1]], strength, self.diversity_depth)
+        return _diversity.mmr_rerank(scores, vectors[: scores.shape[1]], strength, self.diversity_depth)
 
     def top_k(self, users: Sequence[str], k: int, exclude: str = "purchased") -> tuple[torch.Tensor, torch.Tensor]:
         """(scores, item indices), each [len(users), min(k, catalogue)], best first; -inf where an item is
@@ -247,7 +266,7 @@ class Recommender(ABC):
             boundary = last[row, 0]
             above = int((values[row] > boundary).sum())
             tied = torch.nonzero(scores[row] == boundary).flatten().tolist()
-            chosen = sorted(tied, key=ids.__getitem__)[:values.shape[1] - above]
+            chosen = sorted(tied, key=ids.__getitem__)[: values.shape[1] - above]
             indices[row, above:] = torch.tensor(chosen, dtype=indices.dtype, device=indices.device)
         for row in torch.nonzero((values[:, 1:] == values[:, :-1]).any(1)).flatten().tolist():
             pairs = sorted(zip((-values[row]).tolist(), indices[row].tolist()), key=lambda p: (p[0], ids[p[1]]))
@@ -266,5 +285,7 @@ class Recommender(ABC):
         # excluded items are -inf and sort last, so each list is a prefix of its row
         values = ((values * 1e6).round() / 1e6).tolist()  # rounded as tensors: cheaper than per float
         ids = self.items.ids
-        return [[{"item_id": ids[i], "score": v} for v, i in zip(row_values, row_indices) if v != float("-inf")]
-                for row_values, row_indices in zip(values, indices.tolist())]
+        return [
+            [{"item_id": ids[i], "score": v} for v, i in zip(row_values, row_indices) if v != float("-inf")]
+            for row_values, row_indices in zip(values, indices.tolist())
+        ]

@@ -1,6 +1,7 @@
 """SHA-256 of a file, read in 1 MiB blocks (data-set checksums, checkpoint digests), and the digest check of a
 checkpoint. Imports no torch: the worker's event loop checks a version before its model host loads it, and
 must stay a small process."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,13 +34,17 @@ def verify_checkpoint(path: Path) -> Path:
     except (OSError, ValueError, AttributeError) as exc:
         raise CheckpointRejected(f"{path}: no readable {METADATA_NAME} beside it ({exc})") from None
     if not recorded:
-        raise CheckpointRejected(f"{path}: {METADATA_NAME} records no file_sha256 (written before checkpoints "
-                                 "carried a digest): train it again with `streamrec train`")
+        raise CheckpointRejected(
+            f"{path}: {METADATA_NAME} records no file_sha256 (written before checkpoints "
+            "carried a digest): train it again with `streamrec train`"
+        )
     try:
         actual = file_sha256(path)
     except OSError as exc:
         raise CheckpointRejected(f"{path}: cannot read it ({exc})") from None
     if actual != recorded:
-        raise CheckpointRejected(f"{path}: its SHA-256 {actual[:16]}… is not the {recorded[:16]}… that "
-                                 f"{METADATA_NAME} records (altered or incomplete)")
+        raise CheckpointRejected(
+            f"{path}: its SHA-256 {actual[:16]}… is not the {recorded[:16]}… that "
+            f"{METADATA_NAME} records (altered or incomplete)"
+        )
     return path

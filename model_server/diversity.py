@@ -15,6 +15,7 @@ item of the row, strictly decreasing; every other entry is unchanged, and an exc
 non-finite score) is never a candidate and keeps its score. Serving (Recommender.top_k) and the evaluation
 harness (Recommender.ranking_scores) both go through `mmr_rerank`, so one function decides both.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,14 +58,18 @@ def _pairwise(candidates: torch.Tensor) -> torch.Tensor:
     for a in range(candidates.shape[2]):
         for b in range(candidates.shape[2]):
             left, right = candidates[:, :, a], candidates[:, :, b]
-            shared += ((left[:, :, None] == right[:, None, :]) & present[:, :, a, None] & present[:, None, :, b]).float()
+            shared += (
+                (left[:, :, None] == right[:, None, :]) & present[:, :, a, None] & present[:, None, :, b]
+            ).float()
     sizes = present.sum(-1).float()
     sizes = sizes[:, :, None] * sizes[:, None, :]
     return torch.where(sizes > 0, shared / sizes.clamp(min=1.0).sqrt(), torch.zeros_like(shared))
 
 
 @torch.no_grad()
-def mmr_rerank(scores: torch.Tensor, vectors: torch.Tensor, strength: float, depth: int = DEFAULT_DEPTH) -> torch.Tensor:
+def mmr_rerank(
+    scores: torch.Tensor, vectors: torch.Tensor, strength: float, depth: int = DEFAULT_DEPTH
+) -> torch.Tensor:
     """MMR re-ranking of every row of `scores` [R, N] over its top `depth` candidates.
 
     vectors: [N, dim] float item vectors (cosine similarity) or [N, L] long category labels per item (-1 pads),
@@ -80,7 +85,7 @@ def mmr_rerank(scores: torch.Tensor, vectors: torch.Tensor, strength: float, dep
     d = min(int(depth), n_items)
     if d < 2:
         return scores
-    values, index = torch.topk(scores, d, dim=1)                           # [R, d], best first
+    values, index = torch.topk(scores, d, dim=1)  # [R, d], best first
     # equal scores in item order: topk leaves the order of ties unspecified (it differs between devices), and
     # the greedy choice below breaks a tie by position, so a list would depend on where it was computed
     index, by_item = index.sort(dim=1)
@@ -91,23 +96,24 @@ def mmr_rerank(scores: torch.Tensor, vectors: torch.Tensor, strength: float, dep
     low = torch.where(valid, values, torch.full_like(values, float("inf"))).min(1, keepdim=True).values
     high = torch.where(valid, values, torch.full_like(values, float("-inf"))).max(1, keepdim=True).values
     span = high - low
-    relevance = torch.where(span > 0, (values - low) / torch.where(span > 0, span, torch.ones_like(span)),
-                            torch.ones_like(values))
+    relevance = torch.where(
+        span > 0, (values - low) / torch.where(span > 0, span, torch.ones_like(span)), torch.ones_like(values)
+    )
     relevance = torch.where(valid, relevance, torch.zeros_like(relevance)).float()
 
-    candidates = vectors[index.to(vectors.device)].to(scores.device)       # [R, d, dim] or [R, d, L]
+    candidates = vectors[index.to(vectors.device)].to(scores.device)  # [R, d, dim] or [R, d, L]
     if candidates.dtype.is_floating_point:
         candidates = torch.nn.functional.normalize(candidates.float(), dim=-1)
-    pairwise = _pairwise(candidates)                                        # [R, d, d]
+    pairwise = _pairwise(candidates)  # [R, d, d]
     rows = torch.arange(n_rows, device=scores.device)
-    picked = ~valid                                                          # never pick an excluded item
+    picked = ~valid  # never pick an excluded item
     max_similarity = torch.zeros(n_rows, d, device=scores.device)
     order = torch.zeros(n_rows, d, dtype=torch.long, device=scores.device)
     n_valid = valid.sum(1)
     for position in range(int(n_valid.max())):
         gain = (1.0 - strength) * relevance - strength * max_similarity
         gain = gain.masked_fill(picked, float("-inf"))
-        choice = gain.argmax(1)                # ties: the better-scored candidate, then the lower item index
+        choice = gain.argmax(1)  # ties: the better-scored candidate, then the lower item index
         order[:, position] = choice
         picked[rows, choice] = True
         max_similarity = torch.maximum(max_similarity, pairwise[rows, choice])
@@ -116,10 +122,10 @@ def mmr_rerank(scores: torch.Tensor, vectors: torch.Tensor, strength: float, dep
     # row exceeds (they are the row's top d), so they stay above every other item
     out = scores.clone()
     base = torch.where(n_valid > 0, low[:, 0], torch.zeros_like(low[:, 0]))
-    step = base.abs().clamp(min=1.0) * 1e-3                                  # well above float32 rounding
+    step = base.abs().clamp(min=1.0) * 1e-3  # well above float32 rounding
     positions = torch.arange(d, device=scores.device)
     new_values = base[:, None] + step[:, None] * (n_valid[:, None] - positions[None, :]).to(base.dtype)
-    placed = positions[None, :] < n_valid[:, None]                           # rows' valid positions
+    placed = positions[None, :] < n_valid[:, None]  # rows' valid positions
     chosen_items = index.gather(1, order)
     out[rows[:, None].expand(-1, d)[placed], chosen_items[placed]] = new_values[placed].to(out.dtype)
     return out

@@ -1,4 +1,5 @@
 """String id <-> dense index maps that grow as new ids appear (no fixed num_nodes)."""
+
 from __future__ import annotations
 
 from typing import Iterable

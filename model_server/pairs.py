@@ -1,6 +1,7 @@
 """Sets of (a, b) index pairs as sorted int64 keys a << 32 | b: 8 bytes a pair (a Python set of ints per
 user cost ~120 bytes a pair, measured at 1M edges), merged in linear time, read by ranges of `a` without a
 per-row loop."""
+
 from __future__ import annotations
 
 import torch

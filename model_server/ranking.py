@@ -13,6 +13,7 @@ the true item is equally likely to sit at any position from 1 + greater to 1 + g
 An event whose true item is not in the catalogue (a new item) cannot be ranked: it is a miss (`greater = -1`)
 and scores 0 on every metric. A constant model (all ties) gets the rank of a random ordering, not 1.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,9 @@ def ndcg_at_k(greater: torch.Tensor, equal: torch.Tensor, k: int) -> torch.Tenso
     return torch.where(greater >= 0, value, torch.zeros_like(value))
 
 
-def summarise(greater: torch.Tensor, equal: torch.Tensor, ks: Sequence[int] = (10, 20),
-              ndcg_ks: Sequence[int] = (20,)) -> dict:
+def summarise(
+    greater: torch.Tensor, equal: torch.Tensor, ks: Sequence[int] = (10, 20), ndcg_ks: Sequence[int] = (20,)
+) -> dict:
     """Mean metrics over a set of events; every value is None when the set is empty."""
     n = int(greater.shape[0])
     out: dict = {"events": n}

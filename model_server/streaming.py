@@ -11,6 +11,7 @@ The protocol (the TGB / TGN convention):
   appearance; no negatives are sampled. An event whose item has never been seen cannot be ranked: its target
   is -1, a miss.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,7 +51,11 @@ def split_stream(stream: InteractionBatch, ratios: Sequence[float] = SPLIT):
     if any(b < a for a, b in zip(stream.ts, stream.ts[1:])):
         raise ValueError("events must be in time order")
     train_end, validation_end = chronological_split(len(stream), ratios)
-    return stream.slice(0, train_end), stream.slice(train_end, validation_end), stream.slice(validation_end, len(stream))
+    return (
+        stream.slice(0, train_end),
+        stream.slice(train_end, validation_end),
+        stream.slice(validation_end, len(stream)),
+    )
 
 
 def batches(stream: InteractionBatch, batch_size: int) -> Iterator[InteractionBatch]:
@@ -61,6 +66,7 @@ def batches(stream: InteractionBatch, batch_size: int) -> Iterator[InteractionBa
 @dataclass(frozen=True)
 class RankedBatch:
     """One batch as the loop hands it to `rank`, before the batch is observed."""
+
     index: int  # batch number in the stream
     start: int  # position of the batch's first event in the stream
     stop: int  # position after its last event
@@ -72,8 +78,14 @@ class RankedBatch:
     catalogue_size: int  # items in the catalogue the batch is ranked against
 
 
-def rank_then_observe(stream: InteractionBatch, batch_size: int, catalogue: IdMap, known_users: set,
-                      rank: Callable[[RankedBatch], None], observe: Callable[[InteractionBatch], None]) -> None:
+def rank_then_observe(
+    stream: InteractionBatch,
+    batch_size: int,
+    catalogue: IdMap,
+    known_users: set,
+    rank: Callable[[RankedBatch], None],
+    observe: Callable[[InteractionBatch], None],
+) -> None:
     """Streams `stream` under the protocol: for each batch of `batch_size` events, `rank(RankedBatch)` while
     the state is that of every event before the batch, then `observe(batch)`, then the batch's items join
     `catalogue` and its users `known_users` (both are advanced in place).
@@ -86,12 +98,19 @@ def rank_then_observe(stream: InteractionBatch, batch_size: int, catalogue: IdMa
         events = stream.slice(start, start + batch_size)
         users = list(dict.fromkeys(events.users))
         row_of = {user: row for row, user in enumerate(users)}
-        rank(RankedBatch(
-            index=index, start=start, stop=start + len(events), events=events, users=users,
-            rows=torch.tensor([row_of[user] for user in events.users], dtype=torch.long),
-            targets=torch.tensor(catalogue.lookup(events.items), dtype=torch.long),
-            new_user=torch.tensor([user not in known_users for user in events.users], dtype=torch.bool),
-            catalogue_size=len(catalogue)))
+        rank(
+            RankedBatch(
+                index=index,
+                start=start,
+                stop=start + len(events),
+                events=events,
+                users=users,
+                rows=torch.tensor([row_of[user] for user in events.users], dtype=torch.long),
+                targets=torch.tensor(catalogue.lookup(events.items), dtype=torch.long),
+                new_user=torch.tensor([user not in known_users for user in events.users], dtype=torch.bool),
+                catalogue_size=len(catalogue),
+            )
+        )
         observe(events)
         catalogue.add(events.items)
         known_users.update(events.users)

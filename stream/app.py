@@ -4,6 +4,7 @@ The stream layer knows Kafka and Faust only. What happens to a batch is stream/p
 what happens to a valid batch the `BatchHandler`'s (the composition in streamrec/runtime/worker.py wires the
 graph store and the model server into it). This module builds the Faust app and declares its agents and timer.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,12 @@ def broker_credentials(settings):
     if protocol in ("SSL", "SASL_SSL"):
         context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
     if protocol.startswith("SASL"):
-        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
-                                     mechanism=settings.kafka_sasl_mechanism or "PLAIN", ssl_context=context)
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
     if context is not None:
         return faust.SSLCredentials(context)
     return None
@@ -109,7 +114,9 @@ class _LazyProducer:
         return await self.app.producer.send(topic, key, value, partition, timestamp, headers)
 
 
-def create_app(settings, handler: BatchHandler, names: TopicNames, on_tick: Callable[[], None] | None = None) -> faust.App:
+def create_app(
+    settings, handler: BatchHandler, names: TopicNames, on_tick: Callable[[], None] | None = None
+) -> faust.App:
     """`on_tick` is called every second from the event loop (the liveness signal)."""
     app = faust_app(settings)
     raw = dict(key_serializer="raw", value_serializer="raw")
@@ -159,8 +166,9 @@ async def run_interactions(stream, batches: InteractionBatches, settings) -> Non
     """Buffers the stream's events and hands them over in micro-batches; events are acked by the batches, when
     written and published."""
     manual = stream.noack()
-    buffered = MicroBatches(settings.batch_size, settings.batch_wait_ms / 1000.0,
-                            max_pending=MAX_BATCHES_IN_FLIGHT * settings.batch_size)
+    buffered = MicroBatches(
+        settings.batch_size, settings.batch_wait_ms / 1000.0, max_pending=MAX_BATCHES_IN_FLIGHT * settings.batch_size
+    )
 
     async def take_forever():
         while True:

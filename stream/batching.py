@@ -19,6 +19,7 @@ lists are all acknowledged; nothing is acked otherwise, so a crash or a stop re-
 sinks are idempotent). At most `max_in_flight` batches are unfinished; beyond that the agent stops buffering
 and Faust stops fetching (back-pressure).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -65,7 +66,7 @@ class MicroBatches(Generic[T]):
                 await asyncio.wait_for(self._arrived.wait(), left)
             except asyncio.TimeoutError:
                 break
-        batch, self._pending = self._pending[:self.max_size], self._pending[self.max_size:]
+        batch, self._pending = self._pending[: self.max_size], self._pending[self.max_size :]
         if self._pending:  # the worker is behind: what is left goes with the next take without lingering
             self._first_arrival = float("-inf")
         self._room.set()

@@ -6,6 +6,7 @@ default limit is 1 MB, and a rejected record may be that large): the copy of the
 MAX_ORIGINAL_BYTES, says when it was cut, and carries the original's size and SHA-256 and its topic, partition
 and offset, from which an operator fetches the whole. The worst case stays below MAX_DEAD_LETTER_BYTES.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,8 +23,9 @@ MAX_DETAIL_CHARS = 1024
 MAX_DEAD_LETTER_BYTES = 512 * 1024  # what the caps above add up to, with room for the rest of the record
 
 
-def dead_letter_value(rejection: Rejection, original: bytes | None, *, topic: str, partition: int, offset: int,
-                      key: bytes | None = None) -> bytes:
+def dead_letter_value(
+    rejection: Rejection, original: bytes | None, *, topic: str, partition: int, offset: int, key: bytes | None = None
+) -> bytes:
     original = original or b""
     kept = original[:MAX_ORIGINAL_BYTES]
     record = {

@@ -4,6 +4,7 @@
 `items`        (key = item_id):  {"item_id", "title"?, "category"?, "brand"?, "price"?}
 `recommendations` (key = user_id): see `recommendation_record`.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,13 +48,21 @@ class Item:
 @dataclass(frozen=True)
 class Rejection:
     """Why a record cannot be processed; `reason` is a short fixed label (a metric label), `detail` is free text."""
+
     reason: str
     detail: str
     extra: dict = field(default_factory=dict)
 
 
 REJECTION_REASONS = (
-    "not_json", "not_object", "missing_field", "bad_id", "unknown_type", "bad_ts", "ts_out_of_range", "bad_field",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "bad_id",
+    "unknown_type",
+    "bad_ts",
+    "ts_out_of_range",
+    "bad_field",
     "graph_rejected",  # valid, but the graph server refuses it for good (stream/retries.py)
 )
 
@@ -111,8 +120,15 @@ def _decode_object(raw: bytes | str | None) -> dict | Rejection:
     return record
 
 
-def parse_interaction(raw: bytes | str | None, *, topic: str = "", partition: int = -1, offset: int = -1, kafka_ts: float = 0.0,
-                      now_ms: int | None = None) -> Interaction | Rejection:
+def parse_interaction(
+    raw: bytes | str | None,
+    *,
+    topic: str = "",
+    partition: int = -1,
+    offset: int = -1,
+    kafka_ts: float = 0.0,
+    now_ms: int | None = None,
+) -> Interaction | Rejection:
     record = _decode_object(raw)
     if isinstance(record, Rejection):
         return record
@@ -136,8 +152,16 @@ def parse_interaction(raw: bytes | str | None, *, topic: str = "", partition: in
     if props is not None and not isinstance(props, dict):
         return Rejection("bad_field", f"props must be a JSON object, got {type(props).__name__}")
     return Interaction(
-        event_id=ids["event_id"], user_id=ids["user_id"], item_id=ids["item_id"], type=event_type, ts=int(ts),
-        props=props, topic=topic, partition=partition, offset=offset, kafka_ts=kafka_ts,
+        event_id=ids["event_id"],
+        user_id=ids["user_id"],
+        item_id=ids["item_id"],
+        type=event_type,
+        ts=int(ts),
+        props=props,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        kafka_ts=kafka_ts,
     )
 
 
@@ -155,14 +179,23 @@ def parse_item(raw: bytes | str | None) -> Item | Rejection:
             return Rejection("bad_field", f"{name} must be a string, got {type(value).__name__}")
         texts[name] = value or None
     price = record.get("price")
-    if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price)):
+    if price is not None and (
+        isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price)
+    ):
         return Rejection("bad_field", f"price must be a number, got {price!r}")
     return Item(item_id=item_id, price=None if price is None else float(price), **texts)
 
 
-def interaction_value(event_id: str, user_id: str, item_id: str, event_type: str, ts_ms: int,
-                      props: dict | None = None) -> bytes:
-    record: dict[str, Any] = {"event_id": event_id, "user_id": user_id, "item_id": item_id, "type": event_type, "ts": ts_ms}
+def interaction_value(
+    event_id: str, user_id: str, item_id: str, event_type: str, ts_ms: int, props: dict | None = None
+) -> bytes:
+    record: dict[str, Any] = {
+        "event_id": event_id,
+        "user_id": user_id,
+        "item_id": item_id,
+        "type": event_type,
+        "ts": ts_ms,
+    }
     if props:
         record["props"] = props
     return orjson.dumps(record)
@@ -173,17 +206,29 @@ def item_value(item: Item) -> bytes:
     return orjson.dumps(record)
 
 
-def recommendation_record(user_id: str, items: list[dict], *, model: str, model_version: str,
-                          model_version_name: str | None, last_event: Interaction | None, published_ts: int) -> bytes:
+def recommendation_record(
+    user_id: str,
+    items: list[dict],
+    *,
+    model: str,
+    model_version: str,
+    model_version_name: str | None,
+    last_event: Interaction | None,
+    published_ts: int,
+) -> bytes:
     """One user's list. `items` are {"item_id", "score", ...}; the newest list for a key replaces older ones.
     `model_version` is the model's content hash, `model_version_name` the promoted version (the checkpoint's
     folder under STREAMREC_MODEL_DIR) it came from: null for the baseline.
     A list computed on request (GET /recommendations/{user}) answers no event: its last_event_id and event_ts
     are null."""
     record = {
-        "user_id": user_id, "items": items, "model": model, "model_version": model_version,
+        "user_id": user_id,
+        "items": items,
+        "model": model,
+        "model_version": model_version,
         "model_version_name": model_version_name,
-        "last_event_id": last_event.event_id if last_event else None, "event_ts": last_event.ts if last_event else None,
+        "last_event_id": last_event.event_id if last_event else None,
+        "event_ts": last_event.ts if last_event else None,
         "published_ts": published_ts,
     }
     return orjson.dumps(record)

@@ -1,4 +1,5 @@
 """What the worker writes to Kafka: the lists and the dead letters, each send waited on until the broker acks it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,9 +36,20 @@ class KafkaOut:
         records = []
         for event, rejection in rejected:
             message = event.message
-            records.append((message.key, dead_letter_value(
-                rejection, message.value, topic=message.topic, partition=message.partition, offset=message.offset,
-                key=message.key), dead_letter_headers(rejection)))
+            records.append(
+                (
+                    message.key,
+                    dead_letter_value(
+                        rejection,
+                        message.value,
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                        key=message.key,
+                    ),
+                    dead_letter_headers(rejection),
+                )
+            )
         await self.send_all(self.names.dead_letters, records)
         for _, rejection in rejected:
             metrics.DEAD_LETTERS.labels(rejection.reason).inc()

@@ -5,6 +5,7 @@ At-least-once: an interaction is acked only when (1) its batch's dead letters ar
 batches overlap: stream/batching.py). A failing stage is retried with back-off, never skipped; only records
 that a sink rejects for good go to the dead letters instead (stream/retries.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -51,8 +52,9 @@ class Origins:
     def __init__(self) -> None:
         self._events: dict[int, object] = {}  # id(parsed record) -> its Faust event
 
-    def parse(self, batch: Sequence, parse: Callable[[object], Parsed | Rejection]
-              ) -> tuple[list[Parsed], list[tuple[object, Rejection]]]:
+    def parse(
+        self, batch: Sequence, parse: Callable[[object], Parsed | Rejection]
+    ) -> tuple[list[Parsed], list[tuple[object, Rejection]]]:
         """(the valid records, tracked until `forget`; each invalid record's event with the reason)."""
         valid, rejected = [], []
         for event in batch:
@@ -69,8 +71,12 @@ class Origins:
         refused = []
         for record, reason in isolated.rejected:
             event = self._events[id(record)]
-            log.warning("%s rejected the record at %s for good (%s): sent to the dead letters", stage,
-                        position(event.message), reason)
+            log.warning(
+                "%s rejected the record at %s for good (%s): sent to the dead letters",
+                stage,
+                position(event.message),
+                reason,
+            )
             refused.append((event, Rejection("graph_rejected", reason)))
         return refused
 
@@ -83,8 +89,13 @@ class Origins:
 
 
 def interaction_of(message) -> Interaction | Rejection:
-    return parse_interaction(message.value, topic=message.topic, partition=message.partition, offset=message.offset,
-                             kafka_ts=message.timestamp)
+    return parse_interaction(
+        message.value,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        kafka_ts=message.timestamp,
+    )
 
 
 def item_of(message) -> Item | Rejection:
@@ -160,8 +171,13 @@ class InteractionBatches:
             if valid:
                 (fresh_ids, rejected_ids), _ = await asyncio.gather(upserted, published)
                 for event in valid:
-                    outcome = "dead_letter" if id(event) in rejected_ids else \
-                        "applied" if id(event) in fresh_ids else "replayed"
+                    outcome = (
+                        "dead_letter"
+                        if id(event) in rejected_ids
+                        else "applied"
+                        if id(event) in fresh_ids
+                        else "replayed"
+                    )
                     metrics.EVENTS.labels(event.type, outcome).inc()
         finally:
             self.origins.forget(valid)

@@ -1,4 +1,5 @@
 """Replays a data set as live events: item records first, then interactions in time order, at a target rate."""
+
 from __future__ import annotations
 
 import time
@@ -24,13 +25,30 @@ def make_producer(bootstrap: str, **client_options):
     from kafka import KafkaProducer
 
     # acks=all: a replayed event counts as sent only once the broker has it
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024,
-                         max_in_flight_requests_per_connection=1, **client_options)
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        batch_size=256 * 1024,
+        max_in_flight_requests_per_connection=1,
+        **client_options,
+    )
 
 
-def replay(producer, names: TopicNames, *, event_ids: Sequence[str], users: Sequence[str], items: Sequence[str],
-           types: Sequence[str], ts: Sequence[int], item_records: Iterable[Item] = (), rate: float | None = None,
-           progress=None, sent_times: list | None = None) -> ReplayStats:
+def replay(
+    producer,
+    names: TopicNames,
+    *,
+    event_ids: Sequence[str],
+    users: Sequence[str],
+    items: Sequence[str],
+    types: Sequence[str],
+    ts: Sequence[int],
+    item_records: Iterable[Item] = (),
+    rate: float | None = None,
+    progress=None,
+    sent_times: list | None = None,
+) -> ReplayStats:
     """Sends the items, flushes, then the interactions (key = user id) at `rate` events/s (None: as fast as possible).
     `sent_times`, when given, receives the wall-clock time each event was handed to the producer."""
     stats = ReplayStats()
@@ -45,8 +63,11 @@ def replay(producer, names: TopicNames, *, event_ids: Sequence[str], users: Sequ
             lag = started + k / rate - time.perf_counter()
             if lag > 0:
                 time.sleep(lag)
-        producer.send(names.interactions, key=users[k].encode(),
-                      value=interaction_value(event_ids[k], users[k], items[k], types[k], ts[k]))
+        producer.send(
+            names.interactions,
+            key=users[k].encode(),
+            value=interaction_value(event_ids[k], users[k], items[k], types[k], ts[k]),
+        )
         if sent_times is not None:
             sent_times.append(time.time())
         stats.events_sent += 1

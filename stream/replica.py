@@ -14,6 +14,7 @@ Where it starts: the group's committed offsets, read BEFORE the graph is read fo
 behind a committed offset is in the graph (offsets are committed only after the upsert); one after it is
 read again here. Nothing in between is missed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,13 +35,14 @@ def committed_offsets(bootstrap: str, group_id: str, topic: str, **client_option
     """Partition -> the group's committed offset; the earliest offset where the group has committed nothing."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-                             **client_options)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, **client_options)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         earliest = consumer.beginning_offsets(partitions)
-        return {tp.partition: (consumer.committed(tp) if consumer.committed(tp) is not None else earliest[tp])
-                for tp in partitions}
+        return {
+            tp.partition: (consumer.committed(tp) if consumer.committed(tp) is not None else earliest[tp])
+            for tp in partitions
+        }
     finally:
         consumer.close()
 
@@ -49,8 +51,14 @@ class ReplicaFeed:
     """Reads every partition of `topic` from `offsets` on a thread of its own (no consumer group) and hands each
     poll's valid events to `fold(events)` on the event loop, waiting for it (back-pressure)."""
 
-    def __init__(self, bootstrap: str, topic: str, fold: Callable[[list[Interaction]], Awaitable[None]],
-                 loop: asyncio.AbstractEventLoop, **client_options):
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        fold: Callable[[list[Interaction]], Awaitable[None]],
+        loop: asyncio.AbstractEventLoop,
+        **client_options,
+    ):
         self.bootstrap, self.topic, self.fold, self.loop = bootstrap, topic, fold, loop
         self.client_options = client_options
         self.positions: dict[int, int] = {}  # partition -> next offset to read
@@ -75,8 +83,13 @@ class ReplicaFeed:
     def _run(self) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                 max_poll_records=MAX_RECORDS, **self.client_options)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            max_poll_records=MAX_RECORDS,
+            **self.client_options,
+        )
         try:
             partitions = [TopicPartition(self.topic, p) for p in sorted(self.positions)]
             consumer.assign(partitions)
@@ -91,8 +104,13 @@ class ReplicaFeed:
                 before, events = dict(self.positions), []
                 for tp, records in consumer.poll(timeout_ms=POLL_MS).items():
                     for record in records:
-                        parsed = parse_interaction(record.value, topic=record.topic, partition=record.partition,
-                                                   offset=record.offset, kafka_ts=record.timestamp / 1000.0)
+                        parsed = parse_interaction(
+                            record.value,
+                            topic=record.topic,
+                            partition=record.partition,
+                            offset=record.offset,
+                            kafka_ts=record.timestamp / 1000.0,
+                        )
                         if isinstance(parsed, Interaction):  # the partition's owner dead-letters the others
                             events.append(parsed)
                     self.positions[tp.partition] = records[-1].offset + 1
@@ -101,8 +119,9 @@ class ReplicaFeed:
                     continue
                 highs = [consumer.highwater(tp) for tp in partitions]
                 if None not in highs:
-                    metrics.FOLLOW_LAG.set(sum(max(0, high - self.positions[tp.partition])
-                                               for tp, high in zip(partitions, highs)))
+                    metrics.FOLLOW_LAG.set(
+                        sum(max(0, high - self.positions[tp.partition]) for tp, high in zip(partitions, highs))
+                    )
         except Exception:  # the feed must never take the worker down; its lists stay right for its own users
             log.exception("the replica feed stopped: this worker's model sees only its own partitions from now on")
         finally:
@@ -119,8 +138,12 @@ class ReplicaFeed:
             except TimeoutError:
                 continue
             except Exception as exc:
-                log.warning("folding %d followed events failed (%s: %s); they are read again", len(events),
-                            type(exc).__name__, exc)
+                log.warning(
+                    "folding %d followed events failed (%s: %s); they are read again",
+                    len(events),
+                    type(exc).__name__,
+                    exc,
+                )
                 self._stop.wait(1.0)
                 return False
         future.cancel()

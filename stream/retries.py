@@ -11,6 +11,7 @@ A stage's sink says which kind of failure it met by what it raises:
 An operator reads one line per change of state: the first failure of a stage, a different error while it keeps
 failing, and its recovery with the count and duration; every attempt is counted in streamrec_batch_retries_total.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,8 +54,9 @@ def _failed(stage: str, error: BaseException, delay_s: float) -> None:
     text, state = _describe(error), _failing.get(stage)
     if state is None:
         _failing[stage] = _Failing(time.monotonic(), 1, text)
-        log.warning("%s failing: %s; retrying with back-off (at most %.0f s apart) until it succeeds", stage, text,
-                    delay_s)
+        log.warning(
+            "%s failing: %s; retrying with back-off (at most %.0f s apart) until it succeeds", stage, text, delay_s
+        )
         return
     state.attempts += 1
     if text != state.error:
@@ -65,12 +67,19 @@ def _failed(stage: str, error: BaseException, delay_s: float) -> None:
 def _succeeded(stage: str) -> None:
     state = _failing.pop(stage, None)
     if state is not None:
-        log.warning("%s works again, after %d failed attempts in %.1f s", stage, state.attempts,
-                    time.monotonic() - state.since)
+        log.warning(
+            "%s works again, after %d failed attempts in %.1f s", stage, state.attempts, time.monotonic() - state.since
+        )
 
 
-async def retry_until_done(stage: str, action: Callable[[], Awaitable[R]], *, first_delay_s: float = 0.2,
-                           max_delay_s: float = 10.0, rejected_attempts: int | None = None) -> R:
+async def retry_until_done(
+    stage: str,
+    action: Callable[[], Awaitable[R]],
+    *,
+    first_delay_s: float = 0.2,
+    max_delay_s: float = 10.0,
+    rejected_attempts: int | None = None,
+) -> R:
     """Runs `action` until it succeeds. With `rejected_attempts`, a RecordsRejected that many times in a row is
     raised to the caller. Cancellation (shutdown) passes through; the batch is then not acked."""
     delay, rejections = first_delay_s, 0
@@ -103,14 +112,20 @@ class Isolated(Generic[T, R]):
     rejected: list[tuple[T, str]]  # each record that was rejected on its own, with the sink's reason
 
 
-async def apply_isolating(stage: str, action: Callable[[list[T]], Awaitable[R]], records: Sequence[T],
-                          attempts: int = REJECTED_ATTEMPTS, **delays) -> Isolated[T, R]:
+async def apply_isolating(
+    stage: str,
+    action: Callable[[list[T]], Awaitable[R]],
+    records: Sequence[T],
+    attempts: int = REJECTED_ATTEMPTS,
+    **delays,
+) -> Isolated[T, R]:
     """`action(records)`, retried until done; when the records are rejected, the rejected ones are isolated.
     `delays`: retry_until_done's back-off."""
     records = list(records)
     try:
-        return Isolated([await retry_until_done(stage, lambda: action(records), rejected_attempts=attempts, **delays)],
-                        [])
+        return Isolated(
+            [await retry_until_done(stage, lambda: action(records), rejected_attempts=attempts, **delays)], []
+        )
     except RecordsRejected as exc:
         if len(records) == 1:
             return Isolated([], [(records[0], str(exc))])

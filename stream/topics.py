@@ -1,6 +1,7 @@
 """Topic names and their creation. Topics are created explicitly (not by auto-creation) so that the
 partition count, the replication and the compaction of `recommendations` are what we chose, on any Kafka;
 topics that exist already are checked against that choice and the differences reported with what to do."""
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,10 @@ def replication_for(requested: int | None, brokers: int) -> int:
     if requested is None:
         return max(1, min(DEFAULT_MAX_REPLICATION, brokers))
     if requested > brokers:
-        raise TopicError(f"STREAMREC_REPLICATION_FACTOR={requested}, but the cluster has {brokers} broker(s): "
-                         f"set it to at most {brokers}")
+        raise TopicError(
+            f"STREAMREC_REPLICATION_FACTOR={requested}, but the cluster has {brokers} broker(s): "
+            f"set it to at most {brokers}"
+        )
     return requested
 
 
@@ -53,8 +56,9 @@ def with_durability(config: dict[str, str], replication: int) -> dict[str, str]:
     return {**config, "min.insync.replicas": str(replication - 1)} if replication >= 3 else dict(config)
 
 
-def ensure_topics(bootstrap: str, names: TopicNames, partitions: int, replication: int | None = None,
-                  **client_options) -> list[str]:
+def ensure_topics(
+    bootstrap: str, names: TopicNames, partitions: int, replication: int | None = None, **client_options
+) -> list[str]:
     """Creates the missing topics; returns the names created. Existing topics are left as they are, and any
     difference from what the worker expects (partitions, cleanup policy) is logged with what to do."""
     from kafka.admin import KafkaAdminClient, NewTopic
@@ -64,8 +68,11 @@ def ensure_topics(bootstrap: str, names: TopicNames, partitions: int, replicatio
     try:
         factor = replication_for(replication, _broker_count(admin))
         existing = set(admin.list_topics())
-        wanted = [NewTopic(name, partitions, factor, topic_configs=with_durability(config, factor))
-                  for name, config in topic_configs(names).items() if name not in existing]
+        wanted = [
+            NewTopic(name, partitions, factor, topic_configs=with_durability(config, factor))
+            for name, config in topic_configs(names).items()
+            if name not in existing
+        ]
         for problem in _differences(admin, names, partitions, existing):
             log.warning("%s", problem)
         if not wanted:
@@ -98,13 +105,15 @@ def _differences(admin, names: TopicNames, partitions: int, existing: set[str]) 
             problems.append(
                 f"topic {names.interactions} has {have} partitions, the worker expects STREAMREC_PARTITIONS={partitions}: "
                 f"set STREAMREC_PARTITIONS={have}, or grow the topic (kafka-topics.sh --alter --partitions; users "
-                "then move to other partitions, so only before their events arrive), or use a new STREAMREC_TOPIC_PREFIX")
+                "then move to other partitions, so only before their events arrive), or use a new STREAMREC_TOPIC_PREFIX"
+            )
     wanted = {name: config.get("cleanup.policy", "delete") for name, config in topic_configs(names).items()}
     for name, policy in _cleanup_policies(admin, present).items():
         if policy != wanted[name]:
             problems.append(
                 f"topic {name} has cleanup.policy={policy}, the worker expects {wanted[name]}: run kafka-configs.sh "
-                f"--alter --entity-type topics --entity-name {name} --add-config cleanup.policy={wanted[name]}")
+                f"--alter --entity-type topics --entity-name {name} --add-config cleanup.policy={wanted[name]}"
+            )
     return problems
 
 
@@ -112,9 +121,13 @@ def _cleanup_policies(admin, topics: list[str]) -> dict[str, str]:
     from kafka.admin import ConfigResource, ConfigResourceType
 
     try:
-        responses = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t, ["cleanup.policy"]) for t in topics])
+        responses = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t, ["cleanup.policy"]) for t in topics]
+        )
     except Exception:  # a broker that does not describe configs (the light stack's): nothing to compare
         return {}
     # kafka-python answers {"topic": {name: {config: {"value": ...}}}}, leaving out settings at their default
-    return {name: (configs.get("cleanup.policy") or {}).get("value") or "delete"
-            for name, configs in (responses.get("topic") or {}).items()}
+    return {
+        name: (configs.get("cleanup.policy") or {}).get("value") or "delete"
+        for name, configs in (responses.get("topic") or {}).items()
+    }

@@ -1,6 +1,7 @@
 """The test session starts its own Apache Kafka broker and Neo4j server (the default `apache` local stack) on free
 loopback ports, under a temporary STREAMREC_HOME, prints their versions, and stops exactly those processes at
 the end. `own_servers` gives a test servers of its own (to stop and restart them), of either stack."""
+
 from __future__ import annotations
 
 import io
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass
 class Event:
     """The fields the graph store reads from an interaction (stream.events.Interaction has more)."""
+
     user_id: str
     item_id: str
     type: str
@@ -53,7 +55,10 @@ def poison_edge(settings, user: str, item: str) -> None:
             await store.driver.execute_query(
                 "MERGE (u:User {id: $u}) MERGE (i:Item {id: $i}) "
                 "MERGE (u)-[r:INTERACTED {type: 'view'}]->(i) SET r.count = true, r.last_source = 'elsewhere'",
-                {"u": user, "i": item}, database_=settings.database)
+                {"u": user, "i": item},
+                database_=settings.database,
+            )
+
     asyncio.run(write())
 
 
@@ -61,8 +66,14 @@ def consume_until(bootstrap: str, topic: str, done, timeout_s: float = 120.0) ->
     """Every record of `topic` from the start until `done(records)` holds or the time is up."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
     records = []
     deadline = time.monotonic() + timeout_s
     try:

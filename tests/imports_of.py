@@ -1,5 +1,6 @@
 """The modules a source file imports, for the layering tests (tests/streamrec/runtime/test_layering.py,
 tests/model_server/test_model_layering.py)."""
+
 import ast
 
 
@@ -12,7 +13,7 @@ def imported_modules(source: str, package: str) -> list[str]:
         if isinstance(node, ast.Import):
             modules += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = parts[:len(parts) - node.level + 1] if node.level else []
+            base = parts[: len(parts) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
             modules += [module] + [f"{module}.{alias.name}" for alias in node.names]
     return modules

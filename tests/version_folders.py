@@ -1,6 +1,7 @@
 """Model version folders for the tests of streamrec/runtime/model_versions.py and `streamrec models`: a model.pt
 of arbitrary bytes and a metadata.json that records its digest. The digest check reads no more than that, so
 these tests need no trained model (the e2e tests serve real ones)."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,13 @@ def write_version(model_dir: Path, name: str, **metadata) -> Path:
     folder = Path(model_dir) / name
     folder.mkdir(parents=True)
     (folder / "model.pt").write_bytes(f"weights of {name}".encode())
-    meta = {"format": 1, "model_version": f"tgat-{name}", "name": "streamrec", **metadata,
-            "file_sha256": file_sha256(folder / "model.pt")}
+    meta = {
+        "format": 1,
+        "model_version": f"tgat-{name}",
+        "name": "streamrec",
+        **metadata,
+        "file_sha256": file_sha256(folder / "model.pt"),
+    }
     (folder / "metadata.json").write_text(json.dumps(meta))
     return folder
 

@@ -14,6 +14,7 @@ indicator of the top-K popular nodes would tie the rest of a full-catalogue rank
 are divided by each user's maximum. Both weight triples are chosen together on the validation part, by
 streaming MRR, among WEIGHT_GRID and the paper's default.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ Triple = tuple[float, float, float]  # (alpha: EdgeBank, beta: PopTrack, delta: 
 
 @dataclass(frozen=True)
 class Weights:
-    seen: Triple    # for pairs (u, v) EdgeBank has observed
+    seen: Triple  # for pairs (u, v) EdgeBank has observed
     unseen: Triple  # for every other pair
 
 
@@ -77,20 +78,32 @@ class Base3(Recommender):
             self.weights = PAPER_WEIGHTS
             return
         # the signals do not depend on the weights: one pass scores every candidate, then observes the batch
-        mrr = streaming_mrr(validation, self.batch_size, self.items,
-                            lambda users: self._weighted_scores(users, WEIGHT_GRID), self.observe)
+        mrr = streaming_mrr(
+            validation,
+            self.batch_size,
+            self.items,
+            lambda users: self._weighted_scores(users, WEIGHT_GRID),
+            self.observe,
+        )
         self.weights = best(mrr, WEIGHT_GRID)
         self.observes_validation_in_fit = True
-        self.validation_mrr = {"weights": self.weights, "mrr": mrr[self.weights],
-                               "poptrack_decay": self.poptrack.decay, "all": mrr}
+        self.validation_mrr = {
+            "weights": self.weights,
+            "mrr": mrr[self.weights],
+            "poptrack_decay": self.poptrack.decay,
+            "all": mrr,
+        }
 
     @property
     def params(self) -> dict:
         """What `streamrec eval` records in report.json: both weight triples, PopTrack's decay, validation MRR."""
         weights = self.weights or PAPER_WEIGHTS
-        return {"weights_seen": [round(w, 4) for w in weights.seen],
-                "weights_unseen": [round(w, 4) for w in weights.unseen],  # its alpha multiplies EdgeBank's 0
-                "poptrack_decay": self.poptrack.decay, "validation_mrr": self.validation_mrr.get("mrr")}
+        return {
+            "weights_seen": [round(w, 4) for w in weights.seen],
+            "weights_unseen": [round(w, 4) for w in weights.unseen],  # its alpha multiplies EdgeBank's 0
+            "poptrack_decay": self.poptrack.decay,
+            "validation_mrr": self.validation_mrr.get("mrr"),
+        }
 
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
         for component in self.components:  # each keeps its own id maps, filled in the same order as ours

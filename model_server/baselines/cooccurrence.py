@@ -23,6 +23,7 @@ is applied at read time, eviction compares stored values as they are, and nothin
 newcomer that keeps co-occurring then displaces a stale neighbour once the stale weight has decayed below the
 newcomer's per-batch weight.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,8 +71,7 @@ class NeighbourLists:
 
     @property
     def nbytes(self) -> int:
-        return (self.index.nbytes + self.weight.nbytes + self.start.nbytes + self.reserved.nbytes
-                + self.length.nbytes)
+        return self.index.nbytes + self.weight.nbytes + self.start.nbytes + self.reserved.nbytes + self.length.nbytes
 
     @property
     def filled(self) -> int:
@@ -80,8 +80,11 @@ class NeighbourLists:
 
     def neighbours(self, row: int) -> tuple[list[int], list[float]]:
         """Item `row`'s listed neighbours and their (stored) weights, in slot order."""
-        block = slice(int(self.start[row]), int(self.start[row]) + int(self.length[row])) if self.capacity > row \
+        block = (
+            slice(int(self.start[row]), int(self.start[row]) + int(self.length[row]))
+            if self.capacity > row
             else slice(0, 0)
+        )
         return self.index[block].tolist(), self.weight[block].tolist()
 
     def ensure_rows(self, n_items: int) -> None:
@@ -196,8 +199,9 @@ class NeighbourLists:
         hold max_neighbours slots (their fitting entries filled them)."""
         full = torch.unique(rows)
         listed_rows, listed_cols, listed_weights = self._entries(full)
-        rows, cols, weights = self._coalesce(torch.cat([listed_rows, rows]), torch.cat([listed_cols, cols]),
-                                             torch.cat([listed_weights, weights]))
+        rows, cols, weights = self._coalesce(
+            torch.cat([listed_rows, rows]), torch.cat([listed_cols, cols]), torch.cat([listed_weights, weights])
+        )
         order = _heaviest_first_within_row(rows, weights)
         rows, cols, weights = rows[order], cols[order], weights[order]
         slot = _rank_within_sorted_groups(rows)
@@ -211,15 +215,19 @@ class NeighbourLists:
     def _entries(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(row, col, weight) of the filled slots of `rows` (the first length[row] slots)."""
         position, filled = self._filled_slots(rows)
-        return (rows.unsqueeze(1).expand_as(position)[filled], self.index[position][filled].long(),
-                self.weight[position][filled])
+        return (
+            rows.unsqueeze(1).expand_as(position)[filled],
+            self.index[position][filled].long(),
+            self.weight[position][filled],
+        )
 
     def scale(self, factor: float) -> None:
         """Multiplies every weight by `factor` (the decay's rare change of reference time)."""
-        self.weight[:self.used] *= factor
+        self.weight[: self.used] *= factor
 
-    def scatter_into(self, scores: torch.Tensor, score_rows: torch.Tensor, items: torch.Tensor,
-                     scales: torch.Tensor) -> None:
+    def scatter_into(
+        self, scores: torch.Tensor, score_rows: torch.Tensor, items: torch.Tensor, scales: torch.Tensor
+    ) -> None:
         """scores[score_rows[e], neighbour] += scales[e] * weight(items[e], neighbour) for every entry e: the
         sparse product of the users' profiles with the item x item weights, without a dense matrix."""
         if not len(items) or not self.used:
@@ -232,7 +240,7 @@ class NeighbourLists:
 
 def _grown(values: torch.Tensor, rows: int) -> torch.Tensor:
     grown = torch.zeros(rows, dtype=values.dtype)
-    grown[:len(values)] = values
+    grown[: len(values)] = values
     return grown
 
 
@@ -252,13 +260,25 @@ def _rank_within_sorted_groups(groups: torch.Tensor) -> torch.Tensor:
 class ItemCooccurrence(Recommender):
     name = "cooccurrence"
 
-    def __init__(self, window: int = 20, recency_decay: float = 0.8, repeat_weight: float = 0.5,
-                 popularity_weight: float = 0.01, popularity_half_life_s: float = 86_400.0,
-                 max_neighbours: int = DEFAULT_MAX_NEIGHBOURS, cooccurrence_half_life_s: float | None = None):
+    def __init__(
+        self,
+        window: int = 20,
+        recency_decay: float = 0.8,
+        repeat_weight: float = 0.5,
+        popularity_weight: float = 0.01,
+        popularity_half_life_s: float = 86_400.0,
+        max_neighbours: int = DEFAULT_MAX_NEIGHBOURS,
+        cooccurrence_half_life_s: float | None = None,
+    ):
         super().__init__()
-        self.params = dict(window=window, recency_decay=recency_decay, repeat_weight=repeat_weight,
-                           popularity_weight=popularity_weight, popularity_half_life_s=popularity_half_life_s,
-                           max_neighbours=max_neighbours)
+        self.params = dict(
+            window=window,
+            recency_decay=recency_decay,
+            repeat_weight=repeat_weight,
+            popularity_weight=popularity_weight,
+            popularity_half_life_s=popularity_half_life_s,
+            max_neighbours=max_neighbours,
+        )
         if cooccurrence_half_life_s is not None:  # absent by default, so the default's version is unchanged
             if cooccurrence_half_life_s <= 0:
                 raise ValueError(f"cooccurrence_half_life_s must be positive, got {cooccurrence_half_life_s}")
@@ -307,8 +327,7 @@ class ItemCooccurrence(Recommender):
         growth = self._cooc_growth(batch.ts)
         for start in range(0, len(users), EVENTS_PER_CHUNK):
             part = slice(start, start + EVENTS_PER_CHUNK)
-            self._observe_pairs(users[part], items[part], weights[part],
-                                None if growth is None else growth[part])
+            self._observe_pairs(users[part], items[part], weights[part], None if growth is None else growth[part])
 
     def _cooc_growth(self, ts: list[int]) -> torch.Tensor | None:
         """Per event, the factor 2^((ts - origin) / half-life) its pairs' weights are stored with; None without
@@ -320,7 +339,7 @@ class ItemCooccurrence(Recommender):
             self.cooc_origin_ms = float(min(ts))
         half_lives = math.floor((latest - self.cooc_origin_ms) / self.cooc_half_life_ms)
         if half_lives >= RESCALE_HALF_LIVES:
-            self.cooc.scale(2.0 ** -half_lives)  # exact: a power of two
+            self.cooc.scale(2.0**-half_lives)  # exact: a power of two
             self.cooc_origin_ms += half_lives * self.cooc_half_life_ms
         age = (torch.tensor(ts, dtype=torch.float64) - self.cooc_origin_ms) / self.cooc_half_life_ms
         return torch.exp2(age).float()
@@ -340,8 +359,9 @@ class ItemCooccurrence(Recommender):
         age_factor = torch.exp(-(latest - torch.tensor(ts, dtype=torch.float64)) * self.decay_per_ms).float()
         self.popularity.index_put_((items,), weights * age_factor, accumulate=True)
 
-    def _observe_pairs(self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor,
-                       growth: torch.Tensor | None = None) -> None:
+    def _observe_pairs(
+        self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, growth: torch.Tensor | None = None
+    ) -> None:
         """Pairs each event (u, i, w) with each of u's previous `window` events (j, wj), j != i, at weight
         min(w, wj): the events of earlier batches (kept in `recent`) and the earlier ones of this batch. With
         decay, a pair's weight is stored times its (later) event's `growth`."""
@@ -371,8 +391,11 @@ class ItemCooccurrence(Recommender):
                 past_users.append(u)
                 past_items.append(item)
                 past_weights.append(weight)
-        return (torch.tensor(past_users, dtype=torch.long), torch.tensor(past_items, dtype=torch.long),
-                torch.tensor(past_weights, dtype=torch.float32))
+        return (
+            torch.tensor(past_users, dtype=torch.long),
+            torch.tensor(past_items, dtype=torch.long),
+            torch.tensor(past_weights, dtype=torch.float32),
+        )
 
     def _remember(self, users: list[int], items: list[int], weights: list[float]) -> None:
         """Appends events in time order to their users' recent events (each deque keeps the newest `window`)."""
@@ -395,9 +418,12 @@ class ItemCooccurrence(Recommender):
             for age, (item, weight) in enumerate(reversed(recent)):
                 rows.append(row)
                 items.append(item)
-                values.append(weight * self.recency_decay ** age)
-        return (torch.tensor(rows, dtype=torch.long), torch.tensor(items, dtype=torch.long),
-                torch.tensor(values, dtype=torch.float32))
+                values.append(weight * self.recency_decay**age)
+        return (
+            torch.tensor(rows, dtype=torch.long),
+            torch.tensor(items, dtype=torch.long),
+            torch.tensor(values, dtype=torch.float32),
+        )
 
     def score(self, users: Sequence[str]) -> torch.Tensor:
         n_items = len(self.items)
@@ -411,8 +437,9 @@ class ItemCooccurrence(Recommender):
             scores += self.popularity_weight * popularity / popularity.max().clamp(min=1e-12)
         return scores
 
-    def _add_repeat_signal(self, scores: torch.Tensor, rows: torch.Tensor, items: torch.Tensor,
-                           values: torch.Tensor) -> None:
+    def _add_repeat_signal(
+        self, scores: torch.Tensor, rows: torch.Tensor, items: torch.Tensor, values: torch.Tensor
+    ) -> None:
         """Adds repeat_weight x each user's recent items' weights (an item seen twice sums), over the row's
         largest, touching only those entries."""
         cells, inverse = torch.unique(rows * scores.shape[1] + items, return_inverse=True)
@@ -421,11 +448,11 @@ class ItemCooccurrence(Recommender):
         row_max = torch.zeros(scores.shape[0]).scatter_reduce_(0, cell_rows, summed, reduce="amax")
         scores.view(-1).index_add_(0, cells, self.repeat_weight * summed / row_max[cell_rows])
 
-    def _cooccurrence_scores(self, rows: torch.Tensor, items: torch.Tensor, values: torch.Tensor,
-                             shape: tuple[int, int]) -> torch.Tensor:
+    def _cooccurrence_scores(
+        self, rows: torch.Tensor, items: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
+    ) -> torch.Tensor:
         """The users' profiles times the item x item weights, built from the profile items' neighbour lists."""
         scores = torch.zeros(shape)
         decay = self._cooc_decay_now()
         self.cooc.scatter_into(scores, rows, items, values if decay == 1.0 else values * decay)
         return scores
-

@@ -8,6 +8,7 @@ memorise-past-edges baseline of TGB): a (user, item) pair scores 1 if it was obs
 
 Unobserved pairs tie at 0, so the rank of a miss is the average over the tied items (metrics.py).
 """
+
 from __future__ import annotations
 
 from typing import Sequence

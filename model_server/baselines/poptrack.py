@@ -7,6 +7,7 @@ The decay is per batch, so the state depends on how the stream is batched: `fit`
 in the harness's batch size, and picks the decay from DECAYS by streaming MRR on the validation part (the
 paper tunes it per data set the same way).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -52,9 +53,13 @@ class PopTrack(Recommender):
                 probe.observe(batch)
 
         reference = probes[DECAYS[0]]  # every probe registers the items in the same order
-        mrr = streaming_mrr(validation, self.batch_size, reference.items,
-                            lambda users: ((decay, probe.score(users)) for decay, probe in probes.items()),
-                            observe_all)
+        mrr = streaming_mrr(
+            validation,
+            self.batch_size,
+            reference.items,
+            lambda users: ((decay, probe.score(users)) for decay, probe in probes.items()),
+            observe_all,
+        )
         chosen = best(mrr, DECAYS)
         self.validation_mrr = {"decay": chosen, "mrr": mrr[chosen], "all": mrr}
         return chosen
@@ -72,9 +77,9 @@ class PopTrack(Recommender):
 
     def normalised(self) -> torch.Tensor:
         """P / max P over the catalogue, in [0, 1] (zeros before any event): the popularity signal of Base3."""
-        vector = _grow(self.popularity, len(self.items))[:len(self.items)]
+        vector = _grow(self.popularity, len(self.items))[: len(self.items)]
         return vector / vector.max().clamp(min=1e-300) if len(vector) else vector
 
     def score(self, users: Sequence[str]) -> torch.Tensor:
         self.popularity = _grow(self.popularity, len(self.items))
-        return self.popularity[:len(self.items)].float().unsqueeze(0).expand(len(users), -1).clone()
+        return self.popularity[: len(self.items)].float().unsqueeze(0).expand(len(users), -1).clone()

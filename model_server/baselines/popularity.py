@@ -5,6 +5,7 @@
   validation part (by streaming MRR over a small grid of fractions of the training span) unless given, so
   one default serves a 3-hour click stream and a 7-month rating log alike.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,11 +38,12 @@ class Popularity(Recommender):
 
     def score(self, users: Sequence[str]) -> torch.Tensor:
         self.counts = _grow(self.counts, len(self.items))
-        return self.counts[:len(self.items)].float().unsqueeze(0).expand(len(users), -1).clone()
+        return self.counts[: len(self.items)].float().unsqueeze(0).expand(len(users), -1).clone()
 
 
 class RecentPopularity(Recommender):
     """Decayed counts kept relative to the newest observed event: c_i = sum over events of 2^(-(now - t)/h)."""
+
     name = "recent_pop"
 
     def __init__(self, half_life_s: float | None = None) -> None:
@@ -74,8 +76,9 @@ class RecentPopularity(Recommender):
         return best
 
     def _streaming_mrr(self, stream: InteractionBatch, batch_size: int = 200) -> float:
-        mrr = streaming_mrr(stream, batch_size, self.items, lambda users: [(self.half_life_s, self.score(users))],
-                            self.observe)
+        mrr = streaming_mrr(
+            stream, batch_size, self.items, lambda users: [(self.half_life_s, self.score(users))], self.observe
+        )
         return mrr.get(self.half_life_s, 0.0)
 
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
@@ -90,4 +93,4 @@ class RecentPopularity(Recommender):
 
     def score(self, users: Sequence[str]) -> torch.Tensor:
         self.counts = _grow(self.counts, len(self.items))
-        return self.counts[:len(self.items)].float().unsqueeze(0).expand(len(users), -1).clone()
+        return self.counts[: len(self.items)].float().unsqueeze(0).expand(len(users), -1).clone()

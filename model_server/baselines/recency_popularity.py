@@ -15,6 +15,7 @@ Scores only need to order items, so each signal is replaced by its dense rank (e
 the pair is packed as primary_rank * levels + secondary_rank: exact in float32 (which the harness ranks in)
 while a user's distinct primary values times the catalogue stay below 2^24.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ GLOBAL = ("global_popularity", "global_recency")
 
 @dataclass(frozen=True)
 class Variant:
-    primary: str | None        # one of LOCAL, or None: the global heuristic alone
-    secondary: str | None      # one of GLOBAL, or None: the local heuristic alone (its ties stay ties)
+    primary: str | None  # one of LOCAL, or None: the global heuristic alone
+    secondary: str | None  # one of GLOBAL, or None: the local heuristic alone (its ties stay ties)
     window_s: float | None = None  # for global_popularity: count only the last window_s seconds (None: all)
 
     @property
@@ -89,19 +90,28 @@ class RecencyPopularity(Recommender):
         span_s = max((history.ts[-1] - history.ts[0]) / 1000.0, 1.0) if len(history) else 1.0
         candidates = variants(span_s)
         # every variant reads the same state, so one pass scores them all and leaves the validation observed
-        mrr = streaming_mrr(validation, self.batch_size, self.items,
-                            lambda users: self._variant_scores(users, candidates), self.observe)
+        mrr = streaming_mrr(
+            validation, self.batch_size, self.items, lambda users: self._variant_scores(users, candidates), self.observe
+        )
         self.variant = best(mrr, candidates)
         self.observes_validation_in_fit = True
-        self.validation_mrr = {"variant": self.variant.label, "mrr": mrr[self.variant],
-                               "all": {v.label: m for v, m in mrr.items()}}
+        self.validation_mrr = {
+            "variant": self.variant.label,
+            "mrr": mrr[self.variant],
+            "all": {v.label: m for v, m in mrr.items()},
+        }
 
     @property
     def params(self) -> dict:
         """What `streamrec eval` records in report.json: the variant in use and its validation MRR."""
         variant = self.variant or DEFAULT_VARIANT
-        return {"variant": variant.label, "primary": variant.primary, "secondary": variant.secondary,
-                "window_s": variant.window_s, "validation_mrr": self.validation_mrr.get("mrr")}
+        return {
+            "variant": variant.label,
+            "primary": variant.primary,
+            "secondary": variant.secondary,
+            "window_s": variant.window_s,
+            "validation_mrr": self.validation_mrr.get("mrr"),
+        }
 
     # -- state -------------------------------------------------------------------------------------------
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:

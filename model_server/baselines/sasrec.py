@@ -24,6 +24,7 @@ How it plays the streaming protocol:
   the user's lowest trained item: a model that is not retrained cannot know them, and giving them an
   arbitrary vector would rank them by noise. Both rules are deterministic.
 """
+
 from __future__ import annotations
 
 import copy
@@ -79,14 +80,16 @@ class SASRecNetwork(nn.Module):
         """Normal with std 1/sqrt(dim), so the sqrt(dim)-scaled inputs have unit scale and the first logits are
         about N(0, 1) (torch's N(0, 1) default made them ~sqrt(dim) and the first epochs confidently wrong)."""
         for embedding in (self.item_embedding, self.position_embedding):
-            nn.init.normal_(embedding.weight, std=dim ** -0.5)
+            nn.init.normal_(embedding.weight, std=dim**-0.5)
         with torch.no_grad():
             self.item_embedding.weight[PAD].zero_()
 
     def forward(self, rows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         n, length = rows.shape
         positions = torch.arange(length, device=rows.device)
-        x = self.item_embedding(rows) * math.sqrt(self.item_embedding.embedding_dim) + self.position_embedding(positions)
+        x = self.item_embedding(rows) * math.sqrt(self.item_embedding.embedding_dim) + self.position_embedding(
+            positions
+        )
         x = self.input_dropout(x)
         blocked = self.attention_mask(lengths, length)
         for block in self.blocks:
@@ -100,7 +103,9 @@ class SASRecNetwork(nn.Module):
         positions = torch.arange(length, device=lengths.device)
         future = positions.view(1, -1) > positions.view(-1, 1)
         padding = positions.view(1, -1) < (length - lengths).view(-1, 1)  # [batch, L] left padding
-        blocked = future.unsqueeze(0) | (padding.unsqueeze(1) & ~torch.eye(length, dtype=torch.bool, device=lengths.device))
+        blocked = future.unsqueeze(0) | (
+            padding.unsqueeze(1) & ~torch.eye(length, dtype=torch.bool, device=lengths.device)
+        )
         return blocked.repeat_interleave(self.heads, dim=0)
 
     def item_vectors(self) -> torch.Tensor:
@@ -116,7 +121,7 @@ def left_pad(sequences: Sequence[Sequence[int]], length: int) -> tuple[torch.Ten
     for r, sequence in enumerate(sequences):
         tail = list(sequence)[-length:]
         if tail:
-            rows[r, length - len(tail):] = torch.tensor(tail, dtype=torch.long)
+            rows[r, length - len(tail) :] = torch.tensor(tail, dtype=torch.long)
         lengths[r] = len(tail)
     return rows, lengths
 
@@ -128,7 +133,7 @@ def training_windows(sequences: Sequence[Sequence[int]], max_len: int) -> list[l
     for sequence in sequences:
         end = len(sequence)
         while end >= 2:
-            windows.append(list(sequence[max(0, end - max_len - 1):end]))
+            windows.append(list(sequence[max(0, end - max_len - 1) : end]))
             end -= max_len
     return windows
 
@@ -136,10 +141,22 @@ def training_windows(sequences: Sequence[Sequence[int]], max_len: int) -> list[l
 class SASRec(Recommender):
     name = "sasrec"
 
-    def __init__(self, dim: int = 50, max_len: int = 50, blocks: int = 2, heads: int = 1, dropout: float = 0.2,
-                 lr: float = 1e-3, epochs: int = 100, patience: int = 5, train_batch: int = 128,
-                 batch_size: int = 200, seed: int = 0, device: str | torch.device = "cpu",
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        dim: int = 50,
+        max_len: int = 50,
+        blocks: int = 2,
+        heads: int = 1,
+        dropout: float = 0.2,
+        lr: float = 1e-3,
+        epochs: int = 100,
+        patience: int = 5,
+        train_batch: int = 128,
+        batch_size: int = 200,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        progress: bool = True,
+    ) -> None:
         super().__init__()
         self.dim, self.max_len, self.n_blocks, self.heads, self.dropout = dim, max_len, blocks, heads, dropout
         self.lr, self.epochs, self.patience, self.train_batch = lr, epochs, patience, train_batch
@@ -163,11 +180,18 @@ class SASRec(Recommender):
             sequence = self.sequences[user]
             sequence.append(item)
             if len(sequence) > 2 * self.max_len:  # trim now and then, not per event
-                del sequence[:-self.max_len]
+                del sequence[: -self.max_len]
 
     def _state(self) -> dict:
-        return copy.deepcopy({"users": self.users, "items": self.items, "history": self.history,
-                              "sequences": self.sequences, "counts": self.counts})
+        return copy.deepcopy(
+            {
+                "users": self.users,
+                "items": self.items,
+                "history": self.history,
+                "sequences": self.sequences,
+                "counts": self.counts,
+            }
+        )
 
     def _restore_state(self, state: dict) -> None:
         for key, value in state.items():
@@ -207,7 +231,7 @@ class SASRec(Recommender):
         self.network.eval()
         rows, lengths = left_pad(sequences, self.max_len)
         hidden = self.network(rows.to(self.device), lengths.to(self.device))[:, -1]
-        trained = (hidden @ self.network.item_vectors()[:self.n_trained].T).float().cpu()
+        trained = (hidden @ self.network.item_vectors()[: self.n_trained].T).float().cpu()
         untrained = trained.min(dim=1, keepdim=True).values - 1.0  # below every trained item, see the docstring
         return torch.cat([trained, untrained.expand(-1, n_items - self.n_trained)], dim=1)
 
@@ -219,8 +243,9 @@ class SASRec(Recommender):
         self.n_trained = len(self.items)
         torch.manual_seed(self.seed)  # weights and dropout
         generator = torch.Generator().manual_seed(self.seed)  # window order and negatives
-        self.network = SASRecNetwork(self.n_trained, self.dim, self.max_len, self.n_blocks, self.heads,
-                                     self.dropout).to(self.device)
+        self.network = SASRecNetwork(
+            self.n_trained, self.dim, self.max_len, self.n_blocks, self.heads, self.dropout
+        ).to(self.device)
         optimiser = torch.optim.Adam(self.network.parameters(), lr=self.lr, betas=(0.9, 0.98))
         windows = training_windows(self._user_sequences(history), self.max_len)
         best_weights, best_score, stale = None, -math.inf, 0
@@ -256,13 +281,14 @@ class SASRec(Recommender):
         total = 0.0
         order = torch.randperm(len(windows), generator=generator).tolist()
         for start in range(0, len(order), self.train_batch):
-            chosen = [windows[k] for k in order[start:start + self.train_batch]]
+            chosen = [windows[k] for k in order[start : start + self.train_batch]]
             inputs, lengths = left_pad([w[:-1] for w in chosen], self.max_len)
             targets, _ = left_pad([w[1:] for w in chosen], self.max_len)
             negatives = self._negatives(targets, generator)
             optimiser.zero_grad()
-            loss = self._loss(inputs.to(self.device), lengths.to(self.device), targets.to(self.device),
-                              negatives.to(self.device))
+            loss = self._loss(
+                inputs.to(self.device), lengths.to(self.device), targets.to(self.device), negatives.to(self.device)
+            )
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(chosen)
@@ -283,8 +309,10 @@ class SASRec(Recommender):
         negative = (hidden * embedding(negatives)).sum(-1)
         real = targets != PAD
         bce = nn.functional.binary_cross_entropy_with_logits
-        return (bce(positive[real], torch.ones_like(positive[real]), reduction="sum")
-                + bce(negative[real], torch.zeros_like(negative[real]), reduction="sum")) / real.sum().clamp(min=1)
+        return (
+            bce(positive[real], torch.ones_like(positive[real]), reduction="sum")
+            + bce(negative[real], torch.zeros_like(negative[real]), reduction="sum")
+        ) / real.sum().clamp(min=1)
 
     def _validation_mrr(self, validation: InteractionBatch) -> tuple[float, float]:
         """Streaming MRR of the validation part under the harness's protocol (rank each event's item against

@@ -5,6 +5,7 @@ validation part goes in batches; each event of a batch is ranked against every i
 batch is observed; an item never observed before is a miss. Candidates that share one state (the weights of Base3, the
 variants of recency_popularity) are scored side by side in a single pass, so choosing among many costs one pass.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Hashable, Iterable, Sequence
@@ -20,8 +21,13 @@ from ..streaming import RankedBatch, batches, rank_then_observe
 CandidateScores = Callable[[Sequence[str]], Iterable[tuple[Hashable, torch.Tensor]]]
 
 
-def streaming_mrr(stream: InteractionBatch, batch_size: int, items: IdMap, score_candidates: CandidateScores,
-                  observe: Callable[[InteractionBatch], None]) -> dict[Hashable, float]:
+def streaming_mrr(
+    stream: InteractionBatch,
+    batch_size: int,
+    items: IdMap,
+    score_candidates: CandidateScores,
+    observe: Callable[[InteractionBatch], None],
+) -> dict[Hashable, float]:
     """{candidate: MRR over `stream`}. `items` is the id map the scores' columns follow; `observe` folds a
     batch into the state the candidates score from, after the batch is ranked."""
     totals: dict[Hashable, float] = {}

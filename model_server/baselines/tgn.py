@@ -15,6 +15,7 @@ data or by the CPU budget:
   for users never seen);
 - time is in seconds since the first event of the stream.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,8 +41,9 @@ class GraphAttentionEmbedding(torch.nn.Module):
         from torch_geometric.nn import TransformerConv
 
         self.time_enc = time_enc
-        self.conv = TransformerConv(in_channels, out_channels // 2, heads=2, dropout=0.1,
-                                    edge_dim=msg_dim + time_enc.out_channels)
+        self.conv = TransformerConv(
+            in_channels, out_channels // 2, heads=2, dropout=0.1, edge_dim=msg_dim + time_enc.out_channels
+        )
 
     def forward(self, x, last_update, edge_index, t, msg):
         relative = (last_update[edge_index[0]] - t).to(x.dtype)
@@ -64,17 +66,29 @@ class LinkPredictor(torch.nn.Module):
         a, b = self.lin_src(z_src), self.lin_dst(z_dst)
         step = max(1, budget // max(1, b.numel()))
         weight, bias = self.lin_final.weight.view(-1), self.lin_final.bias
-        parts = [((a[s:s + step].unsqueeze(1) + b.unsqueeze(0)).relu() @ weight) + bias
-                 for s in range(0, a.shape[0], step)]
+        parts = [
+            ((a[s : s + step].unsqueeze(1) + b.unsqueeze(0)).relu() @ weight) + bias for s in range(0, a.shape[0], step)
+        ]
         return torch.cat(parts) if parts else a.new_zeros(0, b.shape[0])
 
 
 class TGN(Recommender):
     name = "tgn"
 
-    def __init__(self, n_users: int, n_items: int, epochs: int = 10, patience: int = 2, lr: float = 1e-3,
-                 dim: int = 100, neighbours: int = 10, batch_size: int = 200, seed: int = 0,
-                 device: str | torch.device = "cpu", progress: bool = True) -> None:
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        epochs: int = 10,
+        patience: int = 2,
+        lr: float = 1e-3,
+        dim: int = 100,
+        neighbours: int = 10,
+        batch_size: int = 200,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        progress: bool = True,
+    ) -> None:
         super().__init__()
         from torch_geometric.nn import TGNMemory
         from torch_geometric.nn.models.tgn import IdentityMessage, LastAggregator
@@ -87,9 +101,14 @@ class TGN(Recommender):
         self.unknown_user = n_users + n_items  # a node that never receives an event
         msg_dim = len(EVENT_TYPES)
         torch.manual_seed(seed)
-        self.memory = TGNMemory(self.num_nodes, msg_dim, dim, dim,
-                                message_module=IdentityMessage(msg_dim, dim, dim),
-                                aggregator_module=LastAggregator()).to(self.device)
+        self.memory = TGNMemory(
+            self.num_nodes,
+            msg_dim,
+            dim,
+            dim,
+            message_module=IdentityMessage(msg_dim, dim, dim),
+            aggregator_module=LastAggregator(),
+        ).to(self.device)
         self.gnn = GraphAttentionEmbedding(dim, dim, msg_dim, self.memory.time_enc).to(self.device)
         self.link_pred = LinkPredictor(dim).to(self.device)
         self.neighbours = neighbours
@@ -125,16 +144,20 @@ class TGN(Recommender):
         if self.n_events + len(batch) > self.event_t.shape[0]:
             grow = max(self.n_events + len(batch), 2 * self.event_t.shape[0])
             self.event_t = torch.cat([self.event_t, self.event_t.new_zeros(grow - self.event_t.shape[0])])
-            self.event_msg = torch.cat([self.event_msg, self.event_msg.new_zeros(grow - self.event_msg.shape[0], len(EVENT_TYPES))])
-        self.event_t[self.n_events:self.n_events + len(batch)] = t
-        self.event_msg[self.n_events:self.n_events + len(batch)] = msg
+            self.event_msg = torch.cat(
+                [self.event_msg, self.event_msg.new_zeros(grow - self.event_msg.shape[0], len(EVENT_TYPES))]
+            )
+        self.event_t[self.n_events : self.n_events + len(batch)] = t
+        self.event_msg[self.n_events : self.n_events + len(batch)] = msg
         self.n_events += len(batch)
         return src, dst, t, msg
 
     def _check_capacity(self) -> None:
         if len(self.users) > self.n_users or len(self.items) > self.n_items:
-            raise ValueError(f"TGN was sized for {self.n_users} users / {self.n_items} items but has seen "
-                             f"{len(self.users)} / {len(self.items)}: pass the id counts of the whole stream")
+            raise ValueError(
+                f"TGN was sized for {self.n_users} users / {self.n_items} items but has seen "
+                f"{len(self.users)} / {len(self.items)}: pass the id counts of the whole stream"
+            )
 
     def _embed(self, n_id: torch.Tensor) -> torch.Tensor:
         n_id, edge_index, e_id = self.loader(n_id)
@@ -162,15 +185,16 @@ class TGN(Recommender):
         if self._item_cache is None or self._item_cache.shape[0] != n_items:
             item_nodes = torch.arange(n_items, device=self.device) + self.n_users
             self._item_cache = self._embed_nodes(item_nodes)
-        user_nodes = torch.tensor([u if u >= 0 else self.unknown_user for u in self.users.lookup(users)],
-                                  dtype=torch.long, device=self.device)
+        user_nodes = torch.tensor(
+            [u if u >= 0 else self.unknown_user for u in self.users.lookup(users)], dtype=torch.long, device=self.device
+        )
         z_users = self._embed_nodes(user_nodes)
         return self.link_pred.all_pairs(z_users, self._item_cache).cpu()
 
     def _embed_nodes(self, nodes: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
         out = []
         for s in range(0, nodes.shape[0], chunk):
-            part = nodes[s:s + chunk]
+            part = nodes[s : s + chunk]
             n_id, z = self._embed(part)
             out.append(z[self._assoc[part]])
         return torch.cat(out) if out else torch.zeros(0, self.link_pred.lin_src.in_features, device=self.device)
@@ -188,8 +212,14 @@ class TGN(Recommender):
         """Weights and the whole streaming state (memory with its message stores, neighbours, events, ids)."""
         self._set_training(False)  # flush pending messages so the memory is complete
         keep = ("users", "items", "history", "loader", "event_t", "event_msg", "n_events", "origin_ms")
-        return copy.deepcopy({"memory": self.memory, "gnn": self.gnn.state_dict(), "link_pred": self.link_pred.state_dict(),
-                              **{k: getattr(self, k) for k in keep}})
+        return copy.deepcopy(
+            {
+                "memory": self.memory,
+                "gnn": self.gnn.state_dict(),
+                "link_pred": self.link_pred.state_dict(),
+                **{k: getattr(self, k) for k in keep},
+            }
+        )
 
     def _restore(self, snapshot: dict) -> None:
         snapshot = dict(snapshot)
@@ -245,7 +275,10 @@ class TGN(Recommender):
                 self._check_capacity()
                 optimiser.zero_grad()
                 src, dst, t, msg = self._events(batch)
-                neg = torch.randint(0, len(self.items), (len(batch),), generator=self.generator).to(self.device) + self.n_users
+                neg = (
+                    torch.randint(0, len(self.items), (len(batch),), generator=self.generator).to(self.device)
+                    + self.n_users
+                )
                 n_id = torch.cat([src, dst, neg]).unique()
                 n_id, z = self._embed(n_id)
                 pos_out = self.link_pred(z[self._assoc[src]], z[self._assoc[dst]])

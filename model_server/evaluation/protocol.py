@@ -20,6 +20,7 @@ the new-item breakdown (TGB instead ranks among every destination node of the wh
 The split and the batch loop are model_server/streaming.py's (`split_stream`, `rank_then_observe`), the ones
 every model's fit uses on its validation part.
 """
+
 from __future__ import annotations
 
 import gc
@@ -107,6 +108,7 @@ def item_vectors(history: InteractionBatch, catalogue: IdMap, dim: int = 64, see
 @dataclass
 class StreamResult:
     """Everything recorded for one model; per-event tensors are aligned with the test events."""
+
     model: str
     greater: torch.Tensor
     equal: torch.Tensor
@@ -128,10 +130,21 @@ class StreamResult:
     n_test: int = 0
 
 
-def run_stream(model: Recommender, train: InteractionBatch, validation: InteractionBatch, test: InteractionBatch,
-               batch_size: int = 200, user_chunk: int = 256, progress: bool = True, diversity_dim: int = 64,
-               seed: int = 0, fit: bool = True, on_score: Callable | None = None, prefitted: bool = False,
-               on_lists: Callable | None = None) -> StreamResult:
+def run_stream(
+    model: Recommender,
+    train: InteractionBatch,
+    validation: InteractionBatch,
+    test: InteractionBatch,
+    batch_size: int = 200,
+    user_chunk: int = 256,
+    progress: bool = True,
+    diversity_dim: int = 64,
+    seed: int = 0,
+    fit: bool = True,
+    on_score: Callable | None = None,
+    prefitted: bool = False,
+    on_lists: Callable | None = None,
+) -> StreamResult:
     """Run the protocol for one model. `on_score(batch_index, users)` is a test hook called before each
     score call; `on_lists(top, catalogue)` gets each chunk's top-20 lists (catalogue indices). `prefitted`: the
     model is already fitted and has observed the validation part (a copy of a fitted model, one per diversity
@@ -160,9 +173,19 @@ def run_stream(model: Recommender, train: InteractionBatch, validation: Interact
     own_item_kind = repeats.own_item_kinds(history, test, batch_size)
 
     n = len(test)
-    result = StreamResult(model.name, torch.full((n,), ranking.MISS, dtype=torch.long), torch.zeros(n, dtype=torch.long),
-                          torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool),
-                          torch.zeros(n, dtype=torch.long), list(test.users), list(test.types), list(test.ts), own_item_kind, n_test=n)
+    result = StreamResult(
+        model.name,
+        torch.full((n,), ranking.MISS, dtype=torch.long),
+        torch.zeros(n, dtype=torch.long),
+        torch.zeros(n, dtype=torch.bool),
+        torch.zeros(n, dtype=torch.bool),
+        torch.zeros(n, dtype=torch.long),
+        list(test.users),
+        list(test.types),
+        list(test.ts),
+        own_item_kind,
+        n_test=n,
+    )
     ranker = _TestRanker(model, result, catalogue, vectors, user_chunk, on_score, on_lists)
     bar = tqdm(total=n, desc=f"{model.name} test", unit="ev", disable=not progress, leave=False, mininterval=1.0)
     observe_s = 0.0
@@ -187,8 +210,16 @@ class _TestRanker:
     mapped to the harness's catalogue (an item the model does not know scores -inf), users in chunks of
     `user_chunk` so one score matrix stays bounded."""
 
-    def __init__(self, model: Recommender, result: StreamResult, catalogue: IdMap, vectors: torch.Tensor,
-                 user_chunk: int, on_score: Callable | None, on_lists: Callable | None = None) -> None:
+    def __init__(
+        self,
+        model: Recommender,
+        result: StreamResult,
+        catalogue: IdMap,
+        vectors: torch.Tensor,
+        user_chunk: int,
+        on_score: Callable | None,
+        on_lists: Callable | None = None,
+    ) -> None:
         self.model, self.result, self.catalogue, self.vectors = model, result, catalogue, vectors
         self.user_chunk, self.on_score, self.on_lists = user_chunk, on_score, on_lists
         self.columns = torch.zeros(0, dtype=torch.long)  # model column of each catalogue item (-1: unknown to it)
@@ -196,21 +227,21 @@ class _TestRanker:
 
     def rank(self, batch: RankedBatch) -> None:
         result = self.result
-        result.new_item[batch.start:batch.stop] = batch.targets < 0
-        result.new_user[batch.start:batch.stop] = batch.new_user
-        result.batch_index[batch.start:batch.stop] = batch.index
+        result.new_item[batch.start : batch.stop] = batch.targets < 0
+        result.new_user[batch.start : batch.stop] = batch.new_user
+        result.batch_index[batch.start : batch.stop] = batch.index
         self._map_new_catalogue_items(batch.catalogue_size)
         for chunk_start in range(0, len(batch.users), self.user_chunk):
             self._rank_chunk(batch, chunk_start)
 
     def _map_new_catalogue_items(self, n_catalogue: int) -> None:
         if self.columns.shape[0] < n_catalogue:
-            fresh = self.model.items.lookup(self.catalogue.ids[self.columns.shape[0]:n_catalogue])
+            fresh = self.model.items.lookup(self.catalogue.ids[self.columns.shape[0] : n_catalogue])
             self.columns = torch.cat([self.columns, torch.tensor(fresh, dtype=torch.long)])
 
     def _rank_chunk(self, batch: RankedBatch, chunk_start: int) -> None:
         model, result, n_catalogue = self.model, self.result, batch.catalogue_size
-        chunk = batch.users[chunk_start:chunk_start + self.user_chunk]
+        chunk = batch.users[chunk_start : chunk_start + self.user_chunk]
         if self.on_score is not None:
             self.on_score(batch.index, chunk)
         t0 = time.perf_counter()
@@ -218,7 +249,9 @@ class _TestRanker:
         raw = model.ranking_scores(chunk).detach().float().cpu()
         self.score_s += time.perf_counter() - t0
         if raw.shape != (len(chunk), len(model.items)):
-            raise ValueError(f"{model.name}.score returned {tuple(raw.shape)}, expected ({len(chunk)}, {len(model.items)})")
+            raise ValueError(
+                f"{model.name}.score returned {tuple(raw.shape)}, expected ({len(chunk)}, {len(model.items)})"
+            )
         raw = torch.nan_to_num(raw, nan=-math.inf)
         padded = torch.cat([raw, torch.full((len(chunk), 1), -math.inf)], dim=1)
         scores = padded[:, torch.where(self.columns < 0, raw.shape[1], self.columns)]  # unknown to the model: -inf
@@ -234,7 +267,9 @@ class _TestRanker:
             if self.on_lists is not None:
                 self.on_lists(top, self.catalogue)
             if self.vectors.shape[0] < n_catalogue:  # items first seen in the test have no vector: a zero row
-                self.vectors = torch.cat([self.vectors, torch.zeros(n_catalogue - self.vectors.shape[0], self.vectors.shape[1])])
+                self.vectors = torch.cat(
+                    [self.vectors, torch.zeros(n_catalogue - self.vectors.shape[0], self.vectors.shape[1])]
+                )
             ild = ranking.intra_list_diversity(top, self.vectors)
             result.diversity.extend(v for v in ild.tolist() if not math.isnan(v))
 
@@ -259,12 +294,17 @@ def summarise_result(result: StreamResult) -> dict:
     for g in range(math.ceil(n_batches / group)):
         mask = (result.batch_index // group) == g
         first = int(mask.nonzero()[0])
-        per_batch.append({"ts": result.test_ts[first], "mrr": ranking.summarise(result.greater[mask], result.equal[mask])["mrr"]})
+        per_batch.append(
+            {"ts": result.test_ts[first], "mrr": ranking.summarise(result.greater[mask], result.equal[mask])["mrr"]}
+        )
     return {
         "overall": overall,
         "known_items_only": _mask_summary(result, ~result.new_item),
         "by_type": by_type,
-        "by_user": {"new": _mask_summary(result, result.new_user), "returning": _mask_summary(result, ~result.new_user)},
+        "by_user": {
+            "new": _mask_summary(result, result.new_user),
+            "returning": _mask_summary(result, ~result.new_user),
+        },
         "by_item": {"new": _mask_summary(result, result.new_item), "known": _mask_summary(result, ~result.new_item)},
         "by_own_item": _own_item_summaries(result),
         "lists": {

@@ -8,6 +8,7 @@ The temporal GAT (model_server/tgat/) plugs in here: `streamrec` and `static_gat
 `model_server.tgat.evaluation:build_streamrec` / `:build_static_gat`, each `(context: ModelContext) ->
 Recommender`. Until that module exists, asking for them raises ModelNotAvailable.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,6 +26,7 @@ class ModelNotAvailable(RuntimeError):
 class ModelContext:
     """What a factory may know before the stream starts. n_users / n_items are the id counts of the whole
     stream, only for models that pre-allocate (PyG's TGNMemory); they reveal no event."""
+
     dataset: str
     n_users: int
     n_items: int
@@ -40,26 +42,31 @@ class ModelContext:
 
 def _pop(context: ModelContext) -> Recommender:
     from ..baselines.popularity import Popularity
+
     return Popularity()
 
 
 def _recent_pop(context: ModelContext) -> Recommender:
     from ..baselines.popularity import RecentPopularity
+
     return RecentPopularity(half_life_s=context.options.get("half_life_s"))
 
 
 def _edgebank(context: ModelContext) -> Recommender:
     from ..baselines.edgebank import EdgeBank
+
     return EdgeBank()
 
 
 def _edgebank_window(context: ModelContext) -> Recommender:
     from ..baselines.edgebank import EdgeBank
+
     return EdgeBank(window_s=context.options.get("window_s"), time_window=True)
 
 
 def _itemknn(context: ModelContext) -> Recommender:
     from ..baselines.cooccurrence import ItemCooccurrence
+
     model = ItemCooccurrence()
     model.name = "itemknn"
     return model
@@ -67,35 +74,56 @@ def _itemknn(context: ModelContext) -> Recommender:
 
 def _tgn(context: ModelContext) -> Recommender:
     from ..baselines.tgn import TGN
+
     options = {k: context.options[k] for k in ("patience", "lr", "dim", "neighbours") if k in context.options}
-    return TGN(context.n_users, context.n_items, epochs=context.epochs or 10, batch_size=context.train_batch_size,
-               seed=context.seed, device=context.device, progress=context.progress, **options)
+    return TGN(
+        context.n_users,
+        context.n_items,
+        epochs=context.epochs or 10,
+        batch_size=context.train_batch_size,
+        seed=context.seed,
+        device=context.device,
+        progress=context.progress,
+        **options,
+    )
 
 
 def _sasrec(context: ModelContext) -> Recommender:
     from ..baselines.sasrec import SASRec
-    options = {k: context.options[k] for k in ("patience", "lr", "dim", "max_len", "blocks", "dropout") if k in context.options}
-    return SASRec(epochs=context.epochs or 100, batch_size=context.train_batch_size, seed=context.seed,
-                  device=context.device, progress=context.progress, **options)
+
+    options = {
+        k: context.options[k] for k in ("patience", "lr", "dim", "max_len", "blocks", "dropout") if k in context.options
+    }
+    return SASRec(
+        epochs=context.epochs or 100,
+        batch_size=context.train_batch_size,
+        seed=context.seed,
+        device=context.device,
+        progress=context.progress,
+        **options,
+    )
 
 
 def _recency_popularity(context: ModelContext) -> Recommender:
     from ..baselines.recency_popularity import RecencyPopularity
+
     return RecencyPopularity(batch_size=context.batch_size)
 
 
 def _poptrack(context: ModelContext) -> Recommender:
     from ..baselines.poptrack import PopTrack
+
     return PopTrack(decay=context.options.get("decay"), batch_size=context.batch_size)
 
 
 def _base3(context: ModelContext) -> Recommender:
     from ..baselines.base3 import Base3
+
     return Base3(batch_size=context.batch_size)
 
 
 MODELS: dict[str, Callable[[ModelContext], Recommender] | str] = {
-    "streamrec": "model_server.tgat.evaluation:build_streamrec",   # the temporal GAT, updated by streaming
+    "streamrec": "model_server.tgat.evaluation:build_streamrec",  # the temporal GAT, updated by streaming
     "pop": _pop,
     "recent_pop": _recent_pop,
     "edgebank": _edgebank,
@@ -142,8 +170,10 @@ def resolve(name: str) -> Callable[[ModelContext], Recommender]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise ModelNotAvailable(f"model {name!r} is not available yet: {module_name} does not exist "
-                                    f"(it must provide {attribute}(context) -> Recommender)") from None
+            raise ModelNotAvailable(
+                f"model {name!r} is not available yet: {module_name} does not exist "
+                f"(it must provide {attribute}(context) -> Recommender)"
+            ) from None
         raise
     if not hasattr(module, attribute):
         raise ModelNotAvailable(f"model {name!r} is not available yet: {module_name} has no {attribute}(context)")

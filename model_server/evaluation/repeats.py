@@ -3,6 +3,7 @@ event's batch: the user's newest item, an older one of theirs, or an item new to
 breakdown (the same for every model of a run): on JODIE Wikipedia most events repeat the editor's newest page,
 so that share bounds what ordering a user's own items by recency can score, and the events new to the user are
 where anything beyond the user's own history has to earn its figure."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Reports of an evaluation run: report.json (every figure), report.md (the tables) and PNG plots."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,16 @@ from pathlib import Path
 
 # TGB leaderboard, tgbl-wiki-v2, test MRR (each true item ranked against all destination nodes); the
 # heuristic is the recency + popularity of Cornell et al., "On the Power of Heuristics in Temporal Graphs" (2025)
-TGB_WIKI_ANCHORS = {"TPNet": 0.827, "recency + popularity heuristic": 0.821, "HyperEvent": 0.810, "DyGFormer": 0.798, "TNCN": 0.718, "EdgeBank": 0.571, "TGN": 0.396, "TGAT": 0.141}
+TGB_WIKI_ANCHORS = {
+    "TPNet": 0.827,
+    "recency + popularity heuristic": 0.821,
+    "HyperEvent": 0.810,
+    "DyGFormer": 0.798,
+    "TNCN": 0.718,
+    "EdgeBank": 0.571,
+    "TGN": 0.396,
+    "TGAT": 0.141,
+}
 
 PROTOCOL_DIFFERENCES = [
     "Split 70/15/15 by event position (TGB: by time quantiles, also 70/15/15).",
@@ -25,8 +35,13 @@ PROTOCOL_DIFFERENCES = [
     "TGB's EdgeBank figure is from its own code; ours is our re-implementation under this harness.",
 ]
 
-MAIN_COLUMNS = [("mrr", "MRR"), ("recall@10", "R@10"), ("recall@20", "R@20"), ("ndcg@20", "NDCG@20"),
-                ("user_hit_rate@10", "user HR@10")]
+MAIN_COLUMNS = [
+    ("mrr", "MRR"),
+    ("recall@10", "R@10"),
+    ("recall@20", "R@20"),
+    ("ndcg@20", "NDCG@20"),
+    ("user_hit_rate@10", "user HR@10"),
+]
 
 
 def git_commit(cwd: Path | None = None) -> dict:
@@ -35,7 +50,11 @@ def git_commit(cwd: Path | None = None) -> dict:
             return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 SEED_METRICS = (("mrr", "MRR"), ("ndcg@20", "NDCG@20"), ("recall@20", "R@20"), ("recall@10", "R@10"))
@@ -49,12 +68,19 @@ def across_seeds(runs: dict[int, dict]) -> dict:
     if failed is not None or len(runs) == 1:
         return failed or first
     summary = dict(first)
-    summary["seeds"] = {str(seed): {"overall": r["overall"], "wall_s": r["wall_s"], **({"params": r["params"]} if
-                                                                                       "params" in r else {})}
-                        for seed, r in runs.items()}
-    summary["across_seeds"] = {key: {"mean": statistics.fmean(values), "std": statistics.stdev(values), "n": len(values)}
-                               for key, _ in SEED_METRICS
-                               for values in [[r["overall"][key] for r in runs.values()]]}
+    summary["seeds"] = {
+        str(seed): {
+            "overall": r["overall"],
+            "wall_s": r["wall_s"],
+            **({"params": r["params"]} if "params" in r else {}),
+        }
+        for seed, r in runs.items()
+    }
+    summary["across_seeds"] = {
+        key: {"mean": statistics.fmean(values), "std": statistics.stdev(values), "n": len(values)}
+        for key, _ in SEED_METRICS
+        for values in [[r["overall"][key] for r in runs.values()]]
+    }
     return summary
 
 
@@ -63,11 +89,19 @@ def _seed_lines(results: dict) -> list[str]:
     if not spread:
         return []
     n = next(iter(spread.values()))["mrr"]["n"]
-    lines = ["", f"## Across {n} seeds (mean ± sample standard deviation, test part)", "",
-             "| model | " + " | ".join(label for _, label in SEED_METRICS) + " |", "|" + "---|" * (len(SEED_METRICS) + 1)]
+    lines = [
+        "",
+        f"## Across {n} seeds (mean ± sample standard deviation, test part)",
+        "",
+        "| model | " + " | ".join(label for _, label in SEED_METRICS) + " |",
+        "|" + "---|" * (len(SEED_METRICS) + 1),
+    ]
     for name, figures in spread.items():
-        lines.append(f"| {name} | " + " | ".join(f"{figures[key]['mean']:.4f} ± {figures[key]['std']:.4f}"
-                                                for key, _ in SEED_METRICS) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{figures[key]['mean']:.4f} ± {figures[key]['std']:.4f}" for key, _ in SEED_METRICS)
+            + " |"
+        )
     return lines
 
 
@@ -88,17 +122,31 @@ def write_json(report: dict, out: Path) -> Path:
 def render_markdown(report: dict) -> str:
     data, config, results = report["dataset"], report["config"], report["models"]
     lines = [f"# Streaming evaluation: {data['name']}", ""]
-    lines.append(f"{data['rows']:,} events, {data['users']:,} users, {data['items']:,} items; "
-                 f"train {data['train']:,} / validation {data['validation']:,} / test {data['test']:,} events; "
-                 f"test batches of {config['batch_size']}; seed {config['seed']}; device {config['device']}; "
-                 f"commit {(report['git']['commit'] or 'unknown')[:12]}{' (dirty)' if report['git']['dirty'] else ''}.")
-    lines.append(f"Share of test events whose item had no event before the test part: {_fmt(data['test_new_item_share'], 3)}; "
-                 f"whose user had none: {_fmt(data['test_new_user_share'], 3)}. (The breakdowns count an item or user as "
-                 f"new only until the batch after its first event; an event whose item is new then is unrankable, a miss.)")
+    lines.append(
+        f"{data['rows']:,} events, {data['users']:,} users, {data['items']:,} items; "
+        f"train {data['train']:,} / validation {data['validation']:,} / test {data['test']:,} events; "
+        f"test batches of {config['batch_size']}; seed {config['seed']}; device {config['device']}; "
+        f"commit {(report['git']['commit'] or 'unknown')[:12]}{' (dirty)' if report['git']['dirty'] else ''}."
+    )
+    lines.append(
+        f"Share of test events whose item had no event before the test part: {_fmt(data['test_new_item_share'], 3)}; "
+        f"whose user had none: {_fmt(data['test_new_user_share'], 3)}. (The breakdowns count an item or user as "
+        f"new only until the batch after its first event; an event whose item is new then is unrankable, a miss.)"
+    )
     lines += _seed_lines(results)
     seeds = config.get("seeds") or [config["seed"]]
-    lines += ["", "## Overall (test part" + (f", seed {seeds[0]}; breakdowns below are of that seed too" if len(seeds) > 1 else "") + ")", ""]
-    header = ["model"] + [label for _, label in MAIN_COLUMNS] + ["coverage@20", "ILD@20", "s / 1k events", "fit s", "peak RSS MiB"]
+    lines += [
+        "",
+        "## Overall (test part"
+        + (f", seed {seeds[0]}; breakdowns below are of that seed too" if len(seeds) > 1 else "")
+        + ")",
+        "",
+    ]
+    header = (
+        ["model"]
+        + [label for _, label in MAIN_COLUMNS]
+        + ["coverage@20", "ILD@20", "s / 1k events", "fit s", "peak RSS MiB"]
+    )
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for name, result in results.items():
@@ -106,14 +154,24 @@ def render_markdown(report: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(["–"] * (len(header) - 2)) + f" | {result['error']} |")
             continue
         o, lists, cost = result["overall"], result["lists"], result["cost"]
-        lines.append("| " + " | ".join([name] + [_fmt(o[key]) for key, _ in MAIN_COLUMNS]
-                                       + [_fmt(lists["catalogue_coverage@20"], 3), _fmt(lists["intra_list_diversity@20"], 3),
-                                          _fmt(cost["s_per_1000_test_events"], 3), _fmt(cost["fit_s"], 1),
-                                          _fmt(cost["peak_rss_mib"], 0)]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [name]
+                + [_fmt(o[key]) for key, _ in MAIN_COLUMNS]
+                + [
+                    _fmt(lists["catalogue_coverage@20"], 3),
+                    _fmt(lists["intra_list_diversity@20"], 3),
+                    _fmt(cost["s_per_1000_test_events"], 3),
+                    _fmt(cost["fit_s"], 1),
+                    _fmt(cost["peak_rss_mib"], 0),
+                ]
+            )
+            + " |"
+        )
     ok = {name: r for name, r in results.items() if "error" not in r}
     if data["name"] == "wikipedia":
-        lines += ["", "## Beside the TGB leaderboard (tgbl-wiki-v2, test MRR)", "",
-                  "| | MRR |", "|---|---|"]
+        lines += ["", "## Beside the TGB leaderboard (tgbl-wiki-v2, test MRR)", "", "| | MRR |", "|---|---|"]
         lines += [f"| TGB {name} (published) | {value:.3f} |" for name, value in TGB_WIKI_ANCHORS.items()]
         lines += [f"| ours: {name} | {r['overall']['mrr']:.3f} |" for name, r in ok.items()]
         lines += ["", "Protocol differences (the figures are beside each other, not interchangeable):", ""]
@@ -131,36 +189,54 @@ def render_markdown(report: dict) -> str:
                 cells.append(f"{_fmt(s['mrr'], 3)} / {_fmt(s['recall@20'], 3)}" if s and s["events"] else "–")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         first = next(iter(ok.values()))
-        lines.append("| events | " + " | ".join(str((getter(first) or {}).get("events", 0)) for _, getter in groups) + " |")
-    lines += ["", "## Notes", "",
-              "- Ranking is over every item seen before the batch; ties take the average rank; an event with a "
-              "never-seen item is a miss. 'known items' restricts to rankable events. 'returning: …': a "
-              "returning user's events by where the item stood among the user's own items before the batch.",
-              "- user HR@10: share of test users with at least one event ranked in the top 10.",
-              "- coverage@20: share of the final catalogue appearing in any top-20 list; ILD@20: mean pairwise "
-              "1 − cosine within a top-20 list, on item vectors from a rank-64 SVD of the train+validation "
-              "item × user incidence (model-independent; items first seen in the test count as dissimilar).",
-              "- s / 1k events: seconds of score + observe per 1,000 test events (the model's own time, not the "
-              "harness's); fit s: fit plus observing the validation part; peak RSS: the process's peak resident "
-              "memory while this model ran (VmHWM reset before each model), which includes the data set and "
-              "the harness (the 'rss_before_mib' in report.json is the baseline).",
-              ]
+        lines.append(
+            "| events | " + " | ".join(str((getter(first) or {}).get("events", 0)) for _, getter in groups) + " |"
+        )
+    lines += [
+        "",
+        "## Notes",
+        "",
+        "- Ranking is over every item seen before the batch; ties take the average rank; an event with a "
+        "never-seen item is a miss. 'known items' restricts to rankable events. 'returning: …': a "
+        "returning user's events by where the item stood among the user's own items before the batch.",
+        "- user HR@10: share of test users with at least one event ranked in the top 10.",
+        "- coverage@20: share of the final catalogue appearing in any top-20 list; ILD@20: mean pairwise "
+        "1 − cosine within a top-20 list, on item vectors from a rank-64 SVD of the train+validation "
+        "item × user incidence (model-independent; items first seen in the test count as dissimilar).",
+        "- s / 1k events: seconds of score + observe per 1,000 test events (the model's own time, not the "
+        "harness's); fit s: fit plus observing the validation part; peak RSS: the process's peak resident "
+        "memory while this model ran (VmHWM reset before each model), which includes the data set and "
+        "the harness (the 'rss_before_mib' in report.json is the baseline).",
+    ]
     for name, result in ok.items():
         if result.get("fit_log"):
-            lines.append(f"- {name} fit log: " + "; ".join(
-                ", ".join(f"{k} {_fmt(v, 4)}" for k, v in entry.items()) for entry in result["fit_log"]))
+            lines.append(
+                f"- {name} fit log: "
+                + "; ".join(", ".join(f"{k} {_fmt(v, 4)}" for k, v in entry.items()) for entry in result["fit_log"])
+            )
         if result.get("params"):
             lines.append(f"- {name} parameters: " + ", ".join(f"{k}={_fmt(v, 4)}" for k, v in result["params"].items()))
     plots = ["metrics_by_model.png", "mrr_over_time.png"] + (["diversity_tradeoff.png"] if _tradeoffs(ok) else [])
-    lines += ["", "Plots: " + ", ".join(f"`{name}`" for name in plots) + ".", "",
-              f"Command: `{config['command']}` — wall time {report['wall_s']:.0f} s.", ""]
+    lines += [
+        "",
+        "Plots: " + ", ".join(f"`{name}`" for name in plots) + ".",
+        "",
+        f"Command: `{config['command']}` — wall time {report['wall_s']:.0f} s.",
+        "",
+    ]
     return "\n".join(lines)
 
 
-DIVERSITY_COLUMNS = [("mrr", "MRR", 4), ("ndcg@20", "NDCG@20", 4), ("recall@20", "R@20", 4),
-                     ("intra_list_diversity@20", "ILD@20", 3), ("categories_per_list@20", "categories / list", 2),
-                     ("category_coverage@20", "category coverage", 3), ("catalogue_coverage@20", "coverage@20", 3),
-                     ("s_per_1000_test_events", "s / 1k events", 3)]
+DIVERSITY_COLUMNS = [
+    ("mrr", "MRR", 4),
+    ("ndcg@20", "NDCG@20", 4),
+    ("recall@20", "R@20", 4),
+    ("intra_list_diversity@20", "ILD@20", 3),
+    ("categories_per_list@20", "categories / list", 2),
+    ("category_coverage@20", "category coverage", 3),
+    ("catalogue_coverage@20", "coverage@20", 3),
+    ("s_per_1000_test_events", "s / 1k events", 3),
+]
 
 
 def _tradeoffs(results: dict) -> dict:
@@ -172,28 +248,40 @@ def _diversity_lines(results: dict) -> list[str]:
     tradeoffs = _tradeoffs(results)
     if not tradeoffs:
         return []
-    lines = ["", "## Diversity trade-off (test part; λ of the MMR re-ranking, 0 = off)", "",
-             "| model | λ | " + " | ".join(label for _, label, _ in DIVERSITY_COLUMNS) + " |",
-             "|" + "---|" * (len(DIVERSITY_COLUMNS) + 2)]
+    lines = [
+        "",
+        "## Diversity trade-off (test part; λ of the MMR re-ranking, 0 = off)",
+        "",
+        "| model | λ | " + " | ".join(label for _, label, _ in DIVERSITY_COLUMNS) + " |",
+        "|" + "---|" * (len(DIVERSITY_COLUMNS) + 2),
+    ]
     for name, rows in tradeoffs.items():
         for row in rows:
-            lines.append(f"| {name} | {row['diversity']:g} | "
-                         + " | ".join(_fmt(row.get(key), digits) for key, _, digits in DIVERSITY_COLUMNS) + " |")
-    lines += ["", "Each model is fitted once; the test part then runs once per λ on a copy of the fitted state, its "
-              "lists re-ranked by maximal marginal relevance (Carbonell & Goldstein, SIGIR 1998) over each list's top "
-              "100 candidates, with the model's item vectors (streamrec: its item embeddings) or, without them, the "
-              "items' categories as the similarity. ILD@20 uses the harness's model-independent item vectors (below); "
-              "categories / list: distinct categories (REES46 category codes, or category numbers where an item has "
-              "no code; MovieLens genres) in a top-20 list; "
-              "category coverage: share of the catalogue's categories in any list."]
+            lines.append(
+                f"| {name} | {row['diversity']:g} | "
+                + " | ".join(_fmt(row.get(key), digits) for key, _, digits in DIVERSITY_COLUMNS)
+                + " |"
+            )
+    lines += [
+        "",
+        "Each model is fitted once; the test part then runs once per λ on a copy of the fitted state, its "
+        "lists re-ranked by maximal marginal relevance (Carbonell & Goldstein, SIGIR 1998) over each list's top "
+        "100 candidates, with the model's item vectors (streamrec: its item embeddings) or, without them, the "
+        "items' categories as the similarity. ILD@20 uses the harness's model-independent item vectors (below); "
+        "categories / list: distinct categories (REES46 category codes, or category numbers where an item has "
+        "no code; MovieLens genres) in a top-20 list; "
+        "category coverage: share of the catalogue's categories in any list.",
+    ]
     return lines
 
 
 def _breakdown_groups(results: dict) -> list:
     types = sorted({t for r in results.values() for t in r["by_type"]})
-    groups = [("known items", lambda r: r["known_items_only"]),
-              ("new users", lambda r: r["by_user"]["new"]),
-              ("returning users", lambda r: r["by_user"]["returning"])]
+    groups = [
+        ("known items", lambda r: r["known_items_only"]),
+        ("new users", lambda r: r["by_user"]["new"]),
+        ("returning users", lambda r: r["by_user"]["returning"]),
+    ]
     own_items = dict.fromkeys(kind for r in results.values() for kind in r.get("by_own_item", {}))  # as written
     groups += [(f"returning: {kind}", (lambda r, k=kind: r.get("by_own_item", {}).get(k))) for kind in own_items]
     if len(types) > 1:
@@ -209,6 +297,7 @@ def write_markdown(report: dict, out: Path) -> Path:
 
 def write_plots(report: dict, out: Path) -> list[Path]:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -242,8 +331,9 @@ def diversity_tradeoff_plot(report: dict, ok: dict, path: Path, plt) -> Path:
 
     tradeoffs = _tradeoffs(ok)
     with_categories = any(row.get("categories_per_list@20") is not None for rows in tradeoffs.values() for row in rows)
-    panels = [("mrr", "MRR"), ("ndcg@20", "NDCG@20")] + ([("categories_per_list@20", "categories per top-20 list")]
-                                                         if with_categories else [])
+    panels = [("mrr", "MRR"), ("ndcg@20", "NDCG@20")] + (
+        [("categories_per_list@20", "categories per top-20 list")] if with_categories else []
+    )
     strengths = sorted({row["diversity"] for rows in tradeoffs.values() for row in rows})
     shapes = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
     marker = {strength: shapes[k % len(shapes)] for k, strength in enumerate(strengths)}
@@ -251,27 +341,57 @@ def diversity_tradeoff_plot(report: dict, ok: dict, path: Path, plt) -> Path:
     colours = model_colours(list(ok))
     for ax, (key, label) in zip(axes[0], panels):
         for name, rows in tradeoffs.items():
-            points = [(row["intra_list_diversity@20"], row[key], row["diversity"]) for row in rows
-                      if row.get("intra_list_diversity@20") is not None and row.get(key) is not None]
+            points = [
+                (row["intra_list_diversity@20"], row[key], row["diversity"])
+                for row in rows
+                if row.get("intra_list_diversity@20") is not None and row.get(key) is not None
+            ]
             if not points:
                 continue
             xs, ys, _ = zip(*points)
             ax.plot(xs, ys, color=colours[name], linewidth=1.4, alpha=0.8, zorder=1)
             for x, y, strength in points:  # each later λ smaller and on top: equal points show nested
                 rank = strengths.index(strength)
-                ax.scatter([x], [y], marker=marker[strength], s=max(24, 90 - 16 * rank), color=colours[name],
-                           edgecolors="black", linewidths=0.6, zorder=2 + rank)
+                ax.scatter(
+                    [x],
+                    [y],
+                    marker=marker[strength],
+                    s=max(24, 90 - 16 * rank),
+                    color=colours[name],
+                    edgecolors="black",
+                    linewidths=0.6,
+                    zorder=2 + rank,
+                )
         ax.set_xlabel("intra-list diversity@20 (more varied →)")
         ax.set_ylabel(label)
         ax.set_title(f"{label} vs diversity", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.margins(x=0.12, y=0.12)
     model_keys = [Line2D([], [], color=colours[name], linewidth=2, label=name) for name in tradeoffs]
-    setting_keys = [Line2D([], [], linestyle="", marker=marker[s], color="0.6", markeredgecolor="black",
-                           markersize=7, label=f"λ = {s:g}") for s in strengths]
-    fig.legend(handles=model_keys + setting_keys, loc="upper center", bbox_to_anchor=(0.5, 0.02),
-               ncol=len(model_keys) + len(setting_keys), fontsize=9, frameon=False)  # one row under the panels
-    fig.suptitle(f"{report['dataset']['name']}: accuracy vs list diversity under MMR re-ranking (test part)", fontsize=11)
+    setting_keys = [
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker=marker[s],
+            color="0.6",
+            markeredgecolor="black",
+            markersize=7,
+            label=f"λ = {s:g}",
+        )
+        for s in strengths
+    ]
+    fig.legend(
+        handles=model_keys + setting_keys,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.02),
+        ncol=len(model_keys) + len(setting_keys),
+        fontsize=9,
+        frameon=False,
+    )  # one row under the panels
+    fig.suptitle(
+        f"{report['dataset']['name']}: accuracy vs list diversity under MMR re-ranking (test part)", fontsize=11
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend sits below the panels
     plt.close(fig)
@@ -288,8 +408,10 @@ def mrr_series(mrr_by_batch: list[dict]) -> tuple[str, list[float], list[float]]
     span_h = (points[-1][0] - start) / 3.6e6
     unit, scale = ("days", 8.64e7) if span_h > 72 else ("hours", 3.6e6) if span_h > 2 else ("minutes", 6e4)
     xs = [(ts - start) / scale for ts, _ in points]
-    ys = [sum(v for _, v in points[max(0, i - window + 1):i + 1]) / len(points[max(0, i - window + 1):i + 1])
-          for i in range(len(points))]
+    ys = [
+        sum(v for _, v in points[max(0, i - window + 1) : i + 1]) / len(points[max(0, i - window + 1) : i + 1])
+        for i in range(len(points))
+    ]
     return unit, xs, ys
 
 
@@ -302,16 +424,28 @@ def mrr_over_time_figure(report: dict, ok: dict, plt):
     for name, result in ok.items():
         unit, xs, ys = mrr_series(result["mrr_by_batch"])
         if xs:
-            ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, label=name, color=colours[name],
-                    linewidth=2.5 if name == "streamrec" else 1.2)
+            ax.plot(
+                xs,
+                ys,
+                marker="o" if len(xs) <= 30 else None,
+                label=name,
+                color=colours[name],
+                linewidth=2.5 if name == "streamrec" else 1.2,
+            )
             most_batches = max(most_batches, len(xs))
     ax.set_xlabel(f"{unit} since the start of the test part")
     if most_batches == 1:  # no time axis to speak of: say so instead of ticks around 0
         ax.set_xticks([0.0], ["the only test batch"])
         ax.set_xlabel("")
         ax.set_ylim(bottom=0)
-        ax.text(0.02, 0.96, "one test batch:\none point per model,\nno trend over time", transform=ax.transAxes,
-                ha="left", va="top")  # left of the points, which sit in the middle
+        ax.text(
+            0.02,
+            0.96,
+            "one test batch:\none point per model,\nno trend over time",
+            transform=ax.transAxes,
+            ha="left",
+            va="top",
+        )  # left of the points, which sit in the middle
     ax.set_ylabel("MRR (running mean)")
     ax.set_title(f"{report['dataset']['name']}: MRR over test time (batches of {report['config']['batch_size']})")
     return fig, ax

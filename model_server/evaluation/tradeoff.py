@@ -5,6 +5,7 @@ run records, besides the usual figures, how many categories its top-20 lists spa
 Category coverage needs the items' categories (REES46 category_code or category_id, MovieLens genres:
 data.item_info); an item's `category` is a set of labels as diversity.category_labels reads it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,8 +31,9 @@ def parse_strengths(text: str) -> list[float]:
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"{text!r}: diversity settings are numbers between 0 and 1 separated by commas, "
-                         "e.g. 0,0.25,0.5,0.75") from None
+        raise ValueError(
+            f"{text!r}: diversity settings are numbers between 0 and 1 separated by commas, e.g. 0,0.25,0.5,0.75"
+        ) from None
     if not values or len(set(values)) != len(values) or not all(0.0 <= v <= 1.0 for v in values):
         raise ValueError(f"{text!r}: give one or more distinct numbers between 0 and 1, e.g. 0,0.25,0.5,0.75")
     return values
@@ -44,8 +46,11 @@ class CategoryCoverage:
     def __init__(self, item_info: dict) -> None:
         ids = list(item_info)
         self.names = IdMap()
-        self.by_item = {item: tuple(self.names.add(labels))
-                        for item, labels in zip(ids, category_labels([item_info[i].category for i in ids])) if labels}
+        self.by_item = {
+            item: tuple(self.names.add(labels))
+            for item, labels in zip(ids, category_labels([item_info[i].category for i in ids]))
+            if labels
+        }
         self.width = max([len(labels) for labels in self.by_item.values()] + [1])
         self.rows = torch.zeros(0, self.width, dtype=torch.long)  # catalogue index -> labels, -1 padded
         self.per_list: list[int] = []
@@ -74,9 +79,9 @@ class CategoryCoverage:
         if self.rows.shape[0] >= n:
             return
         block = torch.full((n - self.rows.shape[0], self.width), -1, dtype=torch.long)
-        for row, item in enumerate(self.catalogue.ids[self.rows.shape[0]:n]):
+        for row, item in enumerate(self.catalogue.ids[self.rows.shape[0] : n]):
             labels = self.by_item.get(item, ())
-            block[row, :len(labels)] = torch.tensor(labels, dtype=torch.long) if labels else block[row, :0]
+            block[row, : len(labels)] = torch.tensor(labels, dtype=torch.long) if labels else block[row, :0]
         self.rows = torch.cat([self.rows, block])
 
     def summary(self) -> dict:
@@ -84,11 +89,15 @@ class CategoryCoverage:
         categories of the rankable catalogue's items (every item seen before the last batch) in any list."""
         if not self.available or self.catalogue is None:
             return {"categories_per_list@20": None, "category_coverage@20": None, "categories": 0}
-        rankable = self.rows[:self.rankable]
+        rankable = self.rows[: self.rankable]
         in_catalogue = rankable[rankable >= 0].unique()
-        return {"categories_per_list@20": sum(self.per_list) / len(self.per_list) if self.per_list else None,
-                "category_coverage@20": (float(self.seen[in_catalogue].sum()) / len(in_catalogue)) if len(in_catalogue) else None,
-                "categories": int(len(in_catalogue))}
+        return {
+            "categories_per_list@20": sum(self.per_list) / len(self.per_list) if self.per_list else None,
+            "category_coverage@20": (float(self.seen[in_catalogue].sum()) / len(in_catalogue))
+            if len(in_catalogue)
+            else None,
+            "categories": int(len(in_catalogue)),
+        }
 
 
 def give_categories(model: Recommender, item_info: dict) -> None:
@@ -121,15 +130,26 @@ def fitted_copy(model: Recommender, rebuild: Callable[[], Recommender]) -> Recom
 def setting_summary(strength: float, summary: dict, coverage: CategoryCoverage) -> dict:
     """One row of a model's "diversity" section of report.json."""
     overall, lists = summary["overall"], summary["lists"]
-    return {"diversity": strength, **{key: overall[key] for key, _ in FIGURES},
-            "intra_list_diversity@20": lists["intra_list_diversity@20"],
-            "catalogue_coverage@20": lists["catalogue_coverage@20"], **coverage.summary(),
-            "s_per_1000_test_events": summary["cost"]["s_per_1000_test_events"]}
+    return {
+        "diversity": strength,
+        **{key: overall[key] for key, _ in FIGURES},
+        "intra_list_diversity@20": lists["intra_list_diversity@20"],
+        "catalogue_coverage@20": lists["catalogue_coverage@20"],
+        **coverage.summary(),
+        "s_per_1000_test_events": summary["cost"]["s_per_1000_test_events"],
+    }
 
 
-def run_settings(model: Recommender, rebuild: Callable[[], Recommender], strengths: Sequence[float],
-                 train: InteractionBatch, validation: InteractionBatch, test: InteractionBatch, item_info: dict,
-                 **run_options) -> list[tuple[float, protocol.StreamResult, CategoryCoverage]]:
+def run_settings(
+    model: Recommender,
+    rebuild: Callable[[], Recommender],
+    strengths: Sequence[float],
+    train: InteractionBatch,
+    validation: InteractionBatch,
+    test: InteractionBatch,
+    item_info: dict,
+    **run_options,
+) -> list[tuple[float, protocol.StreamResult, CategoryCoverage]]:
     """Fit `model` once, then run the test part once per strength on a copy of the fitted state."""
     batch_size = run_options.get("batch_size", 200)
     fit_s = fit_once(model, train, validation, batch_size)
@@ -144,8 +164,9 @@ def run_settings(model: Recommender, rebuild: Callable[[], Recommender], strengt
         subject = model if k == len(strengths) - 1 else fitted_copy(model, refit)
         subject.diversity = strength
         coverage = CategoryCoverage(item_info)
-        outcome = protocol.run_stream(subject, train, validation, test, prefitted=True, on_lists=coverage,
-                                      **run_options)
+        outcome = protocol.run_stream(
+            subject, train, validation, test, prefitted=True, on_lists=coverage, **run_options
+        )
         outcome.fit_s = fit_s
         runs.append((strength, outcome, coverage))
         subject = None

@@ -2,6 +2,7 @@
 
 Factories for the evaluation registry: "streamrec" -> build_streamrec, "static_gat" -> build_static_gat.
 """
+
 from __future__ import annotations
 
 from .model import TGATConfig
@@ -15,15 +16,17 @@ def _configs(config: dict | TGATConfig | None, train: dict | TrainConfig | None,
     return config, train
 
 
-def build_streamrec(config: dict | TGATConfig | None = None, train: dict | TrainConfig | None = None, *,
-                    seed: int = 0, **options) -> TGATRecommender:
+def build_streamrec(
+    config: dict | TGATConfig | None = None, train: dict | TrainConfig | None = None, *, seed: int = 0, **options
+) -> TGATRecommender:
     """The streaming model: fit once, then every observe() updates neighbours and re-embeds affected nodes."""
     config, train = _configs(config, train, seed)
     return TGATRecommender(config, train, seed=seed, **options)
 
 
-def build_static_gat(config: dict | TGATConfig | None = None, train: dict | TrainConfig | None = None, *,
-                     seed: int = 0, **options) -> TGATRecommender:
+def build_static_gat(
+    config: dict | TGATConfig | None = None, train: dict | TrainConfig | None = None, *, seed: int = 0, **options
+) -> TGATRecommender:
     """The same model trained once; observe() after fit only registers ids (no neighbour/embedding updates)."""
     config, train = _configs(config, train, seed)
     model = TGATRecommender(config, train, seed=seed, frozen=True, **options)
@@ -35,5 +38,12 @@ def load_recommender(path, device: str = "auto", **options) -> TGATRecommender:
     return TGATRecommender.load(path, device, **options)
 
 
-__all__ = ["TGATConfig", "TrainConfig", "TGATRecommender", "build_streamrec", "build_static_gat",
-           "load_recommender", "pick_device"]
+__all__ = [
+    "TGATConfig",
+    "TrainConfig",
+    "TGATRecommender",
+    "build_streamrec",
+    "build_static_gat",
+    "load_recommender",
+    "pick_device",
+]

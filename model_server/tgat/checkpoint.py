@@ -8,6 +8,7 @@ containers; a pickle that names any other callable is refused), and only after i
 `file_sha256` that `metadata.json` records. Anything that does not check out raises CheckpointRejected,
 naming the file and the reason.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,12 @@ def content_hash(recommender) -> str:
     for name, tensor in sorted(recommender.model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    for ids in (recommender.users.ids, recommender.items.ids, recommender.graph.side.categories.ids,
-                recommender.graph.side.brands.ids):
+    for ids in (
+        recommender.users.ids,
+        recommender.items.ids,
+        recommender.graph.side.categories.ids,
+        recommender.graph.side.brands.ids,
+    ):
         digest.update(json.dumps(ids).encode())
     digest.update(recommender.graph.node_kind.cpu().numpy().tobytes())
     return "tgat-" + digest.hexdigest()[:16]
@@ -57,18 +62,30 @@ def save_checkpoint(recommender, directory, metadata: dict | None = None, includ
     directory.mkdir(parents=True, exist_ok=True)
     if recommender.model_version == "untrained":
         recommender.model_version = content_hash(recommender)
-    meta = {"format": FORMAT, "model_version": recommender.model_version, "name": recommender.name,
-            "config": recommender.config.to_dict(), "train_config": recommender.train_config.to_dict(),
-            "train_report": recommender.train_report, **(metadata or {})}
+    meta = {
+        "format": FORMAT,
+        "model_version": recommender.model_version,
+        "name": recommender.name,
+        "config": recommender.config.to_dict(),
+        "train_config": recommender.train_config.to_dict(),
+        "train_report": recommender.train_report,
+        **(metadata or {}),
+    }
     graph = recommender.graph.state_dict()
     if not include_state:
         graph["buffer"]["nbr"].fill_(-1)
         graph["seen"] = graph["seen"][:0]
         graph["seen_ts"] = graph["seen_ts"][:0]
-    payload = {"meta": meta, "weights": {k: v.cpu() for k, v in recommender.model.state_dict().items()},
-               "users": list(recommender.users.ids), "items": list(recommender.items.ids), "graph": graph,
-               "seen": recommender.history.seen.pairs(), "purchased": recommender.history.purchased.pairs(),
-               "with_state": include_state}
+    payload = {
+        "meta": meta,
+        "weights": {k: v.cpu() for k, v in recommender.model.state_dict().items()},
+        "users": list(recommender.users.ids),
+        "items": list(recommender.items.ids),
+        "graph": graph,
+        "seen": recommender.history.seen.pairs(),
+        "purchased": recommender.history.purchased.pairs(),
+        "with_state": include_state,
+    }
     path = directory / FILE_NAME
     torch.save(payload, path)
     meta_file = {**meta, "file_sha256": file_sha256(path)}  # checked before any later load
@@ -79,6 +96,7 @@ def save_checkpoint(recommender, directory, metadata: dict | None = None, includ
 @dataclass
 class SavedModel:
     """What a checkpoint holds, read and checked; TGATRecommender.load builds the model from it."""
+
     model_version: str
     config: TGATConfig
     train_config: TrainConfig
@@ -105,7 +123,16 @@ def read_checkpoint(path) -> SavedModel:
     legacy_seen = None
     if "seen" not in payload["graph"] and payload["with_state"] and len(payload["seen"]):
         legacy_seen = payload["seen"]
-    return SavedModel(meta["model_version"], TGATConfig(**config), TrainConfig(**meta["train_config"]),
-                      meta.get("train_report", {}), payload["weights"], payload["users"], payload["items"],
-                      {name: payload[name].reshape(-1, 2) for name in ("seen", "purchased")}, payload["graph"],
-                      payload["with_state"], legacy_seen)
+    return SavedModel(
+        meta["model_version"],
+        TGATConfig(**config),
+        TrainConfig(**meta["train_config"]),
+        meta.get("train_report", {}),
+        payload["weights"],
+        payload["users"],
+        payload["items"],
+        {name: payload[name].reshape(-1, 2) for name in ("seen", "purchased")},
+        payload["graph"],
+        payload["with_state"],
+        legacy_seen,
+    )

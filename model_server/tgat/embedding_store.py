@@ -10,6 +10,7 @@ with the cache, re-embedding a node reads its K neighbours' cached outputs inste
 two-hop tree (the incremental scheme of TGL/APAN-style serving: embeddings by layer, recomputed where their
 inputs changed). An entry is either exact or marked not `hidden_fresh` and recomputed when read.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,7 +24,7 @@ class EmbeddingStore:
         self.hidden = [torch.zeros(capacity, dim, device=device) for _ in range(hidden_layers)]
         self.hidden_fresh = [torch.zeros(capacity, dtype=torch.bool, device=device) for _ in range(hidden_layers)]
         self.embedding = torch.zeros(capacity, dim, device=device)
-        self.attention = torch.zeros(capacity, k, device=device)       # last layer, per buffer slot
+        self.attention = torch.zeros(capacity, k, device=device)  # last layer, per buffer slot
         self.attended = torch.full((capacity, k), EMPTY, dtype=torch.long, device=device)  # who was attended
         self.fresh = torch.zeros(capacity, dtype=torch.bool, device=device)
         self.stale = torch.zeros(capacity, dtype=torch.bool, device=device)
@@ -53,11 +54,11 @@ class EmbeddingStore:
         return nodes[self.stale[nodes] | ~self.fresh[nodes]]
 
     def stale_nodes(self, limit: int | None = None) -> torch.Tensor:
-        nodes = torch.nonzero(self.stale[:self.num_nodes]).squeeze(1)
+        nodes = torch.nonzero(self.stale[: self.num_nodes]).squeeze(1)
         return nodes if limit is None else nodes[:limit]
 
     def staleness(self) -> int:
-        return int(self.stale[:self.num_nodes].sum())
+        return int(self.stale[: self.num_nodes].sum())
 
     def invalidate_hidden(self, depth: int, nodes: torch.Tensor) -> None:
         self.hidden_fresh[depth][nodes] = False
@@ -71,5 +72,5 @@ class EmbeddingStore:
 
 def _grown(old: torch.Tensor, capacity: int, fill: int) -> torch.Tensor:
     grown = torch.full((capacity,) + tuple(old.shape[1:]), fill, dtype=old.dtype, device=old.device)
-    grown[:old.shape[0]] = old
+    grown[: old.shape[0]] = old
     return grown

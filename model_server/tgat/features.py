@@ -6,6 +6,7 @@ they carry no timestamps, so instead of competing for an item's K recent-neighbo
 static attribute neighbours (summed, as in the relational message of R-GCN, Schlichtkrull et al., 2018).
 Rows added after training are zero: a new id starts from its text, its category/brand and its neighbours.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,7 +32,7 @@ class GrowingEmbedding(nn.Module):
         if n <= self.rows:
             return
         grown = torch.zeros(max(n, 2 * self.rows), self.weight.shape[1], device=self.weight.device)
-        grown[:self.rows] = self.weight.data
+        grown[: self.rows] = self.weight.data
         self.weight = nn.Parameter(grown, requires_grad=self.weight.requires_grad)
 
     def init_rows(self, start: int, stop: int, std: float = 0.1) -> None:
@@ -69,11 +70,11 @@ class ItemSideInfo:
             return
         capacity = max(n_items, 2 * self.category.shape[0], 64)
         text = torch.zeros(capacity, self.text_dim, device=self.device)
-        text[:self.text.shape[0]] = self.text
+        text[: self.text.shape[0]] = self.text
         category = torch.full((capacity,), -1, dtype=torch.long, device=self.device)
-        category[:self.category.shape[0]] = self.category
+        category[: self.category.shape[0]] = self.category
         brand = category.clone()
-        brand[:self.brand.shape[0]] = self.brand
+        brand[: self.brand.shape[0]] = self.brand
         self.text, self.category, self.brand = text, category, brand
 
     def category_of(self, items: torch.Tensor) -> torch.Tensor:
@@ -95,15 +96,21 @@ class ItemSideInfo:
             self.text[index] = vectors.to(self.device, torch.float32)
         self.categories.add(c for c in categories if c)
         self.brands.add(b for b in brands if b)
-        self.category[index] = torch.tensor([self.categories.get(c) if c else -1 for c in categories],
-                                            dtype=torch.long, device=self.device)
-        self.brand[index] = torch.tensor([self.brands.get(b) if b else -1 for b in brands],
-                                         dtype=torch.long, device=self.device)
+        self.category[index] = torch.tensor(
+            [self.categories.get(c) if c else -1 for c in categories], dtype=torch.long, device=self.device
+        )
+        self.brand[index] = torch.tensor(
+            [self.brands.get(b) if b else -1 for b in brands], dtype=torch.long, device=self.device
+        )
 
     def state_dict(self, n_items: int) -> dict:
-        return {"text": self.text[:n_items].cpu(), "category": self.category[:n_items].cpu(),
-                "brand": self.brand[:n_items].cpu(), "categories": list(self.categories.ids),
-                "brands": list(self.brands.ids)}
+        return {
+            "text": self.text[:n_items].cpu(),
+            "category": self.category[:n_items].cpu(),
+            "brand": self.brand[:n_items].cpu(),
+            "categories": list(self.categories.ids),
+            "brands": list(self.brands.ids),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.categories, self.brands = IdMap(state["categories"]), IdMap(state["brands"])
@@ -139,7 +146,10 @@ class NodeInputs(nn.Module):
         is_item = kind == ITEM
         if bool(is_item.any()):
             items = local[is_item]
-            item_part = (self.text_projection(side.text[items]) + self.category_embedding(side.category[items])
-                         + self.brand_embedding(side.brand[items]))
+            item_part = (
+                self.text_projection(side.text[items])
+                + self.category_embedding(side.category[items])
+                + self.brand_embedding(side.brand[items])
+            )
             h = h.index_add(0, torch.nonzero(is_item).squeeze(1), item_part)
         return h

@@ -3,6 +3,7 @@
 Tensors count at their allocated capacity (rows grow by doubling, so up to 2x the rows in use); the id maps
 (Python dicts, lists and strings) count every container and element once (sys.getsizeof). The process around it (interpreter, torch, Faust, drivers) is measured separately by the benchmark.
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,7 +16,7 @@ def tensor_bytes(obj, seen: set | None = None) -> int:
     seen = set() if seen is None else seen
     total = 0
     for value in vars(obj).values():
-        for tensor in (value if isinstance(value, list) else [value]):
+        for tensor in value if isinstance(value, list) else [value]:
             if isinstance(tensor, torch.Tensor) and tensor.untyped_storage().data_ptr() not in seen:
                 seen.add(tensor.untyped_storage().data_ptr())
                 total += tensor.untyped_storage().nbytes()
@@ -55,5 +56,10 @@ def footprint(rec) -> dict:
         "id_maps": python_bytes(rec.users) + python_bytes(rec.items),
         "exclusion_pairs": tensor_bytes(rec.history.seen, seen) + tensor_bytes(rec.history.purchased, seen),
     }
-    return {"users": len(rec.users), "items": len(rec.items), "edges": int(graph.seen.numel()),
-            "bytes": components, "total_bytes": sum(components.values())}
+    return {
+        "users": len(rec.users),
+        "items": len(rec.items),
+        "edges": int(graph.seen.numel()),
+        "bytes": components,
+        "total_bytes": sum(components.values()),
+    }

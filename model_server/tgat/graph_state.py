@@ -21,6 +21,7 @@ as R = S * 2^(-(T - t_ref) / h); t_ref moves forward (S rescaled) before an expo
 _MAX_EXPONENT. Like `degree` it is a function of the pairs' newest times, so a rebuild from the graph store's
 edges gives the same counts (up to float64 rounding of the sums' order).
 """
+
 from __future__ import annotations
 
 import torch
@@ -71,17 +72,23 @@ class TemporalGraph:
     def sync(self, user_ids: list[str], item_ids: list[str]) -> torch.Tensor:
         """Give a node to every user and item index not seen yet (users first); returns the new nodes."""
         start = self.num_nodes
-        new_users, new_items = user_ids[self.num_users:], item_ids[self.num_items:]
+        new_users, new_items = user_ids[self.num_users :], item_ids[self.num_items :]
         if not new_users and not new_items:
             return torch.zeros(0, dtype=torch.long, device=self.device)
         device = self.device
         n_u, n_i = len(new_users), len(new_items)
         nodes_u = torch.arange(start, start + n_u, device=device)
         nodes_i = torch.arange(start + n_u, start + n_u + n_i, device=device)
-        self.node_kind = torch.cat([self.node_kind, torch.full((n_u,), USER, device=device),
-                                    torch.full((n_i,), ITEM, device=device)])
-        self.node_local = torch.cat([self.node_local, torch.arange(self.num_users, self.num_users + n_u, device=device),
-                                     torch.arange(self.num_items, self.num_items + n_i, device=device)])
+        self.node_kind = torch.cat(
+            [self.node_kind, torch.full((n_u,), USER, device=device), torch.full((n_i,), ITEM, device=device)]
+        )
+        self.node_local = torch.cat(
+            [
+                self.node_local,
+                torch.arange(self.num_users, self.num_users + n_u, device=device),
+                torch.arange(self.num_items, self.num_items + n_i, device=device),
+            ]
+        )
         self.user_node = torch.cat([self.user_node, nodes_u])
         self.item_node = torch.cat([self.item_node, nodes_i])
         self.buffer.add_nodes(tie_keys(new_users + new_items))
@@ -199,9 +206,14 @@ class TemporalGraph:
         return (self.decayed[row, item_nodes] * scale).clamp(min=0.0)
 
     def state_dict(self) -> dict:
-        return {"node_kind": self.node_kind.cpu(), "node_local": self.node_local.cpu(),
-                "buffer": self.buffer.state_dict(), "seen": self.seen.cpu(), "seen_ts": self.seen_ts.cpu(),
-                "side": self.side.state_dict(self.num_items)}
+        return {
+            "node_kind": self.node_kind.cpu(),
+            "node_local": self.node_local.cpu(),
+            "buffer": self.buffer.state_dict(),
+            "seen": self.seen.cpu(),
+            "seen_ts": self.seen_ts.cpu(),
+            "side": self.side.state_dict(self.num_items),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         kind, local = state["node_kind"].to(self.device), state["node_local"].to(self.device)

@@ -3,6 +3,7 @@
 A record that changes nothing (a re-delivery, a catalogue re-sent unchanged) costs no encoding: each item
 index remembers a hash of the record last applied. The text encoder is loaded on the first item with text.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

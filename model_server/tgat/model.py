@@ -49,6 +49,7 @@ count, and the learned repeat term orders a user's own items no better than rece
 learned: they are chosen after training on validation MRR from grids (train.py), as the heuristic's own variant
 is. They are buffers (saved with the weights), 0 while training.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -69,15 +70,15 @@ class TGATConfig:
     dim: int = 64
     heads: int = 2
     layers: int = 2
-    k: int = 10              # recent neighbours per node
+    k: int = 10  # recent neighbours per node
     time_dim: int = 16
     type_dim: int = 8
     dropout: float = 0.1
     id_dropout: float = 0.1
     text_dim: int = 384
-    repeat: bool = True      # add the learned repeat/recency term to the dot product
+    repeat: bool = True  # add the learned repeat/recency term to the dot product
     popularity: bool = True  # add the learned item prior (from the item's buffered edge ages)
-    seen: bool = True        # add a learned term where the user has any edge to the item
+    seen: bool = True  # add a learned term where the user has any edge to the item
     popularity_blend: bool = True  # add popularity_weight * log(1 + item degree), the weight chosen on validation
 
     def to_dict(self) -> dict:
@@ -107,8 +108,10 @@ class TemporalGAT(nn.Module):
         self.time_encoding = TimeEncoding(c.time_dim)
         self.type_embedding = nn.Embedding(NUM_TYPES, c.type_dim)
         edge_dim = c.time_dim + c.type_dim
-        self.convs = nn.ModuleList(TransformerConv(c.dim, c.dim // c.heads, heads=c.heads, dropout=c.dropout,
-                                                   edge_dim=edge_dim) for _ in range(c.layers))
+        self.convs = nn.ModuleList(
+            TransformerConv(c.dim, c.dim // c.heads, heads=c.heads, dropout=c.dropout, edge_dim=edge_dim)
+            for _ in range(c.layers)
+        )
         self.slot_embedding = nn.Embedding(c.k, c.type_dim)
         self.repeat_head = nn.Sequential(nn.Linear(edge_dim + c.type_dim, 32), nn.ReLU(), nn.Linear(32, 1))
         if c.popularity:
@@ -259,7 +262,9 @@ class TemporalGAT(nn.Module):
         rows = torch.arange(user_nodes.numel(), device=nbr.device)[:, None].expand_as(nbr)[first]
         return rows, nbr[first], 1.0 - rank[first].to(torch.float32) / k
 
-    def shared_attributes(self, graph: TemporalGraph, user_nodes: torch.Tensor, item_local: torch.Tensor) -> torch.Tensor:
+    def shared_attributes(
+        self, graph: TemporalGraph, user_nodes: torch.Tensor, item_local: torch.Tensor
+    ) -> torch.Tensor:
         """[len(user_nodes), len(item_local)]: how many of (category, brand) the item (by item index) shares
         with the user's newest item (buffer slot 0); 0 for users without edges, and a missing attribute matches
         nothing."""
@@ -296,12 +301,20 @@ class TemporalGAT(nn.Module):
         flat = flat.index_add(0, rows * scores.shape[1] + cols, values)
         return scores + flat.view_as(scores)
 
-    def score_candidates(self, graph: TemporalGraph, user_nodes: torch.Tensor, z_users: torch.Tensor,
-                         cand_nodes: torch.Tensor, z_cand: torch.Tensor) -> torch.Tensor:
+    def score_candidates(
+        self,
+        graph: TemporalGraph,
+        user_nodes: torch.Tensor,
+        z_users: torch.Tensor,
+        cand_nodes: torch.Tensor,
+        z_cand: torch.Tensor,
+    ) -> torch.Tensor:
         """[len(user_nodes), len(cand_nodes)] scores; cand_nodes must be sorted and unique."""
         scores = z_users @ z_cand.T + self.item_prior(graph, cand_nodes)[None, :]
         if bool(self.attribute_weight != 0):
-            scores = scores + self.attribute_weight * self.shared_attributes(graph, user_nodes, graph.node_local[cand_nodes])
+            scores = scores + self.attribute_weight * self.shared_attributes(
+                graph, user_nodes, graph.node_local[cand_nodes]
+            )
         rows, items, values = self._pair_terms(graph, user_nodes)
         if values.numel():
             pos = torch.searchsorted(cand_nodes, items).clamp(max=cand_nodes.numel() - 1)
@@ -309,15 +322,19 @@ class TemporalGAT(nn.Module):
             scores = self._add_at(scores, rows[hit], pos[hit], values[hit])
         return scores
 
-    def score_catalogue(self, graph: TemporalGraph, user_nodes: torch.Tensor, z_users: torch.Tensor,
-                        z_items: torch.Tensor) -> torch.Tensor:
+    def score_catalogue(
+        self, graph: TemporalGraph, user_nodes: torch.Tensor, z_users: torch.Tensor, z_items: torch.Tensor
+    ) -> torch.Tensor:
         """[len(user_nodes), n_items] scores with columns in item-index order (the recommender's catalogue)."""
         n_items = z_items.shape[0]
         scores = torch.addmm(self.item_prior(graph, graph.item_node[:n_items])[None, :], z_users, z_items.T)
         if bool(self.attribute_weight != 0):
             shared = self.shared_attributes(graph, user_nodes, torch.arange(n_items, device=scores.device))
-            scores = scores.add_(shared, alpha=float(self.attribute_weight)) if not torch.is_grad_enabled() \
+            scores = (
+                scores.add_(shared, alpha=float(self.attribute_weight))
+                if not torch.is_grad_enabled()
                 else scores + self.attribute_weight * shared
+            )
         rows, nodes, values = self._pair_terms(graph, user_nodes)
         if values.numel():
             cols = graph.node_local[nodes]
@@ -332,25 +349,32 @@ class TemporalGAT(nn.Module):
         """[n_items] scores for a user with no edge: the item prior (where the prior is off, the match with
         a prior user vector, e.g. the mean of the known users)."""
         if self.config.popularity:
-            return self.item_prior(graph, graph.item_node[:z_items.shape[0]], new_user=True)
+            return self.item_prior(graph, graph.item_node[: z_items.shape[0]], new_user=True)
         return z_user @ z_items.T
 
 
 def load_weights(model: TemporalGAT, weights: dict) -> None:
     """load_state_dict that first sizes the growing tables (id, category, brand) to the saved rows."""
     inputs = model.inputs
-    for table, key in ((inputs.id_embedding, "inputs.id_embedding.weight"),
-                       (inputs.category_embedding, "inputs.category_embedding.weight"),
-                       (inputs.brand_embedding, "inputs.brand_embedding.weight")):
+    for table, key in (
+        (inputs.id_embedding, "inputs.id_embedding.weight"),
+        (inputs.category_embedding, "inputs.category_embedding.weight"),
+        (inputs.brand_embedding, "inputs.brand_embedding.weight"),
+    ):
         rows = weights[key].shape[0]
         table.weight = torch.nn.Parameter(torch.zeros(rows, table.weight.shape[1], device=table.weight.device))
     # checkpoints written before the popularity blend existed scored without it (weight 0)
     # and those written before the recent popularity count with the all-time count (half-life 0), and
     # those written before the shared-attributes term without it
-    weights = {"popularity_weight": torch.zeros(1), "new_user_popularity_weight": torch.zeros(1),
-               "own_recency_weight": torch.zeros(1), "attribute_weight": torch.zeros(1),
-               "popularity_half_life": torch.zeros(1, dtype=torch.long),
-               "new_user_popularity_half_life": torch.zeros(1, dtype=torch.long), **weights}
+    weights = {
+        "popularity_weight": torch.zeros(1),
+        "new_user_popularity_weight": torch.zeros(1),
+        "own_recency_weight": torch.zeros(1),
+        "attribute_weight": torch.zeros(1),
+        "popularity_half_life": torch.zeros(1, dtype=torch.long),
+        "new_user_popularity_half_life": torch.zeros(1, dtype=torch.long),
+        **weights,
+    }
     model.load_state_dict(weights)
 
 

@@ -13,6 +13,7 @@ every candidate, and the first K per node are written back. Merging is order-ind
 union equal the K best of the K best and the rest), so a rebuild from the graph store's edges in any order
 and the streaming path give the same rows.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,8 @@ def tie_keys(ids: list[str]) -> torch.Tensor:
     """[len(ids), 3] int64 keys whose lexicographic order is the UTF-8 byte order of the ids (first 21 bytes)."""
     rows = []
     for text in ids:
-        raw = text.encode("utf-8")[:7 * TIE_KEY_PARTS].ljust(7 * TIE_KEY_PARTS, b"\0")
-        rows.append([int.from_bytes(raw[7 * p:7 * p + 7], "big") for p in range(TIE_KEY_PARTS)])
+        raw = text.encode("utf-8")[: 7 * TIE_KEY_PARTS].ljust(7 * TIE_KEY_PARTS, b"\0")
+        rows.append([int.from_bytes(raw[7 * p : 7 * p + 7], "big") for p in range(TIE_KEY_PARTS)])
     return torch.tensor(rows, dtype=torch.long).reshape(-1, TIE_KEY_PARTS)
 
 
@@ -50,13 +51,13 @@ class RecentNeighbours:
             self.etype = _grow(self.etype, capacity, 0)
             self.ts = _grow(self.ts, capacity, 0)
             self.tie = _grow(self.tie, capacity, 0)
-        self.tie[self.num_nodes:n] = keys.to(self.device)
+        self.tie[self.num_nodes : n] = keys.to(self.device)
         self.num_nodes = n
 
     def clear(self) -> None:
-        self.nbr[:self.num_nodes] = EMPTY
-        self.etype[:self.num_nodes] = 0
-        self.ts[:self.num_nodes] = 0
+        self.nbr[: self.num_nodes] = EMPTY
+        self.etype[: self.num_nodes] = 0
+        self.ts[: self.num_nodes] = 0
 
     # -- edges -----------------------------------------------------------------------------------
     def insert(self, src: torch.Tensor, dst: torch.Tensor, etype: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
@@ -122,16 +123,21 @@ class RecentNeighbours:
             return nodes
         marked = torch.zeros(self.num_nodes + 1, dtype=torch.bool, device=self.device)
         marked[nodes] = True  # the extra last entry stands for EMPTY (-1) and stays False
-        hit = marked[self.nbr[:self.num_nodes]].any(dim=1)
+        hit = marked[self.nbr[: self.num_nodes]].any(dim=1)
         return torch.nonzero(hit).squeeze(1)
 
     def edge_count(self) -> int:
-        return int((self.nbr[:self.num_nodes] != EMPTY).sum())
+        return int((self.nbr[: self.num_nodes] != EMPTY).sum())
 
     def state_dict(self) -> dict:
         n = self.num_nodes
-        return {"k": self.k, "nbr": self.nbr[:n].cpu().clone(), "etype": self.etype[:n].cpu().clone(), "ts": self.ts[:n].cpu().clone(),
-                "tie": self.tie[:n].cpu()}
+        return {
+            "k": self.k,
+            "nbr": self.nbr[:n].cpu().clone(),
+            "etype": self.etype[:n].cpu().clone(),
+            "ts": self.ts[:n].cpu().clone(),
+            "tie": self.tie[:n].cpu(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         n = state["nbr"].shape[0]
@@ -142,5 +148,5 @@ class RecentNeighbours:
 
 def _grow(tensor: torch.Tensor, capacity: int, fill: int) -> torch.Tensor:
     grown = torch.full((capacity,) + tuple(tensor.shape[1:]), fill, dtype=tensor.dtype, device=tensor.device)
-    grown[:tensor.shape[0]] = tensor
+    grown[: tensor.shape[0]] = tensor
     return grown

@@ -10,6 +10,7 @@
 
 What to re-embed after a change, the fan-out bound and the sweep of stale nodes live in tgat/refresh.py.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,10 +49,21 @@ class TGATRecommender(Recommender):
     # changes nothing, so a live worker may refresh lists before the graph store confirmed which events are new
     observe_is_idempotent = True
 
-    def __init__(self, config: TGATConfig | None = None, train_config: TrainConfig | None = None, *,
-                 device: str | torch.device = "auto", text: bool | str = "auto", frozen: bool = False,
-                 auto_refresh: bool = True, max_fanout: int = 2048, sweep_per_observe: int | None = None,
-                 refresh_chunk: int = 8192, seed: int = 0, exact_items: bool = True):
+    def __init__(
+        self,
+        config: TGATConfig | None = None,
+        train_config: TrainConfig | None = None,
+        *,
+        device: str | torch.device = "auto",
+        text: bool | str = "auto",
+        frozen: bool = False,
+        auto_refresh: bool = True,
+        max_fanout: int = 2048,
+        sweep_per_observe: int | None = None,
+        refresh_chunk: int = 8192,
+        seed: int = 0,
+        exact_items: bool = True,
+    ):
         """frozen=True is the static baseline: after fit, observe() only registers ids (no state updates).
         sweep_per_observe: stale nodes refreshed after each observe (None = all of them: exact state).
         exact_items: score() first refreshes stale catalogue items (exact); False serves their last embedding
@@ -66,7 +78,9 @@ class TGATRecommender(Recommender):
         self.model = TemporalGAT(self.config).to(self.device).eval()
         self.graph = TemporalGraph(self.config.k, self.config.text_dim, self.device)
         self.store = EmbeddingStore(self.config.dim, self.config.k, self.device, hidden_layers=self.config.layers - 1)
-        self.refresher = Refresher(self.model, self.graph, self.store, max_fanout=max_fanout, refresh_chunk=refresh_chunk)
+        self.refresher = Refresher(
+            self.model, self.graph, self.store, max_fanout=max_fanout, refresh_chunk=refresh_chunk
+        )
         self.item_inputs = ItemInputs(encoder_available() if text == "auto" else bool(text), self.device)
         self.model_version = "untrained"
         self.train_report: dict = {}
@@ -91,15 +105,18 @@ class TGATRecommender(Recommender):
             self.history.add(users, items, part.types)
         self._sync()
         inputs = self.model.inputs
-        for table, n in ((inputs.id_embedding, self.graph.num_nodes),
-                         (inputs.category_embedding, len(self.graph.side.categories)),
-                         (inputs.brand_embedding, len(self.graph.side.brands))):
+        for table, n in (
+            (inputs.id_embedding, self.graph.num_nodes),
+            (inputs.category_embedding, len(self.graph.side.categories)),
+            (inputs.brand_embedding, len(self.graph.side.brands)),
+        ):
             start = table.rows
             table.ensure(n)
             table.init_rows(start, n)
         self.model.to(self.device)
-        self.train_report = train(self.model, self.graph, history, validation, self.users, self.items,
-                                  self.train_config)
+        self.train_report = train(
+            self.model, self.graph, history, validation, self.users, self.items, self.train_config
+        )
         self.model.eval()
         self._fitted = True
         self.model_version = checkpoint.content_hash(self)
@@ -108,16 +125,23 @@ class TGATRecommender(Recommender):
     @property
     def fit_log(self) -> list[dict]:
         """Per epoch: training loss and the validation figures early stopping chose on (report.json's fit_log)."""
+
         def figures(validation: dict) -> dict:
             names = ("mrr", "ndcg@20", "recall@20", "mrr_returning", "mrr_new") + CHOSEN_WEIGHTS
             return {f"val_{name}": round(validation[name], 4) for name in names if name in validation}
 
         report = self.train_report
-        log = [{"epoch": record["epoch"], "loss": round(record["loss"], 4), **figures(record.get("validation", {}))}
-               for record in report.get("epochs", [])]
+        log = [
+            {"epoch": record["epoch"], "loss": round(record["loss"], 4), **figures(record.get("validation", {}))}
+            for record in report.get("epochs", [])
+        ]
         if "validation_batch_size" in report:  # the weights chosen again in the test part's batches
-            log.append({"epoch": f"{report['best_epoch']}, in test batches of {report['validation_batch_size']}",
-                        **figures(report["validation"])})
+            log.append(
+                {
+                    "epoch": f"{report['best_epoch']}, in test batches of {report['validation_batch_size']}",
+                    **figures(report["validation"]),
+                }
+            )
         return log
 
     # -- state -----------------------------------------------------------------------------------
@@ -152,7 +176,9 @@ class TGATRecommender(Recommender):
         if self.auto_refresh and self._fitted:
             self.refresh(self.affected_nodes(nodes, hops=self.config.layers))
 
-    def affected_nodes(self, batch: InteractionBatch | torch.Tensor | None = None, hops: int | None = None) -> torch.Tensor:
+    def affected_nodes(
+        self, batch: InteractionBatch | torch.Tensor | None = None, hops: int | None = None
+    ) -> torch.Tensor:
         """Nodes to re-embed now after `batch` was observed (default: the last observed batch): its endpoints
         and the nodes that sample them (tgat/refresh.py)."""
         if batch is None:
@@ -178,8 +204,14 @@ class TGATRecommender(Recommender):
     def full_recompute(self) -> torch.Tensor:
         return self.refresher.full_recompute()
 
-    def rebuild_from_edges(self, users: Sequence[str], items: Sequence[str], types: Sequence[str],
-                           last_ts: Sequence[int], chunk: int = 200_000) -> None:
+    def rebuild_from_edges(
+        self,
+        users: Sequence[str],
+        items: Sequence[str],
+        types: Sequence[str],
+        last_ts: Sequence[int],
+        chunk: int = 200_000,
+    ) -> None:
         """Warm start: replace the neighbour state with the graph store's edges (one per user, item, type;
         any order) and re-embed everything. The graph store is the system of record: the seen/purchased history
         is replaced too."""
@@ -188,9 +220,16 @@ class TGATRecommender(Recommender):
         self.history.add(user_index, item_index, list(types))
         self._sync()
         self.graph.clear()
-        u, i, t, ts = (torch.tensor(user_index), torch.tensor(item_index), type_index(list(types)), torch.tensor(last_ts))
+        u, i, t, ts = (
+            torch.tensor(user_index),
+            torch.tensor(item_index),
+            type_index(list(types)),
+            torch.tensor(last_ts),
+        )
         for start in range(0, len(u), chunk):
-            self.graph.insert(u[start:start + chunk], i[start:start + chunk], t[start:start + chunk], ts[start:start + chunk])
+            self.graph.insert(
+                u[start : start + chunk], i[start : start + chunk], t[start : start + chunk], ts[start : start + chunk]
+            )
         self.refresher.refresh_all()
 
     def recent_neighbours(self, node_id: str, kind: str = "user") -> list[tuple[str, str, int]]:
@@ -203,8 +242,11 @@ class TGATRecommender(Recommender):
         nbr, etype, ts = (t.tolist() for t in self.graph.buffer.rows(node[None]))
         other = self.items if kind == "user" else self.users
         names = list(EVENT_TYPES) + ["other"]
-        return [(other.id_of(self.graph.node_local[n].item()), names[e], s)
-                for n, e, s in zip(nbr[0], etype[0], ts[0]) if n != EMPTY]
+        return [
+            (other.id_of(self.graph.node_local[n].item()), names[e], s)
+            for n, e, s in zip(nbr[0], etype[0], ts[0])
+            if n != EMPTY
+        ]
 
     # -- ranking ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -224,7 +266,9 @@ class TGATRecommender(Recommender):
             return self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items)
         scores = torch.empty(len(users), n_items, device=self.device)
         if bool(known.any()):
-            scores[known] = self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items)
+            scores[known] = self.model.score_catalogue(
+                self.graph, user_nodes, self.store.embedding[user_nodes], z_items
+            )
         scores[~known] = self.model.score_new_user(self.graph, self._cold_start_user(), z_items)
         return scores  # on the model's device: top_k ranks there (contract.py)
 
@@ -289,4 +333,4 @@ class TGATRecommender(Recommender):
     def item_vectors(self) -> torch.Tensor:
         """The items' embeddings from the store ([len(self.items), dim], on the model's device): the
         diversity control's similarity is their cosine (contract.Recommender.item_vectors)."""
-        return self.store.embedding[self.graph.item_node[:len(self.items)]]
+        return self.store.embedding[self.graph.item_node[: len(self.items)]]

@@ -7,6 +7,7 @@ left to the sweep (bounded work per batch, bounded staleness). The lower layers'
 embedding store and recomputed only where an input below them changed (the TGL/APAN-style scheme the store's
 docstring describes), so a refresh reads K cached neighbours instead of a K x K two-hop tree.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,15 @@ from .model import TemporalGAT
 
 
 class Refresher:
-    def __init__(self, model: TemporalGAT, graph: TemporalGraph, store: EmbeddingStore, *,
-                 max_fanout: int = 2048, refresh_chunk: int = 8192):
+    def __init__(
+        self,
+        model: TemporalGAT,
+        graph: TemporalGraph,
+        store: EmbeddingStore,
+        *,
+        max_fanout: int = 2048,
+        refresh_chunk: int = 8192,
+    ):
         self.model, self.graph, self.store = model, graph, store
         self.max_fanout, self.refresh_chunk = max_fanout, refresh_chunk
 
@@ -40,7 +48,7 @@ class Refresher:
             if frontier.numel() == 0:
                 break
             reached = torch.cat([reached, frontier])
-        extra = reached[endpoints.numel():]
+        extra = reached[endpoints.numel() :]
         budget = max(self.max_fanout - endpoints.numel(), 0)
         if extra.numel() > budget:
             recency = self.graph.buffer.reference_time(extra)
@@ -58,8 +66,9 @@ class Refresher:
             self.model.eval()
         last = self.layers - 1
         for chunk in nodes.split(self.refresh_chunk):
-            z, attention = self.model.embed_layer(self.graph, last, chunk, lambda below: self._hidden(last, below),
-                                                  attention=True)
+            z, attention = self.model.embed_layer(
+                self.graph, last, chunk, lambda below: self._hidden(last, below), attention=True
+            )
             self.store.write(chunk, z, attention, self.graph.buffer.nbr[chunk])
         return int(nodes.numel())
 
@@ -85,7 +94,9 @@ class Refresher:
         text): a node's layer-(d+1) output reads its own row, its own layer-d output and its neighbours'."""
         dirty = rows_changed
         if inputs_changed is not None and inputs_changed.numel():
-            dirty = torch.unique(torch.cat([rows_changed, inputs_changed, self.graph.buffer.samplers_of(inputs_changed)]))
+            dirty = torch.unique(
+                torch.cat([rows_changed, inputs_changed, self.graph.buffer.samplers_of(inputs_changed)])
+            )
         for depth in range(self.layers - 1):
             self.store.invalidate_hidden(depth, dirty)
             if depth + 1 < self.layers - 1:

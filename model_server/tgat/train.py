@@ -5,6 +5,7 @@ of each true item against every item observed so far (the full-catalogue ranking
 streamed by the one streaming loop that ranks the test part (model_server/streaming.py); training stops early
 on validation MRR and keeps the best weights, and the weights of the global popularity term are chosen on the
 same passes (evaluate_stream)."""
+
 from __future__ import annotations
 
 import copy
@@ -62,22 +63,28 @@ class TrainConfig:
         """{chosen weight name: grid tried on validation}; `half_lives` (ms) the recent counts' grid;
         `attributes`: whether any item has a category or a brand (else the shared-attributes term stays off)."""
         grid = (0,) + tuple(half_lives)  # 0: the all-time count, first so that it wins ties
-        return {"popularity_weight": self.popularity_weights, "own_recency_weight": self.own_recency_weights,
-                "attribute_weight": self.attribute_weights if attributes else (0.0,),
-                "new_user_popularity_weight": self.new_user_popularity_weights,
-                "popularity_half_life": grid if self.returning_half_lives else (0,),
-                "new_user_popularity_half_life": grid}
+        return {
+            "popularity_weight": self.popularity_weights,
+            "own_recency_weight": self.own_recency_weights,
+            "attribute_weight": self.attribute_weights if attributes else (0.0,),
+            "new_user_popularity_weight": self.new_user_popularity_weights,
+            "popularity_half_life": grid if self.returning_half_lives else (0,),
+            "new_user_popularity_half_life": grid,
+        }
 
     def half_lives(self, ts) -> tuple:
         """The half-lives (ms) of the recent popularity counts: the fractions of the span of the times `ts`."""
         ts = list(ts)
         span = (max(ts) - min(ts)) if ts else 0
-        return tuple(sorted({max(1, int(round(span * f))) for f in self.recent_half_life_fractions})) if span > 0 else ()
+        return (
+            tuple(sorted({max(1, int(round(span * f))) for f in self.recent_half_life_fractions})) if span > 0 else ()
+        )
 
 
 @dataclass
 class Events:
     """Interactions as index tensors (user index, item index, type index, epoch ms), in time order."""
+
     users: torch.Tensor
     items: torch.Tensor
     types: torch.Tensor
@@ -86,21 +93,34 @@ class Events:
     @classmethod
     def of(cls, batch: InteractionBatch, users: IdMap, items: IdMap) -> "Events":
         """The index tensors of a batch whose ids are registered in `users` and `items`."""
-        return cls(torch.tensor(users.lookup(batch.users), dtype=torch.long),
-                   torch.tensor(items.lookup(batch.items), dtype=torch.long), type_index(batch.types),
-                   torch.tensor(batch.ts, dtype=torch.long))
+        return cls(
+            torch.tensor(users.lookup(batch.users), dtype=torch.long),
+            torch.tensor(items.lookup(batch.items), dtype=torch.long),
+            type_index(batch.types),
+            torch.tensor(batch.ts, dtype=torch.long),
+        )
 
     def __len__(self) -> int:
         return self.users.shape[0]
 
     def batches(self, size: int):
         for start in range(0, len(self), size):
-            yield Events(self.users[start:start + size], self.items[start:start + size],
-                         self.types[start:start + size], self.ts[start:start + size])
+            yield Events(
+                self.users[start : start + size],
+                self.items[start : start + size],
+                self.types[start : start + size],
+                self.ts[start : start + size],
+            )
 
 
-def batch_loss(model: TemporalGAT, graph: TemporalGraph, batch: Events, negatives: int,
-               generator: torch.Generator, in_batch: bool = False) -> torch.Tensor:
+def batch_loss(
+    model: TemporalGAT,
+    graph: TemporalGraph,
+    batch: Events,
+    negatives: int,
+    generator: torch.Generator,
+    in_batch: bool = False,
+) -> torch.Tensor:
     """Softmax of each true item against every item with an edge so far (negatives <= 0: exactly the ranking
     that is evaluated, and a user's own other items, which a uniform sample rarely holds, compete with it), or
     against `negatives` uniform catalogue draws. Without in_batch the
@@ -131,9 +151,19 @@ def batch_loss(model: TemporalGAT, graph: TemporalGraph, batch: Events, negative
 
 
 @torch.no_grad()
-def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: InteractionBatch, users: IdMap, items: IdMap,
-                    catalogue: IdMap, known_users: set, batch_size: int, progress: bool = False,
-                    desc: str = "validate", blends: dict | None = None) -> dict:
+def evaluate_stream(
+    model: TemporalGAT,
+    graph: TemporalGraph,
+    stream: InteractionBatch,
+    users: IdMap,
+    items: IdMap,
+    catalogue: IdMap,
+    known_users: set,
+    batch_size: int,
+    progress: bool = False,
+    desc: str = "validate",
+    blends: dict | None = None,
+) -> dict:
     """Streaming full-catalogue ranking of `stream` by the loop that ranks the test part
     (model_server/streaming.py): each batch is scored from the state before it, then folded into `graph`; the
     targets and the new users come from the loop's `catalogue` (the items seen so far) and `known_users`,
@@ -157,8 +187,9 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
     with_attributes = any(c[2] for c in candidates["returning"])  # else the term's matrix is not built
 
     def rank(batch: RankedBatch) -> None:
-        scores, terms, column_of_item = _validation_batch(model, graph, Events.of(batch.events, users, items),
-                                                          half_lives, with_attributes)
+        scores, terms, column_of_item = _validation_batch(
+            model, graph, Events.of(batch.events, users, items), half_lives, with_attributes
+        )
         if scores.shape[1] != batch.catalogue_size:
             raise ValueError(f"the graph ranks {scores.shape[1]} items but the catalogue holds {batch.catalogue_size}")
         targets = _model_columns(batch.targets, item_of.indices(batch.catalogue_size), column_of_item)
@@ -192,20 +223,40 @@ def evaluate_stream(model: TemporalGAT, graph: TemporalGraph, stream: Interactio
     rank_then_observe(stream, batch_size, catalogue, known_users, count, observe)
     bar.close()
     n = len(stream)
-    chosen = {part: max(grid, key=lambda c: (totals[part][c]["mrr"], -grid.index(c))) for part, grid in candidates.items()}
+    chosen = {
+        part: max(grid, key=lambda c: (totals[part][c]["mrr"], -grid.index(c))) for part, grid in candidates.items()
+    }
     figures = {name: sum(totals[part][chosen[part]][name] for part in candidates) / max(n, 1) for name in FIGURES}
-    weights = dict(zip(("popularity_weight", "own_recency_weight", "attribute_weight", "popularity_half_life"),
-                       chosen["returning"]))
-    by_part = {part: {"mrr": totals[part][chosen[part]]["mrr"] / max(counts[part], 1), "events": counts[part]}
-               for part in candidates}
-    return {**figures, "events": n, **weights, "new_user_popularity_weight": chosen["new"][0],
-            "new_user_popularity_half_life": chosen["new"][1], "mrr_returning": by_part["returning"]["mrr"],
-            "mrr_new": by_part["new"]["mrr"], "new_user_events": by_part["new"]["events"]}
+    weights = dict(
+        zip(
+            ("popularity_weight", "own_recency_weight", "attribute_weight", "popularity_half_life"), chosen["returning"]
+        )
+    )
+    by_part = {
+        part: {"mrr": totals[part][chosen[part]]["mrr"] / max(counts[part], 1), "events": counts[part]}
+        for part in candidates
+    }
+    return {
+        **figures,
+        "events": n,
+        **weights,
+        "new_user_popularity_weight": chosen["new"][0],
+        "new_user_popularity_half_life": chosen["new"][1],
+        "mrr_returning": by_part["returning"]["mrr"],
+        "mrr_new": by_part["new"]["mrr"],
+        "new_user_events": by_part["new"]["events"],
+    }
 
 
 FIGURES = ("mrr", "hits@10", "recall@20", "ndcg@20")
-CHOSEN_WEIGHTS = ("popularity_weight", "own_recency_weight", "attribute_weight", "new_user_popularity_weight",
-                  "popularity_half_life", "new_user_popularity_half_life")
+CHOSEN_WEIGHTS = (
+    "popularity_weight",
+    "own_recency_weight",
+    "attribute_weight",
+    "new_user_popularity_weight",
+    "popularity_half_life",
+    "new_user_popularity_half_life",
+)
 _HALF_LIVES = ("popularity_half_life", "new_user_popularity_half_life")  # integers (ms), 0: all-time
 
 
@@ -214,13 +265,21 @@ def _blend_candidates(blends: dict | None) -> dict:
     users, (new-user popularity weight, half-life) for new users; a weight without a grid is tried at 0 only, and a
     popularity weight of 0 with the first half-life only (the count does not matter then)."""
     grids = {name: tuple((blends or {}).get(name, (0,) if name in _HALF_LIVES else (0.0,))) for name in CHOSEN_WEIGHTS}
-    returning = [(w, r, c, h) for w, r, c, h in itertools.product(
-                     grids["popularity_weight"], grids["own_recency_weight"], grids["attribute_weight"],
-                     grids["popularity_half_life"])
-                 if w or h == grids["popularity_half_life"][0]]
-    new = [(w, h) for w, h in itertools.product(grids["new_user_popularity_weight"],
-                                                grids["new_user_popularity_half_life"])
-           if w or h == grids["new_user_popularity_half_life"][0]]
+    returning = [
+        (w, r, c, h)
+        for w, r, c, h in itertools.product(
+            grids["popularity_weight"],
+            grids["own_recency_weight"],
+            grids["attribute_weight"],
+            grids["popularity_half_life"],
+        )
+        if w or h == grids["popularity_half_life"][0]
+    ]
+    new = [
+        (w, h)
+        for w, h in itertools.product(grids["new_user_popularity_weight"], grids["new_user_popularity_half_life"])
+        if w or h == grids["new_user_popularity_half_life"][0]
+    ]
     return {"returning": returning, "new": new}
 
 
@@ -234,12 +293,14 @@ class _CatalogueItems:
 
     def indices(self, n_catalogue: int) -> torch.Tensor:
         if self.index.shape[0] < n_catalogue:
-            fresh = self.items.lookup(self.catalogue.ids[self.index.shape[0]:n_catalogue])
+            fresh = self.items.lookup(self.catalogue.ids[self.index.shape[0] : n_catalogue])
             self.index = torch.cat([self.index, torch.tensor(fresh, dtype=torch.long)])
         return self.index
 
 
-def _model_columns(targets: torch.Tensor, item_of_catalogue: torch.Tensor, column_of_item: torch.Tensor) -> torch.Tensor:
+def _model_columns(
+    targets: torch.Tensor, item_of_catalogue: torch.Tensor, column_of_item: torch.Tensor
+) -> torch.Tensor:
     """The loop's catalogue targets as columns of the model's scores (-1 stays a miss, and so does an item the
     model does not rank). A ranking does not depend on the order of its columns, so the model keeps its own."""
     out = torch.full_like(targets, -1)
@@ -250,8 +311,9 @@ def _model_columns(targets: torch.Tensor, item_of_catalogue: torch.Tensor, colum
     return out
 
 
-def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, half_lives=(0,),
-                      with_attributes: bool = False):
+def _validation_batch(
+    model: TemporalGAT, graph: TemporalGraph, batch: Events, half_lives=(0,), with_attributes: bool = False
+):
     """(scores, {part: heuristic terms}, each item index's column or -1) of one batch, on CPU, one row per
     event, the columns restricted to the observed items in item order: the scores as served, and the terms
     whose weights are being chosen (the shared attributes only `with_attributes`)."""
@@ -275,9 +337,13 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, h
     rows, recent_nodes, values = model.own_recency(graph, user_nodes)
     recency[rows, graph.node_local[recent_nodes]] = values
     keep = lambda matrix: matrix[:, observed].cpu()  # noqa: E731
-    terms = {"returning": {"popularity": {h: keep(p.masked_fill(own, 0.0)) for h, p in popularity.items()},
-                           "recency": keep(recency)},
-             "new": {"popularity": {h: keep(p) for h, p in popularity.items()}}}
+    terms = {
+        "returning": {
+            "popularity": {h: keep(p.masked_fill(own, 0.0)) for h, p in popularity.items()},
+            "recency": keep(recency),
+        },
+        "new": {"popularity": {h: keep(p) for h, p in popularity.items()}},
+    }
     if with_attributes:
         shared = model.shared_attributes(graph, user_nodes, graph.node_local[item_nodes])
         terms["returning"]["attributes"] = keep(shared)
@@ -289,12 +355,20 @@ def _validation_batch(model: TemporalGAT, graph: TemporalGraph, batch: Events, h
 _AT_ONCE_ELEMENTS = 1 << 22
 
 
-def _candidate_counts(candidates: list, base: torch.Tensor, targets: torch.Tensor, popularity: dict,
-                      recency: torch.Tensor | None, shared: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _candidate_counts(
+    candidates: list,
+    base: torch.Tensor,
+    targets: torch.Tensor,
+    popularity: dict,
+    recency: torch.Tensor | None,
+    shared: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """[candidates, rows] (greater, equal) counts of each candidate's blend: base + weight * popularity[half-life]
     (+ recency weight * recency) (+ attributes weight * shared), the terms a candidate tuple weighs."""
-    weights = torch.tensor([[c[0], c[1] if recency is not None else 0.0, c[2] if shared is not None else 0.0]
-                            for c in candidates], dtype=base.dtype)
+    weights = torch.tensor(
+        [[c[0], c[1] if recency is not None else 0.0, c[2] if shared is not None else 0.0] for c in candidates],
+        dtype=base.dtype,
+    )
     half_lives = [c[-1] for c in candidates]
     if len(candidates) * base.numel() <= _AT_ONCE_ELEMENTS:
         return _counts_at_once(weights, half_lives, base, targets, popularity, recency, shared)
@@ -313,13 +387,25 @@ def _candidate_counts(candidates: list, base: torch.Tensor, targets: torch.Tenso
             blended.add_(recency, alpha=recency_weight)
         if attribute_weight:
             blended.add_(shared, alpha=attribute_weight)
-        _count_into(blended if weight or recency_weight or attribute_weight else base, targets, mask,
-                    greater[index], equal[index])
+        _count_into(
+            blended if weight or recency_weight or attribute_weight else base,
+            targets,
+            mask,
+            greater[index],
+            equal[index],
+        )
     return greater, equal
 
 
-def _counts_at_once(weights: torch.Tensor, half_lives: list, base: torch.Tensor, targets: torch.Tensor,
-                    popularity: dict, recency: torch.Tensor | None, shared: torch.Tensor | None):
+def _counts_at_once(
+    weights: torch.Tensor,
+    half_lives: list,
+    base: torch.Tensor,
+    targets: torch.Tensor,
+    popularity: dict,
+    recency: torch.Tensor | None,
+    shared: torch.Tensor | None,
+):
     """_candidate_counts as one [candidates, rows, items] tensor, term by term in the loop's order."""
     grid = sorted(set(half_lives))
     by_half_life = torch.stack([popularity[h] for h in grid])[[grid.index(h) for h in half_lives]]
@@ -332,8 +418,9 @@ def _counts_at_once(weights: torch.Tensor, half_lives: list, base: torch.Tensor,
     return (blended > true).sum(2), (blended == true).sum(2) - 1
 
 
-def _count_into(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, greater: torch.Tensor,
-                equal: torch.Tensor) -> None:
+def _count_into(
+    scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, greater: torch.Tensor, equal: torch.Tensor
+) -> None:
     """ranking.rank_counts of rows whose targets are all rankable, written into `greater` and `equal` through
     the bool buffer `mask` (the shape of `scores`): validation ranks each batch once per candidate, in place."""
     true = scores.gather(1, targets[:, None])
@@ -344,13 +431,26 @@ def _count_into(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
 
 def _ranking_sums(greater: torch.Tensor, equal: torch.Tensor) -> list[list[float]]:
     """Per row of [candidates, events] counts: the sums of the FIGURES over the events."""
-    return torch.stack([ranking.reciprocal_rank(greater, equal).sum(1), ranking.recall_at_k(greater, equal, 10).sum(1),
-                        ranking.recall_at_k(greater, equal, 20).sum(1),
-                        ranking.ndcg_at_k(greater, equal, 20).sum(1)], dim=1).tolist()
+    return torch.stack(
+        [
+            ranking.reciprocal_rank(greater, equal).sum(1),
+            ranking.recall_at_k(greater, equal, 10).sum(1),
+            ranking.recall_at_k(greater, equal, 20).sum(1),
+            ranking.ndcg_at_k(greater, equal, 20).sum(1),
+        ],
+        dim=1,
+    ).tolist()
 
 
-def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, validation: InteractionBatch | None,
-          users: IdMap, items: IdMap, config: TrainConfig) -> dict:
+def train(
+    model: TemporalGAT,
+    graph: TemporalGraph,
+    history: InteractionBatch,
+    validation: InteractionBatch | None,
+    users: IdMap,
+    items: IdMap,
+    config: TrainConfig,
+) -> dict:
     """Trains in place, leaves the best weights in `model` and the buffer at the end of history+validation.
     `users` and `items` are the model's id maps, with every id of history and validation registered."""
     history_events = Events.of(history, users, items)
@@ -379,9 +479,18 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, v
         record = {"epoch": epoch, "loss": total / max(steps, 1)}
         if validation is not None and len(validation):
             # the catalogue and the known users at the start of validation: those of the training part
-            record["validation"] = evaluate_stream(model, graph, validation, users, items, IdMap(history.items),
-                                                   set(history.users), config.batch_size, config.progress,
-                                                   blends=config.blends(half_lives, has_attributes))
+            record["validation"] = evaluate_stream(
+                model,
+                graph,
+                validation,
+                users,
+                items,
+                IdMap(history.items),
+                set(history.users),
+                config.batch_size,
+                config.progress,
+                blends=config.blends(half_lives, has_attributes),
+            )
         record["seconds"] = round(time.perf_counter() - started, 2)
         epochs.append(record)
         if config.progress:
@@ -399,19 +508,44 @@ def train(model: TemporalGAT, graph: TemporalGraph, history: InteractionBatch, v
         _set_chosen(model, best_weights)  # the (epoch, weights) best on validation
     model.eval()
     best_epoch = max(epochs, key=lambda r: r.get("validation", {}).get("mrr", -r["loss"]))
-    report = {"epochs": epochs, "best_epoch": best_epoch["epoch"], "validation": best_epoch.get("validation"),
-              "half_lives_ms": list(half_lives)}
-    if best_state is not None and validation is not None and len(validation) and \
-            config.validation_batch_size not in (0, config.batch_size):
-        report["validation"] = _choose_in_test_batches(model, graph, history_events, history, validation, users,
-                                                       items, config, config.blends(half_lives, has_attributes))
+    report = {
+        "epochs": epochs,
+        "best_epoch": best_epoch["epoch"],
+        "validation": best_epoch.get("validation"),
+        "half_lives_ms": list(half_lives),
+    }
+    if (
+        best_state is not None
+        and validation is not None
+        and len(validation)
+        and config.validation_batch_size not in (0, config.batch_size)
+    ):
+        report["validation"] = _choose_in_test_batches(
+            model,
+            graph,
+            history_events,
+            history,
+            validation,
+            users,
+            items,
+            config,
+            config.blends(half_lives, has_attributes),
+        )
         report["validation_batch_size"] = config.validation_batch_size
     return report
 
 
-def _choose_in_test_batches(model: TemporalGAT, graph: TemporalGraph, history_events: Events,
-                            history: InteractionBatch, validation: InteractionBatch, users: IdMap, items: IdMap,
-                            config: TrainConfig, blends: dict) -> dict:
+def _choose_in_test_batches(
+    model: TemporalGAT,
+    graph: TemporalGraph,
+    history_events: Events,
+    history: InteractionBatch,
+    validation: InteractionBatch,
+    users: IdMap,
+    items: IdMap,
+    config: TrainConfig,
+    blends: dict,
+) -> dict:
     """The best epoch's weights, chosen again on one validation pass in the test part's batches (e.g. one event
     at a time), from the state at the end of the training part; leaves the graph at the end of validation.
     Epochs are compared in training batches: a pass per event costs ~20 ms an event on Wikipedia's catalogue,
@@ -420,9 +554,19 @@ def _choose_in_test_batches(model: TemporalGAT, graph: TemporalGraph, history_ev
     graph.clear()
     for batch in history_events.batches(config.batch_size):
         graph.insert(batch.users, batch.items, batch.types, batch.ts)
-    chosen = evaluate_stream(model, graph, validation, users, items, IdMap(history.items), set(history.users),
-                             config.validation_batch_size, config.progress, desc="validate in test batches",
-                             blends=blends)
+    chosen = evaluate_stream(
+        model,
+        graph,
+        validation,
+        users,
+        items,
+        IdMap(history.items),
+        set(history.users),
+        config.validation_batch_size,
+        config.progress,
+        desc="validate in test batches",
+        blends=blends,
+    )
     _set_chosen(model, chosen)
     return chosen
 

@@ -7,6 +7,7 @@ GET /recommendations/{user_id}[?k=N] (one user's list, computed now from the wor
   Its body also names the model served (`served`: model, model_version, model_version_name).
 The probes of the servers run in a background thread every few seconds, so a request never waits on them.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,16 @@ ROUTED = "routed"  # set on a redirect: the worker it reaches answers itself (an
 
 
 class Health:
-    def __init__(self, settings, model_loaded=lambda: True, probe_interval_s: float = 5.0, stuck_after_s: float = 30.0,
-                 lookup: Callable[[str, int], bytes | None] | None = None,
-                 owner_of: Callable[[str], str | None] = lambda user_id: None, served: Callable[[], dict] = dict):
+    def __init__(
+        self,
+        settings,
+        model_loaded=lambda: True,
+        probe_interval_s: float = 5.0,
+        stuck_after_s: float = 30.0,
+        lookup: Callable[[str, int], bytes | None] | None = None,
+        owner_of: Callable[[str], str | None] = lambda user_id: None,
+        served: Callable[[], dict] = dict,
+    ):
         """`lookup(user_id, k)`: the user's list record, or None for a user the model has never seen.
         `owner_of(user_id)`: the HTTP URL of the worker that owns the user's partition when it is another one.
         `served()`: what /readyz says of the model served, beside the readiness checks."""
@@ -76,8 +84,12 @@ class Health:
         return problem is None
 
     def readiness(self) -> tuple[bool, dict]:
-        status = {"broker": self.broker_ok, "graph": self.graph_ok, "event_loop": self.alive,
-                  "model_loaded": bool(self.model_loaded())}
+        status = {
+            "broker": self.broker_ok,
+            "graph": self.graph_ok,
+            "event_loop": self.alive,
+            "model_loaded": bool(self.model_loaded()),
+        }
         return all(status.values()), status
 
     def _probe_forever(self) -> None:
@@ -95,7 +107,7 @@ class Health:
         own latest events first; every worker's model follows every partition, so any answer converges."""
         parts = urlsplit(raw_path)
         try:
-            user = unquote(parts.path[len(RECOMMENDATIONS):], errors="strict")
+            user = unquote(parts.path[len(RECOMMENDATIONS) :], errors="strict")
         except UnicodeDecodeError:
             return 400, {"error": "the user id is not percent-encoded UTF-8"}
         user, problem = normal_id(user)
@@ -125,8 +137,12 @@ class Health:
         except Exception as exc:  # this worker can answer too (its model follows every partition)
             if not self._routing_failed:
                 self._routing_failed = True
-                log.warning("cannot find which worker owns a user (%s: %s): answering lookups here", type(exc).__name__,
-                            exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                log.warning(
+                    "cannot find which worker owns a user (%s: %s): answering lookups here",
+                    type(exc).__name__,
+                    exc,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
             return None
 
     def serve(self, host: str, port: int) -> ThreadingHTTPServer | None:
@@ -159,8 +175,13 @@ class Health:
                     else:
                         self._json(code, body)
                 else:
-                    self._json(404, {"error": "not found",
-                                     "paths": ["/metrics", "/healthz", "/readyz", RECOMMENDATIONS + "{user_id}?k=N"]})
+                    self._json(
+                        404,
+                        {
+                            "error": "not found",
+                            "paths": ["/metrics", "/healthz", "/readyz", RECOMMENDATIONS + "{user_id}?k=N"],
+                        },
+                    )
 
             def _json(self, code, body):
                 self._send(code, json.dumps(body).encode(), "application/json")
@@ -178,7 +199,9 @@ class Health:
         try:
             server = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
-            raise RuntimeError(f"cannot serve metrics and health on {host}:{port} ({exc.strerror}): set "
-                               f"STREAMREC_METRICS_PORT to a free port, or 0 to disable the endpoint") from exc
+            raise RuntimeError(
+                f"cannot serve metrics and health on {host}:{port} ({exc.strerror}): set "
+                f"STREAMREC_METRICS_PORT to a free port, or 0 to disable the endpoint"
+            ) from exc
         threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
         return server

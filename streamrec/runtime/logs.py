@@ -5,6 +5,7 @@ its model host. STREAMREC_LOG_FORMAT=text (default) is for people; json writes o
 The `process` field names the process's role ("event_loop", "model_host", or the CLI command), as the
 `process` label of the streamrec_process_* metrics does.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ CHATTY_LIBRARIES = ("kafka", "aiokafka", "neo4j")
 # - kafka-python times each step of its own I/O thread (the admin client, the replica feed's consumer, not
 #   the worker's event loop) against 100 ms and blames "a tight sync loop" on a busy machine.
 LIBRARY_NOISE = {
-    "aiokafka.consumer.group_coordinator": ("Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailable",
-                                            "Marking the coordinator dead"),
+    "aiokafka.consumer.group_coordinator": (
+        "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailable",
+        "Marking the coordinator dead",
+    ),
     "kafka.coordinator": ("Marking the coordinator dead",),
     "kafka.net.selector": ("threshold). It is blocking the event loop",),
 }

@@ -1,4 +1,5 @@
 """The worker's side of the model process (the host is model_host.py, the requests are declared in model_seam.py)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,9 @@ class ModelClient:
     def __init__(self, settings, checkpoint: Path | None):
         context = multiprocessing.get_context("spawn")  # a fork would copy the event loop's threads and sockets
         self._connection, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(child, settings, checkpoint), name="streamrec-model",
-                                       daemon=True)
+        self.process = context.Process(
+            target=serve, args=(child, settings, checkpoint), name="streamrec-model", daemon=True
+        )
         self.process.start()
         child.close()
         self._calls = ThreadPoolExecutor(1, thread_name_prefix="model-pipe")

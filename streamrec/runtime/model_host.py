@@ -11,6 +11,7 @@ model_seam.py, the worker's side is model_client.py. The host owns the serving m
 the candidate being rebuilt. If the host dies, the client raises ModelHostDied and the worker stops (its
 orchestrator restarts it; unacked batches are delivered again).
 """
+
 from __future__ import annotations
 
 import gc
@@ -39,8 +40,11 @@ def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
     model, version_name = _load_recommender(settings, checkpoint, fall_back)
     model.diversity = settings.diversity
     if settings.diversity:
-        log.info("lists re-ranked for diversity: MMR with lambda %.2f over each list's top %d candidates",
-                 settings.diversity, model.diversity_depth)
+        log.info(
+            "lists re-ranked for diversity: MMR with lambda %.2f over each list's top %d candidates",
+            settings.diversity,
+            model.diversity_depth,
+        )
     return model, version_name
 
 
@@ -49,8 +53,12 @@ def _load_recommender(settings, checkpoint: Path | None, fall_back: bool):
         from model_server.baselines.cooccurrence import ItemCooccurrence
 
         model = ItemCooccurrence()
-        log.warning("serving the %s baseline (version %s): no model version to serve under %s",
-                    model.name, model.version(), settings.model_dir)
+        log.warning(
+            "serving the %s baseline (version %s): no model version to serve under %s",
+            model.name,
+            model.version(),
+            settings.model_dir,
+        )
         return model, None
     from model_server.tgat import load_recommender as load_tgat
     from model_server.tgat.checkpoint import CheckpointRejected
@@ -59,8 +67,9 @@ def _load_recommender(settings, checkpoint: Path | None, fall_back: bool):
     # that sample them); the rest is marked stale and swept in the background. The batch's users are always
     # exact; other users' and items' embeddings may lag by at most one sweep (streamrec_stale_nodes).
     try:
-        model = load_tgat(checkpoint, device="auto", auto_refresh=True, sweep_per_observe=0, max_fanout=MAX_FANOUT,
-                          exact_items=False)
+        model = load_tgat(
+            checkpoint, device="auto", auto_refresh=True, sweep_per_observe=0, max_fanout=MAX_FANOUT, exact_items=False
+        )
     except CheckpointRejected as exc:
         if not fall_back:
             raise
@@ -75,8 +84,12 @@ def warm_start(model, edges: list[GraphRow], items: list[GraphRow]) -> None:
     if items:
         model.observe_items([Item(i["id"], i["title"], i["category"], i["brand"]) for i in items])
     if edges:
-        model.rebuild_from_edges([e["user"] for e in edges], [e["item"] for e in edges], [e["type"] for e in edges],
-                                 [int(e["last_ts"]) for e in edges])
+        model.rebuild_from_edges(
+            [e["user"] for e in edges],
+            [e["item"] for e in edges],
+            [e["type"] for e in edges],
+            [int(e["last_ts"]) for e in edges],
+        )
 
 
 def freeze_heap() -> None:
@@ -109,8 +122,15 @@ class ModelHost(ModelService):
             import torch
 
             gpu = int(torch.cuda.memory_allocated(model.device))
-        return ModelInfo(model.name, model.version(), model.observe_is_idempotent, str(model.device),
-                         int(model.staleness), gpu, self.version_name)
+        return ModelInfo(
+            model.name,
+            model.version(),
+            model.observe_is_idempotent,
+            str(model.device),
+            int(model.staleness),
+            gpu,
+            self.version_name,
+        )
 
     def warm_start(self, edges: list[GraphRow], items: list[GraphRow]) -> ModelInfo:
         warm_start(self.model, edges, items)
@@ -134,10 +154,24 @@ class ModelHost(ModelService):
         lists = model.recommend(users, self.settings.top_k, exclude=self.settings.exclude)
         seconds["rank"] = time.perf_counter() - started
         now_ms, version = int(time.time() * 1000), model.version()
-        return Refreshed([(user, recommendation_record(user, items, model=model.name, model_version=version,
-                                                       model_version_name=self.version_name,
-                                                       last_event=last_event[user], published_ts=now_ms))
-                          for user, items in zip(users, lists)], seconds)
+        return Refreshed(
+            [
+                (
+                    user,
+                    recommendation_record(
+                        user,
+                        items,
+                        model=model.name,
+                        model_version=version,
+                        model_version_name=self.version_name,
+                        last_event=last_event[user],
+                        published_ts=now_ms,
+                    ),
+                )
+                for user, items in zip(users, lists)
+            ],
+            seconds,
+        )
 
     def observe(self, events: list[Interaction]) -> None:
         from model_server.contract import InteractionBatch
@@ -151,9 +185,15 @@ class ModelHost(ModelService):
         if model.users.get(user_id) < 0:
             return None
         items = model.recommend([user_id], k, exclude=self.settings.exclude)[0]
-        return recommendation_record(user_id, items, model=model.name, model_version=model.version(),
-                                     model_version_name=self.version_name, last_event=None,
-                                     published_ts=int(time.time() * 1000))
+        return recommendation_record(
+            user_id,
+            items,
+            model=model.name,
+            model_version=model.version(),
+            model_version_name=self.version_name,
+            last_event=None,
+            published_ts=int(time.time() * 1000),
+        )
 
     def observe_items(self, items: list[Item]) -> None:
         self.model.observe_items(items)
@@ -165,6 +205,7 @@ class ModelHost(ModelService):
     def build_candidate(self, checkpoint: str, edges: list[GraphRow], items: list[GraphRow]) -> None:
         """Loads a newer checkpoint and rebuilds its state on a thread of this process, while this one keeps
         answering with the serving model; candidate_ready() tells when it is done."""
+
         def build():
             candidate, version_name = load_recommender(self.settings, Path(checkpoint), fall_back=False)
             warm_start(candidate, edges, items)

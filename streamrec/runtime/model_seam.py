@@ -4,6 +4,7 @@ The host implements ModelService directly (model_host.py); the client (model_cli
 request that sends it down the pipe. The host answers only the requests declared here, and
 tests/streamrec/runtime/test_model_seam.py checks that both sides declare each of them with the same parameters.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ class ModelInfo:
     device: str
     staleness: int = 0
     gpu_memory_bytes: int | None = None
-    version_name: str | None = None  # the version folder served (streamrec/runtime/model_versions.py); None: the baseline
+    version_name: str | None = (
+        None  # the version folder served (streamrec/runtime/model_versions.py); None: the baseline
+    )
 
 
 @dataclass

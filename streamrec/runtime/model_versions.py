@@ -11,6 +11,7 @@ silently dropping the first. STREAMREC_MODEL_VERSION pins one version: the worke
 Promotion checks the checkpoint's digest (model_server/digest.py); the worker checks it again before
 loading, since a file can be altered after it was promoted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -76,16 +77,20 @@ class VersionStore:
         """Every checkpoint folder directly under the model folder, oldest first."""
         if not self.model_dir.is_dir():
             return []
-        found = [Version(p.name, p) for p in self.model_dir.iterdir()
-                 if p.is_dir() and VERSION_NAME.fullmatch(p.name) and (p / CHECKPOINT_FILE).is_file()]
+        found = [
+            Version(p.name, p)
+            for p in self.model_dir.iterdir()
+            if p.is_dir() and VERSION_NAME.fullmatch(p.name) and (p / CHECKPOINT_FILE).is_file()
+        ]
         return sorted(found, key=lambda v: (v.created, v.name))
 
     def get(self, name: str) -> Version:
         version = Version(name, self.model_dir / name)
         if not VERSION_NAME.fullmatch(name) or not version.checkpoint.is_file():
             known = ", ".join(v.name for v in self.versions()) or "none yet: train one with `streamrec train --out`"
-            raise VersionError(f"no version {name!r} under {self.model_dir} (a folder with {CHECKPOINT_FILE}); "
-                               f"versions: {known}")
+            raise VersionError(
+                f"no version {name!r} under {self.model_dir} (a folder with {CHECKPOINT_FILE}); versions: {known}"
+            )
         return version
 
     def history(self) -> list[dict]:
@@ -98,8 +103,9 @@ class VersionStore:
         except FileNotFoundError:
             return []
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise VersionError(f"{self.current_file} is not a record of promotions ({exc}): delete it and "
-                               f"{PROMOTE_HINT}") from None
+            raise VersionError(
+                f"{self.current_file} is not a record of promotions ({exc}): delete it and {PROMOTE_HINT}"
+            ) from None
         return history
 
     def current(self) -> str | None:

@@ -1,5 +1,6 @@
 """Does a server answer? One metadata request to Kafka, `RETURN 1` over Bolt. Used by the worker's readiness
 probe and by the local-server launcher alike."""
+
 from __future__ import annotations
 
 import socket
@@ -18,8 +19,13 @@ def kafka_problem(bootstrap: str, **client_options) -> str | None:
         # the client would retry a refused connection with back-off (seconds) before answering
         return f"no broker accepts connections at {bootstrap}"
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=3000, enable_auto_commit=False,
-                                 connections_max_idle_ms=5000, **client_options)
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=3000,
+            enable_auto_commit=False,
+            connections_max_idle_ms=5000,
+            **client_options,
+        )
     except (KafkaError, OSError, ValueError) as exc:
         return _described(exc)
     try:
@@ -41,8 +47,12 @@ def bolt_problem(settings) -> str | None:
     from neo4j.exceptions import AuthError, DriverError, Neo4jError
 
     try:
-        with GraphDatabase.driver(settings.bolt_uri, auth=(settings.neo4j_user, settings.neo4j_password),
-                                  connection_timeout=2, max_transaction_retry_time=0) as driver:
+        with GraphDatabase.driver(
+            settings.bolt_uri,
+            auth=(settings.neo4j_user, settings.neo4j_password),
+            connection_timeout=2,
+            max_transaction_retry_time=0,
+        ) as driver:
             with driver.session(database=settings.database) as session:
                 session.run("RETURN 1 AS ok").single()
                 return None

@@ -7,6 +7,7 @@ These series name each process in a `process` label; their sum per worker is the
 asks nothing of the host (a request over its pipe would queue behind the model's work). GPU memory is known
 only inside the host (torch.cuda): it comes back with the host's answers (streamrec_gpu_memory_bytes).
 """
+
 from __future__ import annotations
 
 import os
@@ -47,10 +48,16 @@ class ProcessStats(Collector):
         self.pids[process] = pid
 
     def collect(self) -> Iterable[Metric]:
-        cpu = CounterMetricFamily("streamrec_process_cpu_seconds", "User and system CPU time of the worker's "
-                                  "processes (event_loop, model_host)", labels=["process"])
-        memory = GaugeMetricFamily("streamrec_process_resident_memory_bytes", "Resident memory of the worker's "
-                                   "processes (event_loop, model_host); their sum is the pod's", labels=["process"])
+        cpu = CounterMetricFamily(
+            "streamrec_process_cpu_seconds",
+            "User and system CPU time of the worker's processes (event_loop, model_host)",
+            labels=["process"],
+        )
+        memory = GaugeMetricFamily(
+            "streamrec_process_resident_memory_bytes",
+            "Resident memory of the worker's processes (event_loop, model_host); their sum is the pod's",
+            labels=["process"],
+        )
         for process, pid in self.pids.items():
             stats = _stats_of(pid)
             if stats is not None:

@@ -3,6 +3,7 @@
 Every process (worker, producer, services, tests) builds its configuration here, so an invalid value
 stops start-up with one message that names the variable and what it accepts.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,16 @@ from typing import Callable, Mapping
 
 PREFIX = "STREAMREC_"
 # read by the tools or filled into the deploy files' templates, not by these settings
-OTHER_VARIABLES = ("JARS_DIR", "TOOLS_BIN", "IMAGE", "CUDA_IMAGE", "WORKERS", "GPU_WORKERS", "WORKER_CPUS",
-                   "WORKER_MEMORY")
+OTHER_VARIABLES = (
+    "JARS_DIR",
+    "TOOLS_BIN",
+    "IMAGE",
+    "CUDA_IMAGE",
+    "WORKERS",
+    "GPU_WORKERS",
+    "WORKER_CPUS",
+    "WORKER_MEMORY",
+)
 EXCLUDE_POLICIES = ("none", "purchased", "seen")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")  # json: one object per line, for log shippers (runtime/logs.py)
@@ -104,7 +113,11 @@ class Settings:
 
     @property
     def database(self) -> str | None:
-        return self.neo4j_database if not self.uses_local_graph else (self.neo4j_database or LOCAL_DATABASE[self.local_stack])
+        return (
+            self.neo4j_database
+            if not self.uses_local_graph
+            else (self.neo4j_database or LOCAL_DATABASE[self.local_stack])
+        )
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -191,15 +204,21 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
     if bootstrap is not None and not all(_is_host_port(part) for part in bootstrap.split(",")):
         r.problems.append(f"{PREFIX}KAFKA_BOOTSTRAP={bootstrap!r}: must be host:port[,host:port...]")
     neo4j_uri = r.raw("NEO4J_URI")
-    if neo4j_uri is not None and not neo4j_uri.startswith(("bolt://", "bolt+s://", "bolt+ssc://", "neo4j://", "neo4j+s://", "neo4j+ssc://")):
+    if neo4j_uri is not None and not neo4j_uri.startswith(
+        ("bolt://", "bolt+s://", "bolt+ssc://", "neo4j://", "neo4j+s://", "neo4j+ssc://")
+    ):
         r.problems.append(f"{PREFIX}NEO4J_URI={neo4j_uri!r}: must start with bolt://, neo4j:// (or +s/+ssc)")
     password = _read_secret(r, "NEO4J_PASSWORD")
     if neo4j_uri is not None and password is None:
-        r.problems.append(f"{PREFIX}NEO4J_PASSWORD (or {PREFIX}NEO4J_PASSWORD_FILE): required when {PREFIX}NEO4J_URI is set")
+        r.problems.append(
+            f"{PREFIX}NEO4J_PASSWORD (or {PREFIX}NEO4J_PASSWORD_FILE): required when {PREFIX}NEO4J_URI is set"
+        )
     sasl_mechanism = r.choice("KAFKA_SASL_MECHANISM", None, SASL_MECHANISMS, fold=str.upper)
     sasl_password = _read_secret(r, "KAFKA_SASL_PASSWORD")
     if sasl_mechanism and (r.raw("KAFKA_SASL_USERNAME") is None or sasl_password is None):
-        r.problems.append(f"{PREFIX}KAFKA_SASL_USERNAME and {PREFIX}KAFKA_SASL_PASSWORD: required with {PREFIX}KAFKA_SASL_MECHANISM")
+        r.problems.append(
+            f"{PREFIX}KAFKA_SASL_USERNAME and {PREFIX}KAFKA_SASL_PASSWORD: required with {PREFIX}KAFKA_SASL_MECHANISM"
+        )
 
     local_stack = r.choice("LOCAL_STACK", "apache", LOCAL_STACKS)
     replication = r.raw("REPLICATION_FACTOR")
@@ -210,7 +229,9 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         model_dir=Path(r.text("MODEL_DIR", str(home / "models"))).expanduser(),
         model_version=_model_version(r),
         kafka_bootstrap=bootstrap,
-        kafka_security_protocol=r.choice("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", KAFKA_SECURITY_PROTOCOLS, fold=str.upper),
+        kafka_security_protocol=r.choice(
+            "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", KAFKA_SECURITY_PROTOCOLS, fold=str.upper
+        ),
         kafka_sasl_mechanism=sasl_mechanism,
         kafka_sasl_username=r.raw("KAFKA_SASL_USERNAME"),
         kafka_sasl_password=sasl_password,
@@ -221,7 +242,9 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         partitions=r.integer("PARTITIONS", 4, 1, 10_000),
         replication_factor=None if replication is None else r.integer("REPLICATION_FACTOR", 1, 1, 32),
         session_timeout_s=r.number("SESSION_TIMEOUT_S", 6.0, 1.0, 300.0),
-        fetch_max_wait_ms=r.integer("FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS[local_stack if bootstrap is None else "apache"], 1, 30_000),
+        fetch_max_wait_ms=r.integer(
+            "FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS[local_stack if bootstrap is None else "apache"], 1, 30_000
+        ),
         neo4j_uri=neo4j_uri,
         neo4j_user=r.text("NEO4J_USER", "neo4j" if neo4j_uri else LOCAL_USER[local_stack]),
         neo4j_password=password or LOCAL_NEO4J_PASSWORD,
@@ -255,8 +278,8 @@ def _unknown_variables(env: Mapping[str, str], known: set[str]) -> tuple[str, ..
     import difflib
 
     warnings = []
-    for variable in sorted(k for k in env if k.startswith(PREFIX) and k[len(PREFIX):] not in known):
-        nearest = difflib.get_close_matches(variable[len(PREFIX):], sorted(known), n=1, cutoff=0.6)
+    for variable in sorted(k for k in env if k.startswith(PREFIX) and k[len(PREFIX) :] not in known):
+        nearest = difflib.get_close_matches(variable[len(PREFIX) :], sorted(known), n=1, cutoff=0.6)
         hint = f": did you mean {PREFIX}{nearest[0]}?" if nearest else " (docs/configuration.md lists the settings)"
         warnings.append(f"{variable} is not a streamrec setting and is ignored{hint}")
     return tuple(warnings)
@@ -282,7 +305,12 @@ def _is_host(text: str) -> bool:
         pass
     if re.fullmatch(r"[\d.]+", text):
         return False  # all digits and dots, yet not an address
-    return bool(re.fullmatch(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", text))
+    return bool(
+        re.fullmatch(
+            r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+            text,
+        )
+    )
 
 
 def _topic_prefix(reader: _Reader) -> str:
@@ -291,8 +319,10 @@ def _topic_prefix(reader: _Reader) -> str:
 
     value = reader.text("TOPIC_PREFIX", "")
     if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", value):
-        reader.problems.append(f"{PREFIX}TOPIC_PREFIX={value!r}: may hold only letters, digits, '.', '_' and '-' "
-                               "(Kafka's topic-name characters), at most 200 of them")
+        reader.problems.append(
+            f"{PREFIX}TOPIC_PREFIX={value!r}: may hold only letters, digits, '.', '_' and '-' "
+            "(Kafka's topic-name characters), at most 200 of them"
+        )
         return ""
     return value
 
@@ -304,8 +334,10 @@ def _model_version(reader: _Reader) -> str | None:
 
     value = reader.raw("MODEL_VERSION")
     if value is not None and not VERSION_NAME.fullmatch(value):
-        reader.problems.append(f"{PREFIX}MODEL_VERSION={value!r}: must be the name of a version folder under "
-                               f"{PREFIX}MODEL_DIR (letters, digits, '.', '_', '-'; `streamrec models list` shows them)")
+        reader.problems.append(
+            f"{PREFIX}MODEL_VERSION={value!r}: must be the name of a version folder under "
+            f"{PREFIX}MODEL_DIR (letters, digits, '.', '_', '-'; `streamrec models list` shows them)"
+        )
         return None
     return value
 
@@ -313,7 +345,9 @@ def _model_version(reader: _Reader) -> str | None:
 def _host(reader: _Reader, name: str, default: str) -> str:
     value = reader.text(name, default)
     if not _is_host(value):
-        reader.problems.append(f"{PREFIX}{name}={value!r}: must be an IP address or a host name (e.g. 127.0.0.1, 0.0.0.0)")
+        reader.problems.append(
+            f"{PREFIX}{name}={value!r}: must be an IP address or a host name (e.g. 127.0.0.1, 0.0.0.0)"
+        )
         return default
     return value
 

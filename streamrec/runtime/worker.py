@@ -1,4 +1,5 @@
 """The composition point of the worker: the stream layer's batches go to the graph store and the model host."""
+
 from __future__ import annotations
 
 import asyncio
@@ -98,7 +99,8 @@ class Pipeline:
             return None
         s = self.settings
         return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: committed_offsets(s.bootstrap, s.app_id, self.names.interactions, **s.kafka_client_options()))
+            None, lambda: committed_offsets(s.bootstrap, s.app_id, self.names.interactions, **s.kafka_client_options())
+        )
 
     def _follow_from(self, offsets: dict[int, int] | None) -> None:
         """Starts (or rewinds) the replica feed; only a model whose observe is idempotent can follow: the
@@ -107,8 +109,13 @@ class Pipeline:
             return
         if self.feed is None:
             s = self.settings
-            self.feed = ReplicaFeed(s.bootstrap, self.names.interactions, self.fold_followed,
-                                    asyncio.get_running_loop(), **s.kafka_client_options())
+            self.feed = ReplicaFeed(
+                s.bootstrap,
+                self.names.interactions,
+                self.fold_followed,
+                asyncio.get_running_loop(),
+                **s.kafka_client_options(),
+            )
             self.feed.start(offsets)
             log.info("following every partition of %s from the group's committed offsets", self.names.interactions)
         else:
@@ -203,8 +210,15 @@ class Pipeline:
             self._serving = self._tried
             self._follow_from(offsets)  # the new model's state ends at the graph read: follow again from there
         self._publish_model_info(self.model.info)
-        log.info("swapped %s %s for %s %s, version %s (%d edges)", previous.name, previous.version,
-                 self.model.info.name, self.model.info.version, version.name, len(edges))
+        log.info(
+            "swapped %s %s for %s %s, version %s (%d edges)",
+            previous.name,
+            previous.version,
+            self.model.info.name,
+            self.model.info.version,
+            version.name,
+            len(edges),
+        )
         return True
 
     @staticmethod
@@ -243,8 +257,11 @@ def owner_lookup(app, topic: str, own_url: str):
     from kafka.partitioner.default import murmur2
 
     def owner_of(user_id: str) -> str | None:
-        owners = {partition: str(url).rstrip("/") for url, topics in app.assignor.external_topics_metadata().items()
-                  for partition in topics.get(topic, ())}  # every partition of the topic has an owner
+        owners = {
+            partition: str(url).rstrip("/")
+            for url, topics in app.assignor.external_topics_metadata().items()
+            for partition in topics.get(topic, ())
+        }  # every partition of the topic has an owner
         if not owners:
             return None
         url = owners.get((murmur2(user_id.encode()) & 0x7FFFFFFF) % len(owners))
@@ -267,18 +284,25 @@ def startup_version(settings) -> tuple[Version | None, Path | None]:
         version = served_version(settings)
     except VersionError as exc:
         if pin is not None:
-            raise StartupError(f"STREAMREC_MODEL_VERSION={pin}: {exc}: set it to one of them, or unset it to serve "
-                               "the promoted version") from None
+            raise StartupError(
+                f"STREAMREC_MODEL_VERSION={pin}: {exc}: set it to one of them, or unset it to serve "
+                "the promoted version"
+            ) from None
         log.error("%s: serving the baseline", exc)
         return None, None
     if version is None:
-        log.warning("no model version is promoted under %s: serving the baseline until one is; %s",
-                    settings.model_dir, PROMOTE_HINT)
+        log.warning(
+            "no model version is promoted under %s: serving the baseline until one is; %s",
+            settings.model_dir,
+            PROMOTE_HINT,
+        )
         return None, None
     refused = rejection(version.checkpoint)
     if refused and pin is not None:
-        raise StartupError(f"STREAMREC_MODEL_VERSION={pin}: refused the checkpoint: {refused}: train that version "
-                           "again, or pin another one")
+        raise StartupError(
+            f"STREAMREC_MODEL_VERSION={pin}: refused the checkpoint: {refused}: train that version "
+            "again, or pin another one"
+        )
     if refused:
         metrics.CHECKPOINTS_REJECTED.inc()
         log.error("refused the checkpoint: %s; serving the baseline until a valid version is promoted", refused)
@@ -294,10 +318,16 @@ def wait_for_broker(settings, timeout_s: float = BROKER_WAIT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not kafka_answers(settings.bootstrap, **settings.kafka_client_options()):
         if time.monotonic() > deadline:
-            where = "STREAMREC_KAFKA_BOOTSTRAP" if not settings.uses_local_kafka else "the local broker (`streamrec services up`)"
-            raise StartupError(f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:.0f} s: start "
-                               f"{where}, or set STREAMREC_KAFKA_BOOTSTRAP to your brokers' host:port list "
-                               "(and STREAMREC_KAFKA_SECURITY_PROTOCOL / _SASL_* if they need it)")
+            where = (
+                "STREAMREC_KAFKA_BOOTSTRAP"
+                if not settings.uses_local_kafka
+                else "the local broker (`streamrec services up`)"
+            )
+            raise StartupError(
+                f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:.0f} s: start "
+                f"{where}, or set STREAMREC_KAFKA_BOOTSTRAP to your brokers' host:port list "
+                "(and STREAMREC_KAFKA_SECURITY_PROTOCOL / _SASL_* if they need it)"
+            )
         time.sleep(1.0)
 
 
@@ -310,23 +340,32 @@ def run_worker(settings) -> int:
 
     names = TopicNames.with_prefix(settings.topic_prefix)
     wait_for_broker(settings)
-    ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
+    ensure_topics(
+        settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
+    )
     version, checkpoint = startup_version(settings)  # after the broker, whose absence is the one line then
     model = ModelClient(settings, checkpoint)
     PROCESS_STATS.watch(MODEL_HOST, lambda: model.process.pid)  # its CPU and memory on this /metrics
     status = 0
     pipeline = Pipeline(settings, model, version, names)
     try:
-        health = Health(settings, model_loaded=lambda: pipeline.warm and model.process.is_alive(),
-                        lookup=model.lookup_from_thread, served=lambda: served_model(model.info))
+        health = Health(
+            settings,
+            model_loaded=lambda: pipeline.warm and model.process.is_alive(),
+            lookup=model.lookup_from_thread,
+            served=lambda: served_model(model.info),
+        )
         health.serve(settings.metrics_host, settings.metrics_port)
         app = create_app(settings, pipeline, names, on_tick=health.tick)
         health.owner_of = owner_lookup(app, names.interactions, settings.http_url)
         # override_logging off: Faust's loggers keep the handler of runtime/logs.py (one format, text or json)
         # instead of mode's colour handler on stdout
-        worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False,
-                              override_logging=False)
-        worker.spinner = None  # Faust's start-up spinner writes terminal escapes (backspace, show cursor) even to a file
+        worker = faust.Worker(
+            app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False, override_logging=False
+        )
+        worker.spinner = (
+            None  # Faust's start-up spinner writes terminal escapes (backspace, show cursor) even to a file
+        )
         try:
             worker.execute_from_commandline()
         except SystemExit as stop:  # mode's worker always leaves through SystemExit, 0 after a signal

@@ -7,6 +7,7 @@ received - event sent, on one machine's clock. Lag is counted, never read from t
 events sent minus events reflected by a list. The CPU of the workers and their model processes per event
 shows what more workers cost: each worker's model folds in every partition's events (stream/replica.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import Dataset
-from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, stage_totals,
-                   totals, wait_for_items)
+from .live import (
+    FreshnessTracker,
+    ListCollector,
+    WorkerProcess,
+    free_port,
+    isolated_env,
+    scrape,
+    stage_totals,
+    totals,
+    wait_for_items,
+)
 from .replay_source import item_records, select
 from .servers import running_local_services
 from ..runtime.model_versions import pinned_env
@@ -58,7 +68,7 @@ def partitions_for(worker_counts: Sequence[int], at_least: int) -> int:
 
 
 def process_name(role: str, index: int, count: int) -> str:
-    """"worker" with one worker, as before; "worker0", "worker1"... with several."""
+    """ "worker" with one worker, as before; "worker0", "worker1"... with several."""
     return role if count == 1 else f"{role}{index}"
 
 
@@ -92,11 +102,14 @@ def cpu_by_role(before: dict[str, float], after: dict[str, float]) -> dict[str, 
 
 def cpu_ms_per_event(spent: dict[str, float], events: int) -> dict[str, float | None]:
     """Milliseconds of CPU per event, per role and in total."""
+
     def per_event(seconds):
         return round(seconds / events * 1000, 3) if events else None
 
-    return {**{role: per_event(spent.get(role, 0.0)) for role in MEASURED_ROLES},
-            "total": per_event(sum(spent.get(role, 0.0) for role in MEASURED_ROLES))}
+    return {
+        **{role: per_event(spent.get(role, 0.0)) for role in MEASURED_ROLES},
+        "total": per_event(sum(spent.get(role, 0.0) for role in MEASURED_ROLES)),
+    }
 
 
 def events_per_cpu_second(events: int, spent: dict[str, float]) -> float | None:
@@ -111,8 +124,10 @@ def cycled_columns(data: Dataset, n: int, run_id: str) -> dict:
     (replay_source.select): a data set recorded before 2000 is shifted, or the worker would reject every event."""
     replayed = select(data)
     pick = [k % len(data) for k in range(n)]
-    return {"event_ids": [f"{run_id}{k}" for k in range(n)],
-            **{name: [replayed[name][k] for k in pick] for name in ("users", "items", "types", "ts")}}
+    return {
+        "event_ids": [f"{run_id}{k}" for k in range(n)],
+        **{name: [replayed[name][k] for k in pick] for name in ("users", "items", "types", "ts")},
+    }
 
 
 class ProcessSampler(threading.Thread):
@@ -147,6 +162,7 @@ class ProcessSampler(threading.Thread):
     def summary(self) -> dict:
         """Mean CPU, and the means of the first and the last quarter of the samples: a process whose cost grows
         during a run shows it (the local broker's fetches cost more as its log grows; see docs/scaling.md)."""
+
         def mean(values):
             return round(sum(values) / len(values), 1) if values else None
 
@@ -154,8 +170,10 @@ class ProcessSampler(threading.Thread):
             n = max(1, len(values) // 4)
             return {"cpu_percent_first_quarter": mean(values[:n]), "cpu_percent_last_quarter": mean(values[-n:])}
 
-        return {name: {"cpu_percent_mean": mean(v), **quarters(v), "peak_rss_mib": round(self.peak_rss[name] / 2**20, 1)}
-                for name, v in self.cpu.items()}
+        return {
+            name: {"cpu_percent_mean": mean(v), **quarters(v), "peak_rss_mib": round(self.peak_rss[name] / 2**20, 1)}
+            for name, v in self.cpu.items()
+        }
 
 
 def model_host_pid(worker_pid: int) -> int | None:
@@ -175,8 +193,10 @@ def start_group(env: dict, count: int, log_stem: Path, ready_timeout_s: float = 
     """`count` workers of one consumer group (the same app id and topics in `env`), each with its own /metrics
     port, started one after the other, each until ready; then until every one answers ready again, since each
     join moved the earlier workers' partitions. The started ones are stopped when a later one fails."""
-    group = [WorkerProcess({**env, "STREAMREC_METRICS_PORT": str(free_port())}, Path(f"{log_stem}-{k}.log"))
-             for k in range(count)]
+    group = [
+        WorkerProcess({**env, "STREAMREC_METRICS_PORT": str(free_port())}, Path(f"{log_stem}-{k}.log"))
+        for k in range(count)
+    ]
     try:
         for worker in group:
             worker.start(until_ready=True)
@@ -224,7 +244,7 @@ def _stage_seconds(samples) -> dict:
 def _lag_slope(samples: list[dict], send_end: float) -> float | None:
     """Events/s by which the lag grew over the second half of the sending window (least squares)."""
     points = [(s["t"], s["sent"] - s["reflected"]) for s in samples if s["t"] <= send_end]
-    points = points[len(points) // 2:]
+    points = points[len(points) // 2 :]
     if len(points) < 3:
         return None
     mean_t = sum(t for t, _ in points) / len(points)
@@ -233,8 +253,17 @@ def _lag_slope(samples: list[dict], send_end: float) -> float | None:
     return sum((t - mean_t) * (lag - mean_l) for t, lag in points) / var if var else None
 
 
-def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float, out_dir: Path, service_pids: dict,
-             workers: int = 1, drain_s: float = 30.0) -> RateRun:
+def run_rate(
+    settings,
+    env: dict,
+    data: Dataset,
+    rate: float,
+    duration_s: float,
+    out_dir: Path,
+    service_pids: dict,
+    workers: int = 1,
+    drain_s: float = 30.0,
+) -> RateRun:
     from stream.replay import make_producer, replay
     from stream.topics import TopicNames, ensure_topics
 
@@ -243,7 +272,9 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
     names = TopicNames.with_prefix(prefix)
     # one consumer group: the same app id and topics, so the workers split the partitions between them
     group_env = {**env, "STREAMREC_TOPIC_PREFIX": prefix, "STREAMREC_APP_ID": prefix + "bench"}
-    ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
+    ensure_topics(
+        settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
+    )
     group = start_group(group_env, workers, out_dir / f"worker-{run_slug(workers, rate)}")
     columns = cycled_columns(data, int(rate * duration_s), prefix)
     tracker = FreshnessTracker(columns["event_ids"], columns["users"])
@@ -252,16 +283,24 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
     def on_sample(sample):
         metrics_now = scrape_group(group)
         following = [v for name, _, v in metrics_now if name == "streamrec_follow_lag_events" and v >= 0]
-        sample.update(sent=len(tracker.sent_times), reflected=len(tracker.freshness),
-                      processed=totals(metrics_now).get("streamrec_events_total", 0.0),
-                      follow_lag_max=max(following, default=None))
+        sample.update(
+            sent=len(tracker.sent_times),
+            reflected=len(tracker.freshness),
+            processed=totals(metrics_now).get("streamrec_events_total", 0.0),
+            follow_lag_max=max(following, default=None),
+        )
         run.samples.append(sample)
 
     measured = group_pids(group)
     with ExitStack() as cleanup:  # undone in reverse: the producer, the collector, then the workers
         cleanup.callback(stop_group, group)
-        collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list,
-                                  settings.kafka_client_options(), settings.fetch_max_wait_ms)
+        collector = ListCollector(
+            settings.bootstrap,
+            names.recommendations,
+            tracker.on_list,
+            settings.kafka_client_options(),
+            settings.fetch_max_wait_ms,
+        )
         collector.start()
         cleanup.callback(collector.stop)
         sampler = ProcessSampler({**measured, **service_pids, "bench": os.getpid()}, on_sample)
@@ -302,13 +341,17 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
         "lists_received": collector.count,
         # inside the workers: record appended to the broker -> its list acknowledged (histogram, interpolated);
         # the rest of the end-to-end figure is the producer, the broker's delivery and this consumer
-        "worker_freshness_s": {f"p{round(q * 100)}_s": histogram_quantile(metrics, "streamrec_freshness_seconds", q)
-                               for q in (0.5, 0.99)},
+        "worker_freshness_s": {
+            f"p{round(q * 100)}_s": histogram_quantile(metrics, "streamrec_freshness_seconds", q) for q in (0.5, 0.99)
+        },
         # how far a worker's model is behind the other workers' partitions (the replica feed, stream/replica.py)
-        "follow_delay_s": {f"p{round(q * 100)}_s": histogram_quantile(metrics, "streamrec_follow_delay_seconds", q)
-                           for q in (0.5, 0.99)},
-        "follow_lag_events_max": max((s["follow_lag_max"] for s in run.samples if s["follow_lag_max"] is not None),
-                                     default=None),
+        "follow_delay_s": {
+            f"p{round(q * 100)}_s": histogram_quantile(metrics, "streamrec_follow_delay_seconds", q)
+            for q in (0.5, 0.99)
+        },
+        "follow_lag_events_max": max(
+            (s["follow_lag_max"] for s in run.samples if s["follow_lag_max"] is not None), default=None
+        ),
         "stage_ms_per_batch": _stage_seconds(metrics),
         "events_per_batch": _per_batch(metrics),
         # from the timed input's start to the drain's end, summed over the workers (their model processes apart)
@@ -320,8 +363,12 @@ def run_rate(settings, env: dict, data: Dataset, rate: float, duration_s: float,
     }
     p99 = freshness["p99_s"]
     run.result["sustainable"] = bool(
-        p99 is not None and p99 < SUSTAINABLE_P99_S and run.result["unreflected_after_drain"] == 0
-        and run.result["achieved_input_rate"] >= 0.9 * rate and (slope is None or slope <= 0.02 * rate))
+        p99 is not None
+        and p99 < SUSTAINABLE_P99_S
+        and run.result["unreflected_after_drain"] == 0
+        and run.result["achieved_input_rate"] >= 0.9 * rate
+        and (slope is None or slope <= 0.02 * rate)
+    )
     run.result["freshness_sorted_s"] = sorted(tracker.freshness)  # for the CDF plot; dropped from bench.json
     return run
 
@@ -353,8 +400,16 @@ def _per_batch(samples) -> float | None:
     return round(total.get("streamrec_batch_size_events_sum", 0) / count, 1) if count else None
 
 
-def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Path, model_dir: Path | None,
-              warmup_s: float = 10.0, worker_counts: Sequence[int] = (1,), command: str = "") -> dict:
+def run_bench(
+    data: Dataset,
+    rates: list[float],
+    duration_s: float,
+    out_dir: Path,
+    model_dir: Path | None,
+    warmup_s: float = 10.0,
+    worker_counts: Sequence[int] = (1,),
+    command: str = "",
+) -> dict:
     base = load_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
     # one partition count for every run, so that runs differ in their worker count alone
@@ -362,8 +417,7 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
     runs = []
     for workers in worker_counts:
         for rate in rates:
-            run = _run_on_fresh_servers(base, data, rate, workers, partitions, duration_s, out_dir, model_dir,
-                                        warmup_s)
+            run = _run_on_fresh_servers(base, data, rate, workers, partitions, duration_s, out_dir, model_dir, warmup_s)
             print(f"bench:   {run_line(run)}")
             runs.append(run)
     by_workers = highest_sustainable_rates([r.result for r in runs])
@@ -374,16 +428,21 @@ def run_bench(data: Dataset, rates: list[float], duration_s: float, out_dir: Pat
         "command": command,
         "git": git_commit(Path(__file__).resolve().parent),
         "stack": stack_description(base),
-        "dataset": data.name, "checksums": data.checksums, "duration_s": duration_s, "warmup_s": warmup_s,
+        "dataset": data.name,
+        "checksums": data.checksums,
+        "duration_s": duration_s,
+        "warmup_s": warmup_s,
         "model_dir": str(model_dir) if model_dir else None,
-        "worker_counts": list(worker_counts), "partitions": partitions,
+        "worker_counts": list(worker_counts),
+        "partitions": partitions,
         "highest_sustainable_rate": max(sustainable) if sustainable else None,
         "highest_sustainable_rate_by_workers": by_workers,
         "rule": f"p99 freshness < {SUSTAINABLE_P99_S} s, every event reflected within the drain time, input rate "
-                f">= 90% of target, lag not growing (slope <= 2% of the rate)",
+        f">= 90% of target, lag not growing (slope <= 2% of the rate)",
         "machine": {"cpus": os.cpu_count()},
-        "runs": [{k: v for k, v in r.result.items() if k != "freshness_sorted_s"} | {"samples": r.samples}
-                 for r in runs],
+        "runs": [
+            {k: v for k, v in r.result.items() if k != "freshness_sorted_s"} | {"samples": r.samples} for r in runs
+        ],
     }
     (out_dir / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
     _plot(runs, out_dir, model_waits_for_graph(model_dir))
@@ -402,10 +461,12 @@ def model_waits_for_graph(model_dir: Path | None) -> bool:
 def run_line(run: RateRun) -> str:
     r = run.result
     cpu = r["cpu_ms_per_event"]
-    return (f"{run.label}: input {r['achieved_input_rate']}/s, output {r['achieved_output_rate']}/s, freshness "
-            f"p50 {r['freshness_s']['p50_s']} s p99 {r['freshness_s']['p99_s']} s, CPU per event {cpu['total']} ms "
-            f"(workers {cpu['worker']}, model hosts {cpu['model_host']}), "
-            f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}")
+    return (
+        f"{run.label}: input {r['achieved_input_rate']}/s, output {r['achieved_output_rate']}/s, freshness "
+        f"p50 {r['freshness_s']['p50_s']} s p99 {r['freshness_s']['p99_s']} s, CPU per event {cpu['total']} ms "
+        f"(workers {cpu['worker']}, model hosts {cpu['model_host']}), "
+        f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}"
+    )
 
 
 def highest_sustainable_rates(results: list[dict]) -> dict[str, float | None]:
@@ -421,13 +482,24 @@ def highest_sustainable_rates(results: list[dict]) -> dict[str, float | None]:
 
 def stack_description(settings) -> dict:
     """Which servers the runs used: the local stack's, or the user's own."""
-    return {"local_stack": settings.local_stack if settings.uses_local_kafka or settings.uses_local_graph else None,
-            "kafka": "local" if settings.uses_local_kafka else settings.bootstrap,
-            "graph": "local" if settings.uses_local_graph else settings.bolt_uri}
+    return {
+        "local_stack": settings.local_stack if settings.uses_local_kafka or settings.uses_local_graph else None,
+        "kafka": "local" if settings.uses_local_kafka else settings.bootstrap,
+        "graph": "local" if settings.uses_local_graph else settings.bolt_uri,
+    }
 
 
-def _run_on_fresh_servers(base, data: Dataset, rate: float, workers: int, partitions: int, duration_s: float,
-                          out_dir: Path, model_dir: Path | None, warmup_s: float) -> RateRun:
+def _run_on_fresh_servers(
+    base,
+    data: Dataset,
+    rate: float,
+    workers: int,
+    partitions: int,
+    duration_s: float,
+    out_dir: Path,
+    model_dir: Path | None,
+    warmup_s: float,
+) -> RateRun:
     """Each run (worker count and rate) gets its own local servers (an empty graph: runs do not inherit each
     other's edges), a warm-up that is not reported (the graph server's JVM compiles its hot paths during the
     first thousands of upserts), then the measured run. Real servers (STREAMREC_KAFKA_BOOTSTRAP / _NEO4J_URI)
@@ -443,8 +515,10 @@ def _run_on_fresh_servers(base, data: Dataset, rate: float, workers: int, partit
             # one worker: the warm-up is for the servers; the measured run starts workers of its own
             print(f"bench: warm-up, {warmup_s:g} s at 500 events/s with 1 worker (not reported)")
             run_rate(settings, env, data, 500.0, warmup_s, out_dir, pids)
-        print(f"bench: {data.name} at {rate:g} events/s for {duration_s:g} s with {workers} worker(s), "
-              f"{partitions} partitions")
+        print(
+            f"bench: {data.name} at {rate:g} events/s for {duration_s:g} s with {workers} worker(s), "
+            f"{partitions} partitions"
+        )
         return run_rate(settings, env, data, rate, duration_s, out_dir, pids, workers)
 
 
@@ -459,10 +533,18 @@ def _plot(runs: list[RateRun], out_dir: Path, waits_for_graph: bool = False) -> 
         values = run.result["freshness_sorted_s"]
         if values:
             ax.plot(values, [(k + 1) / len(values) for k in range(len(values))], label=run.label)
-    ax.set(xscale="log", xlabel="freshness (s): list received - event sent", ylabel="share of events",
-           title="Freshness CDF per run (workers, input rate)")
-    ax.axvline(SUSTAINABLE_P99_S, color="grey", linestyle=":",
-               label=f"{SUSTAINABLE_P99_S:g} s: the p99 a sustainable run stays under")
+    ax.set(
+        xscale="log",
+        xlabel="freshness (s): list received - event sent",
+        ylabel="share of events",
+        title="Freshness CDF per run (workers, input rate)",
+    )
+    ax.axvline(
+        SUSTAINABLE_P99_S,
+        color="grey",
+        linestyle=":",
+        label=f"{SUSTAINABLE_P99_S:g} s: the p99 a sustainable run stays under",
+    )
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")  # beside the curves, not over them
     fig.savefig(out_dir / "freshness_cdf.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -473,8 +555,9 @@ def _plot(runs: list[RateRun], out_dir: Path, waits_for_graph: bool = False) -> 
     for run in runs:
         if run.samples:
             t0 = run.samples[0]["t"]
-            ax.plot([s["t"] - t0 for s in run.samples], [s["sent"] - s["reflected"] for s in run.samples],
-                    label=run.label)
+            ax.plot(
+                [s["t"] - t0 for s in run.samples], [s["sent"] - s["reflected"] for s in run.samples], label=run.label
+            )
     ax.set(xlabel="seconds", ylabel="events sent, not yet reflected by a list", title="Lag over time")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
     fig.savefig(out_dir / "lag.png", dpi=120, bbox_inches="tight")
@@ -492,17 +575,24 @@ def lane_intervals(stage_ms: dict, model_waits_for_graph: bool = False) -> dict[
     them (stream/processing.py): validate; then the graph upsert in its lane while the model observes and ranks
     (a model whose refresh is not idempotent waits for the upsert first); then the lists in the publish lane.
     The refresh's time beyond observe + rank is the round trip to the model host."""
+
     def ms(stage):
         return stage_ms.get(stage) or 0.0
 
     validate, upsert, observe, rank = ms("validate"), ms("graph_upsert"), ms("observe"), ms("rank")
     refresh = max(ms("refresh"), observe + rank)
     model_start = validate + (upsert if model_waits_for_graph else 0.0)
-    model = [("validate", 0.0, validate), ("observe", model_start, observe), ("rank", model_start + observe, rank),
-             ("model host round trip", model_start + observe + rank, refresh - observe - rank)]
-    return {"model": [part for part in model if part[2] > 0],
-            "graph": [("graph_upsert", validate, upsert)] if upsert else [],
-            "publish": [("publish", model_start + refresh, ms("publish"))] if ms("publish") else []}
+    model = [
+        ("validate", 0.0, validate),
+        ("observe", model_start, observe),
+        ("rank", model_start + observe, rank),
+        ("model host round trip", model_start + observe + rank, refresh - observe - rank),
+    ]
+    return {
+        "model": [part for part in model if part[2] > 0],
+        "graph": [("graph_upsert", validate, upsert)] if upsert else [],
+        "publish": [("publish", model_start + refresh, ms("publish"))] if ms("publish") else [],
+    }
 
 
 def _plot_stages(runs: list[RateRun], path: Path, plt, waits_for_graph: bool) -> None:
@@ -516,8 +606,12 @@ def _plot_stages(runs: list[RateRun], path: Path, plt, waits_for_graph: bool) ->
             for stage, start, length in parts:
                 ax.barh(row, length, left=start, height=0.7, color=colours[stage], label=stage)
         if stage_ms.get("batch"):
-            ax.axvline(stage_ms["batch"], color="black", linestyle="--",
-                       label="whole batch, taken -> acked\n(past the bars: waiting for\nlanes busy with earlier batches)")
+            ax.axvline(
+                stage_ms["batch"],
+                color="black",
+                linestyle="--",
+                label="whole batch, taken -> acked\n(past the bars: waiting for\nlanes busy with earlier batches)",
+            )
         ax.set_yticks(range(len(LANES)), [f"{lane} lane" for lane in LANES], fontsize="small")
         ax.invert_yaxis()
         ax.set_title(run.label, loc="left", fontsize="small")
@@ -545,13 +639,27 @@ def _plot_workers(runs: list[RateRun], path: Path, plt) -> None:
     for j, rate in enumerate(rates):
         chosen = sorted((r for r in runs if r.rate == rate), key=lambda r: r.workers)
         xs = [counts.index(r.workers) + (j - (len(rates) - 1) / 2) * width for r in chosen]
-        bars = ax.bar(xs, [r.result["achieved_output_rate"] for r in chosen], width, color=f"C{j}", alpha=0.6,
-                      label=f"output rate, {rate:g}/s in")
-        ax.bar_label(bars, [f"{r.result['cpu_ms_per_event']['total']} ms\nCPU/event" for r in chosen],
-                     fontsize="x-small")
+        bars = ax.bar(
+            xs,
+            [r.result["achieved_output_rate"] for r in chosen],
+            width,
+            color=f"C{j}",
+            alpha=0.6,
+            label=f"output rate, {rate:g}/s in",
+        )
+        ax.bar_label(
+            bars, [f"{r.result['cpu_ms_per_event']['total']} ms\nCPU/event" for r in chosen], fontsize="x-small"
+        )
         p99 = [r.result["freshness_s"]["p99_s"] for r in chosen]
-        right.plot(xs, [math.nan if v is None else v for v in p99], marker="o", markeredgecolor="black",
-                   color=f"C{j}", linestyle="--", label=f"freshness p99, {rate:g}/s in")
+        right.plot(
+            xs,
+            [math.nan if v is None else v for v in p99],
+            marker="o",
+            markeredgecolor="black",
+            color=f"C{j}",
+            linestyle="--",
+            label=f"freshness p99, {rate:g}/s in",
+        )
     right.axhline(SUSTAINABLE_P99_S, color="grey", linestyle=":", label=f"sustainable: p99 < {SUSTAINABLE_P99_S:g} s")
     ax.set_xticks(range(len(counts)), [f"{n} worker{'s' if n > 1 else ''}" for n in counts])
     ax.set(ylabel="events/s reflected by a list (bars)", title="Throughput and freshness per worker count")
@@ -561,8 +669,14 @@ def _plot_workers(runs: list[RateRun], path: Path, plt) -> None:
     handles, names = ax.get_legend_handles_labels()
     more_handles, more_names = right.get_legend_handles_labels()
     # below the axes: inside, it covered the bars
-    ax.legend(handles + more_handles, names + more_names, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
-              fontsize="small")
+    ax.legend(
+        handles + more_handles,
+        names + more_names,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncol=2,
+        fontsize="small",
+    )
     fig.subplots_adjust(bottom=0.25, right=0.86)
     fig.savefig(path, dpi=120, bbox_inches="tight")  # every legend row, however many runs
     plt.close(fig)

@@ -1,12 +1,24 @@
 """Markdown tables from bench.json files, so that the docs' benchmark figures are generated, not typed.
 Several reports (one per stack or data set) become one side-by-side table, one row per rate and report."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-COLUMNS = ("data set", "stack", "target rate", "input", "output", "freshness p50", "p95", "p99", "max",
-           "ms per batch (events)", "sustainable")
+COLUMNS = (
+    "data set",
+    "stack",
+    "target rate",
+    "input",
+    "output",
+    "freshness p50",
+    "p95",
+    "p99",
+    "max",
+    "ms per batch (events)",
+    "sustainable",
+)
 
 
 def load_reports(paths: list[Path]) -> list[dict]:
@@ -35,18 +47,30 @@ def rows(report: dict) -> list[list[str]]:
     for run in report["runs"]:
         fresh = run["freshness_s"]
         batch = run.get("stage_ms_per_batch", {}).get("batch")
-        out.append([report["dataset"], _stack(report), _rate(run["target_rate"]), _rate(run["achieved_input_rate"]),
-                    _rate(run["achieved_output_rate"]), _seconds(fresh["p50_s"]), _seconds(fresh["p95_s"]),
-                    _seconds(fresh["p99_s"]), _seconds(fresh["max_s"]),
-                    f"{batch:.0f} ({run.get('events_per_batch')})" if batch is not None else "–",
-                    "yes" if run["sustainable"] else "no"])
+        out.append(
+            [
+                report["dataset"],
+                _stack(report),
+                _rate(run["target_rate"]),
+                _rate(run["achieved_input_rate"]),
+                _rate(run["achieved_output_rate"]),
+                _seconds(fresh["p50_s"]),
+                _seconds(fresh["p95_s"]),
+                _seconds(fresh["p99_s"]),
+                _seconds(fresh["max_s"]),
+                f"{batch:.0f} ({run.get('events_per_batch')})" if batch is not None else "–",
+                "yes" if run["sustainable"] else "no",
+            ]
+        )
     return out
 
 
 def markdown(reports: list[dict]) -> str:
     """The table, rows ordered by data set, rate, then stack; and the commands and commits below it."""
-    body = sorted((row for report in reports for row in rows(report)),
-                  key=lambda r: (r[0], float(r[2].rstrip("/s").replace(",", "")), r[1]))
+    body = sorted(
+        (row for report in reports for row in rows(report)),
+        key=lambda r: (r[0], float(r[2].rstrip("/s").replace(",", "")), r[1]),
+    )
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     lines.append("")
@@ -57,8 +81,15 @@ def markdown(reports: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-WORKER_COLUMNS = ("workers", "output events/s", "freshness p50 / p99", "CPU ms per event: event loops + model hosts = total",
-                  "events per CPU second", "follow delay p50 / p99", "graph upsert per batch")
+WORKER_COLUMNS = (
+    "workers",
+    "output events/s",
+    "freshness p50 / p99",
+    "CPU ms per event: event loops + model hosts = total",
+    "events per CPU second",
+    "follow delay p50 / p99",
+    "graph upsert per batch",
+)
 
 
 def _pair(values: dict) -> str:
@@ -70,10 +101,12 @@ def workers_markdown(report: dict) -> str:
     lines = ["| " + " | ".join(WORKER_COLUMNS) + " |", "|" + "---|" * len(WORKER_COLUMNS)]
     for run in sorted(report["runs"], key=lambda r: (r["target_rate"], r["workers"])):
         cpu = run["cpu_ms_per_event"]
-        lines.append(f"| {run['workers']} | {run['achieved_output_rate']:,.0f} | {_pair(run['freshness_s'])} | "
-                     f"{cpu['worker']:.2f} + {cpu['model_host']:.2f} = {cpu['total']:.2f} | "
-                     f"{run['events_per_cpu_second']:,.0f} | {_pair(run['follow_delay_s'])} | "
-                     f"{run['stage_ms_per_batch']['graph_upsert']:.0f} ms |")
+        lines.append(
+            f"| {run['workers']} | {run['achieved_output_rate']:,.0f} | {_pair(run['freshness_s'])} | "
+            f"{cpu['worker']:.2f} + {cpu['model_host']:.2f} = {cpu['total']:.2f} | "
+            f"{run['events_per_cpu_second']:,.0f} | {_pair(run['follow_delay_s'])} | "
+            f"{run['stage_ms_per_batch']['graph_upsert']:.0f} ms |"
+        )
     git = report.get("git") or {}
     commit = (git.get("commit") or "?")[:7] + (" (uncommitted changes)" if git.get("dirty") else "")
     lines += ["", f"- `{report.get('command', '?')}` ({_stack(report)}, commit {commit})"]

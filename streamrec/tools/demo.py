@@ -5,6 +5,7 @@ time the demo's producer sent the event the list names as `last_event_id` (one c
 The first events warm the pipeline up (the servers' JIT, the worker's first batches, the model) and are
 left out of the freshness figures, which describe the steady state; the summary says how many.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +17,18 @@ import time
 from pathlib import Path
 
 from .datasets import load_dataset
-from .live import (FreshnessTracker, ListCollector, WorkerProcess, free_port, isolated_env, scrape, stage_totals,
-                   totals, wait_for_count, wait_for_items)
+from .live import (
+    FreshnessTracker,
+    ListCollector,
+    WorkerProcess,
+    free_port,
+    isolated_env,
+    scrape,
+    stage_totals,
+    totals,
+    wait_for_count,
+    wait_for_items,
+)
 from .replay_source import item_records, select
 from .servers import running_local_services
 from ..runtime.model_versions import pinned_env
@@ -42,13 +53,34 @@ def ensure_demo_checkpoint(dataset: str, home: Path, epochs: int = 2) -> Path:
             return folder
         print(f"demo: not reusing the checkpoint: {refused}")
     print(f"demo: training a temporal GAT on {dataset} ({epochs} epochs) into {folder}")
-    subprocess.run([sys.executable, "-m", "streamrec", "train", "--dataset", dataset, "--out", str(folder),
-                    "--epochs", str(epochs)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamrec",
+            "train",
+            "--dataset",
+            dataset,
+            "--out",
+            str(folder),
+            "--epochs",
+            str(epochs),
+        ],
+        check=True,
+    )
     return folder
 
 
-def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path, use_model: bool = True,
-             warmup: int = 3000, progress: bool = True, provenance: dict | None = None) -> dict:
+def run_demo(
+    dataset: str,
+    limit: int | None,
+    rate: float | None,
+    out_dir: Path,
+    use_model: bool = True,
+    warmup: int = 3000,
+    progress: bool = True,
+    provenance: dict | None = None,
+) -> dict:
     """Runs the demo; its summary.json starts with `provenance` (the command that ran it and the commit)."""
     from graph_store import GraphStore
     from stream.replay import make_producer, replay
@@ -56,12 +88,20 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
 
     base = load_settings()
     # the demo's checkpoint is pinned (STREAMREC_MODEL_VERSION), not promoted: nothing else serves it
-    model_env = pinned_env(ensure_demo_checkpoint(dataset, base.home)) if use_model else {
-        "STREAMREC_MODEL_DIR": str(out_dir / "no-model")}
+    model_env = (
+        pinned_env(ensure_demo_checkpoint(dataset, base.home))
+        if use_model
+        else {"STREAMREC_MODEL_DIR": str(out_dir / "no-model")}
+    )
     run_id = time.strftime("%Y%m%d-%H%M%S")
     env = isolated_env(base, out_dir / "home")  # a fresh graph and broker every run
-    env.update(STREAMREC_TOPIC_PREFIX=f"{base.topic_prefix}demo-{run_id}-", STREAMREC_APP_ID=f"streamrec-demo-{run_id}",
-               STREAMREC_METRICS_PORT=str(free_port()), STREAMREC_DATA_DIR=str(base.data_dir), **model_env)
+    env.update(
+        STREAMREC_TOPIC_PREFIX=f"{base.topic_prefix}demo-{run_id}-",
+        STREAMREC_APP_ID=f"streamrec-demo-{run_id}",
+        STREAMREC_METRICS_PORT=str(free_port()),
+        STREAMREC_DATA_DIR=str(base.data_dir),
+        **model_env,
+    )
     settings = load_settings(env)
     names = TopicNames.with_prefix(settings.topic_prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,18 +111,31 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
     n_events = len(columns["users"])
     warmup = min(warmup, n_events // 10)
     warm, timed = split_columns(columns, warmup)
-    print(f"demo: {data.name}, {n_events} events of {len(set(columns['users']))} users "
-          f"{'at ' + str(int(rate)) + ' events/s' if rate else 'as fast as possible'}, the first {warmup} to warm up")
+    print(
+        f"demo: {data.name}, {n_events} events of {len(set(columns['users']))} users "
+        f"{'at ' + str(int(rate)) + ' events/s' if rate else 'as fast as possible'}, the first {warmup} to warm up"
+    )
 
     worker = collector = None
     with running_local_services(settings, report=lambda line: print(f"demo: {line}")):
         try:
-            ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
+            ensure_topics(
+                settings.bootstrap,
+                names,
+                settings.partitions,
+                settings.replication_factor,
+                **settings.kafka_client_options(),
+            )
             worker = WorkerProcess(env, out_dir / "worker.log").start(until_ready=True)
             print(f"demo: worker ready (metrics on 127.0.0.1:{settings.metrics_port}/metrics, log {worker.log_path})")
             tracker = FreshnessTracker(timed["event_ids"], timed["users"])
-            collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list,
-                                      settings.kafka_client_options(), settings.fetch_max_wait_ms)
+            collector = ListCollector(
+                settings.bootstrap,
+                names.recommendations,
+                tracker.on_list,
+                settings.kafka_client_options(),
+                settings.fetch_max_wait_ms,
+            )
             collector.start()
             producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
             items = item_records(data, set(columns["items"]))
@@ -93,8 +146,12 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
                 print(f"demo: warming up with the first {warmup} events (left out of the freshness figures)")
                 replay(producer, names, rate=rate, **warm)
                 _wait_until_processed(worker, warmup)
-            sender = threading.Thread(target=replay, daemon=True, args=(producer, names),
-                                      kwargs=dict(rate=rate, sent_times=tracker.sent_times, **timed))
+            sender = threading.Thread(
+                target=replay,
+                daemon=True,
+                args=(producer, names),
+                kwargs=dict(rate=rate, sent_times=tracker.sent_times, **timed),
+            )
             started = time.time()
             sender.start()
             _follow_progress(worker, sender, tracker, collector, n_events, progress)
@@ -123,9 +180,11 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
                 "graph": asyncio.run(_graph_size(GraphStore.from_settings(settings))),
                 "worker_stage_seconds_per_batch": {
                     stage: round(stages.get(stage, 0) / batches, 4) if batches else None
-                    for stage in ("graph_upsert", "refresh", "publish", "batch")},
-                "events_per_batch": (round(metrics.get("streamrec_batch_size_events_sum", 0) / batches, 1)
-                                     if batches else None),
+                    for stage in ("graph_upsert", "refresh", "publish", "batch")
+                },
+                "events_per_batch": (
+                    round(metrics.get("streamrec_batch_size_events_sum", 0) / batches, 1) if batches else None
+                ),
                 "models": tracker.models,
                 "target_rate": rate,
             }
@@ -141,18 +200,32 @@ def run_demo(dataset: str, limit: int | None, rate: float | None, out_dir: Path,
 
 def split_columns(columns: dict, first: int) -> tuple[dict, dict]:
     """The producer columns of the first `first` events and of the rest."""
-    return ({name: values[:first] for name, values in columns.items()},
-            {name: values[first:] for name, values in columns.items()})
+    return (
+        {name: values[:first] for name, values in columns.items()},
+        {name: values[first:] for name, values in columns.items()},
+    )
 
 
 def _wait_until_processed(worker: WorkerProcess, n_events: int, timeout_s: float = 300.0) -> None:
-    wait_for_count(worker.metrics_port, "streamrec_events_total", n_events,
-                   f"processed the {n_events} warm-up events (see {worker.log_path})", timeout_s, worker.running)
+    wait_for_count(
+        worker.metrics_port,
+        "streamrec_events_total",
+        n_events,
+        f"processed the {n_events} warm-up events (see {worker.log_path})",
+        timeout_s,
+        worker.running,
+    )
     time.sleep(1.0)  # the warm-up's last lists are published and the lanes are idle
 
 
-def _follow_progress(worker: WorkerProcess, sender: threading.Thread, tracker: FreshnessTracker,
-                     collector: ListCollector, n_events: int, progress: bool = True) -> None:
+def _follow_progress(
+    worker: WorkerProcess,
+    sender: threading.Thread,
+    tracker: FreshnessTracker,
+    collector: ListCollector,
+    n_events: int,
+    progress: bool = True,
+) -> None:
     """A progress bar (hidden unless `progress`) of the events the worker has processed, until all of them are."""
     from tqdm import tqdm
 
@@ -163,8 +236,10 @@ def _follow_progress(worker: WorkerProcess, sender: threading.Thread, tracker: F
             time.sleep(0.5)
             metrics = totals(scrape(worker.metrics_port))
             now_processed = metrics.get("streamrec_events_total", 0.0)
-            bar.set_postfix_str(f"sent {len(tracker.sent_times)}, lists {collector.count}, "
-                                f"dead letters {int(metrics.get('streamrec_dead_letters_total', 0))}")
+            bar.set_postfix_str(
+                f"sent {len(tracker.sent_times)}, lists {collector.count}, "
+                f"dead letters {int(metrics.get('streamrec_dead_letters_total', 0))}"
+            )
             bar.update(int(now_processed - processed))
             if now_processed > processed:
                 idle_since = time.monotonic()
@@ -186,8 +261,12 @@ def _plot_freshness(tracker: FreshnessTracker, started: float, path: Path) -> No
         points = list(zip(tracker.reflected_at, tracker.freshness))
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.scatter([t - started for t, _ in points], [f for _, f in points], s=2, alpha=0.4)
-    ax.set(yscale="log", xlabel="seconds since the timed replay began (list arrival)",
-           ylabel="freshness (s): list received - event sent", title="Demo: freshness of every timed event")
+    ax.set(
+        yscale="log",
+        xlabel="seconds since the timed replay began (list arrival)",
+        ylabel="freshness (s): list received - event sent",
+        title="Demo: freshness of every timed event",
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -7,6 +7,7 @@ from those files (`--check`: only says which pages differ; a test runs it).
     …generated…
     <!-- end table -->
 """
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,23 @@ from typing import Callable
 
 from . import bench_table
 
-BLOCK = re.compile(r"(?P<open><!-- table (?P<kind>[\w-]+) (?P<files>[^>]*?) -->\n)(?P<body>.*?)(?P<close><!-- end table -->)",
-                   re.S)
-EVAL_MODELS = ("streamrec", "static_gat", "tgn", "sasrec", "recency_popularity", "base3", "edgebank_window", "edgebank",
-               "itemknn", "poptrack", "recent_pop", "pop")
+BLOCK = re.compile(
+    r"(?P<open><!-- table (?P<kind>[\w-]+) (?P<files>[^>]*?) -->\n)(?P<body>.*?)(?P<close><!-- end table -->)", re.S
+)
+EVAL_MODELS = (
+    "streamrec",
+    "static_gat",
+    "tgn",
+    "sasrec",
+    "recency_popularity",
+    "base3",
+    "edgebank_window",
+    "edgebank",
+    "itemknn",
+    "poptrack",
+    "recent_pop",
+    "pop",
+)
 EVAL_METRICS = {"mrr": "test MRR", "ndcg@20": "test NDCG@20", "recall@20": "test R@20"}
 
 
@@ -83,13 +97,22 @@ def refresh_markdown(reports: list[dict]) -> str:
     event at a time and in micro-batches (how many times cheaper; in brackets with the later stale sweep)."""
     report = reports[0]
     sizes = [b["batch_size"] for b in report["results"][0]["micro_batches"]]
-    lines = ["| edges | source | full recompute | " + " | ".join(
-        "refresh per event, one at a time" if size == 1 else f"per event, micro-batches of {size}" for size in sizes)
-        + " |", "|---|---|---|" + "---|" * len(sizes)]
+    lines = [
+        "| edges | source | full recompute | "
+        + " | ".join(
+            "refresh per event, one at a time" if size == 1 else f"per event, micro-batches of {size}" for size in sizes
+        )
+        + " |",
+        "|---|---|---|" + "---|" * len(sizes),
+    ]
     for row in report["results"]:
-        cells = [f"{b['ratio']:,.1f}× cheaper ({b['ratio_with_sweep']:,.1f}× with the sweep)" for b in row["micro_batches"]]
+        cells = [
+            f"{b['ratio']:,.1f}× cheaper ({b['ratio_with_sweep']:,.1f}× with the sweep)" for b in row["micro_batches"]
+        ]
         source = row["source"].split(" (")[0]  # the details stay in the report
-        lines.append(f"| {row['edges']:,} | {source} | {_duration(row['full_recompute_s'])} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {row['edges']:,} | {source} | {_duration(row['full_recompute_s'])} | " + " | ".join(cells) + " |"
+        )
     device = report["device"] + (f" ({report['device_name']})" if report.get("device_name") else "")
     lines += ["", f"- `{report['command']}` (device {device}, {report['threads']} thread(s), commit {_commit(report)})"]
     return "\n".join(lines) + "\n"
@@ -97,17 +120,25 @@ def refresh_markdown(reports: list[dict]) -> str:
 
 def demo_markdown(reports: list[dict]) -> str:
     """`streamrec demo`'s summary.json: what went in and out, the freshness measured outside the worker."""
-    lines = ["| data set | events in | dead letters | lists published | users with a list | freshness p50 | p99 | max "
-             "| graph |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| data set | events in | dead letters | lists published | users with a list | freshness p50 | p99 | max "
+        "| graph |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in reports:
         graph = r["graph"]
-        lines.append(f"| {r['dataset']} | {r['events_in']:,} | {r['dlq']:,} | {r['lists_published']:,} | "
-                     f"{r['users_with_lists']:,} | {r['freshness_p50_s']:.3f} s | {r['freshness_p99_s']:.3f} s | "
-                     f"{r['freshness_max_s']:.2f} s | {graph['users']:,} users, {graph['items']:,} items, "
-                     f"{graph['edges']:,} edges |")
+        lines.append(
+            f"| {r['dataset']} | {r['events_in']:,} | {r['dlq']:,} | {r['lists_published']:,} | "
+            f"{r['users_with_lists']:,} | {r['freshness_p50_s']:.3f} s | {r['freshness_p99_s']:.3f} s | "
+            f"{r['freshness_max_s']:.2f} s | {graph['users']:,} users, {graph['items']:,} items, "
+            f"{graph['edges']:,} edges |"
+        )
     lines.append("")
-    lines += [f"- `{r['command']}` at {r['target_rate']:,.0f} events/s, the first {r['warmup_events']:,} untimed "
-              f"(commit {_commit(r)})" for r in reports]
+    lines += [
+        f"- `{r['command']}` at {r['target_rate']:,.0f} events/s, the first {r['warmup_events']:,} untimed "
+        f"(commit {_commit(r)})"
+        for r in reports
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -117,21 +148,30 @@ def _reads_markdown(reports: list[dict]) -> str:
     return table(reports) + "\n"
 
 
-DIVERSITY_COLUMNS = {"mrr": "MRR", "ndcg@20": "NDCG@20", "recall@20": "R@20", "intra_list_diversity@20": "ILD@20",
-                     "categories_per_list@20": "categories per list", "category_coverage@20": "category coverage"}
+DIVERSITY_COLUMNS = {
+    "mrr": "MRR",
+    "ndcg@20": "NDCG@20",
+    "recall@20": "R@20",
+    "intra_list_diversity@20": "ILD@20",
+    "categories_per_list@20": "categories per list",
+    "category_coverage@20": "category coverage",
+}
 
 
 def diversity_markdown(reports: list[dict]) -> str:
     """`streamrec eval --diversity …`: per data set, model and MMR strength λ the test figures and how varied the
     lists are (report.json's "diversity" sections), then each run's command and commit."""
-    lines = ["| data set | model | λ | " + " | ".join(DIVERSITY_COLUMNS.values()) + " |",
-             "|---|---|---|" + "---|" * len(DIVERSITY_COLUMNS)]
+    lines = [
+        "| data set | model | λ | " + " | ".join(DIVERSITY_COLUMNS.values()) + " |",
+        "|---|---|---|" + "---|" * len(DIVERSITY_COLUMNS),
+    ]
     for report in reports:
         for model, result in report["models"].items():
             for setting in result.get("diversity", []):
                 cells = [f"{setting[key]:.4f}" if key in setting else "–" for key in DIVERSITY_COLUMNS]
-                lines.append(f"| {report['dataset']['name']} | {model} | {setting['diversity']:g} | "
-                             + " | ".join(cells) + " |")
+                lines.append(
+                    f"| {report['dataset']['name']} | {model} | {setting['diversity']:g} | " + " | ".join(cells) + " |"
+                )
     lines.append("")
     lines += [f"- `{r['config']['command']}` (commit {_commit(r)})" for r in reports]
     return "\n".join(lines) + "\n"

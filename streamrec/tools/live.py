@@ -1,5 +1,6 @@
 """Pieces for driving a live pipeline from outside (the demo, the benchmark, the tests): a worker process,
 a consumer of the lists, a scrape of a worker's /metrics."""
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,13 @@ def isolated_env(base, home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k.startswith("STREAMREC_")}
     if base.uses_local_kafka or base.uses_local_graph:
         shutil.rmtree(home, ignore_errors=True)
-        env.update(STREAMREC_HOME=str(home), STREAMREC_LOCAL_KAFKA_PORT=str(free_port()),
-                   STREAMREC_LOCAL_KAFKA_CONTROLLER_PORT=str(free_port()),
-                   STREAMREC_LOCAL_BOLT_PORT=str(free_port()), STREAMREC_LOCAL_HTTP_PORT=str(free_port()))
+        env.update(
+            STREAMREC_HOME=str(home),
+            STREAMREC_LOCAL_KAFKA_PORT=str(free_port()),
+            STREAMREC_LOCAL_KAFKA_CONTROLLER_PORT=str(free_port()),
+            STREAMREC_LOCAL_BOLT_PORT=str(free_port()),
+            STREAMREC_LOCAL_HTTP_PORT=str(free_port()),
+        )
     env.setdefault("STREAMREC_SESSION_TIMEOUT_S", "3")  # a short group join (see docs/configuration.md, local servers)
     return env
 
@@ -72,15 +77,26 @@ def stage_totals(samples: list[tuple[str, dict, float]]) -> dict[str, float]:
     whole batches ("batch", streamrec_batch_seconds), summed over the samples' workers."""
     out: dict[str, float] = {}
     for name, labels, value in samples:
-        stage = labels.get("stage") if name == "streamrec_stage_seconds_sum" else \
-            "batch" if name == "streamrec_batch_seconds_sum" else None
+        stage = (
+            labels.get("stage")
+            if name == "streamrec_stage_seconds_sum"
+            else "batch"
+            if name == "streamrec_batch_seconds_sum"
+            else None
+        )
         if stage is not None:
             out[stage] = out.get(stage, 0.0) + value
     return out
 
 
-def wait_for_count(metrics_ports: int | list[int], metric: str, count: float, what: str, timeout_s: float = 120.0,
-                   alive: Callable[[], bool] = lambda: True) -> None:
+def wait_for_count(
+    metrics_ports: int | list[int],
+    metric: str,
+    count: float,
+    what: str,
+    timeout_s: float = 120.0,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
     """Until the counter `metric`, summed over its labels and over the workers of `metrics_ports` (one or a
     list), reaches `count`; raises, naming `what`, when it does not within `timeout_s` or when `alive()` turns
     false."""
@@ -119,8 +135,12 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         start_of_run = log.tell()  # the log is appended to: an earlier run's "Ready" must not count
-        self.process = subprocess.Popen([sys.executable, "-m", "streamrec", "worker"], stdout=log,
-                                        stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamrec", "worker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -164,15 +184,28 @@ class WorkerProcess:
 class ListCollector(threading.Thread):
     """Reads `recommendations` in the background and hands each list, with its arrival time, to `on_list`."""
 
-    def __init__(self, bootstrap: str, topic: str, on_list: Callable[[float, dict], None], client_options: dict,
-                 fetch_max_wait_ms: int = 500):
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        on_list: Callable[[float, dict], None],
+        client_options: dict,
+        fetch_max_wait_ms: int = 500,
+    ):
         super().__init__(daemon=True)
         from kafka import KafkaConsumer
 
         # STREAMREC_FETCH_MAX_WAIT_MS: a broker that holds fetches for the full wait (the light stack's Tansu)
         # would otherwise add up to kafka-python's default 500 ms to every measured freshness
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, fetch_max_wait_ms=fetch_max_wait_ms, **client_options)
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            **client_options,
+        )
         self.on_list = on_list
         self.count = 0
         self.stopping = threading.Event()
@@ -212,7 +245,7 @@ class FreshnessTracker:
         self.models: dict[str, int] = {}  # "model version" -> lists
 
     def on_list(self, arrived: float, record: dict) -> None:
-        label = f'{record["model"]} {record["model_version"]}'
+        label = f"{record['model']} {record['model_version']}"
         with self.lock:
             self.models[label] = self.models.get(label, 0) + 1
             self.users_with_lists.add(record["user_id"])
@@ -231,6 +264,10 @@ class FreshnessTracker:
         with self.lock:
             ordered = sorted(self.freshness)
         rounded = lambda v: None if v is None else round(v, 4)  # noqa: E731
-        return {"events_reflected": len(ordered), "p50_s": rounded(quantile(ordered, 0.50)),
-                "p95_s": rounded(quantile(ordered, 0.95)), "p99_s": rounded(quantile(ordered, 0.99)),
-                "max_s": rounded(ordered[-1] if ordered else None)}
+        return {
+            "events_reflected": len(ordered),
+            "p50_s": rounded(quantile(ordered, 0.50)),
+            "p95_s": rounded(quantile(ordered, 0.95)),
+            "p99_s": rounded(quantile(ordered, 0.99)),
+            "max_s": rounded(ordered[-1] if ordered else None),
+        }

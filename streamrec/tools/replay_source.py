@@ -1,4 +1,5 @@
 """Adapts a loaded Dataset to the replay producer's columns (the stream layer knows no data set files)."""
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,13 @@ def select(data: Dataset, limit: int | None = None, now_ms: int | None = None) -
     if ts and ts[0] < MIN_TS_MS:
         shift = (int(time.time() * 1000) if now_ms is None else now_ms) - ts[-1]
         ts = [t + shift for t in ts]
-    return {"event_ids": data.event_ids()[:stop], "users": data.users[:stop], "items": data.items[:stop],
-            "types": data.types[:stop], "ts": ts}
+    return {
+        "event_ids": data.event_ids()[:stop],
+        "users": data.users[:stop],
+        "items": data.items[:stop],
+        "types": data.types[:stop],
+        "ts": ts,
+    }
 
 
 def item_records(data: Dataset, wanted: set[str]) -> list[Item]:

@@ -10,6 +10,7 @@ Nothing reaches a network at check time; the installs above need only the packag
 
 Run every check: `deploy/validate.sh` (or `python tests/deploy/deploy_checks.py`).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -60,13 +61,15 @@ class Result:
         return self.ok
 
 
-def _run(cmd: list[str], cwd: Path | None = None, env: dict | None = None, stdin: str | None = None,
-         timeout: float = 300) -> Result:
+def _run(
+    cmd: list[str], cwd: Path | None = None, env: dict | None = None, stdin: str | None = None, timeout: float = 300
+) -> Result:
     proc = subprocess.run(cmd, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout)
     return Result(proc.returncode == 0, (proc.stdout + proc.stderr).strip())
 
 
 # ---------------------------------------------------------------------------------------------- tools
+
 
 def prometheus_tool(name: str) -> str:
     """Path of `promtool` or `prometheus`: in .streamrec/tools/bin, on PATH, or unpacked now by deploy/ci-prereqs.sh."""
@@ -101,8 +104,21 @@ def python_tools_env() -> dict:
     marker = PY_TOOLS_DIR / ".installed"
     wanted = " ".join(sorted(PYTHON_TOOLS.values()))
     if not (marker.exists() and marker.read_text() == wanted):
-        result = _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                       "--upgrade", "--target", str(PY_TOOLS_DIR), *PYTHON_TOOLS.values()], timeout=900)
+        result = _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--upgrade",
+                "--target",
+                str(PY_TOOLS_DIR),
+                *PYTHON_TOOLS.values(),
+            ],
+            timeout=900,
+        )
         if not result:
             raise ToolMissing(f"could not install {wanted} into {PY_TOOLS_DIR}:\n{result.output}")
         marker.write_text(wanted)
@@ -120,6 +136,7 @@ def kustomize_command() -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- prometheus
+
 
 def check_prometheus_config() -> Result:
     return _run([promtool(), "check", "config", PROMETHEUS_CONFIG.name], cwd=PROMETHEUS_CONFIG.parent)
@@ -147,8 +164,17 @@ def check_dashboard_expressions(expressions: list[str] | None = None) -> Result:
     from promql import dashboard_expressions
 
     expressions = expressions if expressions is not None else dashboard_expressions(DASHBOARD)
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"streamrec:dashboard_expression_{i}", "expr": expr} for i, expr in enumerate(expressions)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"streamrec:dashboard_expression_{i}", "expr": expr}
+                    for i, expr in enumerate(expressions)
+                ],
+            }
+        ]
+    }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "dashboard_rules.yml")
         path.write_text(yaml.safe_dump(rules, sort_keys=False))
@@ -157,10 +183,13 @@ def check_dashboard_expressions(expressions: list[str] | None = None) -> Result:
 
 # -------------------------------------------------------------------------------- compose, k8s, docker
 
+
 def check_compose(paths=COMPOSE_FILES) -> Result:
     """The compose files against the compose-spec JSON schema (vendored in check-jsonschema)."""
-    return _run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
-                 *map(str, paths)], env=python_tools_env())
+    return _run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", *map(str, paths)],
+        env=python_tools_env(),
+    )
 
 
 def k8s_manifest_files() -> list[Path]:
@@ -169,7 +198,10 @@ def k8s_manifest_files() -> list[Path]:
     for path in sorted(K8S.rglob("*.yaml")):
         if path.name == "kustomization.yaml" or "overlays" in path.relative_to(K8S).parts:
             continue
-        if any(doc and doc.get("apiVersion", "").startswith("monitoring.coreos.com/") for doc in yaml.safe_load_all(path.read_text())):
+        if any(
+            doc and doc.get("apiVersion", "").startswith("monitoring.coreos.com/")
+            for doc in yaml.safe_load_all(path.read_text())
+        ):
             continue  # a Prometheus Operator CRD: no schema among Kubernetes' own (checked in the tests)
         files.append(path)
     return files
@@ -178,8 +210,11 @@ def k8s_manifest_files() -> list[Path]:
 def check_k8s(paths: list[Path] | None = None, version: str = K8S_VERSIONS[-1], stdin: str | None = None) -> Result:
     """Strict schema validation (unknown fields are errors) for one Kubernetes version."""
     targets = ["-"] if stdin is not None else [str(p) for p in (paths or k8s_manifest_files())]
-    return _run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", version, *targets],
-                env=python_tools_env(), stdin=stdin)
+    return _run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", version, *targets],
+        env=python_tools_env(),
+        stdin=stdin,
+    )
 
 
 def render_kustomization(path: Path) -> str:
@@ -191,8 +226,7 @@ def render_kustomization(path: Path) -> str:
 
 def parse_dockerfile(path: Path) -> list[dict]:
     """The instructions of a Dockerfile, from BuildKit's own parser (raises on a syntax error)."""
-    code = ("import json, sys, dockerfile\n"
-            "print(json.dumps([c._asdict() for c in dockerfile.parse_file(sys.argv[1])]))")
+    code = "import json, sys, dockerfile\nprint(json.dumps([c._asdict() for c in dockerfile.parse_file(sys.argv[1])]))"
     result = _run([sys.executable, "-c", code, str(path)], env=python_tools_env())
     if not result:
         raise AssertionError(f"{path.relative_to(REPO)} does not parse:\n{result.output}")
@@ -203,6 +237,7 @@ def parse_dockerfile(path: Path) -> list[dict]:
 
 # -------------------------------------------------------------------------------------------- main
 
+
 def main() -> int:
     checks = [
         ("promtool check config", check_prometheus_config),
@@ -211,9 +246,14 @@ def main() -> int:
         ("dashboard PromQL parses", check_dashboard_expressions),
         ("compose files vs compose-spec", check_compose),
         *[(f"k8s manifests vs Kubernetes {v} (strict)", lambda v=v: check_k8s(version=v)) for v in K8S_VERSIONS],
-        *[(f"kustomize {p.relative_to(REPO)} vs Kubernetes {v} (strict)",
-           lambda p=p, v=v: check_k8s(version=v, stdin=render_kustomization(p)))
-          for p in KUSTOMIZATIONS for v in K8S_VERSIONS],
+        *[
+            (
+                f"kustomize {p.relative_to(REPO)} vs Kubernetes {v} (strict)",
+                lambda p=p, v=v: check_k8s(version=v, stdin=render_kustomization(p)),
+            )
+            for p in KUSTOMIZATIONS
+            for v in K8S_VERSIONS
+        ],
         *[(f"{p.relative_to(REPO)} parses", lambda p=p: Result(bool(parse_dockerfile(p)), "")) for p in DOCKERFILES],
     ]
     failed = skipped = 0

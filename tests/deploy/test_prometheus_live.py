@@ -1,5 +1,6 @@
 """A real Prometheus scrapes a live worker during an end-to-end run; the streamrec series are there with sane
 values, and every PromQL expression of the dashboard and the alert rules evaluates without error."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,6 @@ def scalar(port: int, expression: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-
-
 @pytest.fixture
 def prometheus(tmp_path):
     try:
@@ -56,12 +55,23 @@ def prometheus(tmp_path):
             f"rule_files: ['{rules}']\n"
             "scrape_configs:\n"
             "  - job_name: streamrec-worker\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{worker_port}']}}]\n")
+            f"    static_configs: [{{targets: ['127.0.0.1:{worker_port}']}}]\n"
+        )
         log = open(tmp_path / "prometheus.log", "wb")
-        process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                    f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         started.append(process)
-        assert wait_for(lambda: query(port, "up").get("status") == "success", 30), (tmp_path / "prometheus.log").read_text()
+        assert wait_for(lambda: query(port, "up").get("status") == "success", 30), (
+            tmp_path / "prometheus.log"
+        ).read_text()
         return port
 
     yield start
@@ -71,7 +81,8 @@ def prometheus(tmp_path):
 
 
 def test_prometheus_scrapes_a_live_worker_and_every_dashboard_and_alert_expression_evaluates(
-        server_settings, worker_factory, prometheus, unique):
+    server_settings, worker_factory, prometheus, unique
+):
     data = real_events.spread(N_EVENTS)  # real events (ML-100K) of about 400 users
     worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app"}).start()
     worker_port = int(worker.env["STREAMREC_METRICS_PORT"])
@@ -80,14 +91,18 @@ def test_prometheus_scrapes_a_live_worker_and_every_dashboard_and_alert_expressi
     producer = make_producer(server_settings.bootstrap)
     names = TopicNames.with_prefix(unique)
     for k in range(N_EVENTS):
-        producer.send(names.interactions, key=data.users[k].encode(),
-                      value=interaction_value(f"{unique}{k}", data.users[k], data.items[k], data.types[k], data.ts[k]))
+        producer.send(
+            names.interactions,
+            key=data.users[k].encode(),
+            value=interaction_value(f"{unique}{k}", data.users[k], data.items[k], data.types[k], data.ts[k]),
+        )
     producer.send(names.interactions, key=b"bad", value=b"{broken")
     producer.flush()
     producer.close()
 
-    assert wait_for(lambda: scalar(port, "sum(streamrec_events_total)") == N_EVENTS + 1), \
-        scalar(port, "sum(streamrec_events_total)")
+    assert wait_for(lambda: scalar(port, "sum(streamrec_events_total)") == N_EVENTS + 1), scalar(
+        port, "sum(streamrec_events_total)"
+    )
     assert scalar(port, 'up{job="streamrec-worker"}') == 1
     assert scalar(port, 'sum(streamrec_dead_letters_total{reason="not_json"})') == 1
     assert scalar(port, "sum(streamrec_lists_published_total)") >= len(set(data.users[:N_EVENTS]))
@@ -96,7 +111,11 @@ def test_prometheus_scrapes_a_live_worker_and_every_dashboard_and_alert_expressi
     p99 = scalar(port, "histogram_quantile(0.99, sum(streamrec_freshness_seconds_bucket) by (le))")
     assert p99 is not None and 0 < p99 < 60
     upsert = 'stage="graph_upsert"'
-    assert 0 < scalar(port, f"sum(streamrec_stage_seconds_sum{{{upsert}}}) / sum(streamrec_stage_seconds_count{{{upsert}}})") < 30
+    assert (
+        0
+        < scalar(port, f"sum(streamrec_stage_seconds_sum{{{upsert}}}) / sum(streamrec_stage_seconds_count{{{upsert}}})")
+        < 30
+    )
 
     failures = {}
     for expression in dashboard_and_rule_expressions(REPO):

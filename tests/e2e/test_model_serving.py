@@ -2,6 +2,7 @@
 version is swapped in under a running stream (and a rollback swaps back) without losing or half-processing a
 batch; a pinned version is served whatever is promoted. The served version shows in the lists, /readyz and the
 streamrec_model_info metric."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,28 +46,40 @@ def long_stream():
 def tiny_model(data, seed: int, prefix: str):
     """A small temporal GAT fitted on the first events (seconds on a CPU); ids prefixed to keep tests apart."""
     torch.set_num_threads(1)
-    model = build_streamrec({"dim": 16, "heads": 1, "k": 5}, {"epochs": 1, "negatives": 32, "progress": False},
-                            seed=seed, text=False, sweep_per_observe=0)
-    model.fit(InteractionBatch([prefix + u for u in data.users[:N_TRAIN]], [prefix + i for i in data.items[:N_TRAIN]],
-                               data.types[:N_TRAIN], data.ts[:N_TRAIN]))
+    model = build_streamrec(
+        {"dim": 16, "heads": 1, "k": 5},
+        {"epochs": 1, "negatives": 32, "progress": False},
+        seed=seed,
+        text=False,
+        sweep_per_observe=0,
+    )
+    model.fit(
+        InteractionBatch(
+            [prefix + u for u in data.users[:N_TRAIN]],
+            [prefix + i for i in data.items[:N_TRAIN]],
+            data.types[:N_TRAIN],
+            data.ts[:N_TRAIN],
+        )
+    )
     return model
-
-
 
 
 def test_model_neighbourhoods_equal_the_graph_stores_bounded_reads(ml_events, server_settings, unique):
     model = tiny_model(ml_events, 0, unique)
     k = model.config.k
     n = 3000
-    events = [Event(unique + u, unique + i, t, ts, 0, offset)
-              for offset, (u, i, t, ts) in enumerate(zip(ml_events.users[:n], ml_events.items[:n], ml_events.types[:n],
-                                                         ml_events.ts[:n]))]
+    events = [
+        Event(unique + u, unique + i, t, ts, 0, offset)
+        for offset, (u, i, t, ts) in enumerate(
+            zip(ml_events.users[:n], ml_events.items[:n], ml_events.types[:n], ml_events.ts[:n])
+        )
+    ]
 
     async def feed_and_read():
         async with GraphStore.from_settings(server_settings) as store:
             await store.ensure_schema()
             for start in range(0, n, 250):
-                chunk = events[start:start + 250]
+                chunk = events[start : start + 250]
                 await store.upsert_interactions(chunk)
                 model.observe(InteractionBatch.from_events(chunk))
             users = sorted({e.user_id for e in events})
@@ -85,8 +98,9 @@ def models_cli(model_dir, *args: str) -> subprocess.CompletedProcess:
     """`streamrec models ...` as an operator runs it beside the worker, on the worker's model folder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMREC_")}
     env.update(STREAMREC_HOME=str(model_dir.parent / "cli-home"), STREAMREC_MODEL_DIR=str(model_dir))
-    return subprocess.run([sys.executable, "-m", "streamrec", "models", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "streamrec", "models", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def served(port: int) -> tuple[str, str] | None:
@@ -98,8 +112,11 @@ def served(port: int) -> tuple[str, str] | None:
 def send(producer, names, unique, stream, indices) -> None:
     for k in indices:
         user, item = unique + stream.users[k], unique + stream.items[k]
-        producer.send(names.interactions, key=user.encode(), value=interaction_value(
-            f"{unique}{k}", user, item, stream.types[k], stream.ts[k]))
+        producer.send(
+            names.interactions,
+            key=user.encode(),
+            value=interaction_value(f"{unique}{k}", user, item, stream.types[k], stream.ts[k]),
+        )
 
 
 def lists_until(bootstrap, topic, done, timeout_s: float = 120.0) -> list[dict]:
@@ -118,15 +135,22 @@ def two_versions_a_promoted(stream, unique, model_dir):
 
 
 def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_is_lost(
-        long_stream, server_settings, worker_factory, unique, tmp_path):
+    long_stream, server_settings, worker_factory, unique, tmp_path
+):
     model_dir = tmp_path / "models"
     first, second = two_versions_a_promoted(long_stream, unique, model_dir)
     assert first.version() != second.version()
 
     names = TopicNames.with_prefix(unique)
-    worker = worker_factory({"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app",
-                             "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_BATCH_SIZE": "100",
-                             "STREAMREC_MODEL_POLL_S": "1"}).start()
+    worker = worker_factory(
+        {
+            "STREAMREC_TOPIC_PREFIX": unique,
+            "STREAMREC_APP_ID": unique + "app",
+            "STREAMREC_MODEL_DIR": str(model_dir),
+            "STREAMREC_BATCH_SIZE": "100",
+            "STREAMREC_MODEL_POLL_S": "1",
+        }
+    ).start()
     port = worker.metrics_port
     assert wait_for(lambda: served(port)) == (first.version(), "a")
     producer = make_producer(server_settings.bootstrap)
@@ -167,7 +191,9 @@ def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_i
     lists = lists_until(server_settings.bootstrap, names.recommendations, lambda es: latest(es) == last_event)
     assert latest(lists) == last_event  # every user's newest list reflects their newest event
 
-    served_in_order = [(e["model_version"], e["model_version_name"]) for e in sorted(lists, key=lambda e: e["published_ts"])]
+    served_in_order = [
+        (e["model_version"], e["model_version_name"]) for e in sorted(lists, key=lambda e: e["published_ts"])
+    ]
     switched = served_in_order.index((second.version(), "b"))
     assert set(served_in_order[:switched]) == {(first.version(), "a")}
     assert set(served_in_order[switched:]) == {(second.version(), "b")}, "a list from the old model after the swap"
@@ -179,6 +205,7 @@ def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_i
     async def stored_events():
         async with GraphStore.from_settings(server_settings) as store:
             return sum(e["count"] for e in await store.edges_of_users(sorted(set(users))))
+
     assert asyncio.run(stored_events()) == n
 
     # rollback: the worker swaps back to "a" while it runs, and the lists of later events say so
@@ -188,10 +215,12 @@ def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_i
     producer.flush()
     producer.close()
     after = {f"{unique}{j}" for j in range(n, n + 100)}
-    lists = lists_until(server_settings.bootstrap, names.recommendations,
-                        lambda es: after <= {e["last_event_id"] for e in es})
+    lists = lists_until(
+        server_settings.bootstrap, names.recommendations, lambda es: after <= {e["last_event_id"] for e in es}
+    )
     assert {(e["model_version"], e["model_version_name"]) for e in lists if e["last_event_id"] in after} == {
-        (first.version(), "a")}
+        (first.version(), "a")
+    }
     log = worker.log()
     assert log.count("swapped streamrec") == 2 and "Traceback" not in log
     assert f"refused the checkpoint: {model_dir / 'tampered' / 'model.pt'}: its SHA-256" in log
@@ -199,16 +228,23 @@ def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_i
 
 
 def test_the_pinned_version_is_served_whatever_is_promoted_and_a_wrong_pin_stops_start_up(
-        long_stream, server_settings, worker_factory, unique, tmp_path):
+    long_stream, server_settings, worker_factory, unique, tmp_path
+):
     model_dir = tmp_path / "models"
     first, second = two_versions_a_promoted(long_stream, unique, model_dir)
-    env = {"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app", "STREAMREC_MODEL_DIR": str(model_dir),
-           "STREAMREC_MODEL_POLL_S": "1"}
+    env = {
+        "STREAMREC_TOPIC_PREFIX": unique,
+        "STREAMREC_APP_ID": unique + "app",
+        "STREAMREC_MODEL_DIR": str(model_dir),
+        "STREAMREC_MODEL_POLL_S": "1",
+    }
 
     with pytest.raises(RuntimeError, match="the worker exited with 2") as stopped:
         worker_factory({**env, "STREAMREC_MODEL_VERSION": "nope"}).start()
-    assert (f"STREAMREC_MODEL_VERSION=nope: no version 'nope' under {model_dir} (a folder with model.pt); "
-            "versions: a, b: set it to one of them") in str(stopped.value)
+    assert (
+        f"STREAMREC_MODEL_VERSION=nope: no version 'nope' under {model_dir} (a folder with model.pt); "
+        "versions: a, b: set it to one of them"
+    ) in str(stopped.value)
 
     worker = worker_factory({**env, "STREAMREC_MODEL_VERSION": "b"}).start()
     port = worker.metrics_port
@@ -221,8 +257,9 @@ def test_the_pinned_version_is_served_whatever_is_promoted_and_a_wrong_pin_stops
     producer.flush()
     producer.close()
     sent = {f"{unique}{j}" for j in range(200)}
-    lists = lists_until(server_settings.bootstrap, names.recommendations,
-                        lambda es: sent <= {e["last_event_id"] for e in es})
+    lists = lists_until(
+        server_settings.bootstrap, names.recommendations, lambda es: sent <= {e["last_event_id"] for e in es}
+    )
     assert {(e["model_version"], e["model_version_name"]) for e in lists} == {(second.version(), "b")}
     time.sleep(3)  # three polls of the model folder
     assert served(port) == (second.version(), "b") and "swapped" not in worker.log()

@@ -1,6 +1,7 @@
 """End to end against the real local broker and Bolt server: real events (ML-100K, with generated repeats so that
 edges are counted more than once; plus malformed records) go through a worker process into the graph and out as
 lists; a re-delivery of processed records changes no count."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,13 +25,39 @@ N_EVENTS = 3000
 MALFORMED = [  # (value, expected reason)
     (b"{not json", "not_json"),
     (b'"just a string"', "not_object"),
-    (json.dumps({"event_id": "m1", "user_id": "", "item_id": "i", "type": "view", "ts": 1_600_000_000_000}).encode(), "missing_field"),
-    (json.dumps({"event_id": "m2", "user_id": "u" * 300, "item_id": "i", "type": "view", "ts": 1_600_000_000_000}).encode(), "bad_id"),
-    (json.dumps({"event_id": "m3", "user_id": "u\x00", "item_id": "i", "type": "view", "ts": 1_600_000_000_000}).encode(), "bad_id"),
-    (json.dumps({"event_id": "m4", "user_id": "u", "item_id": "i", "type": "like", "ts": 1_600_000_000_000}).encode(), "unknown_type"),
+    (
+        json.dumps({"event_id": "m1", "user_id": "", "item_id": "i", "type": "view", "ts": 1_600_000_000_000}).encode(),
+        "missing_field",
+    ),
+    (
+        json.dumps(
+            {"event_id": "m2", "user_id": "u" * 300, "item_id": "i", "type": "view", "ts": 1_600_000_000_000}
+        ).encode(),
+        "bad_id",
+    ),
+    (
+        json.dumps(
+            {"event_id": "m3", "user_id": "u\x00", "item_id": "i", "type": "view", "ts": 1_600_000_000_000}
+        ).encode(),
+        "bad_id",
+    ),
+    (
+        json.dumps(
+            {"event_id": "m4", "user_id": "u", "item_id": "i", "type": "like", "ts": 1_600_000_000_000}
+        ).encode(),
+        "unknown_type",
+    ),
     (json.dumps({"event_id": "m5", "user_id": "u", "item_id": "i", "type": "view", "ts": "noon"}).encode(), "bad_ts"),
-    (json.dumps({"event_id": "m6", "user_id": "u", "item_id": "i", "type": "view", "ts": 900_000_000_000}).encode(), "ts_out_of_range"),
-    (json.dumps({"event_id": "m7", "user_id": "u", "item_id": "i", "type": "view", "ts": 4_000_000_000_000}).encode(), "ts_out_of_range"),
+    (
+        json.dumps({"event_id": "m6", "user_id": "u", "item_id": "i", "type": "view", "ts": 900_000_000_000}).encode(),
+        "ts_out_of_range",
+    ),
+    (
+        json.dumps(
+            {"event_id": "m7", "user_id": "u", "item_id": "i", "type": "view", "ts": 4_000_000_000_000}
+        ).encode(),
+        "ts_out_of_range",
+    ),
 ]
 
 
@@ -48,8 +75,9 @@ def graph_edges(settings, users: list[str]) -> dict:
         async with GraphStore.from_settings(settings) as store:
             edges = []
             for start in range(0, len(users), 1000):
-                edges += await store.edges_of_users(users[start:start + 1000])
+                edges += await store.edges_of_users(users[start : start + 1000])
             return edges
+
     return {(e["user"], e["item"], e["type"]): (e["count"], e["first_ts"], e["last_ts"]) for e in asyncio.run(read())}
 
 
@@ -81,8 +109,10 @@ def assert_both_processes_and_every_stage_are_measured(port: int) -> None:
     assert scrape(port, 'streamrec_stage_seconds_bucket{le="60.0",stage="graph_upsert"}') > 0  # the worst case fits
 
 
-LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
-                      r"\[(event_loop|model_host)\] [\w.]+: ")
+LOG_LINE = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+    r"\[(event_loop|model_host)\] [\w.]+: "
+)
 
 
 def assert_one_log_format(log: str) -> None:
@@ -96,10 +126,15 @@ def assert_one_log_format(log: str) -> None:
 
 
 def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
-        events, server_settings, worker_factory, unique):
+    events, server_settings, worker_factory, unique
+):
     names = TopicNames.with_prefix(unique)
-    env = {"STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app", "STREAMREC_BATCH_SIZE": "250",
-           "STREAMREC_BATCH_WAIT_MS": "50"}
+    env = {
+        "STREAMREC_TOPIC_PREFIX": unique,
+        "STREAMREC_APP_ID": unique + "app",
+        "STREAMREC_BATCH_SIZE": "250",
+        "STREAMREC_BATCH_WAIT_MS": "50",
+    }
     worker = worker_factory(env).start()
     bootstrap = server_settings.bootstrap
 
@@ -107,10 +142,20 @@ def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
     items = [unique + i for i in events.items[:N_EVENTS]]
     producer = make_producer(bootstrap)
     try:
-        info = [replace(record, item_id=unique + record.item_id)
-                for record in item_records(events, set(events.items[:N_EVENTS]))]
-        replay(producer, names, event_ids=[f"{unique}{k}" for k in range(N_EVENTS)], users=users, items=items,
-               types=events.types[:N_EVENTS], ts=events.ts[:N_EVENTS], item_records=info)
+        info = [
+            replace(record, item_id=unique + record.item_id)
+            for record in item_records(events, set(events.items[:N_EVENTS]))
+        ]
+        replay(
+            producer,
+            names,
+            event_ids=[f"{unique}{k}" for k in range(N_EVENTS)],
+            users=users,
+            items=items,
+            types=events.types[:N_EVENTS],
+            ts=events.ts[:N_EVENTS],
+            item_records=info,
+        )
         for k, (value, _) in enumerate(MALFORMED):
             producer.send(names.interactions, key=f"{unique}bad{k}".encode(), value=value)
         producer.flush()
@@ -118,15 +163,24 @@ def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
         producer.close()
 
     expected_users = set(users)
-    lists = consume_until(bootstrap, names.recommendations,
-                          lambda rs: {json.loads(r.value)["user_id"] for r in rs} >= expected_users)
+    lists = consume_until(
+        bootstrap, names.recommendations, lambda rs: {json.loads(r.value)["user_id"] for r in rs} >= expected_users
+    )
     dead = consume_until(bootstrap, names.dead_letters, lambda rs: len(rs) >= len(MALFORMED))
 
     # every user with a valid event received a list, in the documented format
     assert {json.loads(r.value)["user_id"] for r in lists} == expected_users
     sample = json.loads(lists[-1].value)
-    assert set(sample) == {"user_id", "items", "model", "model_version", "model_version_name", "last_event_id",
-                           "event_ts", "published_ts"}
+    assert set(sample) == {
+        "user_id",
+        "items",
+        "model",
+        "model_version",
+        "model_version_name",
+        "last_event_id",
+        "event_ts",
+        "published_ts",
+    }
     assert sample["model"] == "cooccurrence" and sample["model_version_name"] is None and 0 < len(sample["items"]) <= 20
     assert all(set(entry) >= {"item_id", "score"} for entry in sample["items"])
     assert lists[-1].key.decode() == sample["user_id"]
@@ -134,6 +188,7 @@ def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
     # the dead-letter topic holds exactly the malformed records, with their reasons and original bytes
     assert sorted(json.loads(r.value)["reason"] for r in dead) == sorted(reason for _, reason in MALFORMED)
     import base64
+
     assert {base64.b64decode(json.loads(r.value)["original_base64"]) for r in dead} == {v for v, _ in MALFORMED}
     assert all(json.loads(r.value)["source"]["topic"] == names.interactions for r in dead)
 
@@ -161,7 +216,8 @@ def test_events_flow_to_graph_lists_and_dead_letters_and_replays_change_nothing(
 
 
 def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
-        events, server_settings, worker_factory, unique):
+    events, server_settings, worker_factory, unique
+):
     """SIGKILL while batches are in flight: only acked events may have been committed, so the next worker of the
     group gets the rest delivered again, and the graph's idempotence keeps every count exact."""
     import threading
@@ -182,9 +238,18 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     items = [unique + i for i in events.items[:N_EVENTS]]
     event_ids = [f"{unique}{k}" for k in range(N_EVENTS)]
     producer = make_producer(server_settings.bootstrap)
-    sending = threading.Thread(target=replay, args=(producer, names), kwargs=dict(
-        event_ids=event_ids, users=users, items=items, types=events.types[:N_EVENTS], ts=events.ts[:N_EVENTS],
-        rate=600.0))
+    sending = threading.Thread(
+        target=replay,
+        args=(producer, names),
+        kwargs=dict(
+            event_ids=event_ids,
+            users=users,
+            items=items,
+            types=events.types[:N_EVENTS],
+            ts=events.ts[:N_EVENTS],
+            rate=600.0,
+        ),
+    )
     sending.start()
     port = int(first.env["STREAMREC_METRICS_PORT"])
     deadline = time.monotonic() + 60
@@ -211,8 +276,9 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     def latest_lists(records) -> dict:  # a user's lists are on one partition, in order: the last one wins
         return {json.loads(r.value)["user_id"]: json.loads(r.value)["last_event_id"] for r in records}
 
-    lists = consume_until(server_settings.bootstrap, names.recommendations,
-                          lambda records: latest_lists(records) == newest, timeout_s=60)
+    lists = consume_until(
+        server_settings.bootstrap, names.recommendations, lambda records: latest_lists(records) == newest, timeout_s=60
+    )
     assert latest_lists(lists) == newest  # every user's last list reflects the user's last event
 
 
@@ -240,7 +306,8 @@ def test_a_worker_whose_model_process_dies_exits_with_a_failure_status(server_se
 
 
 def test_a_malformed_record_near_the_brokers_limit_goes_to_the_dead_letters_and_stalls_nothing(
-        server_settings, worker_factory, unique):
+    server_settings, worker_factory, unique
+):
     """A record of ~1 MB used to make a dead letter over the producer's limit, retried forever behind it."""
     import base64
     import hashlib
@@ -253,9 +320,19 @@ def test_a_malformed_record_near_the_brokers_limit_goes_to_the_dead_letters_and_
     producer = KafkaProducer(bootstrap_servers=server_settings.bootstrap, acks="all", max_request_size=1_048_576)
     try:
         producer.send(names.interactions, key=f"{unique}u0".encode(), value=huge).get(30)
-        producer.send(names.interactions, key=f"{unique}u0".encode(), value=json.dumps(
-            {"event_id": f"{unique}e1", "user_id": f"{unique}u0", "item_id": f"{unique}i0", "type": "view",
-             "ts": int(time.time() * 1000)}).encode()).get(30)
+        producer.send(
+            names.interactions,
+            key=f"{unique}u0".encode(),
+            value=json.dumps(
+                {
+                    "event_id": f"{unique}e1",
+                    "user_id": f"{unique}u0",
+                    "item_id": f"{unique}i0",
+                    "type": "view",
+                    "ts": int(time.time() * 1000),
+                }
+            ).encode(),
+        ).get(30)
     finally:
         producer.close()
 

@@ -2,6 +2,7 @@
 stream is drained and the background refresh is done: each worker's model follows every partition
 (stream/replica.py), and an embedding is a function of the graph state. Compared for every user, on Apache
 Kafka + Neo4j, through GET /recommendations/{user} of each worker."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,11 +29,16 @@ SCORE_TOLERANCE = 1e-4
 def drained(workers: list[WorkerProcess], n_events: int) -> bool:
     """Every event processed by its owner, followed by every model, and no embedding awaiting its refresh."""
     ports = [w.metrics_port for w in workers]
-    processed = sum(scrape(p, 'streamrec_events_total{outcome="applied"') + scrape(p, 'streamrec_events_total{outcome="replayed"')
-                    for p in ports)
+    processed = sum(
+        scrape(p, 'streamrec_events_total{outcome="applied"') + scrape(p, 'streamrec_events_total{outcome="replayed"')
+        for p in ports
+    )
     return processed >= n_events and all(
-        scrape(p, "streamrec_consumer_lag_events") == 0 and scrape(p, "streamrec_follow_lag_events") == 0
-        and scrape(p, "streamrec_stale_nodes") == 0 for p in ports)
+        scrape(p, "streamrec_consumer_lag_events") == 0
+        and scrape(p, "streamrec_follow_lag_events") == 0
+        and scrape(p, "streamrec_stale_nodes") == 0
+        for p in ports
+    )
 
 
 def lists_of(worker: WorkerProcess, users: list[str]) -> dict[str, list[tuple[str, float]]]:
@@ -71,13 +77,24 @@ def run_group(env: dict, bootstrap: str, prefix: str, n_workers: int, data, user
     names, app_id, workers = TopicNames.with_prefix(prefix), prefix + "app", []
     try:
         for k in range(n_workers):
-            worker_env = {**env, "STREAMREC_TOPIC_PREFIX": prefix, "STREAMREC_APP_ID": app_id,
-                          "STREAMREC_METRICS_PORT": str(free_port())}
+            worker_env = {
+                **env,
+                "STREAMREC_TOPIC_PREFIX": prefix,
+                "STREAMREC_APP_ID": app_id,
+                "STREAMREC_METRICS_PORT": str(free_port()),
+            }
             workers.append(WorkerProcess(worker_env, tmp_path / f"{app_id}-{k}.log").start(until_ready=True))
         producer = make_producer(bootstrap)
         try:
-            replay(producer, names, event_ids=[f"{app_id}-{k}" for k in range(len(users))], users=users, items=items,
-                   types=data.types, ts=data.ts)
+            replay(
+                producer,
+                names,
+                event_ids=[f"{app_id}-{k}" for k in range(len(users))],
+                users=users,
+                items=items,
+                types=data.types,
+                ts=data.ts,
+            )
         finally:
             producer.close()
         deadline = time.monotonic() + 240
@@ -87,8 +104,11 @@ def run_group(env: dict, bootstrap: str, prefix: str, n_workers: int, data, user
         owners = [scrape(w.metrics_port, 'streamrec_events_total{outcome="applied"') for w in workers]
         assert sum(owners) == len(users)  # each event applied once, by its partition's owner
         routes = {user: answers_for(workers, user) for user in sorted(set(users))[:30]}
-        return {k: lists_of(worker, sorted(set(users))) for k, worker in enumerate(workers)} | \
-            {"owners": owners, "routes": routes, "ports": [w.metrics_port for w in workers]}
+        return {k: lists_of(worker, sorted(set(users))) for k, worker in enumerate(workers)} | {
+            "owners": owners,
+            "routes": routes,
+            "ports": [w.metrics_port for w in workers],
+        }
     finally:
         for worker in workers:
             worker.stop()
@@ -102,14 +122,20 @@ def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_pat
     model_dir = tmp_path / "models"
     tiny_model(data, 7, unique).save(model_dir / "v1")
     # 6 partitions: Faust's assignor fills each worker up to ceil(partitions / workers), so 4 over 3 is 2/2/0
-    env = {**env, "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_MODEL_VERSION": "v1", "STREAMREC_BATCH_SIZE": "200",
-           "STREAMREC_PARTITIONS": "6"}
+    env = {
+        **env,
+        "STREAMREC_MODEL_DIR": str(model_dir),
+        "STREAMREC_MODEL_VERSION": "v1",
+        "STREAMREC_BATCH_SIZE": "200",
+        "STREAMREC_PARTITIONS": "6",
+    }
 
     one = run_group(env, settings.bootstrap, unique + "one-", 1, data, users, items, tmp_path)
 
     async def empty_graph():  # the second group starts from the same empty graph, on topics of its own
         async with GraphStore.from_settings(settings) as store:
             await store.delete_everything()
+
     asyncio.run(empty_graph())
     three = run_group(env, settings.bootstrap, unique + "three-", 3, data, users, items, tmp_path)
 
@@ -124,8 +150,11 @@ def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_pat
         statuses = [status for status, _ in answers]
         assert sorted(statuses) == [200, 307, 307], (user, answers)
         owner_port = three["ports"][statuses.index(200)]
-        assert all(location.startswith(f"http://127.0.0.1:{owner_port}/recommendations/") and "routed=1" in location
-                   for status, location in answers if status == 307), (user, answers)
+        assert all(
+            location.startswith(f"http://127.0.0.1:{owner_port}/recommendations/") and "routed=1" in location
+            for status, location in answers
+            if status == 307
+        ), (user, answers)
 
 
 def test_workers_that_join_die_and_leave_mid_stream_lose_nothing_and_converge_again(own_servers, unique, tmp_path):
@@ -140,12 +169,20 @@ def test_workers_that_join_die_and_leave_mid_stream_lose_nothing_and_converge_ag
     model_dir = tmp_path / "models"
     tiny_model(data, 7, unique).save(model_dir / "v1")
     names = TopicNames.with_prefix(unique)
-    base = {**env, "STREAMREC_MODEL_DIR": str(model_dir), "STREAMREC_MODEL_VERSION": "v1", "STREAMREC_BATCH_SIZE": "100",
-            "STREAMREC_PARTITIONS": "6", "STREAMREC_TOPIC_PREFIX": unique}
+    base = {
+        **env,
+        "STREAMREC_MODEL_DIR": str(model_dir),
+        "STREAMREC_MODEL_VERSION": "v1",
+        "STREAMREC_BATCH_SIZE": "100",
+        "STREAMREC_PARTITIONS": "6",
+        "STREAMREC_TOPIC_PREFIX": unique,
+    }
 
     def worker(app_id: str) -> WorkerProcess:
-        return WorkerProcess({**base, "STREAMREC_APP_ID": app_id, "STREAMREC_METRICS_PORT": str(free_port())},
-                             tmp_path / f"{app_id}-{free_port()}.log")
+        return WorkerProcess(
+            {**base, "STREAMREC_APP_ID": app_id, "STREAMREC_METRICS_PORT": str(free_port())},
+            tmp_path / f"{app_id}-{free_port()}.log",
+        )
 
     group = unique + "app"
     workers = [worker(group).start(until_ready=True) for _ in range(2)]
@@ -153,9 +190,19 @@ def test_workers_that_join_die_and_leave_mid_stream_lose_nothing_and_converge_ag
     collector = ListCollector(settings.bootstrap, names.recommendations, tracker.on_list, {})
     collector.start()
     producer = make_producer(settings.bootstrap)
-    sending = threading.Thread(target=replay, args=(producer, names), kwargs=dict(
-        event_ids=event_ids, users=users, items=items, types=data.types, ts=data.ts, rate=150.0,
-        sent_times=tracker.sent_times))
+    sending = threading.Thread(
+        target=replay,
+        args=(producer, names),
+        kwargs=dict(
+            event_ids=event_ids,
+            users=users,
+            items=items,
+            types=data.types,
+            ts=data.ts,
+            rate=150.0,
+            sent_times=tracker.sent_times,
+        ),
+    )
     sending.start()
     moments = {}
     try:

@@ -1,5 +1,6 @@
 """The broker stopped and restarted mid-stream (Apache Kafka keeps its log): nothing lost, nothing counted twice,
 every user still gets a list that reflects the user's last event."""
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,17 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_counts_nothing_twice(own_
     items = [unique + i for i in data.items]
     event_ids = [f"{unique}{k}" for k in range(N_EVENTS)]
     names = TopicNames.with_prefix(unique)
-    worker = worker_factory({**env, "STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app",
-                             "STREAMREC_BATCH_SIZE": "100"}).start()
+    worker = worker_factory(
+        {**env, "STREAMREC_TOPIC_PREFIX": unique, "STREAMREC_APP_ID": unique + "app", "STREAMREC_BATCH_SIZE": "100"}
+    ).start()
     port = int(worker.env["STREAMREC_METRICS_PORT"])
 
     producer = make_producer(settings.bootstrap)  # idempotent, retries until its delivery timeout (2 min)
-    sending = threading.Thread(target=replay, args=(producer, names), kwargs=dict(
-        event_ids=event_ids, users=users, items=items, types=data.types, ts=data.ts, rate=200.0))
+    sending = threading.Thread(
+        target=replay,
+        args=(producer, names),
+        kwargs=dict(event_ids=event_ids, users=users, items=items, types=data.types, ts=data.ts, rate=200.0),
+    )
     sending.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and scrape(port, 'streamrec_events_total{outcome="applied"') < N_EVENTS / 5:
@@ -74,8 +79,11 @@ def test_sigterm_with_the_graph_server_down_stops_the_worker_and_loses_nothing(o
     producer = make_producer(settings.bootstrap)
     now = int(time.time() * 1000)
     for k in range(20):
-        producer.send(names.interactions, key=f"{unique}u{k % 4}".encode(),
-                      value=interaction_value(f"{unique}{k}", f"{unique}u{k % 4}", f"{unique}i{k}", "view", now + k))
+        producer.send(
+            names.interactions,
+            key=f"{unique}u{k % 4}".encode(),
+            value=interaction_value(f"{unique}{k}", f"{unique}u{k % 4}", f"{unique}i{k}", "view", now + k),
+        )
     producer.flush()
     producer.close()
     time.sleep(3)  # the worker is retrying the batch against the missing graph server
@@ -91,6 +99,7 @@ def test_sigterm_with_the_graph_server_down_stops_the_worker_and_loses_nothing(o
     async def stored_events():
         async with GraphStore.from_settings(settings) as store:
             return sum(e["count"] for e in await store.edges_of_users([f"{unique}u{k}" for k in range(4)]))
+
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and asyncio.run(stored_events()) < 20:
         time.sleep(1)

@@ -7,13 +7,16 @@ from graph_store import interaction_rows, item_rows
 REPO = Path(__file__).resolve().parents[2]
 
 
-
-
 def test_events_of_one_edge_become_one_row_in_offset_order_with_suffix_extrema():
-    rows = interaction_rows([
-        Event("u", "i", "view", 30, 0, 12), Event("u", "j", "view", 5, 0, 11), Event("u", "i", "view", 10, 0, 10),
-        Event("u", "i", "view", 20, 0, 14), Event("u", "i", "purchase", 40, 0, 15),
-    ])
+    rows = interaction_rows(
+        [
+            Event("u", "i", "view", 30, 0, 12),
+            Event("u", "j", "view", 5, 0, 11),
+            Event("u", "i", "view", 10, 0, 10),
+            Event("u", "i", "view", 20, 0, 14),
+            Event("u", "i", "purchase", 40, 0, 15),
+        ]
+    )
     by_key = {(r["user"], r["item"], r["type"]): r for r in rows}
     assert len(rows) == 3 and [r["k"] for r in rows] == [0, 1, 2]  # the index the upsert returns
     view = by_key[("u", "i", "view")]
@@ -33,8 +36,14 @@ def test_a_record_held_twice_by_one_write_is_one_offset():
 
 
 def test_rows_go_in_item_order_so_that_every_writer_locks_items_in_one_order():
-    rows = interaction_rows([Event("u2", "i9", "view", 1, 0, 1), Event("u1", "i3", "view", 2, 0, 2),
-                             Event("u2", "i3", "view", 3, 0, 3), Event("u1", "i5", "view", 4, 0, 4)])
+    rows = interaction_rows(
+        [
+            Event("u2", "i9", "view", 1, 0, 1),
+            Event("u1", "i3", "view", 2, 0, 2),
+            Event("u2", "i3", "view", 3, 0, 3),
+            Event("u1", "i5", "view", 4, 0, 4),
+        ]
+    )
     assert [(r["item"], r["user"]) for r in rows] == [("i3", "u1"), ("i3", "u2"), ("i5", "u1"), ("i9", "u2")]
 
 
@@ -42,14 +51,20 @@ def test_last_item_record_wins():
     from stream.events import Item as I
 
     rows = item_rows([I("a", "old"), I("b"), I("a", "new", "c")])
-    assert rows == [{"id": "a", "title": "new", "category": "c", "brand": None, "price": None},
-                    {"id": "b", "title": None, "category": None, "brand": None, "price": None}]
+    assert rows == [
+        {"id": "a", "title": "new", "category": "c", "brand": None, "price": None},
+        {"id": "b", "title": None, "category": None, "brand": None, "price": None},
+    ]
 
 
 def _cypher_calls(tree):
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
-                "_run", "run", "execute_query") and node.args:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("_run", "run", "execute_query")
+            and node.args
+        ):
             yield node
 
 
@@ -63,7 +78,8 @@ def test_no_string_built_cypher_anywhere():
         for call in _cypher_calls(tree):
             first = call.args[0]
             if isinstance(first, (ast.JoinedStr, ast.BinOp)) or (
-                    isinstance(first, ast.Call) and getattr(first.func, "attr", "") == "format"):
+                isinstance(first, ast.Call) and getattr(first.func, "attr", "") == "format"
+            ):
                 offenders.append(f"{path.relative_to(REPO)}:{call.lineno}")
     assert offenders == []
 

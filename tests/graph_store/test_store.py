@@ -1,4 +1,5 @@
 """Against the real local Bolt server (ArcadeDB), with the same Cypher that runs on Neo4j 5."""
+
 import asyncio
 import time
 
@@ -6,8 +7,6 @@ import pytest
 
 from conftest import Event
 from graph_store import GraphStore
-
-
 
 
 @pytest.fixture
@@ -27,8 +26,12 @@ async def _with_store(settings, action):
 
 def test_upsert_counts_and_replay_changes_nothing(server_settings, unique):
     u, i, j = unique + "u", unique + "i", unique + "j"
-    first = [Event(u, i, "view", 1000, 0, 1), Event(u, j, "view", 1500, 0, 2), Event(u, i, "view", 3000, 0, 3),
-             Event(u, i, "purchase", 4000, 0, 4)]
+    first = [
+        Event(u, i, "view", 1000, 0, 1),
+        Event(u, j, "view", 1500, 0, 2),
+        Event(u, i, "view", 3000, 0, 3),
+        Event(u, i, "purchase", 4000, 0, 4),
+    ]
     later = [Event(u, i, "view", 500, 0, 5), Event(u, i, "view", 9000, 0, 6)]
 
     async def scenario(store):
@@ -50,13 +53,19 @@ def test_items_link_to_category_and_brand(server_settings, unique):
     from stream.events import Item
 
     async def scenario(store):
-        await store.upsert_items([Item(unique + "p", "Phone X", unique + "electronics.smartphone", unique + "acme", 99.0)])
-        return await store._run("MATCH (i:Item {id: $id})-[:IN_CATEGORY]->(c:Category), (i)-[:OF_BRAND]->(b:Brand) "
-                                "RETURN i.title AS title, c.name AS category, b.name AS brand", id=unique + "p")
+        await store.upsert_items(
+            [Item(unique + "p", "Phone X", unique + "electronics.smartphone", unique + "acme", 99.0)]
+        )
+        return await store._run(
+            "MATCH (i:Item {id: $id})-[:IN_CATEGORY]->(c:Category), (i)-[:OF_BRAND]->(b:Brand) "
+            "RETURN i.title AS title, c.name AS category, b.name AS brand",
+            id=unique + "p",
+        )
 
     records = run(_with_store(server_settings, scenario))
-    assert [r.data() for r in records] == [{"title": "Phone X", "category": unique + "electronics.smartphone",
-                                            "brand": unique + "acme"}]
+    assert [r.data() for r in records] == [
+        {"title": "Phone X", "category": unique + "electronics.smartphone", "brand": unique + "acme"}
+    ]
 
 
 def test_recent_neighbours_are_bounded_and_newest_first_even_for_a_hub(server_settings, unique):
@@ -67,7 +76,7 @@ def test_recent_neighbours_are_bounded_and_newest_first_even_for_a_hub(server_se
 
     async def scenario(store):
         for start in range(0, len(events), 1000):
-            await store.upsert_interactions(events[start:start + 1000])
+            await store.upsert_interactions(events[start : start + 1000])
         started = time.perf_counter()
         hub_recent = await store.recent_users_of_items([hub], k=20)
         hub_seconds = time.perf_counter() - started
@@ -102,9 +111,18 @@ def test_the_warm_start_reads_every_edge_and_item_across_pages_oldest_first(serv
 
 
 INJECTIONS = [
-    "'}) MATCH (n) DETACH DELETE n //", '"}) MATCH (n) DETACH DELETE n //', "x`}) DETACH DELETE n //",
-    "u1' OR 1=1 --", "$ids", "{id: 'other'}", "') CALL dbms.shutdown() //", "*/ MATCH (n) SET n.owned = true /*",
-    "\\'}) RETURN 1 //", "u\u02bc}) RETURN 1", "]->(x) DELETE x //", "; DROP CONSTRAINT user_id",
+    "'}) MATCH (n) DETACH DELETE n //",
+    '"}) MATCH (n) DETACH DELETE n //',
+    "x`}) DETACH DELETE n //",
+    "u1' OR 1=1 --",
+    "$ids",
+    "{id: 'other'}",
+    "') CALL dbms.shutdown() //",
+    "*/ MATCH (n) SET n.owned = true /*",
+    "\\'}) RETURN 1 //",
+    "u\u02bc}) RETURN 1",
+    "]->(x) DELETE x //",
+    "; DROP CONSTRAINT user_id",
 ]
 
 
@@ -113,7 +131,10 @@ def test_cypher_in_ids_and_item_text_is_stored_literally_and_changes_nothing_els
 
     sentinel = unique + "sentinel"
     users = [unique + payload for payload in INJECTIONS]
-    events = [Event(user, unique + payload, "view", 1000 + k, 0, k) for k, (user, payload) in enumerate(zip(users, INJECTIONS))]
+    events = [
+        Event(user, unique + payload, "view", 1000 + k, 0, k)
+        for k, (user, payload) in enumerate(zip(users, INJECTIONS))
+    ]
 
     async def scenario(store):
         await store.upsert_interactions([Event(sentinel, sentinel, "view", 1, 0, 0)])
@@ -127,7 +148,9 @@ def test_cypher_in_ids_and_item_text_is_stored_literally_and_changes_nothing_els
     before, after, edges, texts = run(_with_store(server_settings, scenario))
     n = len(INJECTIONS)
     assert after["users"] - before["users"] == n and after["edges"] - before["edges"] == n
-    assert {(e["user"], e["item"]) for e in edges} == {(u, unique + p) for u, p in zip(users, INJECTIONS)} | {(sentinel, sentinel)}
+    assert {(e["user"], e["item"]) for e in edges} == {(u, unique + p) for u, p in zip(users, INJECTIONS)} | {
+        (sentinel, sentinel)
+    }
     assert all(texts[unique + p]["title"] == p and texts[unique + p]["brand"] == p for p in INJECTIONS)
 
 
@@ -141,12 +164,17 @@ def test_two_writers_of_one_batch_at_once_apply_it_once(server_settings, unique)
         return [Event(user, f"{unique}i{n % 3}", "view", 1000 + n, k % 2, n) for n in range(3 * per_edge)]
 
     async def scenario():
-        async with GraphStore.from_settings(server_settings) as first, GraphStore.from_settings(server_settings) as second:
+        async with (
+            GraphStore.from_settings(server_settings) as first,
+            GraphStore.from_settings(server_settings) as second,
+        ):
             await first.ensure_schema()
             applied = []
             for k in range(rounds):
                 await first.upsert_interactions(batch(k)[:3])  # the edges exist: MERGE only matches them
-                results = await asyncio.gather(first.upsert_interactions(batch(k)), second.upsert_interactions(batch(k)))
+                results = await asyncio.gather(
+                    first.upsert_interactions(batch(k)), second.upsert_interactions(batch(k))
+                )
                 applied.append(sum(r.events_applied for r in results))
             edges = await first.edges_of_users([f"{unique}u{k}" for k in range(rounds)])
             return applied, edges

@@ -1,4 +1,5 @@
 """Ranking ties go the same way in every process: by item id, not by the order in which items were first seen."""
+
 from model_server.baselines.popularity import Popularity
 from model_server.contract import InteractionBatch
 
@@ -7,8 +8,11 @@ def ranked(order: list[int], k: int) -> list[list[str]]:
     events = [("u1", "i-b"), ("u1", "i-a"), ("u1", "i-d"), ("u1", "i-c"), ("u2", "i-e"), ("u3", "i-e"), ("u2", "i-f")]
     model = Popularity()
     shuffled = [events[k] for k in order]
-    model.observe(InteractionBatch([u for u, _ in shuffled], [i for _, i in shuffled], ["view"] * len(shuffled),
-                                   list(range(len(shuffled)))))
+    model.observe(
+        InteractionBatch(
+            [u for u, _ in shuffled], [i for _, i in shuffled], ["view"] * len(shuffled), list(range(len(shuffled)))
+        )
+    )
     return [[entry["item_id"] for entry in row] for row in model.recommend(["u4", "u1"], k, exclude="none")]
 
 

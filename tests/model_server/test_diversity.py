@@ -1,4 +1,5 @@
 """The diversity control: MMR re-ranking (model_server/diversity.py) and how the contract applies it."""
+
 import logging
 
 import pytest
@@ -84,7 +85,7 @@ class _Fixed(Recommender):
         pass
 
     def score(self, users):
-        return self.fixed[:len(self.items)].repeat(len(users), 1)
+        return self.fixed[: len(self.items)].repeat(len(users), 1)
 
 
 def _fixed_model():
@@ -95,8 +96,16 @@ def _fixed_model():
 
 def test_the_contract_falls_back_to_categories_and_serving_and_ranking_agree():
     model = _fixed_model()
-    model.observe_items([Item("i0", category="a"), Item("i1", category="a"), Item("i2", category="a"),
-                         Item("i3", category="b"), Item("i4", category="c, a"), Item("i5", category="c")])
+    model.observe_items(
+        [
+            Item("i0", category="a"),
+            Item("i1", category="a"),
+            Item("i2", category="a"),
+            Item("i3", category="b"),
+            Item("i4", category="c, a"),
+            Item("i5", category="c"),
+        ]
+    )
     plain = [e["item_id"] for e in model.recommend(["u"], 4, exclude="none")[0]]
     model.diversity = 0.7
     lists = model.recommend(["u"], 4, exclude="none")[0]
@@ -118,7 +127,8 @@ def test_without_vectors_or_categories_diversity_does_nothing_and_says_so_once(c
     assert first == second and [e["item_id"] for e in first[0]] == ["i0", "i1", "i2"]
     assert [r.message for r in caplog.records if "no effect" in r.message] == [
         "diversity 0.50 has no effect on recommender: the model has no item vectors and no item has a category "
-        "(item records on the items topic bring them)"]
+        "(item records on the items topic bring them)"
+    ]
 
 
 def test_the_strength_must_be_a_number_between_0_and_1():
@@ -137,7 +147,8 @@ def test_a_bad_streamrec_diversity_stops_start_up_saying_what_to_set(tmp_path, v
     assert load_settings({"STREAMREC_DIVERSITY": "0.3"}, cwd=tmp_path).diversity == 0.3
     assert load_settings({}, cwd=tmp_path).diversity == 0.0
     assert load_settings({"STREAMREC_DIVERSTY": "0.3"}, cwd=tmp_path).unknown_variables == (
-        "STREAMREC_DIVERSTY is not a streamrec setting and is ignored: did you mean STREAMREC_DIVERSITY?",)
+        "STREAMREC_DIVERSTY is not a streamrec setting and is ignored: did you mean STREAMREC_DIVERSITY?",
+    )
 
 
 def test_the_model_host_gives_every_model_it_loads_the_setting(tmp_path):

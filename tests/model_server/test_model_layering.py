@@ -2,6 +2,7 @@
 temporal GAT (its registry builds them), so a model importing it would make a cycle, and a model could then
 measure itself with something other than the split and the loop (model_server/streaming.py) and the metrics
 (model_server/ranking.py) that the harness uses."""
+
 from pathlib import Path
 
 from imports_of import imported_modules
@@ -14,15 +15,16 @@ EVALUATION = "model_server.evaluation"
 def model_files() -> list[Path]:
     """Every module of model_server outside the evaluation package: the baselines, the temporal GAT and the
     shared modules at the top (contract, ids, ranking, streaming, ...)."""
-    return [path for path in sorted(MODEL_SERVER.rglob("*.py"))
-            if (MODEL_SERVER / "evaluation") not in path.parents]
+    return [path for path in sorted(MODEL_SERVER.rglob("*.py")) if (MODEL_SERVER / "evaluation") not in path.parents]
 
 
 def test_no_model_imports_the_evaluation_package():
     offending = {}
     for path in model_files():
         package = ".".join(path.relative_to(REPO).parent.parts)
-        imports = [m for m in imported_modules(path.read_text(), package) if m == EVALUATION or m.startswith(EVALUATION + ".")]
+        imports = [
+            m for m in imported_modules(path.read_text(), package) if m == EVALUATION or m.startswith(EVALUATION + ".")
+        ]
         if imports:
             offending[str(path.relative_to(REPO))] = sorted(set(imports))
     assert offending == {}
@@ -30,8 +32,14 @@ def test_no_model_imports_the_evaluation_package():
 
 def test_the_check_sees_the_baselines_and_the_temporal_gat():
     names = {str(path.relative_to(MODEL_SERVER)) for path in model_files()}
-    assert {"baselines/tgn.py", "baselines/sasrec.py", "baselines/selection.py", "tgat/train.py",
-            "streaming.py", "ranking.py"} <= names
+    assert {
+        "baselines/tgn.py",
+        "baselines/sasrec.py",
+        "baselines/selection.py",
+        "tgat/train.py",
+        "streaming.py",
+        "ranking.py",
+    } <= names
     assert not any(name.startswith("evaluation/") for name in names)
 
 
@@ -65,7 +73,7 @@ def test_no_import_cycle_among_the_models():
         state[node] = "open"
         for other in sorted(graph[node]):
             if state.get(other) == "open":
-                cycles.append(path[path.index(other):] + [other] if other in path else [node, other])
+                cycles.append(path[path.index(other) :] + [other] if other in path else [node, other])
             elif other not in state:
                 visit(other, path + [other])
         state[node] = "done"
@@ -78,5 +86,6 @@ def test_no_import_cycle_among_the_models():
 
 def test_the_cycle_check_sees_lazy_imports():
     assert "model_server.tgat.recommender" in imported_modules(
-        "def load():\n    from .recommender import TGATRecommender\n", "model_server.tgat")
+        "def load():\n    from .recommender import TGATRecommender\n", "model_server.tgat"
+    )
     assert "model_server.tgat.checkpoint" in import_graph()["model_server.tgat.recommender"]

@@ -1,5 +1,6 @@
 """The one split and the one streaming loop (model_server/streaming.py), and that every streaming ranking of
 training, the baselines and the evaluation goes through that loop."""
+
 import pytest
 import torch
 
@@ -48,8 +49,14 @@ def test_the_smallest_splittable_stream_leaves_every_part_an_event():
 def test_each_batch_is_ranked_before_it_is_observed():
     calls = []
     stream = timed(["a", "b", "c", "d", "e"], ["x", "y", "z", "x", "y"])
-    streaming.rank_then_observe(stream, 2, IdMap(), set(), lambda batch: calls.append(("rank", batch.index)),
-                                lambda batch: calls.append(("observe", len(batch))))
+    streaming.rank_then_observe(
+        stream,
+        2,
+        IdMap(),
+        set(),
+        lambda batch: calls.append(("rank", batch.index)),
+        lambda batch: calls.append(("observe", len(batch))),
+    )
     assert calls == [("rank", 0), ("observe", 2), ("rank", 1), ("observe", 2), ("rank", 2), ("observe", 1)]
 
 
@@ -152,8 +159,9 @@ def test_the_temporal_gat_validates_on_the_loop(monkeypatch):
 
     calls = counting(monkeypatch, tgat_train)
     train, validation, _ = streaming.split_stream(cyclic_stream(200))
-    model = build_streamrec(TGATConfig(dim=8, heads=1, layers=1, k=4),
-                            TrainConfig(epochs=2, patience=5, progress=False), text=False)
+    model = build_streamrec(
+        TGATConfig(dim=8, heads=1, layers=1, k=4), TrainConfig(epochs=2, patience=5, progress=False), text=False
+    )
     model.fit(train, validation)
     assert calls == [len(validation)] * 2
     assert 0.0 <= model.train_report["validation"]["mrr"] <= 1.0

@@ -1,4 +1,5 @@
 """The batching and lane logic on its own (pure asyncio; the real-server path is in tests/e2e)."""
+
 import asyncio
 import time
 
@@ -64,6 +65,7 @@ def test_a_lane_runs_actions_one_at_a_time_in_submission_order_even_after_a_fail
                 if fail:
                     raise RuntimeError(name)
                 return name
+
             return work
 
         slow = lane.submit(action("slow", 0.1))

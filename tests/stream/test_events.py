@@ -15,7 +15,9 @@ def event(**overrides) -> bytes:
 
 
 def test_valid_event_is_parsed_with_its_source_position():
-    parsed = parse_interaction(event(props={"page": "home"}), topic="t", partition=2, offset=7, kafka_ts=1.5, now_ms=NOW)
+    parsed = parse_interaction(
+        event(props={"page": "home"}), topic="t", partition=2, offset=7, kafka_ts=1.5, now_ms=NOW
+    )
     assert parsed == Interaction("e1", "u1", "i1", "view", NOW - 1000, {"page": "home"}, "t", 2, 7, 1.5)
 
 
@@ -24,29 +26,32 @@ def test_integer_ids_are_accepted_as_strings():
     assert (parsed.user_id, parsed.item_id) == ("42", "7")
 
 
-@pytest.mark.parametrize("raw, reason", [
-    (b"not json at all", "not_json"),
-    (b"\xff\xfe\x00", "not_json"),
-    (None, "not_json"),
-    (b"[1, 2]", "not_object"),
-    (event(user_id=...), "missing_field"),
-    (event(item_id=""), "missing_field"),
-    (event(event_id=None), "missing_field"),
-    (event(user_id="x" * 257), "bad_id"),
-    (event(item_id="a\nb"), "bad_id"),
-    (event(item_id="a\x7fb"), "bad_id"),
-    (event(user_id=True), "bad_id"),
-    (event(user_id={"a": 1}), "bad_id"),
-    (event(type="like"), "unknown_type"),
-    (event(type=None), "unknown_type"),
-    (event(ts="yesterday"), "bad_ts"),
-    (event(ts=None), "bad_ts"),
-    (event(ts=True), "bad_ts"),
-    (event(ts=MIN_TS_MS - 1), "ts_out_of_range"),
-    (event(ts=1_600_000_000), "ts_out_of_range"),  # seconds, not milliseconds
-    (event(ts=NOW + 24 * 3600 * 1000 + 1), "ts_out_of_range"),
-    (event(props=[1]), "bad_field"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"not json at all", "not_json"),
+        (b"\xff\xfe\x00", "not_json"),
+        (None, "not_json"),
+        (b"[1, 2]", "not_object"),
+        (event(user_id=...), "missing_field"),
+        (event(item_id=""), "missing_field"),
+        (event(event_id=None), "missing_field"),
+        (event(user_id="x" * 257), "bad_id"),
+        (event(item_id="a\nb"), "bad_id"),
+        (event(item_id="a\x7fb"), "bad_id"),
+        (event(user_id=True), "bad_id"),
+        (event(user_id={"a": 1}), "bad_id"),
+        (event(type="like"), "unknown_type"),
+        (event(type=None), "unknown_type"),
+        (event(ts="yesterday"), "bad_ts"),
+        (event(ts=None), "bad_ts"),
+        (event(ts=True), "bad_ts"),
+        (event(ts=MIN_TS_MS - 1), "ts_out_of_range"),
+        (event(ts=1_600_000_000), "ts_out_of_range"),  # seconds, not milliseconds
+        (event(ts=NOW + 24 * 3600 * 1000 + 1), "ts_out_of_range"),
+        (event(props=[1]), "bad_field"),
+    ],
+)
 def test_bad_events_are_rejected_with_a_reason(raw, reason):
     result = parse_interaction(raw, now_ms=NOW)
     assert isinstance(result, Rejection)
@@ -61,7 +66,13 @@ def test_limits_are_inclusive():
 
 def test_items_are_validated():
     item = parse_item(json.dumps({"item_id": "i1", "title": "Phone", "category": "electronics", "price": 9}).encode())
-    assert (item.item_id, item.title, item.category, item.brand, item.price) == ("i1", "Phone", "electronics", None, 9.0)
+    assert (item.item_id, item.title, item.category, item.brand, item.price) == (
+        "i1",
+        "Phone",
+        "electronics",
+        None,
+        9.0,
+    )
     assert parse_item(b'{"title": "x"}').reason == "missing_field"
     assert parse_item(b'{"item_id": "i", "price": "cheap"}').reason == "bad_field"
     assert parse_item(b'{"item_id": "i", "title": 5}').reason == "bad_field"
@@ -71,27 +82,33 @@ def test_dead_letter_keeps_the_exact_original_bytes_and_source():
     import base64
 
     original = b"\xff not json"
-    value = json.loads(dead_letter_value(Rejection("not_json", "bad"), original, topic="interactions",
-                                         partition=3, offset=99, key=b"u1"))
+    value = json.loads(
+        dead_letter_value(
+            Rejection("not_json", "bad"), original, topic="interactions", partition=3, offset=99, key=b"u1"
+        )
+    )
     assert base64.b64decode(value["original_base64"]) == original
     assert value["source"] == {"topic": "interactions", "partition": 3, "offset": 99}
     assert value["reason"] == "not_json" and "original_text" not in value
 
 
-@pytest.mark.parametrize("bad_id, says", [
-    (" ", "blank"),
-    ("\t \u3000", "blank"),
-    (" u1", "whitespace"),
-    ("u1 ", "whitespace"),
-    ("u\u200b1", "U+200B"),   # zero-width space
-    ("u\u202e1", "U+202E"),   # right-to-left override
-    ("\ufeffu1", "U+FEFF"),   # byte-order mark
-    ("u\u2028", "whitespace"),  # line separator at the end
-    ("u\u2028x", "U+2028"),
-    ("u\uffff", "U+FFFF"),    # non-characters
-    ("u\ufdd0", "U+FDD0"),
-    ("u\U0010fffe", "U+10FFFE"),
-])
+@pytest.mark.parametrize(
+    "bad_id, says",
+    [
+        (" ", "blank"),
+        ("\t \u3000", "blank"),
+        (" u1", "whitespace"),
+        ("u1 ", "whitespace"),
+        ("u\u200b1", "U+200B"),  # zero-width space
+        ("u\u202e1", "U+202E"),  # right-to-left override
+        ("\ufeffu1", "U+FEFF"),  # byte-order mark
+        ("u\u2028", "whitespace"),  # line separator at the end
+        ("u\u2028x", "U+2028"),
+        ("u\uffff", "U+FFFF"),  # non-characters
+        ("u\ufdd0", "U+FDD0"),
+        ("u\U0010fffe", "U+10FFFE"),
+    ],
+)
 def test_ids_that_would_read_the_same_as_another_are_rejected(bad_id, says):
     for field in ("user_id", "item_id", "event_id"):
         result = parse_interaction(event(**{field: bad_id}), now_ms=NOW)

@@ -1,5 +1,6 @@
 """The batch processing of the agents (stream/processing.py) with a stand-in handler and producer: pure logic,
 no Kafka (tests/e2e runs the same code on the real servers)."""
+
 import asyncio
 import json
 from dataclasses import dataclass, field
@@ -127,7 +128,11 @@ def test_valid_events_are_written_refreshed_published_then_acked_and_invalid_one
     assert handler.upserts == [["e0", "e2", "e3"]]
     assert handler.refreshes == [(["e0", "e2", "e3"], ["e0", "e2", "e3"])]
     lists = producer.to(NAMES.recommendations)
-    assert [(key, json.loads(value)["last"]) for _, key, value, _ in lists] == [(b"u1", "e0"), (b"u2", "e2"), (b"u1", "e3")]
+    assert [(key, json.loads(value)["last"]) for _, key, value, _ in lists] == [
+        (b"u1", "e0"),
+        (b"u2", "e2"),
+        (b"u1", "e3"),
+    ]
     [(topic, _, value, headers)] = producer.to(NAMES.dead_letters)
     assert json.loads(value)["reason"] == "not_json" and json.loads(value)["source"]["offset"] == 1
     assert headers == [("streamrec-reason", b"not_json")]
@@ -182,8 +187,9 @@ def test_no_event_is_acked_before_the_broker_acknowledged_its_list():
 
 def test_a_record_the_graph_refuses_for_good_is_dead_lettered_and_the_rest_applied_in_order():
     handler = Handler(refused={"e2"})
-    processing, producer, acked = run_batches(handler, interactions(("u1", "i1"), ("u1", "i2"), ("u2", "i3"),
-                                                                    ("u3", "i1")))
+    processing, producer, acked = run_batches(
+        handler, interactions(("u1", "i1"), ("u1", "i2"), ("u2", "i3"), ("u3", "i1"))
+    )
     applied = [event for upsert in handler.upserts for event in upsert]
     assert applied == ["e0", "e1", "e3"]
     [(_, _, value, headers)] = producer.to(NAMES.dead_letters)
@@ -194,8 +200,10 @@ def test_a_record_the_graph_refuses_for_good_is_dead_lettered_and_the_rest_appli
 
 def test_items_are_written_and_a_bad_or_refused_item_goes_to_the_dead_letters():
     producer, handler = Producer(), Handler(refused={"bad"})
-    batch = [Event(Message(item_value(Item(item_id, "a title")), k, topic="t-items"))
-             for k, item_id in enumerate(["i1", "bad", "i2"])] + [Event(Message(b"[]", 3, topic="t-items"))]
+    batch = [
+        Event(Message(item_value(Item(item_id, "a title")), k, topic="t-items"))
+        for k, item_id in enumerate(["i1", "bad", "i2"])
+    ] + [Event(Message(b"[]", 3, topic="t-items"))]
     asyncio.run(process_items(handler, KafkaOut(producer, NAMES), batch))
     assert handler.items == ["i1", "i2"]
     reasons = sorted(json.loads(value)["reason"] for _, _, value, _ in producer.to(NAMES.dead_letters))

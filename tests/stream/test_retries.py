@@ -1,5 +1,6 @@
 """Retrying a stage: what is the records' fault is isolated and given up on, everything else waits; the log
 gets one line per change of state, the metric one count per failed attempt."""
+
 import asyncio
 import logging
 
@@ -82,9 +83,11 @@ def test_cancellation_passes_through():
     async def scenario():
         async def never():
             raise OSError("down")
+
         task = asyncio.ensure_future(retry_until_done("t_cancel", never, **FAST))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
     asyncio.run(scenario())

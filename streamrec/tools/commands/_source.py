@@ -1,4 +1,5 @@
 """The data-set arguments shared by produce, train and eval (a leading underscore: not a sub-command)."""
+
 from __future__ import annotations
 
 import sys
@@ -18,8 +19,9 @@ def load_source(args, settings, command: str):
     from ..datasets import DatasetError, load_dataset
 
     try:
-        return load_dataset(args.dataset, settings.data_dir, settings.home / "data",
-                            Path(args.events_csv) if args.events_csv else None)
+        return load_dataset(
+            args.dataset, settings.data_dir, settings.home / "data", Path(args.events_csv) if args.events_csv else None
+        )
     except DatasetError as exc:
         print(f"streamrec {command}: {exc}", file=sys.stderr)
         return None

@@ -5,7 +5,7 @@ HELP = "freshness, throughput and CPU per event of the live pipeline (local serv
 
 
 def parse_worker_counts(text: str) -> list[int]:
-    """"1,2,4" -> [1, 2, 4] (sorted, each once); ValueError, saying why, for anything but positive integers."""
+    """ "1,2,4" -> [1, 2, 4] (sorted, each once); ValueError, saying why, for anything but positive integers."""
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
         raise ValueError(f"--workers {text!r} must be positive integers separated by commas, e.g. 1,2,4")
@@ -15,14 +15,20 @@ def parse_worker_counts(text: str) -> list[int]:
 def configure(parser):
     add_source_arguments(parser)
     parser.add_argument("--rates", default="100,1000,5000", help="events per second, comma-separated")
-    parser.add_argument("--workers", default="1", help="worker counts, comma-separated: each count runs every rate "
-                                                      "with that many workers in one consumer group")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="worker counts, comma-separated: each count runs every rate with that many workers in one consumer group",
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of input per rate")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of unreported input first (JVM warm-up)")
     parser.add_argument("--out", required=True, help="folder for bench.json and the plots")
     model = parser.add_mutually_exclusive_group()
-    model.add_argument("--checkpoint", help="folder of the temporal GAT checkpoint to serve "
-                                            "(default: train or reuse the demo checkpoint of the data set)")
+    model.add_argument(
+        "--checkpoint",
+        help="folder of the temporal GAT checkpoint to serve "
+        "(default: train or reuse the demo checkpoint of the data set)",
+    )
     model.add_argument("--baseline", action="store_true", help="serve the co-occurrence baseline")
 
 
@@ -58,13 +64,32 @@ def run(args, settings) -> int:
         return 2
     else:
         model_dir = ensure_demo_checkpoint(args.dataset, settings.home)
-    report = run_bench(data, rates, args.duration, Path(args.out), model_dir, args.warmup, worker_counts,
-                       command=args.command_line)
-    summary = {f"{r['workers']} workers @ {r['target_rate']:g}": {k: r[k] for k in (
-        "achieved_input_rate", "achieved_output_rate", "freshness_s", "cpu_ms_per_event", "events_per_cpu_second",
-        "sustainable")} for r in report["runs"]}
-    print(json.dumps({"highest_sustainable_rate": report["highest_sustainable_rate"],
-                      "highest_sustainable_rate_by_workers": report["highest_sustainable_rate_by_workers"],
-                      "runs": summary}, indent=2))
+    report = run_bench(
+        data, rates, args.duration, Path(args.out), model_dir, args.warmup, worker_counts, command=args.command_line
+    )
+    summary = {
+        f"{r['workers']} workers @ {r['target_rate']:g}": {
+            k: r[k]
+            for k in (
+                "achieved_input_rate",
+                "achieved_output_rate",
+                "freshness_s",
+                "cpu_ms_per_event",
+                "events_per_cpu_second",
+                "sustainable",
+            )
+        }
+        for r in report["runs"]
+    }
+    print(
+        json.dumps(
+            {
+                "highest_sustainable_rate": report["highest_sustainable_rate"],
+                "highest_sustainable_rate_by_workers": report["highest_sustainable_rate_by_workers"],
+                "runs": summary,
+            },
+            indent=2,
+        )
+    )
     print(f"report: {Path(args.out) / 'bench.json'}")
     return 0

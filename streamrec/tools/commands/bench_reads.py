@@ -10,21 +10,35 @@ def configure(parser):
     parser.add_argument("--hub-users", type=int, default=20_000, help="users of the synthetic hub item (0: none)")
     parser.add_argument("--k", type=int, default=20, help="neighbours per node, as the model reads them")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per read (after 5 untimed)")
-    parser.add_argument("--out", default=None,
-                        help=f"folder for bench_reads.json and .png (default: <STREAMREC_HOME>/{OUT_FOLDER})")
-    parser.add_argument("--table", nargs="+", metavar="DIR",
-                        help="print the docs' table of earlier runs instead (default: measure)")
+    parser.add_argument(
+        "--out", default=None, help=f"folder for bench_reads.json and .png (default: <STREAMREC_HOME>/{OUT_FOLDER})"
+    )
+    parser.add_argument(
+        "--table", nargs="+", metavar="DIR", help="print the docs' table of earlier runs instead (default: measure)"
+    )
 
 
 def _events(dataset, hub_users: int):
     """The real events as graph-store rows, then the synthetic hub's (one event per user, after the real ones)."""
     from types import SimpleNamespace
 
-    rows = [SimpleNamespace(user_id=u, item_id=i, type=t, ts=ts, topic="bench", partition=0, offset=k)
-            for k, (u, i, t, ts) in enumerate(zip(dataset.users, dataset.items, dataset.types, dataset.ts))]
+    rows = [
+        SimpleNamespace(user_id=u, item_id=i, type=t, ts=ts, topic="bench", partition=0, offset=k)
+        for k, (u, i, t, ts) in enumerate(zip(dataset.users, dataset.items, dataset.types, dataset.ts))
+    ]
     start, first_ts = len(rows), max(dataset.ts) + 1
-    rows += [SimpleNamespace(user_id=f"hub-user-{k}", item_id="synthetic-hub", type="view", ts=first_ts + k,
-                             topic="bench", partition=0, offset=start + k) for k in range(hub_users)]
+    rows += [
+        SimpleNamespace(
+            user_id=f"hub-user-{k}",
+            item_id="synthetic-hub",
+            type="view",
+            ts=first_ts + k,
+            topic="bench",
+            partition=0,
+            offset=start + k,
+        )
+        for k in range(hub_users)
+    ]
     return rows
 
 
@@ -46,8 +60,10 @@ async def _time(read, repeats: int) -> dict:
         await read()
         seconds.append(time.perf_counter() - started)
     seconds.sort()
-    return {"median_ms": round(1000 * seconds[len(seconds) // 2], 3),
-            "p90_ms": round(1000 * seconds[int(0.9 * (len(seconds) - 1))], 3)}
+    return {
+        "median_ms": round(1000 * seconds[len(seconds) // 2], 3),
+        "p90_ms": round(1000 * seconds[int(0.9 * (len(seconds) - 1))], 3),
+    }
 
 
 async def _measure(settings, dataset, args) -> list[dict]:
@@ -62,32 +78,75 @@ async def _measure(settings, dataset, args) -> list[dict]:
         await store.ensure_schema()
         events = _events(dataset, args.hub_users)
         for start in range(0, len(events), 2_000):
-            await store.upsert_interactions(events[start:start + 2_000])
+            await store.upsert_interactions(events[start : start + 2_000])
         size = await store.size()
         reads = [
-            ("recent users of an item", "hub", hub_item, item_degree[hub_item], lambda: store.recent_users_of_items([hub_item], k)),
-            ("recent users of an item", "leaf", leaf_item, item_degree[leaf_item], lambda: store.recent_users_of_items([leaf_item], k)),
-            ("recent items of a user", "hub", hub_user, user_degree[hub_user], lambda: store.recent_items_of_users([hub_user], k)),
-            ("recent items of a user", "leaf", leaf_user, user_degree[leaf_user], lambda: store.recent_items_of_users([leaf_user], k)),
+            (
+                "recent users of an item",
+                "hub",
+                hub_item,
+                item_degree[hub_item],
+                lambda: store.recent_users_of_items([hub_item], k),
+            ),
+            (
+                "recent users of an item",
+                "leaf",
+                leaf_item,
+                item_degree[leaf_item],
+                lambda: store.recent_users_of_items([leaf_item], k),
+            ),
+            (
+                "recent items of a user",
+                "hub",
+                hub_user,
+                user_degree[hub_user],
+                lambda: store.recent_items_of_users([hub_user], k),
+            ),
+            (
+                "recent items of a user",
+                "leaf",
+                leaf_user,
+                user_degree[leaf_user],
+                lambda: store.recent_items_of_users([leaf_user], k),
+            ),
             ("edges of a user", "hub", hub_user, user_degree[hub_user], lambda: store.edges_of_users([hub_user])),
             ("edges of a user", "leaf", leaf_user, user_degree[leaf_user], lambda: store.edges_of_users([leaf_user])),
         ]
         if args.hub_users:
-            reads.insert(2, ("recent users of an item", "synthetic hub", "synthetic-hub", args.hub_users,
-                             lambda: store.recent_users_of_items(["synthetic-hub"], k)))
+            reads.insert(
+                2,
+                (
+                    "recent users of an item",
+                    "synthetic hub",
+                    "synthetic-hub",
+                    args.hub_users,
+                    lambda: store.recent_users_of_items(["synthetic-hub"], k),
+                ),
+            )
         rows = []
         for read, node, node_id, degree, call in reads:
-            rows.append({"read": read, "node": node, "id": node_id, "degree": degree, **await _time(call, args.repeats)})
+            rows.append(
+                {"read": read, "node": node, "id": node_id, "degree": degree, **await _time(call, args.repeats)}
+            )
             print(f"bench-reads: {read}, {node} (degree {degree}): {rows[-1]['median_ms']} ms")
         warm = await _time(store.all_edges, max(3, args.repeats // 10))
-        rows.append({"read": "warm start: all edges", "node": "every user", "id": None, "degree": size["edges"], **warm,
-                     "per_edge_us": round(1000 * warm["median_ms"] / max(1, size["edges"]), 3)})
+        rows.append(
+            {
+                "read": "warm start: all edges",
+                "node": "every user",
+                "id": None,
+                "degree": size["edges"],
+                **warm,
+                "per_edge_us": round(1000 * warm["median_ms"] / max(1, size["edges"]), 3),
+            }
+        )
         print(f"bench-reads: warm start, {size['edges']} edges: {warm['median_ms']} ms")
         return rows, size
 
 
 def table(reports: list[dict]) -> str:
     """Markdown: one row per read, one column per run (its graph server), median ms."""
+
     def server(report):
         return next(v for k, v in report["stack"]["servers"].items())
 
@@ -130,12 +189,19 @@ def run(args, settings) -> int:
     with running_local_services(fresh, report=lambda line: print(f"bench-reads: {line}")) as services:
         rows, size = asyncio.run(_measure(fresh, dataset, args))
         versions = {s.name: s.version() for s in services}
-    report = {"command": args.command_line, "git": git_commit(Path(__file__).parent),
-              "stack": stack_description(settings) | {"servers": versions}, "dataset": dataset.name,
-              "checksums": dataset.checksums, "graph": size, "k": args.k, "repeats": args.repeats,
-              "synthetic": SYNTHETIC_NOTE if args.hub_users else None,
-              "what": "client-side round trip of one call (median and p90 of --repeats calls after 5 untimed)",
-              "reads": rows}
+    report = {
+        "command": args.command_line,
+        "git": git_commit(Path(__file__).parent),
+        "stack": stack_description(settings) | {"servers": versions},
+        "dataset": dataset.name,
+        "checksums": dataset.checksums,
+        "graph": size,
+        "k": args.k,
+        "repeats": args.repeats,
+        "synthetic": SYNTHETIC_NOTE if args.hub_users else None,
+        "what": "client-side round trip of one call (median and p90 of --repeats calls after 5 untimed)",
+        "reads": rows,
+    }
     (out / "bench_reads.json").write_text(json.dumps(report, indent=1) + "\n")
     _plot(report, out / "bench_reads.png")
     print(f"wrote {out / 'bench_reads.json'} and {out / 'bench_reads.png'}")
@@ -144,6 +210,7 @@ def run(args, settings) -> int:
 
 def _plot(report, path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
@@ -151,8 +218,12 @@ def _plot(report, path) -> None:
     rows = [r for r in report["reads"] if r["id"] is not None]
     labels = [f"{r['read']}\n{r['node']} (degree {r['degree']:,})" for r in rows]
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * len(rows)))
-    ax.barh(range(len(rows)), [r["median_ms"] for r in rows], xerr=[[0] * len(rows),
-            [r["p90_ms"] - r["median_ms"] for r in rows]], color="#4c72b0")
+    ax.barh(
+        range(len(rows)),
+        [r["median_ms"] for r in rows],
+        xerr=[[0] * len(rows), [r["p90_ms"] - r["median_ms"] for r in rows]],
+        color="#4c72b0",
+    )
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")

@@ -4,37 +4,61 @@ NAME = "bench-refresh"
 HELP = "measure one incremental re-embedding per event against a full recompute at 10k/100k/1M edges"
 
 OUT_FOLDER = "bench"  # under STREAMREC_HOME unless --out
-SYNTHETIC_NOTE = ("synthetic Zipf edges (Zipf item popularity, {users:,} users, {items:,} items), because the real "
-                  "data sets here hold at most 157k events")
+SYNTHETIC_NOTE = (
+    "synthetic Zipf edges (Zipf item popularity, {users:,} users, {items:,} items), because the real "
+    "data sets here hold at most 157k events"
+)
 DTYPES = ("float32", "bf16", "both")
 
 
 def configure(parser):
-    parser.add_argument("--out", default=None,
-                        help=f"folder for bench_refresh.json and .png (default: <STREAMREC_HOME>/{OUT_FOLDER})")
+    parser.add_argument(
+        "--out", default=None, help=f"folder for bench_refresh.json and .png (default: <STREAMREC_HOME>/{OUT_FOLDER})"
+    )
     parser.add_argument("--scales", default="10000,100000,1000000", help="edge counts (events folded in)")
     parser.add_argument("--events", type=int, default=200, help="events timed per scale and micro-batch size")
     parser.add_argument("--batch-sizes", default="1,100", help="micro-batch sizes: one refresh per micro-batch")
     parser.add_argument("--repeats", type=int, default=3, help="full recomputes timed per scale (median)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="use trained weights (default: untrained; the cost does not depend on them)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="use trained weights (default: untrained; the cost does not depend on them)"
+    )
     add_device_argument(parser)
     add_threads_argument(parser)
-    parser.add_argument("--max-fanout", type=int, default=2048,
-                        help="most nodes re-embedded per micro-batch; the rest are marked stale and swept later")
-    parser.add_argument("--min-batches", type=int, default=1,
-                        help="micro-batches timed per size at least (a size above --events gets this many batches)")
-    parser.add_argument("--serve-batch", type=int, default=0,
-                        help="also time observe(N events) + top-K for their users, the serving step (0: not timed)")
+    parser.add_argument(
+        "--max-fanout",
+        type=int,
+        default=2048,
+        help="most nodes re-embedded per micro-batch; the rest are marked stale and swept later",
+    )
+    parser.add_argument(
+        "--min-batches",
+        type=int,
+        default=1,
+        help="micro-batches timed per size at least (a size above --events gets this many batches)",
+    )
+    parser.add_argument(
+        "--serve-batch",
+        type=int,
+        default=0,
+        help="also time observe(N events) + top-K for their users, the serving step (0: not timed)",
+    )
     parser.add_argument("--serve-repeats", type=int, default=5, help="serving steps timed per scale (median)")
     parser.add_argument("--k", type=int, default=20, help="list length of the top-K timings and the bf16 overlap")
-    parser.add_argument("--topk-items", type=int, default=0,
-                        help="also time top-K over this many items (random embeddings on the device; 0: not timed)")
+    parser.add_argument(
+        "--topk-items",
+        type=int,
+        default=0,
+        help="also time top-K over this many items (random embeddings on the device; 0: not timed)",
+    )
     parser.add_argument("--topk-users", type=int, default=10_000, help="users ranked in the --topk-items timing")
     parser.add_argument("--topk-chunk", type=int, default=1024, help="users scored per matrix product there")
-    parser.add_argument("--dtype", default="float32", choices=DTYPES,
-                        help="bf16/both: also time the full recompute, a refresh and top-K under bf16 autocast and "
-                             "measure the top-K overlap with float32")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=DTYPES,
+        help="bf16/both: also time the full recompute, a refresh and top-K under bf16 autocast and "
+        "measure the top-K overlap with float32",
+    )
 
 
 def synthetic_shape(n: int) -> tuple[int, int]:
@@ -103,13 +127,22 @@ def _incremental(rec, stream, start, size, events, full_s, sync) -> dict:
     counter.remove()
     per_event = sum(times) / events
     with_sweep = per_event + sweep_s / events
-    return {"batch_size": size, "incremental_per_event_s": round(per_event, 7), "stale_marked": stale,
-            "sweep_s": round(sweep_s, 5), "incremental_with_sweep_per_event_s": round(with_sweep, 7),
-            "ratio": round(full_s / per_event, 1), "ratio_with_sweep": round(full_s / with_sweep, 1),
-            "events_timed": events, "micro_batch_s_median": round(_median(times), 6),
-            "micro_batch_s_max": round(max(times), 6), "nodes_refreshed": refreshed, "nodes_swept": swept,
-            "node_embeddings_per_s": round(refreshed / max(sum(times), 1e-12)),
-            "node_embeddings_per_s_with_sweep": round((refreshed + swept) / max(sum(times) + sweep_s, 1e-12))}
+    return {
+        "batch_size": size,
+        "incremental_per_event_s": round(per_event, 7),
+        "stale_marked": stale,
+        "sweep_s": round(sweep_s, 5),
+        "incremental_with_sweep_per_event_s": round(with_sweep, 7),
+        "ratio": round(full_s / per_event, 1),
+        "ratio_with_sweep": round(full_s / with_sweep, 1),
+        "events_timed": events,
+        "micro_batch_s_median": round(_median(times), 6),
+        "micro_batch_s_max": round(max(times), 6),
+        "nodes_refreshed": refreshed,
+        "nodes_swept": swept,
+        "node_embeddings_per_s": round(refreshed / max(sum(times), 1e-12)),
+        "node_embeddings_per_s_with_sweep": round((refreshed + swept) / max(sum(times) + sweep_s, 1e-12)),
+    }
 
 
 def _serve(rec, stream, start, size, repeats, k, sync, autocast) -> dict:
@@ -133,11 +166,18 @@ def _serve(rec, stream, start, size, repeats, k, sync, autocast) -> dict:
         topk_s.append(t2 - t1)
         users_n.append(len(users))
     total = [a + b for a, b in zip(observe_s, topk_s)]
-    return {"batch_size": size, "repeats": repeats, "k": k, "users_median": _median(users_n),
-            "observe_s_median": round(_median(observe_s), 6), "top_k_s_median": round(_median(topk_s), 6),
-            "total_s_median": round(_median(total), 6), "total_s_max": round(max(total), 6),
-            "what": "observe(batch) (buffer, affected nodes, refresh, exact sweep off) then top_k of the batch's "
-                    "distinct users over the whole catalogue (ranked on the device; only the top-K reaches the CPU)"}
+    return {
+        "batch_size": size,
+        "repeats": repeats,
+        "k": k,
+        "users_median": _median(users_n),
+        "observe_s_median": round(_median(observe_s), 6),
+        "top_k_s_median": round(_median(topk_s), 6),
+        "total_s_median": round(_median(total), 6),
+        "total_s_max": round(max(total), 6),
+        "what": "observe(batch) (buffer, affected nodes, refresh, exact sweep off) then top_k of the batch's "
+        "distinct users over the whole catalogue (ranked on the device; only the top-K reaches the CPU)",
+    }
 
 
 def _overlap(a, b) -> float:
@@ -168,17 +208,25 @@ def _bf16(rec, stream, start, size, k, sync, full32, full_times32, repeats) -> d
     users = list(dict.fromkeys(stream.users[:start]))[:2000]
     lists = {}
     for name, z in (("float32", full32), ("bf16", full16.float())):
-        rec.store.write(torch.arange(n, device=rec.device), z, rec.store.attention[:n].clone(), rec.graph.buffer.nbr[:n])
+        rec.store.write(
+            torch.arange(n, device=rec.device), z, rec.store.attention[:n].clone(), rec.graph.buffer.nbr[:n]
+        )
         lists[name] = rec.top_k(users, k, exclude="none")[1]
     error = (full16.float() - full32).abs()
-    row = {"full_recompute_s": round(_median(times), 5), "float32_full_recompute_s": round(_median(full_times32), 5),
-           "speedup": round(_median(full_times32) / _median(times), 2),
-           "node_embeddings_per_s": round(n / _median(times)),
-           "max_abs_error": round(float(error.max()), 5), "mean_abs_error": round(float(error.mean()), 6),
-           f"top{k}_overlap": round(_overlap(lists["float32"], lists["bf16"]), 4),
-           f"top{k}_identical_lists": round(float((lists["float32"] == lists["bf16"]).all(1).float().mean()), 4),
-           "users_compared": len(users)}
-    rec.store.write(torch.arange(n, device=rec.device), full32, rec.store.attention[:n].clone(), rec.graph.buffer.nbr[:n])
+    row = {
+        "full_recompute_s": round(_median(times), 5),
+        "float32_full_recompute_s": round(_median(full_times32), 5),
+        "speedup": round(_median(full_times32) / _median(times), 2),
+        "node_embeddings_per_s": round(n / _median(times)),
+        "max_abs_error": round(float(error.max()), 5),
+        "mean_abs_error": round(float(error.mean()), 6),
+        f"top{k}_overlap": round(_overlap(lists["float32"], lists["bf16"]), 4),
+        f"top{k}_identical_lists": round(float((lists["float32"] == lists["bf16"]).all(1).float().mean()), 4),
+        "users_compared": len(users),
+    }
+    rec.store.write(
+        torch.arange(n, device=rec.device), full32, rec.store.attention[:n].clone(), rec.graph.buffer.nbr[:n]
+    )
     if size:
         try:  # refresh under autocast writes bf16 rows into the float32 caches: recorded, not fatal
             row["serve"] = _serve(rec, stream, start, size, 3, k, sync, autocast)
@@ -213,9 +261,18 @@ def _topk_timing(n_items, n_users, dim, k, chunk, device, sync, dtype) -> dict:
         sync()
         times.append(time.perf_counter() - t0)
     seconds = _median(times)
-    return {"items": n_items, "users": n_users, "dim": dim, "k": k, "chunk": chunk, "dtype": str(dtype).split(".")[-1],
-            "seconds": round(seconds, 5), "users_per_s": round(n_users / seconds),
-            "ms_per_1000_users": round(seconds / n_users * 1000 * 1000, 3), "indices": indices}
+    return {
+        "items": n_items,
+        "users": n_users,
+        "dim": dim,
+        "k": k,
+        "chunk": chunk,
+        "dtype": str(dtype).split(".")[-1],
+        "seconds": round(seconds, 5),
+        "users_per_s": round(n_users / seconds),
+        "ms_per_1000_users": round(seconds / n_users * 1000 * 1000, 3),
+        "indices": indices,
+    }
 
 
 def _median(values):
@@ -256,15 +313,24 @@ def run(args, settings) -> int:
 
     def write(results, topk, config) -> None:
         """The report so far (after the top-K timing and after each scale: a run cut short keeps its rows)."""
-        report = {"command": args.command_line, "git": git_commit(Path(__file__).parent),
-                  "device": env["device"], "device_name": env["device_name"], "environment": env,
-                  "threads": torch.get_num_threads(), "config": config,
-                  "max_fanout": args.max_fanout, "events_timed": args.events, "weights": args.checkpoint or "untrained",
-                  "what": "incremental = observe a micro-batch (buffer update, affected_nodes with bounded fan-out, "
-                          "one batched refresh), divided by its events; full = every node, layer by layer; "
-                          "ratio = full / incremental per event; with_sweep adds the later sweep of the stale nodes",
-                  "results": results, "topk": topk,
-                  "goal": "≥ 1,000,000 node embeddings/s; a 1,000-event refresh + top-K under 5 ms at 1M edges"}
+        report = {
+            "command": args.command_line,
+            "git": git_commit(Path(__file__).parent),
+            "device": env["device"],
+            "device_name": env["device_name"],
+            "environment": env,
+            "threads": torch.get_num_threads(),
+            "config": config,
+            "max_fanout": args.max_fanout,
+            "events_timed": args.events,
+            "weights": args.checkpoint or "untrained",
+            "what": "incremental = observe a micro-batch (buffer update, affected_nodes with bounded fan-out, "
+            "one batched refresh), divided by its events; full = every node, layer by layer; "
+            "ratio = full / incremental per event; with_sweep adds the later sweep of the stale nodes",
+            "results": results,
+            "topk": topk,
+            "goal": "≥ 1,000,000 node embeddings/s; a 1,000-event refresh + top-K under 5 ms at 1M edges",
+        }
         (out / "bench_refresh.json").write_text(json.dumps(report, indent=2) + "\n")
         if results:
             _plot(results, out / "bench_refresh.png", env["device"] if env["device"] == "cpu" else env["device_name"])
@@ -277,8 +343,16 @@ def run(args, settings) -> int:
         for dtype in kinds:
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            entry = _topk_timing(args.topk_items, args.topk_users, dim, args.k, args.topk_chunk,
-                                 pick_device(args.device), torch.cuda.synchronize if cuda else (lambda: None), dtype)
+            entry = _topk_timing(
+                args.topk_items,
+                args.topk_users,
+                dim,
+                args.k,
+                args.topk_chunk,
+                pick_device(args.device),
+                torch.cuda.synchronize if cuda else (lambda: None),
+                dtype,
+            )
             if cuda:
                 entry["gpu_max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
             topk.append(entry)
@@ -301,7 +375,7 @@ def run(args, settings) -> int:
         print(f"[bench-refresh] {scale:,} edges: building ({'JODIE Wikipedia' if real else 'synthetic'})", flush=True)
         if real:
             source = f"JODIE Wikipedia, first {scale} events"
-            users, items, types, ts = (getattr(wiki, c)[:scale + extra] for c in ("users", "items", "types", "ts"))
+            users, items, types, ts = (getattr(wiki, c)[: scale + extra] for c in ("users", "items", "types", "ts"))
         else:
             n_users, n_items = synthetic_shape(scale + extra)
             source = SYNTHETIC_NOTE.format(users=n_users, items=n_items)
@@ -310,11 +384,18 @@ def run(args, settings) -> int:
             torch.cuda.reset_peak_memory_stats()
         stream = InteractionBatch(users, items, types, ts)
         if args.checkpoint:
-            rec = load_recommender(args.checkpoint, args.device, text=False, auto_refresh=False,
-                                   max_fanout=args.max_fanout, sweep_per_observe=0)
+            rec = load_recommender(
+                args.checkpoint,
+                args.device,
+                text=False,
+                auto_refresh=False,
+                max_fanout=args.max_fanout,
+                sweep_per_observe=0,
+            )
         else:
-            rec = build_streamrec(device=args.device, text=False, auto_refresh=False, max_fanout=args.max_fanout,
-                                  sweep_per_observe=0)
+            rec = build_streamrec(
+                device=args.device, text=False, auto_refresh=False, max_fanout=args.max_fanout, sweep_per_observe=0
+            )
         started = time.perf_counter()
         for start in range(0, scale, 100_000):
             rec.observe(stream.slice(start, min(start + 100_000, scale)))
@@ -331,16 +412,25 @@ def run(args, settings) -> int:
             sync()
             full_times.append(time.perf_counter() - t0)
         rec.store.ensure(rec.graph.num_nodes)
-        rec.store.write(torch.arange(rec.graph.num_nodes, device=rec.device), full,
-                        torch.zeros(rec.graph.num_nodes, rec.config.k, device=rec.device),
-                        rec.graph.buffer.nbr[:rec.graph.num_nodes])
+        rec.store.write(
+            torch.arange(rec.graph.num_nodes, device=rec.device),
+            full,
+            torch.zeros(rec.graph.num_nodes, rec.config.k, device=rec.device),
+            rec.graph.buffer.nbr[: rec.graph.num_nodes],
+        )
         rec.auto_refresh = True
         config = rec.config.to_dict()
-        row = {"edges": scale, "source": source, "nodes": rec.graph.num_nodes,
-               "buffer_edges": rec.graph.buffer.edge_count(), "build_s": round(build_s, 3),
-               "full_recompute_s": round(_median(full_times), 5),
-               "full_node_embeddings_per_s": round(rec.graph.num_nodes / _median(full_times)),
-               "memory": footprint(rec), "micro_batches": []}
+        row = {
+            "edges": scale,
+            "source": source,
+            "nodes": rec.graph.num_nodes,
+            "buffer_edges": rec.graph.buffer.edge_count(),
+            "build_s": round(build_s, 3),
+            "full_recompute_s": round(_median(full_times), 5),
+            "full_node_embeddings_per_s": round(rec.graph.num_nodes / _median(full_times)),
+            "memory": footprint(rec),
+            "micro_batches": [],
+        }
         cursor = scale
         for size, events in zip(batch_sizes, timed):
             row["micro_batches"].append(_incremental(rec, stream, cursor, size, events, row["full_recompute_s"], sync))
@@ -368,6 +458,7 @@ def run(args, settings) -> int:
 
 def _plot(results, path, device):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -383,8 +474,12 @@ def _plot(results, path, device):
         left.loglog(edges, per_event, "s-", label=f"incremental per event (batch {size})")
         left.loglog(edges, swept, "^--", label=f"  + sweep (batch {size})")
         right.semilogx(edges, [r["micro_batches"][k]["ratio"] for r in results], "s-", label=f"batch {size}")
-        right.semilogx(edges, [r["micro_batches"][k]["ratio_with_sweep"] for r in results], "^--",
-                       label=f"batch {size}, with sweep")
+        right.semilogx(
+            edges,
+            [r["micro_batches"][k]["ratio_with_sweep"] for r in results],
+            "^--",
+            label=f"batch {size}, with sweep",
+        )
     left.set_xlabel("edges folded in")
     left.set_ylabel("seconds")
     left.set_title(f"re-embedding cost ({device})")
@@ -396,14 +491,24 @@ def _plot(results, path, device):
     right.legend(fontsize=7)
     if rates:
         third = axes[2]
-        third.loglog(edges, [r["full_node_embeddings_per_s"] for r in results], "o-", color="black",
-                     label="full recompute")
+        third.loglog(
+            edges, [r["full_node_embeddings_per_s"] for r in results], "o-", color="black", label="full recompute"
+        )
         for k, entry in enumerate(results[0]["micro_batches"]):
-            third.loglog(edges, [r["micro_batches"][k]["node_embeddings_per_s"] for r in results], "s-",
-                         label=f"incremental, batch {entry['batch_size']}")
+            third.loglog(
+                edges,
+                [r["micro_batches"][k]["node_embeddings_per_s"] for r in results],
+                "s-",
+                label=f"incremental, batch {entry['batch_size']}",
+            )
         if all("bf16" in r for r in results):
-            third.loglog(edges, [r["bf16"]["node_embeddings_per_s"] for r in results], "o--", color="grey",
-                         label="full recompute, bf16")
+            third.loglog(
+                edges,
+                [r["bf16"]["node_embeddings_per_s"] for r in results],
+                "o--",
+                color="grey",
+                label="full recompute, bf16",
+            )
         third.axhline(1e6, color="grey", linestyle=":", label="goal 1M/s")
         third.set_xlabel("edges folded in")
         third.set_ylabel("node embeddings per second")

@@ -4,7 +4,9 @@ HELP = "rebuild the docs' tables of measured figures from the reports in docs/re
 
 def configure(parser):
     parser.add_argument("--docs", default="docs", help="the docs folder (default: %(default)s)")
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a table differs from its report")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when a table differs from its report"
+    )
 
 
 def run(args, settings) -> int:

@@ -10,25 +10,49 @@ HELP = "streaming evaluation of recommenders on a data set (TGB-style chronologi
 
 def configure(parser):
     add_source_arguments(parser)
-    parser.add_argument("--models", default="all",
-                        help="comma-separated model names, or all (the default), which is every model: streamrec, static_gat, tgn, sasrec, recency_popularity, "
-                             "base3, poptrack, edgebank, edgebank_window, itemknn, recent_pop, pop")
+    parser.add_argument(
+        "--models",
+        default="all",
+        help="comma-separated model names, or all (the default), which is every model: streamrec, static_gat, tgn, sasrec, recency_popularity, "
+        "base3, poptrack, edgebank, edgebank_window, itemknn, recent_pop, pop",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and the plots")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,…",
-                        help="run every model once per seed and report mean ± std of its test figures "
-                             "(default: --seed alone)")
-    parser.add_argument("--batch-size", type=event_count, default=200,
-                        help="test events per batch, each ranked from the state before its batch (1: per event, "
-                             "the published protocol); streamrec's validation pass uses it too")
-    parser.add_argument("--train-batch-size", type=event_count, default=200,
-                        help="events (SASRec: sequences) per training step of the trained models")
-    parser.add_argument("--diversity", type=_strength_list, default=None, metavar="L,L,…",
-                        help="diversity settings (λ of the MMR re-ranking, 0 = off): each model is fitted once and "
-                             "its test part run once per setting; report.md and diversity_tradeoff.png show the "
-                             "trade-off (default: STREAMREC_DIVERSITY alone, 0 unless set)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="training epochs of the trained models (default: streamrec and static_gat 5, tgn 10)")
+    parser.add_argument(
+        "--seeds",
+        type=_seed_list,
+        default=None,
+        metavar="S,S,…",
+        help="run every model once per seed and report mean ± std of its test figures (default: --seed alone)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=event_count,
+        default=200,
+        help="test events per batch, each ranked from the state before its batch (1: per event, "
+        "the published protocol); streamrec's validation pass uses it too",
+    )
+    parser.add_argument(
+        "--train-batch-size",
+        type=event_count,
+        default=200,
+        help="events (SASRec: sequences) per training step of the trained models",
+    )
+    parser.add_argument(
+        "--diversity",
+        type=_strength_list,
+        default=None,
+        metavar="L,L,…",
+        help="diversity settings (λ of the MMR re-ranking, 0 = off): each model is fitted once and "
+        "its test part run once per setting; report.md and diversity_tradeoff.png show the "
+        "trade-off (default: STREAMREC_DIVERSITY alone, 0 unless set)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs of the trained models (default: streamrec and static_gat 5, tgn 10)",
+    )
     add_device_argument(parser)
     add_threads_argument(parser, default=1)
     add_limit_argument(parser)
@@ -51,8 +75,11 @@ def run(args, settings) -> int:
         names = list(registry.MODELS)
     unknown = [m for m in names if m not in registry.MODELS]
     if unknown or not names:
-        print(f"streamrec eval: unknown model(s) {', '.join(unknown) or '(none given)'}; "
-              f"choose from {', '.join(registry.MODELS)}", file=sys.stderr)
+        print(
+            f"streamrec eval: unknown model(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(registry.MODELS)}",
+            file=sys.stderr,
+        )
         return 2
     started = time.perf_counter()
     data = load_source(args, settings, NAME)
@@ -63,8 +90,9 @@ def run(args, settings) -> int:
         stream = stream.slice(0, args.limit)
     train, validation, test = streaming.split_stream(stream)
     if not (len(train) and len(validation) and len(test)):
-        print(f"streamrec eval: {_too_few_events(args.events_csv or data.name, len(stream), args.limit)}",
-              file=sys.stderr)
+        print(
+            f"streamrec eval: {_too_few_events(args.events_csv or data.name, len(stream), args.limit)}", file=sys.stderr
+        )
         return 2
     known_items = set(train.items) | set(validation.items)
     known_users = set(train.users) | set(validation.users)
@@ -74,16 +102,33 @@ def run(args, settings) -> int:
     result = {
         "created": report.timestamp(),
         "git": report.git_commit(Path(__file__).resolve().parents[3]),
-        "config": {"command": args.command_line,
-                   "models": names, "seed": (args.seeds or [args.seed])[0], "seeds": args.seeds or [args.seed], "batch_size": args.batch_size,
-                   "train_batch_size": args.train_batch_size, "epochs": args.epochs,
-                   "device": device, "torch_threads": torch.get_num_threads(), "limit": args.limit,
-                   "split": list(streaming.SPLIT), "top_k_lists": protocol.TOP_K, "torch": torch.__version__},
-        "dataset": {"name": data.name, "rows": len(stream), "users": n_users, "items": n_items,
-                    "train": len(train), "validation": len(validation), "test": len(test),
-                    "test_new_item_share": (sum(i not in known_items for i in test.items) / len(test)) if len(test) else None,
-                    "test_new_user_share": (sum(u not in known_users for u in test.users) / len(test)) if len(test) else None,
-                    "checksums": data.checksums},
+        "config": {
+            "command": args.command_line,
+            "models": names,
+            "seed": (args.seeds or [args.seed])[0],
+            "seeds": args.seeds or [args.seed],
+            "batch_size": args.batch_size,
+            "train_batch_size": args.train_batch_size,
+            "epochs": args.epochs,
+            "device": device,
+            "torch_threads": torch.get_num_threads(),
+            "limit": args.limit,
+            "split": list(streaming.SPLIT),
+            "top_k_lists": protocol.TOP_K,
+            "torch": torch.__version__,
+        },
+        "dataset": {
+            "name": data.name,
+            "rows": len(stream),
+            "users": n_users,
+            "items": n_items,
+            "train": len(train),
+            "validation": len(validation),
+            "test": len(test),
+            "test_new_item_share": (sum(i not in known_items for i in test.items) / len(test)) if len(test) else None,
+            "test_new_user_share": (sum(u not in known_users for u in test.users) / len(test)) if len(test) else None,
+            "checksums": data.checksums,
+        },
         "models": {},
     }
     seeds = args.seeds or [args.seed]
@@ -92,15 +137,21 @@ def run(args, settings) -> int:
     for name in names:
         runs = {}
         for seed in seeds:
-            print(f"[eval] {data.name}: {name}" + (f" (seed {seed})" if len(seeds) > 1 else ""), file=sys.stderr,
-                  flush=True)
-            runs[seed] = _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test,
-                                   strengths)
+            print(
+                f"[eval] {data.name}: {name}" + (f" (seed {seed})" if len(seeds) > 1 else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+            runs[seed] = _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test, strengths)
             if "error" in runs[seed]:
                 break
             o = runs[seed]["overall"]
-            print(f"[eval] {name}: MRR {o['mrr']:.4f} R@20 {o['recall@20']:.4f} NDCG@20 {o['ndcg@20']:.4f} "
-                  f"({runs[seed]['wall_s']:.1f} s)", file=sys.stderr, flush=True)
+            print(
+                f"[eval] {name}: MRR {o['mrr']:.4f} R@20 {o['recall@20']:.4f} NDCG@20 {o['ndcg@20']:.4f} "
+                f"({runs[seed]['wall_s']:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         result["models"][name] = report.across_seeds(runs)
     result["wall_s"] = round(time.perf_counter() - started, 1)
     report.write_json(result, out)
@@ -110,8 +161,7 @@ def run(args, settings) -> int:
     return 0
 
 
-def _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test,
-              strengths=(0.0,)) -> dict:
+def _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test, strengths=(0.0,)) -> dict:
     """One model, one seed, through the streaming protocol: its summary, or {"error": …} when it is not there.
     With several diversity settings the model is fitted once and the test part runs once per setting (the
     summary is the first setting's, plus a "diversity" section with every setting's figures)."""
@@ -123,9 +173,18 @@ def _evaluate(name, seed, args, device, data, n_users, n_items, train, validatio
     from model_server.evaluation import protocol, registry, tradeoff
 
     torch.manual_seed(seed)
-    context = registry.ModelContext(data.name, n_users, n_items, seed=seed, device=device, epochs=args.epochs,
-                                    batch_size=args.batch_size, train_batch_size=args.train_batch_size,
-                                    progress=not args.no_progress, item_info=data.item_info)
+    context = registry.ModelContext(
+        data.name,
+        n_users,
+        n_items,
+        seed=seed,
+        device=device,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        train_batch_size=args.train_batch_size,
+        progress=not args.no_progress,
+        item_info=data.item_info,
+    )
 
     def build():
         model = registry.build(name, context)
@@ -142,8 +201,9 @@ def _evaluate(name, seed, args, device, data, n_users, n_items, train, validatio
     if len(strengths) == 1:
         model.diversity = strengths[0]
         coverage = tradeoff.CategoryCoverage(data.item_info)
-        runs = [(strengths[0], protocol.run_stream(model, train, validation, test, on_lists=coverage, **options),
-                 coverage)]
+        runs = [
+            (strengths[0], protocol.run_stream(model, train, validation, test, on_lists=coverage, **options), coverage)
+        ]
     else:
         runs = tradeoff.run_settings(model, build, strengths, train, validation, test, data.item_info, **options)
     summaries = [(strength, protocol.summarise_result(outcome), coverage) for strength, outcome, coverage in runs]
@@ -152,9 +212,13 @@ def _evaluate(name, seed, args, device, data, n_users, n_items, train, validatio
     if list(strengths) != [0.0]:
         summary["diversity"] = [tradeoff.setting_summary(*entry) for entry in summaries]
         for row in summary["diversity"]:
-            print(f"[eval] {name} diversity {row['diversity']:g}: MRR {row['mrr']:.4f} NDCG@20 {row['ndcg@20']:.4f} "
-                  f"ILD@20 {_figure(row['intra_list_diversity@20'])} categories/list "
-                  f"{_figure(row['categories_per_list@20'], 2)}", file=sys.stderr, flush=True)
+            print(
+                f"[eval] {name} diversity {row['diversity']:g}: MRR {row['mrr']:.4f} NDCG@20 {row['ndcg@20']:.4f} "
+                f"ILD@20 {_figure(row['intra_list_diversity@20'])} categories/list "
+                f"{_figure(row['categories_per_list@20'], 2)}",
+                file=sys.stderr,
+                flush=True,
+            )
     outcome = runs[0][1]
     summary["wall_s"] = round(time.perf_counter() - started, 2)
     summary["version"] = model.version()
@@ -195,8 +259,10 @@ def _too_few_events(source: str, n_events: int, limit: int | None) -> str:
     from model_server.streaming import SPLIT, smallest_splittable
 
     split = "/".join(f"{round(100 * ratio)}" for ratio in SPLIT)
-    return (f"{source} has {n_events} events{' (--limit)' if limit else ''}, too few to split {split} into train, "
-            f"validation and test: at least {smallest_splittable()} are needed")
+    return (
+        f"{source} has {n_events} events{' (--limit)' if limit else ''}, too few to split {split} into train, "
+        f"validation and test: at least {smallest_splittable()} are needed"
+    )
 
 
 def _model_params(model) -> dict:

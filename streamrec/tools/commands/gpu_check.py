@@ -8,12 +8,15 @@ Trains a small model on the device, then checks (max |Δ| against a threshold ea
 With --device cpu the "device" is the CPU, so the cross-device checks compare the CPU with itself: that proves the
 command, not a GPU; the report says so. Exits 1 when a check fails.
 """
+
 from __future__ import annotations
 
 from ._options import add_threads_argument
 
 NAME = "gpu-check"
-HELP = "check the device path: incremental == full recompute, CPU vs device embeddings/scores, checkpoints across devices"
+HELP = (
+    "check the device path: incremental == full recompute, CPU vs device embeddings/scores, checkpoints across devices"
+)
 
 OUT_FOLDER = "gpu-check"  # under STREAMREC_HOME unless --out
 TOLERANCE = 1e-4
@@ -21,8 +24,11 @@ TOP = 20
 
 
 def configure(parser):
-    parser.add_argument("--out", default=None,
-                        help=f"folder for gpu_check.json and the checkpoints (default: <STREAMREC_HOME>/{OUT_FOLDER})")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help=f"folder for gpu_check.json and the checkpoints (default: <STREAMREC_HOME>/{OUT_FOLDER})",
+    )
     parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"), help="the device checked against the CPU")
     parser.add_argument("--events", type=int, default=6000, help="synthetic events (Zipf items); 2/3 train the model")
     parser.add_argument("--users", type=int, default=600, help="synthetic users")
@@ -30,8 +36,12 @@ def configure(parser):
     parser.add_argument("--dim", type=int, default=64, help="embedding size of the small model")
     parser.add_argument("--epochs", type=int, default=1, help="training epochs")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE, help="max |Δ| allowed in every check")
-    parser.add_argument("--max-fanout", type=int, default=64,
-                        help="fan-out bound of the incremental check (small: the stale path is exercised)")
+    parser.add_argument(
+        "--max-fanout",
+        type=int,
+        default=64,
+        help="fan-out bound of the incremental check (small: the stale path is exercised)",
+    )
     add_threads_argument(parser)
 
 
@@ -49,8 +59,12 @@ def synthetic_events(n: int, users: int, items: int, seed: int = 0):
     kind = torch.multinomial(torch.tensor([0.2, 0.6, 0.1, 0.1]), n, replacement=True, generator=generator)
     names = ("click", "view", "add_to_cart", "purchase")
     ts = 1_600_000_000_000 + (torch.arange(n, dtype=torch.long) // 3) * 1000
-    return InteractionBatch([f"u{u}" for u in user.tolist()], [f"i{i}" for i in item.tolist()],
-                            [names[k] for k in kind.tolist()], ts.tolist())
+    return InteractionBatch(
+        [f"u{u}" for u in user.tolist()],
+        [f"i{i}" for i in item.tolist()],
+        [names[k] for k in kind.tolist()],
+        ts.tolist(),
+    )
 
 
 def device_name(device) -> str:
@@ -74,8 +88,13 @@ def environment(device) -> dict:
 
     import torch
 
-    env = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
-           "cuda": torch.version.cuda, "python": platform.python_version()}
+    env = {
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+    }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env.update(gpu_memory_bytes=props.total_memory, multiprocessors=props.multi_processor_count)
@@ -88,23 +107,41 @@ class Checks:
 
     def add(self, name: str, value: float, what: str, threshold: float | None = None, **extra) -> dict:
         threshold = self.tolerance if threshold is None else threshold
-        row = {"name": name, "value": float(value), "threshold": threshold, "passed": bool(value <= threshold),
-               "what": what, **extra}
+        row = {
+            "name": name,
+            "value": float(value),
+            "threshold": threshold,
+            "passed": bool(value <= threshold),
+            "what": what,
+            **extra,
+        }
         self.rows.append(row)
         print(f"  {'PASS' if row['passed'] else 'FAIL'} {name}: {value:.3g} (threshold {threshold:g})", flush=True)
         return row
 
     def failed(self, name: str, error: BaseException) -> None:
-        self.rows.append({"name": name, "value": None, "threshold": self.tolerance, "passed": False,
-                          "error": f"{type(error).__name__}: {error}"})
+        self.rows.append(
+            {
+                "name": name,
+                "value": None,
+                "threshold": self.tolerance,
+                "passed": False,
+                "error": f"{type(error).__name__}: {error}",
+            }
+        )
         print(f"  FAIL {name}: {type(error).__name__}: {error}", flush=True)
 
 
 def _model(args, device, **options):
     from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
 
-    return build_streamrec(TGATConfig(dim=args.dim, k=10), TrainConfig(epochs=args.epochs, progress=False),
-                           device=device, text=False, **options)
+    return build_streamrec(
+        TGATConfig(dim=args.dim, k=10),
+        TrainConfig(epochs=args.epochs, progress=False),
+        device=device,
+        text=False,
+        **options,
+    )
 
 
 def _max_abs(a, b) -> float:
@@ -128,10 +165,16 @@ def check_incremental(rec, stream, batch: int, checks: Checks, label: str) -> No
     rec.sweep_stale()
     n = rec.graph.num_nodes
     swept = _max_abs(rec.store.embedding[:n], rec.full_recompute())
-    checks.add(f"incremental_vs_full_{label}", max(worst, swept),
-               f"{label}: store rows not marked stale after each micro-batch of {batch}, and every row after the "
-               "sweep, against full_recompute() on the same device", peak_stale=peak_stale, nodes=n,
-               events=len(stream), stale_left=rec.staleness)
+    checks.add(
+        f"incremental_vs_full_{label}",
+        max(worst, swept),
+        f"{label}: store rows not marked stale after each micro-batch of {batch}, and every row after the "
+        "sweep, against full_recompute() on the same device",
+        peak_stale=peak_stale,
+        nodes=n,
+        events=len(stream),
+        stale_left=rec.staleness,
+    )
 
 
 def compare_served(a, b, users: list[str], checks: Checks, label: str) -> None:
@@ -140,25 +183,40 @@ def compare_served(a, b, users: list[str], checks: Checks, label: str) -> None:
     import torch
 
     n = a.graph.num_nodes
-    checks.add(f"embeddings_{label}", _max_abs(a.store.embedding[:n], b.store.embedding[:n]),
-               f"{label}: every node's stored embedding, CPU vs device", nodes=n)
+    checks.add(
+        f"embeddings_{label}",
+        _max_abs(a.store.embedding[:n], b.store.embedding[:n]),
+        f"{label}: every node's stored embedding, CPU vs device",
+        nodes=n,
+    )
     sa, sb = a.score(users), b.score(users)
-    checks.add(f"scores_{label}", _max_abs(sa, sb),
-               f"{label}: score() of {len(users)} users (one never seen) over {sa.shape[1]} items, CPU vs device",
-               largest_abs_score=float(sa[torch.isfinite(sa)].abs().max()))  # float32 rounds at ~6e-8 of this
+    checks.add(
+        f"scores_{label}",
+        _max_abs(sa, sb),
+        f"{label}: score() of {len(users)} users (one never seen) over {sa.shape[1]} items, CPU vs device",
+        largest_abs_score=float(sa[torch.isfinite(sa)].abs().max()),
+    )  # float32 rounds at ~6e-8 of this
     va, ia = a.top_k(users, TOP)
     vb, ib = b.top_k(users, TOP)
     finite = torch.isfinite(va) & torch.isfinite(vb.cpu())
     identical = float((ia.cpu() == ib.cpu()).all(1).float().mean())
     same_excluded = bool(torch.equal(torch.isfinite(va), torch.isfinite(vb.cpu())))
     value = _max_abs(va[finite], vb.cpu()[finite]) if same_excluded else float("inf")
-    checks.add(f"top{TOP}_{label}", value,
-               f"{label}: top-{TOP} values (exclude=purchased), rank by rank, CPU vs device; lists may differ only "
-               "where scores tie within the threshold", lists_identical=identical)
+    checks.add(
+        f"top{TOP}_{label}",
+        value,
+        f"{label}: top-{TOP} values (exclude=purchased), rank by rank, CPU vs device; lists may differ only "
+        "where scores tie within the threshold",
+        lists_identical=identical,
+    )
     ra, rb = a.recommend(users[:50], TOP), b.recommend(users[:50], TOP)
-    checks.add(f"recommend_{label}", sum(x["item_id"] != y["item_id"] for la, lb in zip(ra, rb) for x, y in zip(la, lb))
-               / max(1, sum(len(la) for la in ra)), f"{label}: recommend() with because, share of positions whose "
-               "item differs (near-ties only)", threshold=0.05)
+    checks.add(
+        f"recommend_{label}",
+        sum(x["item_id"] != y["item_id"] for la, lb in zip(ra, rb) for x, y in zip(la, lb))
+        / max(1, sum(len(la) for la in ra)),
+        f"{label}: recommend() with because, share of positions whose item differs (near-ties only)",
+        threshold=0.05,
+    )
 
 
 def _step(checks: Checks, name: str, fn) -> None:
@@ -193,10 +251,17 @@ def run(args, settings) -> int:
     out.mkdir(parents=True, exist_ok=True)
     device, cpu = pick_device(args.device), torch.device("cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
-        print("streamrec gpu-check: --device cuda but torch sees no CUDA device "
-              f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})")
-        report = {"command": args.command_line, **environment(cpu), "passed": False,
-                  "error": "no CUDA device visible to torch", "checks": []}
+        print(
+            "streamrec gpu-check: --device cuda but torch sees no CUDA device "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})"
+        )
+        report = {
+            "command": args.command_line,
+            **environment(cpu),
+            "passed": False,
+            "error": "no CUDA device visible to torch",
+            "checks": [],
+        }
         (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
         return 1
     checks = Checks(args.tolerance)
@@ -215,6 +280,7 @@ def run(args, settings) -> int:
             rec.fit(train_part, val_part)
             trained[label] = rec.save(out / f"trained-on-{label}")
             check_incremental(rec, later.slice(0, half), 100, checks, f"trained_on_{label}")
+
         return step
 
     def serve(label):
@@ -228,6 +294,7 @@ def run(args, settings) -> int:
                 on_cpu.observe(rest.slice(start, start + 250))
                 on_device.observe(rest.slice(start, start + 250))
             compare_served(on_cpu, on_device, users, checks, f"{label}_checkpoint_after_more_events")
+
         return step
 
     _step(checks, "train on the device, incremental vs full", train_on(device, "device"))
@@ -240,14 +307,28 @@ def run(args, settings) -> int:
     from model_server.evaluation.report import git_commit
 
     passed = all(row["passed"] for row in checks.rows) and bool(checks.rows)
-    report = {"command": args.command_line, "git": git_commit(Path(__file__).parent), **environment(device),
-              "compared_with": "cpu" if device.type != "cpu" else
-              "cpu (--device cpu: the cross-device checks compare the CPU with itself; they prove the command only)",
-              "tolerance": args.tolerance, "events": args.events, "users": args.users, "items": args.items,
-              "dim": args.dim, "epochs": args.epochs, "max_fanout": args.max_fanout,
-              "seconds": round(time.perf_counter() - started, 1), "passed": passed, "checks": checks.rows}
+    report = {
+        "command": args.command_line,
+        "git": git_commit(Path(__file__).parent),
+        **environment(device),
+        "compared_with": "cpu"
+        if device.type != "cpu"
+        else "cpu (--device cpu: the cross-device checks compare the CPU with itself; they prove the command only)",
+        "tolerance": args.tolerance,
+        "events": args.events,
+        "users": args.users,
+        "items": args.items,
+        "dim": args.dim,
+        "epochs": args.epochs,
+        "max_fanout": args.max_fanout,
+        "seconds": round(time.perf_counter() - started, 1),
+        "passed": passed,
+        "checks": checks.rows,
+    }
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
     failed = [row["name"] for row in checks.rows if not row["passed"]]
-    print(f"wrote {out / 'gpu_check.json'}: {len(checks.rows) - len(failed)}/{len(checks.rows)} checks passed"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"wrote {out / 'gpu_check.json'}: {len(checks.rows) - len(failed)}/{len(checks.rows)} checks passed"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     return 0 if passed else 1

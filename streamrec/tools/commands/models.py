@@ -1,6 +1,7 @@
 """`streamrec models list | promote VERSION | rollback`: which checkpoint under STREAMREC_MODEL_DIR the workers
 serve (streamrec/runtime/model_versions.py). Running workers swap to a newly promoted version within
 STREAMREC_MODEL_POLL_S, without a restart."""
+
 from __future__ import annotations
 
 import sys
@@ -30,8 +31,10 @@ def run(args, settings) -> int:
             print(f"promoted {promoted.name}: workers serve it within STREAMREC_MODEL_POLL_S{pin_note(settings)}")
         else:
             dropped, now = store.rollback()
-            print(f"rolled back from {dropped} to {now.name}: workers serve it within STREAMREC_MODEL_POLL_S"
-                  f"{pin_note(settings)}")
+            print(
+                f"rolled back from {dropped} to {now.name}: workers serve it within STREAMREC_MODEL_POLL_S"
+                f"{pin_note(settings)}"
+            )
     except VersionError as exc:
         print(f"streamrec models {args.action}: {exc}", file=sys.stderr)
         return 1
@@ -48,22 +51,32 @@ def pin_note(settings) -> str:
 def print_versions(store, pin: str | None) -> None:
     versions = store.versions()
     if not versions:
-        print(f"no versions under {store.model_dir}: train one with `streamrec train --out "
-              f"{store.model_dir}/NAME`")
+        print(f"no versions under {store.model_dir}: train one with `streamrec train --out {store.model_dir}/NAME`")
         return
     current = store.current()
     rows = [("", "VERSION", "CREATED", "MODEL", "MODEL VERSION", "DATA SET", "VALIDATION MRR", "TEST MRR")]
     for version in versions:
         meta = version.metadata()
         mark = "*" if version.name == current else ""
-        rows.append((mark, version.name, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(version.created)),
-                     meta.get("name", "?"), meta.get("model_version", "?"), meta.get("dataset") or "-",
-                     metric(meta.get("validation")), metric(meta.get("test"))))
+        rows.append(
+            (
+                mark,
+                version.name,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(version.created)),
+                meta.get("name", "?"),
+                meta.get("model_version", "?"),
+                meta.get("dataset") or "-",
+                metric(meta.get("validation")),
+                metric(meta.get("test")),
+            )
+        )
     widths = [max(len(str(row[column])) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-    print(f"current: {current or 'none: the workers serve the baseline until a version is promoted'}"
-          + (f"; pinned here: STREAMREC_MODEL_VERSION={pin}" if pin else ""))
+    print(
+        f"current: {current or 'none: the workers serve the baseline until a version is promoted'}"
+        + (f"; pinned here: STREAMREC_MODEL_VERSION={pin}" if pin else "")
+    )
 
 
 def metric(report) -> str:
@@ -90,5 +103,7 @@ def promote_trained(checkpoint_folder, settings, asked: bool) -> str:
         return f"not promoted: {exc}"
     if in_model_dir:
         return f"not promoted (the workers serve {store.current()}): `streamrec models promote {folder.name}`"
-    return (f"not served: workers serve versions under STREAMREC_MODEL_DIR ({settings.model_dir}); train into "
-            f"{settings.model_dir}/{folder.name}, or pass --promote to promote it under {folder.parent}")
+    return (
+        f"not served: workers serve versions under STREAMREC_MODEL_DIR ({settings.model_dir}); train into "
+        f"{settings.model_dir}/{folder.name}, or pass --promote to promote it under {folder.parent}"
+    )

@@ -25,16 +25,27 @@ def run(args, settings) -> int:
     if data is None:
         return 2
     names = TopicNames.with_prefix(settings.topic_prefix)
-    ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options())
+    ensure_topics(
+        settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
+    )
     columns = select(data, args.limit)
     producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
     try:
-        with tqdm(total=len(columns["users"]), unit="ev", desc=f"replaying {data.name}",
-                  disable=args.no_progress) as bar:
-            stats = replay(producer, names, item_records=item_records(data, set(columns["items"])), rate=args.rate,
-                           progress=bar, **columns)
+        with tqdm(
+            total=len(columns["users"]), unit="ev", desc=f"replaying {data.name}", disable=args.no_progress
+        ) as bar:
+            stats = replay(
+                producer,
+                names,
+                item_records=item_records(data, set(columns["items"])),
+                rate=args.rate,
+                progress=bar,
+                **columns,
+            )
     finally:
         producer.close()
-    print(f"sent {stats.items_sent} items and {stats.events_sent} events in {stats.seconds:.1f} s "
-          f"({stats.rate:.0f} events/s)")
+    print(
+        f"sent {stats.items_sent} items and {stats.events_sent} events in {stats.seconds:.1f} s "
+        f"({stats.rate:.0f} events/s)"
+    )
     return 0

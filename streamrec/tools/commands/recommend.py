@@ -7,11 +7,13 @@ HELP = "print one user's list now, asked of a running worker (GET /recommendatio
 def configure(parser):
     parser.add_argument("user_id")
     # --top-k, not --k: elsewhere (train, bench-reads) --k is the neighbours per node
-    top_k = parser.add_argument("--top-k", type=int, default=None, metavar="N",
-                                help="list length (default: the worker's STREAMREC_TOP_K)")
+    top_k = parser.add_argument(
+        "--top-k", type=int, default=None, metavar="N", help="list length (default: the worker's STREAMREC_TOP_K)"
+    )
     add_deprecated_alias(parser, "--k", top_k)
-    parser.add_argument("--url", default=None,
-                        help="the worker's HTTP address (default: http://127.0.0.1:$STREAMREC_METRICS_PORT)")
+    parser.add_argument(
+        "--url", default=None, help="the worker's HTTP address (default: http://127.0.0.1:$STREAMREC_METRICS_PORT)"
+    )
 
 
 def run(args, settings) -> int:
@@ -33,6 +35,9 @@ def run(args, settings) -> int:
         print(f"streamrec recommend: {reason} (HTTP {error.code})", file=sys.stderr)
         return 1 if error.code in (404, 503) else 2
     except (URLError, OSError) as error:
-        print(f"streamrec recommend: no worker answers at {base} ({getattr(error, 'reason', error)}): start "
-              "`streamrec worker`, or pass --url", file=sys.stderr)
+        print(
+            f"streamrec recommend: no worker answers at {base} ({getattr(error, 'reason', error)}): start "
+            "`streamrec worker`, or pass --url",
+            file=sys.stderr,
+        )
         return 1

@@ -1,12 +1,17 @@
 NAME = "services"
-HELP = ("install, start, stop or check the local Kafka broker and graph server (127.0.0.1 only; "
-        "STREAMREC_LOCAL_STACK=apache|light)")
+HELP = (
+    "install, start, stop or check the local Kafka broker and graph server (127.0.0.1 only; "
+    "STREAMREC_LOCAL_STACK=apache|light)"
+)
 
 
 def configure(parser):
-    parser.add_argument("action", choices=("install", "up", "down", "status"),
-                        help="install: fetch what the stack needs (the apache stack's jars); up: start (and wait "
-                             "until they answer); down: stop what `up` started; status: name, version, pid")
+    parser.add_argument(
+        "action",
+        choices=("install", "up", "down", "status"),
+        help="install: fetch what the stack needs (the apache stack's jars); up: start (and wait "
+        "until they answer); down: stop what `up` started; status: name, version, pid",
+    )
 
 
 def run(args, settings) -> int:

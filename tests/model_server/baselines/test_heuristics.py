@@ -1,5 +1,6 @@
 """recency_popularity (Cornell et al. 2025), poptrack (Daniluk & Dąbrowski 2023), base3 (Kondrup 2025): the
 scores follow the definitions on hand-made streams, validation picks the best candidate, nothing is peeked."""
+
 import pytest
 import torch
 
@@ -12,8 +13,9 @@ from model_server.contract import InteractionBatch
 def stream(*events, start_ts: int = 0):
     """(user, item) pairs, one second apart from `start_ts` seconds."""
     users, items = zip(*events)
-    return InteractionBatch(list(users), list(items), ["click"] * len(users),
-                            [1000 * (start_ts + k) for k in range(len(users))])
+    return InteractionBatch(
+        list(users), list(items), ["click"] * len(users), [1000 * (start_ts + k) for k in range(len(users))]
+    )
 
 
 def order(model, user):
@@ -163,8 +165,9 @@ def test_base3_validation_picks_the_weights_with_the_best_validation_mrr():
 
 
 # -- the streaming protocol -------------------------------------------------------------------------------
-@pytest.mark.parametrize("build", [lambda: RecencyPopularity(batch_size=10), lambda: PopTrack(batch_size=10),
-                                   lambda: Base3(batch_size=10)])
+@pytest.mark.parametrize(
+    "build", [lambda: RecencyPopularity(batch_size=10), lambda: PopTrack(batch_size=10), lambda: Base3(batch_size=10)]
+)
 def test_scores_before_a_batch_do_not_see_that_batch(build):
     train, validation = _repeat_stream(0), _repeat_stream(1000)
     test_batch = stream(("u1", "own2"), ("u1", "own2"), ("u3", "brand-new"), start_ts=5000)
@@ -178,4 +181,4 @@ def test_scores_before_a_batch_do_not_see_that_batch(build):
     after = fitted.score(["u1", "u3"])
     assert torch.equal(before, twin.score(["u1", "u3"]))  # the same as a model that never got the batch
     assert before.shape[1] == len(twin.items)  # the batch's new item is not in the catalogue yet
-    assert not torch.equal(before, after[:, :before.shape[1]])  # ...and observing it does change the scores
+    assert not torch.equal(before, after[:, : before.shape[1]])  # ...and observing it does change the scores

@@ -99,7 +99,7 @@ def test_new_users_get_popularity_and_new_items_rank_below_trained_ones():
     stranger = model.score(["stranger"])[0]
     assert int(stranger.argmax()) == model.items.get("G")  # the most observed item
     known = model.score(["u3"])[0]
-    assert known[model.items.get("G")] < known[:model.n_trained].min()
+    assert known[model.items.get("G")] < known[: model.n_trained].min()
     assert model.score(["u0"]).shape == (1, len(model.items))
 
 
@@ -119,7 +119,9 @@ def test_demoting_seen_items_puts_them_below_the_unseen_in_their_order():
 def test_the_validation_keeps_seen_items_where_the_next_item_is_a_repeat():
     def repeats(steps: int, start_ts: int) -> InteractionBatch:  # every user views their own item again and again
         events = [(f"u{u}", CYCLE[u], start_ts + 6 * step + u) for step in range(steps) for u in range(6)]
-        return InteractionBatch([e[0] for e in events], [e[1] for e in events], ["view"] * len(events), [e[2] for e in events])
+        return InteractionBatch(
+            [e[0] for e in events], [e[1] for e in events], ["view"] * len(events), [e[2] for e in events]
+        )
 
     model = small_model(epochs=3)
     model.fit(repeats(4, 0), repeats(2, 1000))

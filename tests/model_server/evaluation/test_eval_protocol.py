@@ -1,5 +1,6 @@
 """The streaming protocol: no model ever sees an event before the event is scored (the split and the loop
 itself: tests/model_server/test_streaming.py)."""
+
 from typing import Sequence
 
 import pytest
@@ -24,6 +25,7 @@ def synthetic_stream(n_events=100, n_users=7, n_items=13):
 
 class Spy(Recommender):
     """Records how many events it had observed at each score call."""
+
     name = "spy"
 
     def __init__(self):
@@ -42,6 +44,7 @@ class Spy(Recommender):
 class Oracle(Recommender):
     """Cheats if it can: scores the item each user interacted with most recently. If the harness observed
     the batch before ranking it, this would put the true item first for every user's last event."""
+
     name = "oracle"
 
     def __init__(self):
@@ -102,8 +105,10 @@ def _events_csv(tmp_path):
     """600 synthetic events (20 users, 30 items) as an --events-csv file."""
     stream = synthetic_stream(600, n_users=20, n_items=30)
     csv = tmp_path / "mine.csv"
-    csv.write_text("user_id,item_id,type,ts\n" + "".join(
-        f"{u},{i},{t},{ts}\n" for u, i, t, ts in zip(stream.users, stream.items, stream.types, stream.ts)))
+    csv.write_text(
+        "user_id,item_id,type,ts\n"
+        + "".join(f"{u},{i},{t},{ts}\n" for u, i, t, ts in zip(stream.users, stream.items, stream.types, stream.ts))
+    )
     return csv
 
 
@@ -115,7 +120,9 @@ def test_eval_command_writes_the_reports(tmp_path, monkeypatch):
     csv = _events_csv(tmp_path)
     monkeypatch.setenv("STREAMREC_HOME", str(tmp_path / "home"))
     out = tmp_path / "out"
-    code = main(["eval", "--events-csv", str(csv), "--models", "pop,edgebank,itemknn", "--out", str(out), "--no-progress"])
+    code = main(
+        ["eval", "--events-csv", str(csv), "--models", "pop,edgebank,itemknn", "--out", str(out), "--no-progress"]
+    )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) == {"pop", "edgebank", "itemknn"}
@@ -123,10 +130,15 @@ def test_eval_command_writes_the_reports(tmp_path, monkeypatch):
     assert report["models"]["pop"]["overall"]["events"] == 90
     assert "| edgebank |" in (out / "report.md").read_text()
     by_own_item = report["models"]["edgebank"]["by_own_item"]
-    assert sum(part["events"] for part in by_own_item.values()) == report["models"]["edgebank"]["by_user"]["returning"]["events"]
+    assert (
+        sum(part["events"] for part in by_own_item.values())
+        == report["models"]["edgebank"]["by_user"]["returning"]["events"]
+    )
     assert "returning: their newest item" in (out / "report.md").read_text()
-    assert report["config"]["command"] == f"streamrec eval --events-csv {csv} --models pop,edgebank,itemknn --out {out} " \
-                                          "--no-progress"  # what ran, not the test runner's argv
+    assert (
+        report["config"]["command"] == f"streamrec eval --events-csv {csv} --models pop,edgebank,itemknn --out {out} "
+        "--no-progress"
+    )  # what ran, not the test runner's argv
     assert f"Command: `{report['config']['command']}`" in (out / "report.md").read_text()
     assert (out / "metrics_by_model.png").stat().st_size > 0 and (out / "mrr_over_time.png").stat().st_size > 0
 
@@ -150,8 +162,23 @@ def test_eval_over_several_seeds_reports_mean_and_spread(tmp_path, monkeypatch):
     csv = _events_csv(tmp_path)
     monkeypatch.setenv("STREAMREC_HOME", str(tmp_path / "home"))
     out = tmp_path / "out"
-    assert main(["eval", "--events-csv", str(csv), "--models", "pop", "--seeds", "0,1,2", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--events-csv",
+                str(csv),
+                "--models",
+                "pop",
+                "--seeds",
+                "0,1,2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     pop = report["models"]["pop"]
     assert report["config"]["seeds"] == [0, 1, 2] and set(pop["seeds"]) == {"0", "1", "2"}

@@ -1,11 +1,13 @@
 """Each test event's item among its user's own items, as the harness sees them before the event's batch."""
+
 from model_server.contract import InteractionBatch
 from model_server.evaluation.repeats import NEW_TO_USER, NEW_USER, NEWEST, OLDER, own_item_kinds
 
 
 def _events(pairs):
-    return InteractionBatch([u for u, _ in pairs], [i for _, i in pairs], ["click"] * len(pairs),
-                            list(range(len(pairs))))
+    return InteractionBatch(
+        [u for u, _ in pairs], [i for _, i in pairs], ["click"] * len(pairs), list(range(len(pairs)))
+    )
 
 
 HISTORY = _events([("u1", "a"), ("u1", "b")])

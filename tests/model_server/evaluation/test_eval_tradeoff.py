@@ -1,4 +1,5 @@
 """`streamrec eval --diversity`: one fit per model, one test run per setting, the trade-off table and plot."""
+
 import json
 
 import pytest
@@ -10,8 +11,13 @@ from stream.events import Item
 
 
 def test_category_coverage_counts_distinct_labels_per_list_and_over_all_lists():
-    items = {"a": Item("a", category="x"), "b": Item("b", category="x, y"), "c": Item("c", category="z"),
-             "d": Item("d"), "e": Item("e", category="w")}
+    items = {
+        "a": Item("a", category="x"),
+        "b": Item("b", category="x, y"),
+        "c": Item("c", category="z"),
+        "d": Item("d"),
+        "e": Item("e", category="w"),
+    }
     catalogue = IdMap(["a", "b", "c", "d", "e"])
     coverage = CategoryCoverage(items)
     coverage(torch.tensor([[0, 1, 3], [0, 3, 2]]), catalogue)  # {x, y}, {x, z}
@@ -31,8 +37,15 @@ def _events_csv(tmp_path, n_events=800, n_users=40, n_items=60):
 
     rng = random.Random(0)
     weights = [1 if k < 10 else 3 for k in range(n_items)]
-    rows = [(f"u{rng.randrange(n_users)}", f"i{rng.choices(range(n_items), weights)[0]}",
-             "purchase" if k % 5 == 0 else "view", 1_000_000 + 1000 * k) for k in range(n_events)]
+    rows = [
+        (
+            f"u{rng.randrange(n_users)}",
+            f"i{rng.choices(range(n_items), weights)[0]}",
+            "purchase" if k % 5 == 0 else "view",
+            1_000_000 + 1000 * k,
+        )
+        for k in range(n_events)
+    ]
     csv = tmp_path / "mine.csv"
     csv.write_text("user_id,item_id,type,ts\n" + "".join(f"{u},{i},{t},{ts}\n" for u, i, t, ts in rows))
     return csv
@@ -64,8 +77,20 @@ def test_eval_diversity_fits_once_and_writes_the_tradeoff_table_and_plot(tmp_pat
     registry.register("counted", lambda context: Counted())
     out = tmp_path / "out"
     try:
-        code = main(["eval", "--events-csv", str(_events_csv(tmp_path, n_items=60)), "--models", "counted,itemknn",
-                     "--diversity", "0,0.5,1", "--out", str(out), "--no-progress"])
+        code = main(
+            [
+                "eval",
+                "--events-csv",
+                str(_events_csv(tmp_path, n_items=60)),
+                "--models",
+                "counted,itemknn",
+                "--diversity",
+                "0,0.5,1",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
     finally:
         registry.MODELS.pop("counted")
     assert code == 0

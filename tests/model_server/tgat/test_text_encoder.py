@@ -1,4 +1,5 @@
 """Item text is a declared, working dependency, and its absence is said at start-up, not silently dropped."""
+
 import logging
 import sys
 from importlib.metadata import requires

@@ -1,4 +1,5 @@
 """Checkpoints round-trip to identical scores; training is deterministic under a seed; static_gat stays static."""
+
 import torch
 
 from tgat_test_helpers import graph_store_edges, item_texts, one_thread, tgat_events  # noqa: F401 (fixtures)
@@ -8,8 +9,9 @@ from model_server.tgat.model import load_weights
 
 
 def _fitted(data, build=build_streamrec, n=1500):
-    rec = build(TGATConfig(dim=16, k=5), TrainConfig(epochs=2, batch_size=100, progress=False), device="cpu",
-                text=False, seed=3)
+    rec = build(
+        TGATConfig(dim=16, k=5), TrainConfig(epochs=2, batch_size=100, progress=False), device="cpu", text=False, seed=3
+    )
     rec.observe_items(item_texts(data))
     stream = InteractionBatch(data.users, data.items, data.types, data.ts)
     rec.fit(stream.slice(0, int(n * 0.8)), stream.slice(int(n * 0.8), n))
@@ -54,7 +56,7 @@ def test_static_gat_ignores_events_after_fit(tgat_events):
     rec.observe(stream.slice(600, 1200))
     after = rec.score(users)
     assert after.shape[1] >= before.shape[1]
-    assert torch.equal(after[:, :before.shape[1]], before)
+    assert torch.equal(after[:, : before.shape[1]], before)
 
 
 def test_weights_from_before_the_popularity_blend_load_with_the_blend_off(tgat_events):

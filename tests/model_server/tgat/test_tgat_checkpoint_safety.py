@@ -1,5 +1,6 @@
 """A checkpoint is data, never code: a crafted pickle does not run, an altered or corrupt file is refused with its
 path and the reason, and only a file whose digest matches its metadata.json is loaded."""
+
 import json
 import pickle
 

@@ -1,5 +1,6 @@
 """The eval adapter (model_server/tgat/evaluation.py) and the batch sizes it hands the model: the harness's test
 batch size is the validation pass's, the training steps keep their own."""
+
 import torch
 
 from tgat_test_helpers import one_thread  # noqa: F401 (fixture)
@@ -27,9 +28,10 @@ def _repeat_stream(n_users: int = 12) -> tuple[InteractionBatch, InteractionBatc
 
 def _validation_mrr(validation_batch_size: int) -> float:
     history, validation = _repeat_stream()
-    model = build_streamrec({"dim": 8, "heads": 1, "k": 3},
-                            {"epochs": 1, "batch_size": 8, "validation_batch_size": validation_batch_size,
-                             "progress": False})
+    model = build_streamrec(
+        {"dim": 8, "heads": 1, "k": 3},
+        {"epochs": 1, "batch_size": 8, "validation_batch_size": validation_batch_size, "progress": False},
+    )
     model.fit(history, validation)
     chosen = model.fit_log[-1]  # epochs are compared in training batches, the weights chosen in test batches
     assert chosen["epoch"] == f"1, in test batches of {validation_batch_size}"
@@ -43,8 +45,9 @@ def test_the_validation_pass_ranks_in_its_own_batches_not_the_training_steps():
 
 
 def test_the_adapter_trains_in_steps_of_train_batch_size_and_validates_in_test_batches():
-    context = registry.ModelContext("synthetic", n_users=4, n_items=6, batch_size=1, train_batch_size=64,
-                                    progress=False)
+    context = registry.ModelContext(
+        "synthetic", n_users=4, n_items=6, batch_size=1, train_batch_size=64, progress=False
+    )
     model = registry.build("streamrec", context)
     assert (model.train_config.batch_size, model.train_config.validation_batch_size) == (64, 1)
 

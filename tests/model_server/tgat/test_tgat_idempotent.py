@@ -1,5 +1,6 @@
 """The live worker refreshes lists before the graph store says which events were new (streamrec/runtime/worker.py), which
 is only sound if observing an event a second time changes nothing."""
+
 import random
 
 import torch
@@ -22,8 +23,13 @@ def test_observing_a_batch_twice_equals_observing_it_once():
     stream.ts = [t + 10_000_000 for t in stream.ts]
     models = []
     for repeats in (1, 2):
-        model = build_streamrec({"dim": 16, "heads": 1, "k": 5}, {"epochs": 1, "negatives": 16, "progress": False},
-                                seed=3, text=False, sweep_per_observe=None)
+        model = build_streamrec(
+            {"dim": 16, "heads": 1, "k": 5},
+            {"epochs": 1, "negatives": 16, "progress": False},
+            seed=3,
+            text=False,
+            sweep_per_observe=None,
+        )
         model.fit(history)
         for start in range(0, len(stream), 50):
             chunk = stream.slice(start, start + 50)

@@ -1,5 +1,6 @@
 """Incremental re-embedding equals a full recompute at the same graph state (DESIGN.md), on real events (ML-100K,
 see tgat_test_helpers.tgat_events)."""
+
 import torch
 
 from tgat_test_helpers import graph_store_edges, item_texts, one_thread, tgat_events  # noqa: F401 (fixtures)
@@ -11,8 +12,9 @@ TOLERANCE = 1e-5
 
 
 def _model(data, **options):
-    rec = build_streamrec(TGATConfig(dim=32, k=10), TrainConfig(epochs=1, progress=False), device="cpu",
-                          text=False, **options)
+    rec = build_streamrec(
+        TGATConfig(dim=32, k=10), TrainConfig(epochs=1, progress=False), device="cpu", text=False, **options
+    )
     rec.observe_items(item_texts(data))
     return rec
 
@@ -40,8 +42,8 @@ def test_incremental_refresh_then_sweep_equals_full_recompute(tgat_events):
     rec.sweep_stale()
     assert rec.staleness == 0
     full = rec.full_recompute()
-    assert bool(rec.store.fresh[:rec.graph.num_nodes].all())
-    assert float((rec.store.embedding[:rec.graph.num_nodes] - full).abs().max()) <= TOLERANCE
+    assert bool(rec.store.fresh[: rec.graph.num_nodes].all())
+    assert float((rec.store.embedding[: rec.graph.num_nodes] - full).abs().max()) <= TOLERANCE
 
     # the same state rebuilt from the graph store's edges (one per user, item, type) gives the same rows
     rebuilt = _model(data)
@@ -52,8 +54,10 @@ def test_incremental_refresh_then_sweep_equals_full_recompute(tgat_events):
     n = rec.graph.num_nodes
     assert torch.equal(rebuilt.graph.buffer.nbr[:n], rec.graph.buffer.nbr[:n])
     user = stream.users[-1]
-    expected = sorted(((i, t, ts) for u, i, t, ts in zip(*graph_store_edges(stream)) if u == user),
-                      key=lambda e: (-e[2], e[0].encode(), e[1]))[:rec.config.k]
+    expected = sorted(
+        ((i, t, ts) for u, i, t, ts in zip(*graph_store_edges(stream)) if u == user),
+        key=lambda e: (-e[2], e[0].encode(), e[1]),
+    )[: rec.config.k]
     assert rebuilt.recent_neighbours(user) == rec.recent_neighbours(user) == expected
     assert float((rebuilt.store.embedding[:n] - rec.store.embedding[:n]).abs().max()) <= TOLERANCE
 

@@ -1,5 +1,6 @@
 """The recent-neighbour buffer keeps what the graph store's bounded read returns:
 one edge per (user, item, type) at its newest last_ts, the K newest per node, ties by neighbour id ascending."""
+
 import random
 
 import torch
@@ -36,7 +37,7 @@ def test_buffer_matches_bounded_graph_store_read_with_ties_and_repeats():
     streamed = RecentNeighbours(k, capacity=4)  # forces growth by doubling
     streamed.add_nodes(tie_keys(names))
     for start in range(0, len(edges), 37):
-        chunk = torch.tensor(edges[start:start + 37]).T
+        chunk = torch.tensor(edges[start : start + 37]).T
         streamed.insert(chunk[0], chunk[1], chunk[2], chunk[3])
     expected = _reference(edges, names, k)
     assert _buffer_rows(streamed, expected) == expected

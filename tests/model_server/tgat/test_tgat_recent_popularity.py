@@ -1,6 +1,7 @@
 """An item's recent global popularity: the time-decayed count of its distinct users kept in graph state
 (graph_state.py), equal to a direct computation from the pairs' newest times, unchanged by re-observing, rebuilt
 exactly from the graph store's edges, and its chosen half-lives saved with the checkpoint."""
+
 import json
 import random
 
@@ -67,10 +68,12 @@ def test_decayed_counts_equal_a_direct_computation_as_times_move_and_the_referen
 def test_re_observing_events_changes_nothing_and_a_rebuild_in_any_order_gives_the_same_counts():
     rng = random.Random(2)
     graph = _graph()
-    events = [(rng.randrange(30), rng.randrange(20), rng.randrange(3), 1_600_000_000_000 + rng.randrange(10_000_000))
-              for _ in range(400)]
+    events = [
+        (rng.randrange(30), rng.randrange(20), rng.randrange(3), 1_600_000_000_000 + rng.randrange(10_000_000))
+        for _ in range(400)
+    ]
     events.sort(key=lambda e: e[3])
-    batches = [events[s:s + 50] for s in range(0, len(events), 50)]
+    batches = [events[s : s + 50] for s in range(0, len(events), 50)]
     for batch in batches:
         u, i, ty, ts = (torch.tensor(col) for col in zip(*batch))
         graph.insert(u, i, ty, ts)
@@ -87,30 +90,46 @@ def test_re_observing_events_changes_nothing_and_a_rebuild_in_any_order_gives_th
     rng.shuffle(rows)
     rebuilt = _graph()
     for start in range(0, len(rows), 64):
-        chunk = rows[start:start + 64]
-        rebuilt.insert(torch.tensor([k[0] for k, _ in chunk]), torch.tensor([k[1] for k, _ in chunk]),
-                       torch.tensor([k[2] for k, _ in chunk]), torch.tensor([t for _, t in chunk]))
+        chunk = rows[start : start + 64]
+        rebuilt.insert(
+            torch.tensor([k[0] for k, _ in chunk]),
+            torch.tensor([k[1] for k, _ in chunk]),
+            torch.tensor([k[2] for k, _ in chunk]),
+            torch.tensor([t for _, t in chunk]),
+        )
     assert torch.equal(rebuilt.seen, graph.seen) and torch.equal(rebuilt.seen_ts, graph.seen_ts)
     for h in graph.half_lives.tolist():
-        assert torch.allclose(rebuilt.recent_popularity(graph.item_node, h), graph.recent_popularity(graph.item_node, h),
-                              rtol=1e-9, atol=1e-12)
+        assert torch.allclose(
+            rebuilt.recent_popularity(graph.item_node, h),
+            graph.recent_popularity(graph.item_node, h),
+            rtol=1e-9,
+            atol=1e-12,
+        )
     # and a graph whose state was loaded (decayed counts recomputed from seen_ts)
     loaded = _graph()
     loaded.load_state_dict(graph.state_dict())
     for h in graph.half_lives.tolist():
-        assert torch.allclose(loaded.recent_popularity(graph.item_node, h), graph.recent_popularity(graph.item_node, h),
-                              rtol=1e-9, atol=1e-12)
+        assert torch.allclose(
+            loaded.recent_popularity(graph.item_node, h),
+            graph.recent_popularity(graph.item_node, h),
+            rtol=1e-9,
+            atol=1e-12,
+        )
 
 
 def test_candidates_keep_the_all_time_count_first_and_skip_half_lives_of_a_zero_weight():
-    blends = TrainConfig(popularity_weights=(0.0, 1.0), own_recency_weights=(0.0, 2.0),
-                         new_user_popularity_weights=(0.0, 1.0)).blends((10, 100))
+    blends = TrainConfig(
+        popularity_weights=(0.0, 1.0), own_recency_weights=(0.0, 2.0), new_user_popularity_weights=(0.0, 1.0)
+    ).blends((10, 100))
     candidates = _blend_candidates(blends)
     assert candidates["returning"][0] == (0.0, 0.0, 0.0, 0)  # (popularity, own recency, attributes, half-life)
     assert len(candidates["returning"]) == 2 + 2 * 3  # weight 0: one count per recency weight; weight 1: every count
     assert {c[2] for c in candidates["returning"]} == {0.0}  # no item has a category or brand: the term stays off
-    with_attributes = _blend_candidates(TrainConfig(popularity_weights=(0.0, 1.0), own_recency_weights=(0.0, 2.0),
-                                                    attribute_weights=(0.0, 4.0)).blends((10, 100), attributes=True))
+    with_attributes = _blend_candidates(
+        TrainConfig(popularity_weights=(0.0, 1.0), own_recency_weights=(0.0, 2.0), attribute_weights=(0.0, 4.0)).blends(
+            (10, 100), attributes=True
+        )
+    )
     assert len(with_attributes["returning"]) == 2 * (2 + 2 * 3)
     assert candidates["new"] == [(0.0, 0), (1.0, 0), (1.0, 10), (1.0, 100)]
     assert TrainConfig(recent_half_life_fractions=(0.01, 1.0)).half_lives([0, 1000, 50_000]) == (500, 50_000)
@@ -119,8 +138,9 @@ def test_candidates_keep_the_all_time_count_first_and_skip_half_lives_of_a_zero_
 @pytest.fixture(scope="module")
 def fitted(tgat_events):
     torch.set_num_threads(1)
-    rec = build_streamrec(TGATConfig(dim=16, k=5), TrainConfig(epochs=1, batch_size=100, progress=False),
-                          device="cpu", text=False, seed=4)
+    rec = build_streamrec(
+        TGATConfig(dim=16, k=5), TrainConfig(epochs=1, batch_size=100, progress=False), device="cpu", text=False, seed=4
+    )
     rec.observe_items(item_texts(tgat_events))
     stream = InteractionBatch(tgat_events.users, tgat_events.items, tgat_events.types, tgat_events.ts)
     rec.fit(stream.slice(0, 960), stream.slice(960, 1200))
@@ -146,9 +166,10 @@ def test_streamed_state_equals_the_state_rebuilt_from_edges_and_the_half_lives_r
     users = list(dict.fromkeys(stream.users[:1500]))[:40] + ["never-seen"]
     before = rec.score(users)
     # the recent counts change the scores (the all-time count would rank otherwise)
-    items = rec.graph.item_node[:len(rec.items)]
-    assert not torch.allclose(rec.model.global_popularity(rec.graph, items, new_user=True),
-                              rec.model.popularity_count(rec.graph, items, 0))
+    items = rec.graph.item_node[: len(rec.items)]
+    assert not torch.allclose(
+        rec.model.global_popularity(rec.graph, items, new_user=True), rec.model.popularity_count(rec.graph, items, 0)
+    )
 
     rec.save(tmp_path / "ck")
     loaded = load_recommender(tmp_path / "ck", device="cpu", text=False)
@@ -196,6 +217,7 @@ def test_a_checkpoint_from_before_the_recent_counts_loads_and_scores_with_the_al
 def test_the_validation_rank_counts_equal_the_rankings():
     from model_server import ranking
     from model_server.tgat.train import _count_into
+
     scores = torch.tensor([[1.0, 2.0, 2.0, 0.5], [3.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
     for targets in (torch.tensor([1, 3, 2]), torch.tensor([3, 0, 0]), torch.tensor([0, 1, 3])):
         greater, equal = torch.full((3,), 99), torch.full((3,), 99)

@@ -1,5 +1,6 @@
 """The item prior and the seen term: functions of graph state, rebuilt from the graph store's edges, ranked with
 matrix ops; a user never seen gets the prior (a popularity-like list), a user with one event gets a list."""
+
 import torch
 
 from tgat_test_helpers import graph_store_edges, item_texts, one_thread, tgat_events  # noqa: F401 (fixtures)
@@ -9,8 +10,13 @@ from stream.events import Item
 
 
 def _fitted(data, n=1200, **config):
-    rec = build_streamrec(TGATConfig(dim=16, k=5, **config), TrainConfig(epochs=2, batch_size=100, progress=False),
-                          device="cpu", text=False, seed=1)
+    rec = build_streamrec(
+        TGATConfig(dim=16, k=5, **config),
+        TrainConfig(epochs=2, batch_size=100, progress=False),
+        device="cpu",
+        text=False,
+        seed=1,
+    )
     rec.observe_items(item_texts(data))
     stream = InteractionBatch(data.users, data.items, data.types, data.ts)
     rec.fit(stream.slice(0, int(n * 0.8)), stream.slice(int(n * 0.8), n))
@@ -63,10 +69,10 @@ def test_seen_term_reaches_items_past_the_recent_slots(tgat_events):
 def test_new_users_get_the_item_prior_a_popularity_like_list(tgat_events):
     rec, stream = _fitted(tgat_events)
     scores = rec.score(["never-seen-a", "never-seen-b"])
-    prior = rec.model.item_prior(rec.graph, rec.graph.item_node[:len(rec.items)], new_user=True).detach()
+    prior = rec.model.item_prior(rec.graph, rec.graph.item_node[: len(rec.items)], new_user=True).detach()
     assert torch.equal(scores[0], scores[1]) and torch.allclose(scores[0], prior)
     # the prior ranks items that have edges above items without any (a popularity-like order)
-    degree = rec.graph.degree[rec.graph.item_node[:len(rec.items)]]
+    degree = rec.graph.degree[rec.graph.item_node[: len(rec.items)]]
     assert float(prior[degree > 0].mean()) > float(prior[degree == 0].mean())
     lists = rec.recommend(["never-seen-a"], 10, exclude="none")
     assert len(lists[0]) == 10
@@ -91,8 +97,8 @@ def test_chosen_popularity_weights_rank_other_items_by_popularity_and_new_users_
     assert rec.fit_log and all("val_popularity_weight" in entry for entry in rec.fit_log)
     users = list(dict.fromkeys(stream.users[:1200]))[:20]
     graph, model = rec.graph, rec.model
-    popularity = model.global_popularity(graph, graph.item_node[:len(rec.items)])
-    new_popularity = model.global_popularity(graph, graph.item_node[:len(rec.items)], new_user=True)  # own half-life
+    popularity = model.global_popularity(graph, graph.item_node[: len(rec.items)])
+    new_popularity = model.global_popularity(graph, graph.item_node[: len(rec.items)], new_user=True)  # own half-life
     before_known, before_new = rec.score(users), rec.score(["never-seen"])[0]
     with torch.no_grad():
         model.popularity_weight.fill_(model.popularity_weight.item() + 2.0)
@@ -123,8 +129,9 @@ def test_the_shared_attributes_term_lifts_items_like_the_users_newest_one(tgat_e
     user = stream.users[1199]  # an event at the end of the fitted part: the user's newest item
     newest = stream.items[1199]
     branded = [newest] + [i for i in dict.fromkeys(stream.items[:1200]) if i != newest][:30]
-    rec.observe_items([Item(i, tgat_events.item_info[i].title, tgat_events.item_info[i].category, "acme")
-                       for i in branded])  # one brand for a few items, the newest one among them
+    rec.observe_items(
+        [Item(i, tgat_events.item_info[i].title, tgat_events.item_info[i].category, "acme") for i in branded]
+    )  # one brand for a few items, the newest one among them
     category = int(graph.side.category[rec.items.get(newest)])
     assert category >= 0  # ML-100K's genres are the category
     with torch.no_grad():

@@ -1,5 +1,6 @@
 """The runtime (what a production worker loads) must not depend on the tools (local servers, data sets,
 benchmarks): a worker image needs neither, and a change to a tool must not be able to break a worker."""
+
 from pathlib import Path
 
 from imports_of import imported_modules
@@ -13,7 +14,11 @@ def test_the_runtime_does_not_import_the_tools():
     for folder in RUNTIME_PACKAGES:
         for path in sorted((REPO / folder).rglob("*.py")):
             package = ".".join(path.relative_to(REPO).parent.parts)
-            tools = [m for m in imported_modules(path.read_text(), package) if m == "streamrec.tools" or m.startswith("streamrec.tools.")]
+            tools = [
+                m
+                for m in imported_modules(path.read_text(), package)
+                if m == "streamrec.tools" or m.startswith("streamrec.tools.")
+            ]
             if tools:
                 offending[str(path.relative_to(REPO))] = sorted(set(tools))
     assert offending == {}

@@ -1,4 +1,5 @@
 """The one log format of every streamrec process (runtime/logs.py): text for people, one JSON object per line."""
+
 from __future__ import annotations
 
 import io
@@ -40,7 +41,11 @@ def test_a_record_with_an_exception_is_one_line_of_json(restore_logging):
     (line,) = lines_logged("json", "model_host", emit)
     entry = json.loads(line)
     assert {k: entry[k] for k in ("level", "logger", "process", "message")} == {
-        "level": "ERROR", "logger": "streamrec.test", "process": "model_host", "message": "could not parse"}
+        "level": "ERROR",
+        "logger": "streamrec.test",
+        "process": "model_host",
+        "message": "could not parse",
+    }
     assert entry["exception"].startswith("Traceback") and "ValueError: bad\nvalue" in entry["exception"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", entry["time"])
     assert isinstance(entry["pid"], int)
@@ -48,8 +53,9 @@ def test_a_record_with_an_exception_is_one_line_of_json(restore_logging):
 
 def test_the_text_format_names_level_process_and_logger(restore_logging):
     (line,) = lines_logged("text", "event_loop", lambda: logging.getLogger("faust.worker").warning("[^Worker]: Ready"))
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING \[event_loop\] faust.worker: \[\^Worker\]: Ready",
-                        line), line
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING \[event_loop\] faust.worker: \[\^Worker\]: Ready", line
+    ), line
 
 
 def test_the_level_is_applied_and_an_earlier_configuration_replaced(restore_logging):
@@ -82,10 +88,16 @@ def test_client_noise_a_user_cannot_act_on_is_not_logged_but_real_failures_are(r
     def emit():
         aiokafka.error("Group Coordinator Request failed: %s", "[Error 15] GroupCoordinatorNotAvailableError")
         aiokafka.warning("Marking the coordinator dead (node %s)for group %s.", 1, "app")
-        kafka.warning("Marking the coordinator dead (node %s) for group %s: %s.", "coordinator-1", "app",
-                      "[Error 16] NotCoordinatorError")
-        selector.warning("Task <Task> ran for 0.197s (>0.100s threshold). It is blocking the event loop -- likely a "
-                         "tight sync loop inside a coroutine. Other pollers will time out.")
+        kafka.warning(
+            "Marking the coordinator dead (node %s) for group %s: %s.",
+            "coordinator-1",
+            "app",
+            "[Error 16] NotCoordinatorError",
+        )
+        selector.warning(
+            "Task <Task> ran for 0.197s (>0.100s threshold). It is blocking the event loop -- likely a "
+            "tight sync loop inside a coroutine. Other pollers will time out."
+        )
         aiokafka.error("Group Coordinator Request failed: %s", "[Error 30] GroupAuthorizationFailedError")
         selector.warning("Task %s left RUNNING after step; demoting to UNSCHEDULED", "<Task>")
 
@@ -112,8 +124,13 @@ def test_the_model_host_logs_in_the_one_format_and_draws_no_progress_bar():
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMREC_", "HF_HUB_DISABLE"))}
-    result = subprocess.run([sys.executable, "-c", HOST_LOADS_THE_TEXT_ENCODER], env={**env, "STREAMREC_LOG_FORMAT": "json"},
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-c", HOST_LOADS_THE_TEXT_ENCODER],
+        env={**env, "STREAMREC_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stderr and "Loading weights" not in result.stderr, result.stderr
     entries = [json.loads(line) for line in result.stderr.splitlines()]

@@ -1,4 +1,5 @@
 """The model host process and its client, without servers (the worker path with servers is in tests/e2e)."""
+
 import asyncio
 import json
 import os
@@ -13,8 +14,10 @@ from streamrec.runtime.settings import load_settings
 
 
 def _events(start: int, pairs: list[tuple[str, str]]) -> list[Interaction]:
-    return [Interaction(f"e{start + k}", user, item, "view", 1_700_000_000_000 + start + k, offset=start + k)
-            for k, (user, item) in enumerate(pairs)]
+    return [
+        Interaction(f"e{start + k}", user, item, "view", 1_700_000_000_000 + start + k, offset=start + k)
+        for k, (user, item) in enumerate(pairs)
+    ]
 
 
 def test_the_host_answers_in_its_own_process_and_its_death_is_reported(tmp_path):
@@ -33,7 +36,9 @@ def test_the_host_answers_in_its_own_process_and_its_death_is_reported(tmp_path)
             assert set(records) == {"a", "b"} and records["a"]["last_event_id"] == "e1"
             # co-occurrence: a's items are x, y; x was also bought with z by b, so z is recommended to a
             assert "z" in [entry["item_id"] for entry in records["a"]["items"]]
-            assert json.loads(await client.lookup("a", 2))["user_id"] == "a" and await client.lookup("nobody", 2) is None
+            assert (
+                json.loads(await client.lookup("a", 2))["user_id"] == "a" and await client.lookup("nobody", 2) is None
+            )
             # only the seam's requests are answered; a failing one reports what failed there
             with pytest.raises(ModelHostError, match="LookupError: no such request 'no_such_method'"):
                 await client._request("no_such_method")

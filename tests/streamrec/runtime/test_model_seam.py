@@ -1,4 +1,5 @@
 """Both sides of the worker <-> model process seam declare every request, with the same parameters."""
+
 import inspect
 
 from streamrec.runtime.model_client import ModelClient
@@ -20,6 +21,9 @@ def test_the_host_and_the_client_declare_every_request_of_the_seam():
 
 
 def test_the_client_sends_nothing_but_the_seams_requests():
-    public = {name for name, value in vars(ModelClient).items() if inspect.iscoroutinefunction(value)
-              and not name.startswith("_")}
+    public = {
+        name
+        for name, value in vars(ModelClient).items()
+        if inspect.iscoroutinefunction(value) and not name.startswith("_")
+    }
     assert public == set(REQUESTS)

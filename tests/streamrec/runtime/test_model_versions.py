@@ -1,4 +1,5 @@
 """The version store: versions are folders, CURRENT records the promotions, the pin wins, nothing by file time."""
+
 import json
 import logging
 import os
@@ -8,8 +9,14 @@ import sys
 import pytest
 
 from stream import metrics
-from streamrec.runtime.model_versions import (CURRENT_FILE, VersionError, VersionStore, pinned_env, served_version,
-                                              version_name_of)
+from streamrec.runtime.model_versions import (
+    CURRENT_FILE,
+    VersionError,
+    VersionStore,
+    pinned_env,
+    served_version,
+    version_name_of,
+)
 from streamrec.runtime.settings import SettingsError, load_settings
 from streamrec.runtime.worker import StartupError, startup_version
 from conftest import REPO
@@ -17,8 +24,13 @@ from version_folders import tamper, write_version
 
 
 def settings_for(tmp_path, **env):
-    return load_settings({"STREAMREC_HOME": str(tmp_path), "STREAMREC_MODEL_DIR": str(tmp_path / "models"),
-                          **{f"STREAMREC_{k.upper()}": v for k, v in env.items()}})
+    return load_settings(
+        {
+            "STREAMREC_HOME": str(tmp_path),
+            "STREAMREC_MODEL_DIR": str(tmp_path / "models"),
+            **{f"STREAMREC_{k.upper()}": v for k, v in env.items()},
+        }
+    )
 
 
 def test_versions_are_the_checkpoint_folders_directly_under_the_model_dir_oldest_first(tmp_path):
@@ -79,7 +91,9 @@ def test_promote_refuses_a_missing_version_and_an_altered_checkpoint_and_keeps_t
     store.promote("good")
     with pytest.raises(VersionError, match=r"no version 'nope' under .*; versions: good, altered"):
         store.promote("nope")
-    with pytest.raises(VersionError, match=r"not promoting altered: .*model.pt: its SHA-256 .* \(altered or incomplete\)"):
+    with pytest.raises(
+        VersionError, match=r"not promoting altered: .*model.pt: its SHA-256 .* \(altered or incomplete\)"
+    ):
         store.promote("altered")
     with pytest.raises(VersionError, match="no version '../good'"):
         store.promote("../good")  # one folder directly under the model dir, nothing else
@@ -116,8 +130,11 @@ def test_a_pin_must_be_a_folder_name(tmp_path):
 def test_a_wrong_pin_stops_the_worker_at_start_up_with_what_to_set(tmp_path):
     models = tmp_path / "models"
     write_version(models, "v1")
-    with pytest.raises(StartupError, match=r"STREAMREC_MODEL_VERSION=v9: no version 'v9' under .*; versions: v1: "
-                                           "set it to one of them, or unset it"):
+    with pytest.raises(
+        StartupError,
+        match=r"STREAMREC_MODEL_VERSION=v9: no version 'v9' under .*; versions: v1: "
+        "set it to one of them, or unset it",
+    ):
         startup_version(settings_for(tmp_path, model_version="v9"))
     tamper(models / "v1")
     with pytest.raises(StartupError, match="STREAMREC_MODEL_VERSION=v1: refused the checkpoint: .*its SHA-256"):
@@ -151,10 +168,18 @@ def test_tools_pin_their_own_checkpoint_folder(tmp_path):
 def test_checking_a_version_loads_no_torch_into_the_event_loop(tmp_path):
     """The event loop checks digests before its model host loads a version; torch there would cost it ~650 MB."""
     folder = write_version(tmp_path / "models", "v1")
-    probe = ("import sys; import streamrec.runtime.worker; from streamrec.runtime.model_versions import rejection; "
-             f"assert rejection(__import__('pathlib').Path({str(folder)!r})) is None; print('torch' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                          cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO)})
+    probe = (
+        "import sys; import streamrec.runtime.worker; from streamrec.runtime.model_versions import rejection; "
+        f"assert rejection(__import__('pathlib').Path({str(folder)!r})) is None; print('torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
 

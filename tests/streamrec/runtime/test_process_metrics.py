@@ -1,4 +1,5 @@
 """The worker's process collector: a real child process's CPU and memory appear under its own label, and move."""
+
 from __future__ import annotations
 
 import subprocess
@@ -36,11 +37,15 @@ def test_a_child_process_is_reported_under_its_label_and_its_cpu_time_grows(chil
 
     assert first[("streamrec_process_resident_memory_bytes", "model_host")] > 200 * 2**20
     assert 0 < first[("streamrec_process_resident_memory_bytes", EVENT_LOOP)]
-    assert second[("streamrec_process_cpu_seconds_total", "model_host")] > \
-        first[("streamrec_process_cpu_seconds_total", "model_host")] + 0.1  # it spins: ~0.5 s in 0.5 s
+    assert (
+        second[("streamrec_process_cpu_seconds_total", "model_host")]
+        > first[("streamrec_process_cpu_seconds_total", "model_host")] + 0.1
+    )  # it spins: ~0.5 s in 0.5 s
     # the two are told apart: this test process holds no 200 MB ballast
-    assert first[("streamrec_process_resident_memory_bytes", EVENT_LOOP)] != \
-        first[("streamrec_process_resident_memory_bytes", "model_host")]
+    assert (
+        first[("streamrec_process_resident_memory_bytes", EVENT_LOOP)]
+        != first[("streamrec_process_resident_memory_bytes", "model_host")]
+    )
 
 
 def test_a_process_that_has_exited_has_no_samples(child):

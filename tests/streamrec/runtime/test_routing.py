@@ -1,5 +1,6 @@
 """Which worker answers GET /recommendations/{user}: the owner of the user's partition (pure logic; the
 three-worker test in tests/e2e/test_scale_out.py asks real workers)."""
+
 from types import SimpleNamespace
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -36,8 +37,10 @@ def _health(owner: str | None) -> Health:
 
 
 def test_a_user_of_another_worker_is_redirected_and_a_routed_request_answered_here():
-    assert _health("http://b:9464").recommendations("/recommendations/u%201?k=5") == \
-        (307, "http://b:9464/recommendations/u%201?k=5&routed=1")
+    assert _health("http://b:9464").recommendations("/recommendations/u%201?k=5") == (
+        307,
+        "http://b:9464/recommendations/u%201?k=5&routed=1",
+    )
     assert _health("http://b:9464").recommendations("/recommendations/u1?k=5&routed=1") == (200, b'{"user_id": "u1"}')
     assert _health(None).recommendations("/recommendations/u1") == (200, b'{"user_id": "u1"}')
 
@@ -56,7 +59,9 @@ def test_the_advertised_url_is_reachable_from_elsewhere():
 
     assert load_settings({"STREAMREC_METRICS_PORT": "9000"}).http_url == "http://127.0.0.1:9000"
     assert load_settings({"STREAMREC_METRICS_HOST": "0.0.0.0"}).advertised_host == socket.gethostname()
-    assert load_settings({"STREAMREC_ADVERTISED_HOST": "worker-3.streamrec"}).http_url == "http://worker-3.streamrec:9464"
+    assert (
+        load_settings({"STREAMREC_ADVERTISED_HOST": "worker-3.streamrec"}).http_url == "http://worker-3.streamrec:9464"
+    )
     assert load_settings({"STREAMREC_ADVERTISED_HOST": "::1"}).http_url == "http://[::1]:9464"
     with pytest.raises(SettingsError, match="STREAMREC_ADVERTISED_HOST='not a host'"):
         load_settings({"STREAMREC_ADVERTISED_HOST": "not a host"})

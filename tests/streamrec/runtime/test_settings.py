@@ -37,29 +37,35 @@ def test_a_bad_stack_or_replication_factor_stops_start_up_naming_the_variable(tm
 def test_external_servers_replace_the_local_ones(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("s3cret\n")
-    settings = load_settings({
-        "STREAMREC_KAFKA_BOOTSTRAP": "kafka-1:9092,kafka-2:9092",
-        "STREAMREC_NEO4J_URI": "neo4j://neo4j:7687",
-        "STREAMREC_NEO4J_PASSWORD_FILE": str(secret),
-        "STREAMREC_NEO4J_DATABASE": "neo4j",
-    }, cwd=tmp_path)
+    settings = load_settings(
+        {
+            "STREAMREC_KAFKA_BOOTSTRAP": "kafka-1:9092,kafka-2:9092",
+            "STREAMREC_NEO4J_URI": "neo4j://neo4j:7687",
+            "STREAMREC_NEO4J_PASSWORD_FILE": str(secret),
+            "STREAMREC_NEO4J_DATABASE": "neo4j",
+        },
+        cwd=tmp_path,
+    )
     assert not settings.uses_local_kafka and not settings.uses_local_graph
     assert settings.bootstrap == "kafka-1:9092,kafka-2:9092"
     assert (settings.neo4j_user, settings.neo4j_password, settings.database) == ("neo4j", "s3cret", "neo4j")
 
 
-@pytest.mark.parametrize("env, named", [
-    ({"STREAMREC_TOP_K": "many"}, "STREAMREC_TOP_K='many': must be an integer"),
-    ({"STREAMREC_TOP_K": "0"}, "STREAMREC_TOP_K='0': must be between 1 and 1000"),
-    ({"STREAMREC_EXCLUDE": "everything"}, "must be one of none, purchased, seen"),
-    ({"STREAMREC_KAFKA_BOOTSTRAP": "localhost"}, "STREAMREC_KAFKA_BOOTSTRAP='localhost': must be host:port"),
-    ({"STREAMREC_NEO4J_URI": "http://x:7474", "STREAMREC_NEO4J_PASSWORD": "p"}, "must start with bolt://"),
-    ({"STREAMREC_NEO4J_URI": "bolt://x:7687"}, "STREAMREC_NEO4J_PASSWORD"),
-    ({"STREAMREC_NEO4J_PASSWORD_FILE": "/nonexistent/pw"}, "cannot read it"),
-    ({"STREAMREC_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"}, "STREAMREC_KAFKA_SASL_USERNAME"),
-    ({"STREAMREC_SESSION_TIMEOUT_S": "nan-ish"}, "must be a number"),
-    ({"STREAMREC_LOG_FORMAT": "xml"}, "STREAMREC_LOG_FORMAT='xml': must be one of text, json"),
-])
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"STREAMREC_TOP_K": "many"}, "STREAMREC_TOP_K='many': must be an integer"),
+        ({"STREAMREC_TOP_K": "0"}, "STREAMREC_TOP_K='0': must be between 1 and 1000"),
+        ({"STREAMREC_EXCLUDE": "everything"}, "must be one of none, purchased, seen"),
+        ({"STREAMREC_KAFKA_BOOTSTRAP": "localhost"}, "STREAMREC_KAFKA_BOOTSTRAP='localhost': must be host:port"),
+        ({"STREAMREC_NEO4J_URI": "http://x:7474", "STREAMREC_NEO4J_PASSWORD": "p"}, "must start with bolt://"),
+        ({"STREAMREC_NEO4J_URI": "bolt://x:7687"}, "STREAMREC_NEO4J_PASSWORD"),
+        ({"STREAMREC_NEO4J_PASSWORD_FILE": "/nonexistent/pw"}, "cannot read it"),
+        ({"STREAMREC_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"}, "STREAMREC_KAFKA_SASL_USERNAME"),
+        ({"STREAMREC_SESSION_TIMEOUT_S": "nan-ish"}, "must be a number"),
+        ({"STREAMREC_LOG_FORMAT": "xml"}, "STREAMREC_LOG_FORMAT='xml': must be one of text, json"),
+    ],
+)
 def test_invalid_settings_name_the_variable_and_what_is_allowed(env, named):
     with pytest.raises(SettingsError) as error:
         load_settings(env, cwd=Path("/tmp"))
@@ -80,14 +86,27 @@ def test_cli_stops_at_start_up_with_the_message(monkeypatch, capsys):
     assert "STREAMREC_BATCH_SIZE='lots'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("host, ok", [("127.0.0.1", True), ("0.0.0.0", True), ("::", True), ("worker-1.svc", True),
-                                      ("256.1.1.1", False), ("1.2.3", False), ("bad host", False), ("-x", False)])
+@pytest.mark.parametrize(
+    "host, ok",
+    [
+        ("127.0.0.1", True),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("worker-1.svc", True),
+        ("256.1.1.1", False),
+        ("1.2.3", False),
+        ("bad host", False),
+        ("-x", False),
+    ],
+)
 def test_the_metrics_host_must_be_an_address_or_a_host_name(tmp_path, host, ok):
     env = {"STREAMREC_METRICS_HOST": host}
     if ok:
         assert load_settings(env, cwd=tmp_path).metrics_host == host
     else:
-        with pytest.raises(SettingsError, match=f"STREAMREC_METRICS_HOST='{host}': must be an IP address or a host name"):
+        with pytest.raises(
+            SettingsError, match=f"STREAMREC_METRICS_HOST='{host}': must be an IP address or a host name"
+        ):
             load_settings(env, cwd=tmp_path)
 
 
@@ -97,10 +116,16 @@ def test_an_unreachable_broker_stops_the_worker_with_one_line(tmp_path):
 
     from streamrec.tools.live import free_port
 
-    env = {**os.environ, "STREAMREC_HOME": str(tmp_path), "STREAMREC_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-           "STREAMREC_NEO4J_URI": "bolt://127.0.0.1:1", "STREAMREC_NEO4J_PASSWORD": "unused-here"}
-    result = subprocess.run([sys.executable, "-m", "streamrec", "worker"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    env = {
+        **os.environ,
+        "STREAMREC_HOME": str(tmp_path),
+        "STREAMREC_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "STREAMREC_NEO4J_URI": "bolt://127.0.0.1:1",
+        "STREAMREC_NEO4J_PASSWORD": "unused-here",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "streamrec", "worker"], env=env, capture_output=True, text=True, timeout=120
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 2
     assert "no Kafka broker answered at 127.0.0.1:" in output and "set STREAMREC_KAFKA_BOOTSTRAP" in output
@@ -114,11 +139,14 @@ def test_the_topic_prefix_holds_only_kafkas_topic_name_characters(tmp_path):
 
 
 def test_a_misspelt_variable_is_named_with_the_nearest_setting():
-    warnings = load_settings({"STREAMREC_TOPK": "5", "STREAMREC_NEO4J_PASWORD": "x", "STREAMREC_QQQ": "1"}).unknown_variables
+    warnings = load_settings(
+        {"STREAMREC_TOPK": "5", "STREAMREC_NEO4J_PASWORD": "x", "STREAMREC_QQQ": "1"}
+    ).unknown_variables
     assert warnings == (
         "STREAMREC_NEO4J_PASWORD is not a streamrec setting and is ignored: did you mean STREAMREC_NEO4J_PASSWORD?",
         "STREAMREC_QQQ is not a streamrec setting and is ignored (docs/configuration.md lists the settings)",
-        "STREAMREC_TOPK is not a streamrec setting and is ignored: did you mean STREAMREC_TOP_K?")
+        "STREAMREC_TOPK is not a streamrec setting and is ignored: did you mean STREAMREC_TOP_K?",
+    )
 
 
 def test_no_variable_the_project_names_is_called_unknown():
@@ -126,8 +154,15 @@ def test_no_variable_the_project_names_is_called_unknown():
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[3]
-    texts = [repo / "README.md", *repo.glob("docs/*.md"), *repo.glob("examples/*"), *repo.glob("deploy/**/*.y*ml"), *repo.glob("deploy/*.sh"), *repo.glob("streamrec/**/*.py"),
-             *repo.glob("stream/*.py")]
+    texts = [
+        repo / "README.md",
+        *repo.glob("docs/*.md"),
+        *repo.glob("examples/*"),
+        *repo.glob("deploy/**/*.y*ml"),
+        *repo.glob("deploy/*.sh"),
+        *repo.glob("streamrec/**/*.py"),
+        *repo.glob("stream/*.py"),
+    ]
     names = {name for path in texts for name in re.findall(r"STREAMREC_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
     names.discard("STREAMREC_TOPK")  # the docs' example of a typo
     assert len(names) > 30

@@ -3,9 +3,21 @@ import argparse
 import pytest
 
 from stream.events import MIN_TS_MS
-from streamrec.tools.bench import (RateRun, _plot, cpu_by_role, cpu_ms_per_event, cycled_columns, events_per_cpu_second,
-                                   highest_sustainable_rates, histogram_quantile, lane_intervals, model_waits_for_graph,
-                                   partitions_for, process_name, role_of)
+from streamrec.tools.bench import (
+    RateRun,
+    _plot,
+    cpu_by_role,
+    cpu_ms_per_event,
+    cycled_columns,
+    events_per_cpu_second,
+    highest_sustainable_rates,
+    histogram_quantile,
+    lane_intervals,
+    model_waits_for_graph,
+    partitions_for,
+    process_name,
+    role_of,
+)
 from streamrec.tools.datasets import Dataset
 from streamrec.tools.commands.bench import configure, parse_worker_counts, run
 
@@ -22,9 +34,9 @@ def _histogram(counts_by_upper: dict[float, int]):
 
 def test_histogram_quantile_interpolates_inside_the_bucket():
     samples = _histogram({0.1: 50, 0.2: 40, 1.0: 10})
-    assert histogram_quantile(samples, "m", 0.5) == 0.1       # the 50th of 100 is the last of the first bucket
-    assert histogram_quantile(samples, "m", 0.7) == 0.15      # halfway through the 40 in (0.1, 0.2]
-    assert histogram_quantile(samples, "m", 0.95) == 0.6      # halfway through the 10 in (0.2, 1.0]
+    assert histogram_quantile(samples, "m", 0.5) == 0.1  # the 50th of 100 is the last of the first bucket
+    assert histogram_quantile(samples, "m", 0.7) == 0.15  # halfway through the 40 in (0.1, 0.2]
+    assert histogram_quantile(samples, "m", 0.95) == 0.6  # halfway through the 10 in (0.2, 1.0]
 
 
 def test_histogram_quantile_without_observations_or_beyond_the_buckets():
@@ -41,8 +53,8 @@ def test_histogram_quantile_sums_the_workers_buckets():
 
 def test_partitions_are_a_multiple_of_every_worker_count_and_at_least_the_setting():
     assert partitions_for([1, 2, 4], 4) == 4
-    assert partitions_for([1], 4) == 4          # the default: the setting, as before
-    assert partitions_for([3], 4) == 6          # 4 over 3 workers would leave one idle
+    assert partitions_for([1], 4) == 4  # the default: the setting, as before
+    assert partitions_for([3], 4) == 6  # 4 over 3 workers would leave one idle
     assert partitions_for([2, 3], 4) == 6
     assert partitions_for([4, 8], 4) == 8
 
@@ -68,11 +80,13 @@ def test_cpu_per_event_without_events_or_cpu_is_none():
 
 
 def test_highest_sustainable_rate_per_worker_count():
-    results = [{"workers": 1, "target_rate": 100.0, "sustainable": True},
-               {"workers": 1, "target_rate": 1000.0, "sustainable": False},
-               {"workers": 2, "target_rate": 100.0, "sustainable": True},
-               {"workers": 2, "target_rate": 1000.0, "sustainable": True},
-               {"workers": 4, "target_rate": 100.0, "sustainable": False}]
+    results = [
+        {"workers": 1, "target_rate": 100.0, "sustainable": True},
+        {"workers": 1, "target_rate": 1000.0, "sustainable": False},
+        {"workers": 2, "target_rate": 100.0, "sustainable": True},
+        {"workers": 2, "target_rate": 1000.0, "sustainable": True},
+        {"workers": 4, "target_rate": 100.0, "sustainable": False},
+    ]
     assert highest_sustainable_rates(results) == {"1": 100.0, "2": 1000.0, "4": None}
 
 
@@ -94,9 +108,13 @@ def test_bad_workers_stop_the_command_with_exit_2(capsys, tmp_path):
 
 def _fake_run(workers: int, rate: float, output: float, p99: float | None) -> RateRun:
     run = RateRun(rate, workers, samples=[{"t": float(t), "sent": 10 * t, "reflected": 9 * t} for t in range(5)])
-    run.result = {"achieved_output_rate": output, "freshness_s": {"p99_s": p99}, "freshness_sorted_s": [0.1, 0.2],
-                  "stage_ms_per_batch": {"observe": 3.0, "batch": 5.0},
-                  "cpu_ms_per_event": {"worker": 0.4, "model_host": 0.8, "total": 1.2}}
+    run.result = {
+        "achieved_output_rate": output,
+        "freshness_s": {"p99_s": p99},
+        "freshness_sorted_s": [0.1, 0.2],
+        "stage_ms_per_batch": {"observe": 3.0, "batch": 5.0},
+        "cpu_ms_per_event": {"worker": 0.4, "model_host": 0.8, "total": 1.2},
+    }
     return run
 
 
@@ -108,22 +126,34 @@ def test_the_plots_are_written_for_several_worker_counts_and_rates(tmp_path):
 
 
 def test_cycled_events_are_unique_and_a_data_set_from_before_2000_is_shifted_into_the_contract():
-    data = Dataset("old", users=["u1", "u2"], items=["i1", "i2"], types=["view", "purchase"],
-                   ts=[874_724_710_000, 874_724_720_000])  # 1997, like ML-100K
+    data = Dataset(
+        "old", users=["u1", "u2"], items=["i1", "i2"], types=["view", "purchase"], ts=[874_724_710_000, 874_724_720_000]
+    )  # 1997, like ML-100K
     columns = cycled_columns(data, 5, "run-")
     assert columns["event_ids"] == [f"run-{k}" for k in range(5)]
     assert columns["users"] == ["u1", "u2", "u1", "u2", "u1"] and columns["types"][1] == "purchase"
     assert min(columns["ts"]) >= MIN_TS_MS and columns["ts"][1] - columns["ts"][0] == 10_000  # gaps kept
 
 
-STAGE_MS = {"validate": 1.0, "graph_upsert": 30.0, "observe": 12.0, "rank": 4.0, "refresh": 20.0, "publish": 6.0,
-            "batch": 38.0}
+STAGE_MS = {
+    "validate": 1.0,
+    "graph_upsert": 30.0,
+    "observe": 12.0,
+    "rank": 4.0,
+    "refresh": 20.0,
+    "publish": 6.0,
+    "batch": 38.0,
+}
 
 
 def test_the_graph_lane_runs_beside_the_model_and_the_lists_go_out_after_the_refresh():
     lanes = lane_intervals(STAGE_MS)
-    assert lanes["model"] == [("validate", 0.0, 1.0), ("observe", 1.0, 12.0), ("rank", 13.0, 4.0),
-                              ("model host round trip", 17.0, 4.0)]
+    assert lanes["model"] == [
+        ("validate", 0.0, 1.0),
+        ("observe", 1.0, 12.0),
+        ("rank", 13.0, 4.0),
+        ("model host round trip", 17.0, 4.0),
+    ]
     assert lanes["graph"] == [("graph_upsert", 1.0, 30.0)]  # from the end of validate, not after the model
     assert lanes["publish"] == [("publish", 21.0, 6.0)]
 

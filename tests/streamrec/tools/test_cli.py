@@ -33,10 +33,16 @@ def _help_of(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
 
 def _needs_a_stated_default(parser: argparse.ArgumentParser, action: argparse.Action) -> bool:
     """Options a user may leave out and that take a value: --help must say what they are then."""
-    in_required_group = any(action in group._group_actions for group in parser._mutually_exclusive_groups
-                            if group.required)
-    return bool(action.option_strings) and action.help != argparse.SUPPRESS and action.nargs != 0 \
-        and not action.required and not in_required_group
+    in_required_group = any(
+        action in group._group_actions for group in parser._mutually_exclusive_groups if group.required
+    )
+    return (
+        bool(action.option_strings)
+        and action.help != argparse.SUPPRESS
+        and action.nargs != 0
+        and not action.required
+        and not in_required_group
+    )
 
 
 @pytest.mark.parametrize("name", sorted(_subcommands()))
@@ -55,15 +61,20 @@ def test_the_default_is_appended_once_where_the_help_does_not_say_it():
 
 
 def test_train_eval_and_bench_refresh_share_one_device_option():
-    choices = {name: next(a.choices for a in _subcommands()[name]._actions if "--device" in a.option_strings)
-               for name in ("train", "eval", "bench-refresh")}
+    choices = {
+        name: next(a.choices for a in _subcommands()[name]._actions if "--device" in a.option_strings)
+        for name in ("train", "eval", "bench-refresh")
+    }
     assert all(tuple(c) == DEVICES for c in choices.values())
 
 
 @pytest.mark.parametrize("name", ["produce", "demo", "train", "eval"])
 def test_every_command_with_a_progress_bar_can_hide_it(name):
-    args = _subcommands()[name].parse_args(["--no-progress"] + (["--dataset", "ml-100k"] if name != "demo" else [])
-                                           + (["--out", "x"] if name in ("train", "eval") else []))
+    args = _subcommands()[name].parse_args(
+        ["--no-progress"]
+        + (["--dataset", "ml-100k"] if name != "demo" else [])
+        + (["--out", "x"] if name in ("train", "eval") else [])
+    )
     assert args.no_progress is True
 
 
@@ -93,8 +104,10 @@ def test_bench_refresh_help_names_the_folder_it_writes_to():
 
 
 def test_the_command_line_is_what_a_user_types_again():
-    assert command_line(["eval", "--events-csv", "my events.csv", "--out", "o"]) == \
-        "streamrec eval --events-csv 'my events.csv' --out o"
+    assert (
+        command_line(["eval", "--events-csv", "my events.csv", "--out", "o"])
+        == "streamrec eval --events-csv 'my events.csv' --out o"
+    )
 
 
 def test_eval_on_a_csv_too_small_to_split_says_so_and_exits_2(tmp_path, monkeypatch, capsys):
@@ -104,8 +117,10 @@ def test_eval_on_a_csv_too_small_to_split_says_so_and_exits_2(tmp_path, monkeypa
     code = main(["eval", "--events-csv", str(csv), "--models", "pop", "--out", str(tmp_path / "out"), "--no-progress"])
     assert code == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert error == [f"streamrec eval: {csv} has 3 events, too few to split 70/15/15 into train, validation and "
-                     "test: at least 6 are needed"]
+    assert error == [
+        f"streamrec eval: {csv} has 3 events, too few to split 70/15/15 into train, validation and "
+        "test: at least 6 are needed"
+    ]
     assert not (tmp_path / "out").exists()
 
 
@@ -118,8 +133,15 @@ def test_eval_runs_every_model_by_default_and_its_help_names_each():
     assert named == set(registry.MODELS)  # a model added to the registry is named in --help too
 
 
-@pytest.mark.parametrize("command, option", [("eval", "--batch-size"), ("eval", "--train-batch-size"),
-                                             ("train", "--batch-size"), ("train", "--eval-batch-size")])
+@pytest.mark.parametrize(
+    "command, option",
+    [
+        ("eval", "--batch-size"),
+        ("eval", "--train-batch-size"),
+        ("train", "--batch-size"),
+        ("train", "--eval-batch-size"),
+    ],
+)
 def test_a_batch_of_no_events_is_refused_in_one_line(command, option, capsys):
     with pytest.raises(SystemExit) as stopped:
         build_parser()[0].parse_args([command, "--dataset", "wikipedia", "--out", "o", option, "0"])

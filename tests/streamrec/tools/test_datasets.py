@@ -1,6 +1,7 @@
 """Loaders: the REES46 and Wikipedia formats, read from small files written here; ML-100K, the data set set-up
 fetches on any machine, matches shared/DATA.md; an absent data set says where it comes from; --events-csv rejects
 bad files. Nothing here reads ../shared."""
+
 import csv
 import gzip
 import hashlib
@@ -30,19 +31,73 @@ def write_gz_csv(path, header, rows):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-REES46_HEADER = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
-                 "user_id", "user_session"]
+REES46_HEADER = [
+    "event_time",
+    "event_type",
+    "product_id",
+    "category_id",
+    "category_code",
+    "brand",
+    "price",
+    "user_id",
+    "user_session",
+]
 REES46_ROWS = [  # the shape of 2019-Oct.csv; out of time order on purpose, with a tie kept in file order
-    ["2019-10-01 00:00:05 UTC", "cart", "1307067", "2053013558920217191", "computers.notebook", "lenovo", "251.74",
-     "550050854", "7c90fc70-0e80-4590-96f3-13c02c18c713"],
-    ["2019-10-01 00:00:00 UTC", "view", "44600062", "2103807459595387724", "", "shiseido", "35.79",
-     "541312140", "72d76fde-8bb3-4e00-8c23-a032dfed738c"],
-    ["2019-10-01 00:00:01 UTC", "view", "17200506", "2053013559792632471", "furniture.living_room.sofa", "",
-     "543.10", "519107250", "566511c2-e2e3-422b-b695-cf8e6e792ca8"],
-    ["2019-10-01 00:00:05 UTC", "purchase", "1307067", "2053013558920217191", "computers.notebook", "lenovo",
-     "251.74", "550050854", "7c90fc70-0e80-4590-96f3-13c02c18c713"],
-    ["2019-10-01 00:00:03 UTC", "view", "1307067", "2053013558920217191", "computers.notebook", "lenovo", "251.74",
-     "519107250", "566511c2-e2e3-422b-b695-cf8e6e792ca8"],
+    [
+        "2019-10-01 00:00:05 UTC",
+        "cart",
+        "1307067",
+        "2053013558920217191",
+        "computers.notebook",
+        "lenovo",
+        "251.74",
+        "550050854",
+        "7c90fc70-0e80-4590-96f3-13c02c18c713",
+    ],
+    [
+        "2019-10-01 00:00:00 UTC",
+        "view",
+        "44600062",
+        "2103807459595387724",
+        "",
+        "shiseido",
+        "35.79",
+        "541312140",
+        "72d76fde-8bb3-4e00-8c23-a032dfed738c",
+    ],
+    [
+        "2019-10-01 00:00:01 UTC",
+        "view",
+        "17200506",
+        "2053013559792632471",
+        "furniture.living_room.sofa",
+        "",
+        "543.10",
+        "519107250",
+        "566511c2-e2e3-422b-b695-cf8e6e792ca8",
+    ],
+    [
+        "2019-10-01 00:00:05 UTC",
+        "purchase",
+        "1307067",
+        "2053013558920217191",
+        "computers.notebook",
+        "lenovo",
+        "251.74",
+        "550050854",
+        "7c90fc70-0e80-4590-96f3-13c02c18c713",
+    ],
+    [
+        "2019-10-01 00:00:03 UTC",
+        "view",
+        "1307067",
+        "2053013558920217191",
+        "computers.notebook",
+        "lenovo",
+        "251.74",
+        "519107250",
+        "566511c2-e2e3-422b-b695-cf8e6e792ca8",
+    ],
 ]
 
 
@@ -59,18 +114,29 @@ def test_rees46_loader_reads_the_store_format(tmp_path):
     assert data.types == ["view", "view", "view", "add_to_cart", "purchase"]  # cart -> add_to_cart; tie in file order
     info = data.item_info
     assert (info["1307067"].category, info["1307067"].brand, info["1307067"].price) == (
-        "computers.notebook", "lenovo", 251.74)
+        "computers.notebook",
+        "lenovo",
+        251.74,
+    )
     # no category code: the category's number stands in
     assert (info["44600062"].category, info["44600062"].brand) == ("2103807459595387724", "shiseido")
     assert (info["17200506"].category, info["17200506"].brand, info["17200506"].price) == (
-        "furniture.living_room.sofa", None, 543.10)
+        "furniture.living_room.sofa",
+        None,
+        543.10,
+    )
     assert all(entry.title is None for entry in info.values())  # the store gives no titles
 
 
 def test_wikipedia_loader_reads_the_jodie_format(tmp_path):
     name = "wikipedia_uitl.csv.gz"
-    rows = [["0", "8227", "0", "0"], ["1", "8228", "36", "0"], ["2", "8229", "131.0", "1"], ["1", "8228", "77", "0"],
-            ["0", "8229", "131", "0"]]  # out of order and a tie (131 s twice), as the loader must not assume
+    rows = [
+        ["0", "8227", "0", "0"],
+        ["1", "8228", "36", "0"],
+        ["2", "8229", "131.0", "1"],
+        ["1", "8228", "77", "0"],
+        ["0", "8229", "131", "0"],
+    ]  # out of order and a tie (131 s twice), as the loader must not assume
     digest = write_gz_csv(tmp_path / "jodie_wikipedia" / name, ["u", "i", "ts", "label"], rows)
     data = load_dataset("wikipedia", tmp_path, tmp_path / "cache")
     check(data, 5, 3, 3)
@@ -80,12 +146,16 @@ def test_wikipedia_loader_reads_the_jodie_format(tmp_path):
     assert set(data.types) == {"click"} and data.item_info == {}  # one type, no item text
 
 
-@pytest.mark.parametrize("name, folder, file_name, source", [
-    ("rees46", "rees46_oct2019_head", "rees46_2019-Oct_head_17434.csv.gz", "Team11_Customer_Segmentation"),
-    ("wikipedia", "jodie_wikipedia", "wikipedia_uitl.csv.gz", "TantalizingPotato/TE-Conv"),
-])
-def test_an_absent_data_set_says_where_it_comes_from_and_where_it_was_looked_for(tmp_path, name, folder, file_name,
-                                                                                   source):
+@pytest.mark.parametrize(
+    "name, folder, file_name, source",
+    [
+        ("rees46", "rees46_oct2019_head", "rees46_2019-Oct_head_17434.csv.gz", "Team11_Customer_Segmentation"),
+        ("wikipedia", "jodie_wikipedia", "wikipedia_uitl.csv.gz", "TantalizingPotato/TE-Conv"),
+    ],
+)
+def test_an_absent_data_set_says_where_it_comes_from_and_where_it_was_looked_for(
+    tmp_path, name, folder, file_name, source
+):
     data_dir = tmp_path / "no-shared-data"
     with pytest.raises(DatasetError) as error:
         load_dataset(name, data_dir, tmp_path / "cache")
@@ -115,21 +185,25 @@ def write(tmp_path, text, name="events.csv"):
 
 
 def test_events_csv_loads_a_good_file(tmp_path):
-    path = write(tmp_path, "user_id,item_id,type,ts,item_text\nu1,i1,view,1700000000000,Red shoe\n"
-                           "u2,i1,purchase,1600000000,\n")
+    path = write(
+        tmp_path, "user_id,item_id,type,ts,item_text\nu1,i1,view,1700000000000,Red shoe\nu2,i1,purchase,1600000000,\n"
+    )
     data = load_events_csv(path)
     assert (len(data), data.users, data.ts) == (2, ["u2", "u1"], [1_600_000_000_000, 1_700_000_000_000])
     assert data.item_info["i1"].title == "Red shoe"
 
 
-@pytest.mark.parametrize("body, line, problem", [
-    ("user_id,item_id,type,ts\nu1,i1,view,1\nu2,i2,like,2\n", "line 3", "type 'like'"),
-    ("user_id,item_id,type,ts\nu1,i1,view,yesterday\n", "line 2", "is not a number"),
-    ("user_id,item_id,type,ts\nu1,i1,view\n", "line 2", "expected 4 columns, got 3"),
-    ("user_id,item_id,type,ts\nu1,i1,view,1\n,i2,view,2\n", "line 3", "must not be empty"),
-    ("user,item,kind,time\nu1,i1,view,1\n", "line 1", "header"),
-    ("user_id,item_id,type,ts\n", "", "no events"),
-])
+@pytest.mark.parametrize(
+    "body, line, problem",
+    [
+        ("user_id,item_id,type,ts\nu1,i1,view,1\nu2,i2,like,2\n", "line 3", "type 'like'"),
+        ("user_id,item_id,type,ts\nu1,i1,view,yesterday\n", "line 2", "is not a number"),
+        ("user_id,item_id,type,ts\nu1,i1,view\n", "line 2", "expected 4 columns, got 3"),
+        ("user_id,item_id,type,ts\nu1,i1,view,1\n,i2,view,2\n", "line 3", "must not be empty"),
+        ("user,item,kind,time\nu1,i1,view,1\n", "line 1", "header"),
+        ("user_id,item_id,type,ts\n", "", "no events"),
+    ],
+)
 def test_events_csv_rejects_a_malformed_file_naming_line_and_problem(tmp_path, body, line, problem):
     path = write(tmp_path, body)
     with pytest.raises(DatasetError) as error:

@@ -1,5 +1,6 @@
 """`streamrec gpu-check` and the issue-16 parts of `streamrec bench-refresh`, at small sizes on the CPU: the commands
 deploy/gpu/run_issue16.sh runs on a GPU machine (there with --device cuda)."""
+
 import json
 from pathlib import Path
 
@@ -26,8 +27,12 @@ def test_gpu_check_on_the_cpu_passes_and_says_it_compared_the_cpu_with_itself(tm
     assert report["passed"] and report["device"] == "cpu" and report["device_name"]
     assert "compare the CPU with itself" in report["compared_with"]
     names = {c["name"] for c in report["checks"]}
-    assert {"incremental_vs_full_trained_on_device", "embeddings_device_checkpoint_loaded",
-            "scores_device_checkpoint_after_more_events", "top20_cpu_checkpoint_loaded"} <= names
+    assert {
+        "incremental_vs_full_trained_on_device",
+        "embeddings_device_checkpoint_loaded",
+        "scores_device_checkpoint_after_more_events",
+        "top20_cpu_checkpoint_loaded",
+    } <= names
     for check in report["checks"]:
         assert check["passed"] and check["value"] <= check["threshold"], check
     incremental = next(c for c in report["checks"] if c["name"].startswith("incremental"))
@@ -60,10 +65,42 @@ def test_a_check_that_raises_is_a_failed_check_and_the_others_still_run():
 def test_bench_refresh_issue16_figures_keep_the_docs_table_keys(tmp_path, no_data):
     from streamrec.tools.docs_tables import refresh_markdown
 
-    assert main(["bench-refresh", "--device", "cpu", "--out", str(tmp_path), "--scales", "3000",
-                 "--batch-sizes", "1,100", "--events", "40", "--min-batches", "2", "--repeats", "1",
-                 "--serve-batch", "50", "--serve-repeats", "2", "--dtype", "both", "--topk-items", "2000",
-                 "--topk-users", "60", "--topk-chunk", "25", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "bench-refresh",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path),
+                "--scales",
+                "3000",
+                "--batch-sizes",
+                "1,100",
+                "--events",
+                "40",
+                "--min-batches",
+                "2",
+                "--repeats",
+                "1",
+                "--serve-batch",
+                "50",
+                "--serve-repeats",
+                "2",
+                "--dtype",
+                "both",
+                "--topk-items",
+                "2000",
+                "--topk-users",
+                "60",
+                "--topk-chunk",
+                "25",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "bench_refresh.json").read_text())
     assert report["device"] == "cpu" and report["device_name"] and report["environment"]["torch"]
     row = report["results"][0]
@@ -105,7 +142,7 @@ def test_refresh_under_bf16_autocast_keeps_a_float32_store_close_to_float32():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             rec.observe(stream.slice(200, 300))
         models.append(rec)
-    exact, bf16 = (rec.store.embedding[:rec.graph.num_nodes] for rec in models)
+    exact, bf16 = (rec.store.embedding[: rec.graph.num_nodes] for rec in models)
     assert bf16.dtype == torch.float32
     assert float((bf16 - exact).abs().max()) < 0.05 * float(exact.abs().max())
     assert not torch.equal(bf16, exact)  # the second observe did run in bf16
@@ -117,8 +154,13 @@ def test_the_issue16_script_parses_and_names_every_step():
     script = REPO / "deploy" / "gpu" / "run_issue16.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
-    for needed in ("gpu-check --device \"$DEVICE\"", "bench-refresh --device \"$DEVICE\"", "--dtype both",
-                   "torch==2.13.0", "${OUT:-"):
+    for needed in (
+        'gpu-check --device "$DEVICE"',
+        'bench-refresh --device "$DEVICE"',
+        "--dtype both",
+        "torch==2.13.0",
+        "${OUT:-",
+    ):
         assert needed in text
 
 

@@ -1,4 +1,5 @@
 """`streamrec models list | promote | rollback`, and what `streamrec train --out` promotes."""
+
 import pytest
 
 from streamrec.runtime.model_versions import VersionStore
@@ -48,8 +49,9 @@ def test_promote_and_rollback_switch_the_current_version(model_dir, capsys):
     code, out, _ = models(capsys, "rollback")
     assert (code, out) == (0, "rolled back from v2 to v1: workers serve it within STREAMREC_MODEL_POLL_S\n")
     code, _, err = models(capsys, "rollback")
-    assert code == 1 and err == (f"streamrec models rollback: no previous version to roll back to under {model_dir}: "
-                                 "only v1 was ever promoted\n")
+    assert code == 1 and err == (
+        f"streamrec models rollback: no previous version to roll back to under {model_dir}: only v1 was ever promoted\n"
+    )
     assert VersionStore(model_dir).current() == "v1"
 
 
@@ -67,7 +69,9 @@ def test_promote_refuses_a_missing_or_altered_version_in_one_line(model_dir, cap
 def test_a_promotion_notes_that_this_environments_pin_wins(model_dir, capsys, monkeypatch):
     write_version(model_dir, "v1")
     monkeypatch.setenv("STREAMREC_MODEL_VERSION", "v1")
-    assert "(not a worker with STREAMREC_MODEL_VERSION=v1: that one serves its pin)" in models(capsys, "promote", "v1")[1]
+    assert (
+        "(not a worker with STREAMREC_MODEL_VERSION=v1: that one serves its pin)" in models(capsys, "promote", "v1")[1]
+    )
     assert models(capsys, "list")[1].splitlines()[-1] == "current: v1; pinned here: STREAMREC_MODEL_VERSION=v1"
 
 
@@ -77,8 +81,9 @@ def test_training_promotes_the_first_version_of_the_model_dir_and_says_how_to_pr
     first = write_version(settings.model_dir, "first")
     assert promote_trained(first, settings, asked=False).startswith("promoted first in ")
     second = write_version(settings.model_dir, "second")
-    assert promote_trained(second, settings, asked=False) == ("not promoted (the workers serve first): "
-                                                              "`streamrec models promote second`")
+    assert promote_trained(second, settings, asked=False) == (
+        "not promoted (the workers serve first): `streamrec models promote second`"
+    )
     assert store.current() == "first"
     assert promote_trained(second, settings, asked=True).startswith("promoted second")
     assert store.current() == "second"

@@ -1,5 +1,6 @@
 """The local-server launcher's pure parts: which servers a stack runs, what a missing Java says, the jar cache
 key, the version lines read from a server's log."""
+
 import pytest
 
 from streamrec.tools.servers import local_services
@@ -27,7 +28,7 @@ def test_without_java_the_message_names_both_ways_out(tmp_path, monkeypatch):
 def test_too_old_a_java_is_refused_with_the_same_advice(tmp_path, monkeypatch):
     fake = tmp_path / "jdk" / "bin" / "java"
     fake.parent.mkdir(parents=True)
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
     fake.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
     with pytest.raises(ServiceError, match="is Java 11; Apache Kafka 4 and Neo4j 5.26 need Java >= 17"):
@@ -38,13 +39,17 @@ def test_the_jar_cache_is_keyed_by_the_pinned_pom(tmp_path, monkeypatch):
     monkeypatch.setenv("STREAMREC_JARS_DIR", str(tmp_path))
     root = jar_root()
     assert root.parent == tmp_path and len(root.name) == 16
-    assert "<artifactId>kafka_2.13</artifactId>" in POM.read_text() and "<artifactId>neo4j</artifactId>" in POM.read_text()
+    assert (
+        "<artifactId>kafka_2.13</artifactId>" in POM.read_text() and "<artifactId>neo4j</artifactId>" in POM.read_text()
+    )
 
 
 def test_versions_come_from_the_servers_own_start_up_lines(tmp_path):
     log = tmp_path / "log"
-    log.write_text("[2026-12-02 03:05:03,092] INFO Kafka version: 4.1.1 (org.apache.kafka.common.utils.AppInfoParser)\n"
-                   "noise\n[2026-12-02 04:05:03,092] INFO Kafka version: 4.1.2 (org.apache.kafka.common.utils.AppInfoParser)\n")
+    log.write_text(
+        "[2026-12-02 03:05:03,092] INFO Kafka version: 4.1.1 (org.apache.kafka.common.utils.AppInfoParser)\n"
+        "noise\n[2026-12-02 04:05:03,092] INFO Kafka version: 4.1.2 (org.apache.kafka.common.utils.AppInfoParser)\n"
+    )
     assert last_log_match(log, "Kafka version: ") == "4.1.2"  # the newest start wins
     assert last_log_match(log, "ArcadeDB Server v") is None
     assert last_log_match(tmp_path / "missing", "x") is None
@@ -56,10 +61,11 @@ def test_a_java_argument_file_passes_any_password_and_only_its_owner_can_read_it
 
     from streamrec.tools.servers.base import java_argument_file
 
-    password = 'a b"c\\d\'e $HOME ;x'
+    password = "a b\"c\\d'e $HOME ;x"
     argument = java_argument_file(tmp_path / "secret.args", [f"-Dstreamrec.test={password}"])
     assert argument == f"@{tmp_path / 'secret.args'}" and password not in argument
     assert os.stat(tmp_path / "secret.args").st_mode & 0o777 == 0o600
-    shown = subprocess.run([check_java(), argument, "-XshowSettings:properties", "-version"], capture_output=True,
-                           text=True, timeout=60).stderr
+    shown = subprocess.run(
+        [check_java(), argument, "-XshowSettings:properties", "-version"], capture_output=True, text=True, timeout=60
+    ).stderr
     assert f"streamrec.test = {password}\n" in shown

@@ -1,5 +1,6 @@
 """`streamrec worker` flags: they override the STREAMREC_* variables, are checked as those are, and --help says
 the defaults."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ def env(monkeypatch):
 
 
 def test_flags_override_the_variables(env):
-    settings = command.apply_flags(parse("--metrics-port", "2222", "--log-level", "debug", "--log-format", "json"),
-                                   load_settings())
+    settings = command.apply_flags(
+        parse("--metrics-port", "2222", "--log-level", "debug", "--log-format", "json"), load_settings()
+    )
     assert (settings.metrics_port, settings.log_level, settings.log_format) == (2222, "debug", "json")
 
 
@@ -50,8 +52,9 @@ def test_a_bad_host_flag_is_refused_as_the_variable_would_be(env):
         command.apply_flags(parse("--metrics-host", "no such host!"), load_settings())
 
 
-@pytest.mark.parametrize("flags", [("--metrics-port", "70000"), ("--metrics-port", "-1"), ("--log-level", "loud"),
-                                   ("--log-format", "xml")])
+@pytest.mark.parametrize(
+    "flags", [("--metrics-port", "70000"), ("--metrics-port", "-1"), ("--log-level", "loud"), ("--log-format", "xml")]
+)
 def test_bad_flag_values_stop_with_a_usage_error(flags, capsys):
     with pytest.raises(SystemExit) as stop:
         parse(*flags)
