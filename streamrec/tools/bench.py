@@ -40,7 +40,12 @@ from ..runtime.settings import load_settings
 # refresh: the model host's observe + rank and the round trip to it (the stages plot draws that remainder)
 STAGES = ("intake", "arrival", "validate", "graph_upsert", "refresh", "observe", "rank", "publish", "batch")
 SUSTAINABLE_P99_S = 1.0
-MEASURED_ROLES = ("worker", "model_host")  # the processes whose CPU per event is reported
+PIPELINE_ROLES = ("worker", "model_host")  # streamrec's own processes: "total" CPU per event is theirs
+# every process on the machine whose CPU per event is reported: the servers' count (a real-time budget is the
+# whole box's), the bench's own producer and list consumer apart (a user's producers run elsewhere)
+SERVER_ROLES = ("kafka", "neo4j")
+LOAD_GENERATOR = "load_generator"
+MEASURED_ROLES = PIPELINE_ROLES + SERVER_ROLES + (LOAD_GENERATOR,)
 
 
 @dataclass
@@ -73,7 +78,9 @@ def process_name(role: str, index: int, count: int) -> str:
 
 
 def role_of(name: str) -> str:
-    return name.rstrip("0123456789")
+    """ "worker1" -> "worker"; the light stack's servers count as the roles they stand in for."""
+    role = name.rstrip("0123456789")
+    return {"tansu": "kafka", "arcadedb": "neo4j"}.get(role, role)
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -93,7 +100,7 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
 
 def cpu_by_role(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds spent between two snapshots, summed per role ("worker0" and "worker1" count as "worker")."""
-    spent = {role: 0.0 for role in MEASURED_ROLES}
+    spent = {role: 0.0 for role in PIPELINE_ROLES}
     for name in before.keys() & after.keys():
         role = role_of(name)
         spent[role] = spent.get(role, 0.0) + after[name] - before[name]
@@ -107,14 +114,18 @@ def cpu_ms_per_event(spent: dict[str, float], events: int) -> dict[str, float | 
         return round(seconds / events * 1000, 3) if events else None
 
     return {
-        **{role: per_event(spent.get(role, 0.0)) for role in MEASURED_ROLES},
-        "total": per_event(sum(spent.get(role, 0.0) for role in MEASURED_ROLES)),
+        **{role: per_event(spent.get(role, 0.0)) for role in MEASURED_ROLES if role in spent},
+        "total": per_event(sum(spent.get(role, 0.0) for role in PIPELINE_ROLES)),
+        # None when the servers run elsewhere (STREAMREC_KAFKA_BOOTSTRAP / _NEO4J_URI): their CPU is not seen here
+        "all_processes": per_event(sum(spent.get(role, 0.0) for role in PIPELINE_ROLES + SERVER_ROLES))
+        if all(role in spent for role in SERVER_ROLES)
+        else None,
     }
 
 
 def events_per_cpu_second(events: int, spent: dict[str, float]) -> float | None:
     """Events per CPU second of the workers and their model processes: the efficiency per core."""
-    total = sum(spent.get(role, 0.0) for role in MEASURED_ROLES)
+    total = sum(spent.get(role, 0.0) for role in PIPELINE_ROLES)
     return round(events / total, 1) if total > 0 else None
 
 
@@ -303,7 +314,8 @@ def run_rate(
         )
         collector.start()
         cleanup.callback(collector.stop)
-        sampler = ProcessSampler({**measured, **service_pids, "bench": os.getpid()}, on_sample)
+        everyone = {**measured, **service_pids, LOAD_GENERATOR: os.getpid()}
+        sampler = ProcessSampler(everyone, on_sample)
         producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
         cleanup.callback(producer.close)
         # items first, untimed: the clock starts when the workers have applied them (encoding a catalogue's text
@@ -311,7 +323,7 @@ def run_rate(
         replay(producer, names, event_ids=[], users=[], items=[], types=[], ts=[], item_records=items)
         wait_for_items([worker.metrics_port for worker in group], len(items))
         sampler.start()
-        cpu_before = cpu_seconds(measured)
+        cpu_before = cpu_seconds(everyone)
         started = time.time()
         stats = replay(producer, names, rate=rate, sent_times=tracker.sent_times, **columns)
         send_end = time.time()
@@ -319,7 +331,7 @@ def run_rate(
         while len(tracker.freshness) < stats.events_sent and time.monotonic() < deadline:
             time.sleep(0.2)
         finished = time.time()
-        spent = cpu_by_role(cpu_before, cpu_seconds(measured))
+        spent = cpu_by_role(cpu_before, cpu_seconds(everyone))
         sampler.stopping.set()
         sampler.join(5)
         metrics = scrape_group(group)
@@ -464,7 +476,7 @@ def run_line(run: RateRun) -> str:
     return (
         f"{run.label}: input {r['achieved_input_rate']}/s, output {r['achieved_output_rate']}/s, freshness "
         f"p50 {r['freshness_s']['p50_s']} s p99 {r['freshness_s']['p99_s']} s, CPU per event {cpu['total']} ms "
-        f"(workers {cpu['worker']}, model hosts {cpu['model_host']}), "
+        f"(workers {cpu['worker']}, model hosts {cpu['model_host']}; all processes {cpu['all_processes']} ms), "
         f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}"
     )
 

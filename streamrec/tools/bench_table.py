@@ -17,6 +17,7 @@ COLUMNS = (
     "p99",
     "max",
     "ms per batch (events)",
+    "CPU ms per event: streamrec / all processes",
     "sustainable",
 )
 
@@ -42,6 +43,15 @@ def _stack(report: dict) -> str:
     return stack.get("local_stack") or f"kafka {stack.get('kafka')}, graph {stack.get('graph')}"
 
 
+def _cpu(per_event: dict) -> str:
+    """streamrec's processes (worker + model host) / every process of the pipeline, the servers included (older
+    reports counted streamrec's only)."""
+    ours, everyone = per_event.get("total"), per_event.get("all_processes")
+    if ours is None:
+        return "–"
+    return f"{ours:.2f} / {everyone:.2f}" if everyone is not None else f"{ours:.2f} / –"
+
+
 def rows(report: dict) -> list[list[str]]:
     out = []
     for run in report["runs"]:
@@ -59,6 +69,7 @@ def rows(report: dict) -> list[list[str]]:
                 _seconds(fresh["p99_s"]),
                 _seconds(fresh["max_s"]),
                 f"{batch:.0f} ({run.get('events_per_batch')})" if batch is not None else "–",
+                _cpu(run.get("cpu_ms_per_event") or {}),
                 "yes" if run["sustainable"] else "no",
             ]
         )

@@ -70,12 +70,33 @@ def test_cpu_per_event_sums_each_role_over_the_workers():
     after = {"worker0": 11.0, "worker1": 21.5, "model_host0": 7.0, "model_host1": 10.0, "ended": 1.0}
     spent = cpu_by_role(before, after)
     assert spent == {"worker": 2.5, "model_host": 5.0}
-    assert cpu_ms_per_event(spent, 1000) == {"worker": 2.5, "model_host": 5.0, "total": 7.5}
+    assert cpu_ms_per_event(spent, 1000) == {"worker": 2.5, "model_host": 5.0, "total": 7.5, "all_processes": None}
     assert events_per_cpu_second(900, spent) == 120.0
 
 
+def test_cpu_per_event_counts_the_servers_and_the_load_generator_apart():
+    before = {"worker": 1.0, "model_host": 1.0, "kafka": 10.0, "neo4j": 20.0, "load_generator": 3.0}
+    after = {"worker": 2.0, "model_host": 3.0, "kafka": 11.0, "neo4j": 22.0, "load_generator": 7.0}
+    per_event = cpu_ms_per_event(cpu_by_role(before, after), 1000)
+    assert per_event == {
+        "worker": 1.0,
+        "model_host": 2.0,
+        "kafka": 1.0,
+        "neo4j": 2.0,
+        "load_generator": 4.0,
+        "total": 3.0,
+        "all_processes": 6.0,
+    }
+    assert role_of("tansu") == "kafka" and role_of("arcadedb") == "neo4j"
+
+
 def test_cpu_per_event_without_events_or_cpu_is_none():
-    assert cpu_ms_per_event({"worker": 1.0}, 0) == {"worker": None, "model_host": None, "total": None}
+    assert cpu_ms_per_event({"worker": 1.0, "model_host": 0.0}, 0) == {
+        "worker": None,
+        "model_host": None,
+        "total": None,
+        "all_processes": None,
+    }
     assert events_per_cpu_second(10, cpu_by_role({}, {})) is None
 
 
