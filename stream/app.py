@@ -122,7 +122,12 @@ def create_app(
     raw = dict(key_serializer="raw", value_serializer="raw")
     interactions, items = app.topic(names.interactions, **raw), app.topic(names.items, **raw)
     out = KafkaOut(_LazyProducer(app), names)
-    batches = InteractionBatches(handler, out)
+    batches = InteractionBatches(
+        handler,
+        out,
+        max_events_in_flight=MAX_BATCHES_IN_FLIGHT * settings.batch_size,
+        graph_flush_s=settings.graph_flush_ms / 1000.0,
+    )
 
     @app.agent(interactions, name="interactions")
     async def interactions_agent(stream):
@@ -151,6 +156,19 @@ def create_app(
                 lag = consumer_lag(app.consumer.highwater(tp), batches.next_offsets.get(tp))
                 if lag is not None:
                     metrics.CONSUMER_LAG.labels(str(tp.partition)).set(lag)
+
+    owned: set[int] = set()  # the partitions of `interactions` this worker's agent consumes
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender, revoked, **kwargs):
+        owned.difference_update(tp.partition for tp in revoked if tp.topic == names.interactions)
+        handler.assigned(set(owned))
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender, assigned, **kwargs):
+        owned.clear()
+        owned.update(tp.partition for tp in assigned if tp.topic == names.interactions)
+        handler.assigned(set(owned))
 
     return app
 

@@ -55,6 +55,12 @@ FOLLOW_DELAY = Histogram(
     "this worker's lists lag behind other workers' partitions (stream/replica.py)",
     buckets=SECONDS,
 )
+MODEL_EVENTS = Counter(
+    "streamrec_model_events_total",
+    "Valid events handed to this worker's model, by path (agent: its own partitions; feed: the replica feed of "
+    "the others) and outcome (folded, or skipped because the model held them already)",
+    ["path", "outcome"],
+)
 STALE_NODES = Gauge("streamrec_stale_nodes", "Nodes whose embedding awaits the background refresh")
 GPU_MEMORY = Gauge(
     "streamrec_gpu_memory_bytes",

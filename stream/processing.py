@@ -21,7 +21,9 @@ from .retries import Isolated, apply_isolating, retry_until_done
 
 log = logging.getLogger(__name__)
 
-MAX_BATCHES_IN_FLIGHT = 4  # batches taken but not yet written and published (then the agent stops buffering)
+# events taken but not yet written and published, in batches of the largest size (then the agent stops buffering):
+# with the graph written behind the lists, a flush interval's worth of small batches is in flight at once
+MAX_BATCHES_IN_FLIGHT = 4
 Parsed = TypeVar("Parsed", Interaction, Item)
 Ack = Callable[[object], Awaitable]
 
@@ -43,6 +45,9 @@ class BatchHandler(Protocol):
 
     async def periodic(self) -> None:
         """Background work between batches (called every second from the event loop)."""
+
+    def assigned(self, partitions: set[int]) -> None:
+        """The partitions of the interactions topic this worker's agent consumes, after each rebalance step."""
 
 
 class Origins:
@@ -116,13 +121,18 @@ class InteractionBatches:
     model in order; the graph upsert and the publication run in their lanes (one at a time, in batch order),
     and each batch is acked by `_finish` when both are done."""
 
-    def __init__(self, handler: BatchHandler, out: KafkaOut):
+    def __init__(
+        self, handler: BatchHandler, out: KafkaOut, max_events_in_flight: int = 8_000, graph_flush_s: float = 0.0
+    ):
+        """`graph_flush_s`: how long the graph write waits for more batches to join it, when the lists need not
+        wait for it (an idempotent model): fewer, larger transactions for the graph server, at any rate."""
         self.handler = handler
         self.out = out
         self.origins = Origins()
-        self.in_flight = InFlight(MAX_BATCHES_IN_FLIGHT)
+        self.in_flight = InFlight(max_events_in_flight)
         self.next_offsets: dict = {}  # TP -> next offset to process, for the lag gauge
-        self._graph_lane = CoalescingLane(self._upsert)
+        self.graph_flush_s = graph_flush_s
+        self._graph_lane = CoalescingLane(self._upsert, max_items=max_events_in_flight // 2)
         self._publish_lane = Lane()
 
     async def process(self, batch: list, ack: Ack) -> None:
@@ -138,8 +148,9 @@ class InteractionBatches:
             self.next_offsets[event.message.tp] = event.message.offset + 1
         upserted = published = None
         if valid:
-            upserted = self._graph_lane.submit(valid)
             overlap = self.handler.refresh_is_idempotent  # read once: a model swap may change it mid-batch
+            self._graph_lane.linger_s = self.graph_flush_s if overlap else 0.0  # (otherwise the lists wait for it)
+            upserted = self._graph_lane.submit(valid)
             # an idempotent model may see replayed events again, so the lists need not wait for the graph write;
             # otherwise the model must see each event once: only the events new to the graph
             if overlap:
@@ -150,7 +161,7 @@ class InteractionBatches:
             with metrics.STAGE_SECONDS.labels("refresh").time():
                 lists = await retry_until_done("refresh", lambda: self.handler.refresh(valid, refresh_with))
             published = self._publish_lane.submit(lambda: self._publish(lists, valid))
-        await self.in_flight.start(self._finish(batch, valid, upserted, published, started, ack))
+        await self.in_flight.start(self._finish(batch, valid, upserted, published, started, ack), len(batch))
 
     async def _upsert(self, valid: list[Interaction]) -> tuple[set[int], set[int]]:
         """The ids of the events new to the graph and of those it rejected (one write may hold several batches)."""

@@ -3,12 +3,14 @@ the users on its own partitions.
 
 With several workers in one consumer group, a worker's agent sees its partitions only; an item's recent users
 (and so its embedding, and every list that ranks it) would differ from worker to worker and from the truth.
-So each worker also reads every partition outside the group and folds the valid events into its model: the
-whole graph is in every worker's memory (GraphJet's choice, Sharma et al., VLDB 2016), and once the stream is
-drained every worker holds the same state as one worker would. The model's observe is idempotent (a set of
-edges with their newest times), so events that reach it twice — through the agent and this feed, or after a
-rewind — change nothing. Cost: every worker folds in every event (the model's observe work does not shrink
-with more workers; the graph upsert, the ranking and the publication do).
+So each worker also reads the other partitions outside the group and folds the valid events into its model:
+the whole graph is in every worker's memory (GraphJet's choice, Sharma et al., VLDB 2016), and once the stream
+is drained every worker holds the same state as one worker would. Each event is read and folded once per
+worker: a partition the worker's own agent consumes is paused here (its FollowPlan says so), and the worker
+skips events its model already holds (streamrec/runtime/fold_ledger.py). The model's observe is idempotent (a
+set of edges with their newest times), so an event that does reach it twice — at a hand-over of a partition,
+or after a rewind — changes nothing. Cost: every worker folds in every event once (the model's observe work
+does not shrink with more workers; the graph upsert, the ranking and the publication do).
 
 Where it starts: the group's committed offsets, read BEFORE the graph is read for a warm start. An event
 behind a committed offset is in the graph (offsets are committed only after the upsert); one after it is
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 from . import metrics
 from .events import Interaction, parse_interaction
@@ -47,21 +49,39 @@ def committed_offsets(bootstrap: str, group_id: str, topic: str, **client_option
         consumer.close()
 
 
+class FollowPlan(Protocol):
+    """What the worker tells the feed about its partitions (streamrec/runtime/fold_ledger.py)."""
+
+    def left_to_agent(self, partition: int) -> bool:
+        """True while this worker's own agent folds the partition's events and none before them is missing."""
+
+    def next_unfolded(self, partition: int) -> int | None:
+        """The first offset of the partition not yet in the model (where reading resumes); None when unknown."""
+
+
+Fold = Callable[[list[Interaction], dict[int, tuple[int, int]]], Awaitable[None]]
+
+
 class ReplicaFeed:
-    """Reads every partition of `topic` from `offsets` on a thread of its own (no consumer group) and hands each
-    poll's valid events to `fold(events)` on the event loop, waiting for it (back-pressure)."""
+    """Reads the partitions of `topic` from `offsets` on a thread of its own (no consumer group) and hands each
+    poll's valid events to `fold(events, read)` on the event loop, waiting for it (back-pressure); `read` says,
+    per partition, the first and last offset that poll read (so records skipped as invalid count as read).
+    A partition the plan leaves to the worker's own agent is paused (not fetched, not parsed): with one worker,
+    every event is read once; when the agent gives it up, reading resumes where the model's state ends."""
 
     def __init__(
         self,
         bootstrap: str,
         topic: str,
-        fold: Callable[[list[Interaction]], Awaitable[None]],
+        fold: Fold,
         loop: asyncio.AbstractEventLoop,
+        plan: FollowPlan | None = None,
         **client_options,
     ):
-        self.bootstrap, self.topic, self.fold, self.loop = bootstrap, topic, fold, loop
+        self.bootstrap, self.topic, self.fold, self.loop, self.plan = bootstrap, topic, fold, loop, plan
         self.client_options = client_options
         self.positions: dict[int, int] = {}  # partition -> next offset to read
+        self.paused: set[int] = set()
         self._rewind: dict[int, int] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,6 +121,11 @@ class ReplicaFeed:
                     for tp in partitions:
                         self.positions[tp.partition] = offsets.get(tp.partition, self.positions[tp.partition])
                         consumer.seek(tp, self.positions[tp.partition])
+                self._follow_plan(consumer, partitions)
+                if len(self.paused) == len(partitions):  # all left to the agent: nothing to fetch
+                    metrics.FOLLOW_LAG.set(0)
+                    self._stop.wait(POLL_MS / 1000.0)
+                    continue
                 before, events = dict(self.positions), []
                 for tp, records in consumer.poll(timeout_ms=POLL_MS).items():
                     for record in records:
@@ -114,13 +139,15 @@ class ReplicaFeed:
                         if isinstance(parsed, Interaction):  # the partition's owner dead-letters the others
                             events.append(parsed)
                     self.positions[tp.partition] = records[-1].offset + 1
-                if events and not self._hand_over(events):
+                read = {p: (before[p], self.positions[p] - 1) for p in self.positions if self.positions[p] > before[p]}
+                if read and not self._hand_over(events, read):
                     self._rewind = before  # not folded in: read them again
                     continue
-                highs = [consumer.highwater(tp) for tp in partitions]
+                followed = [tp for tp in partitions if tp.partition not in self.paused]
+                highs = [consumer.highwater(tp) for tp in followed]
                 if None not in highs:
                     metrics.FOLLOW_LAG.set(
-                        sum(max(0, high - self.positions[tp.partition]) for tp, high in zip(partitions, highs))
+                        sum(max(0, high - self.positions[tp.partition]) for tp, high in zip(followed, highs))
                     )
         except Exception:  # the feed must never take the worker down; its lists stay right for its own users
             log.exception("the replica feed stopped: this worker's model sees only its own partitions from now on")
@@ -128,9 +155,27 @@ class ReplicaFeed:
             metrics.FOLLOW_LAG.set(-1)
             consumer.close()
 
-    def _hand_over(self, events: list[Interaction]) -> bool:
+    def _follow_plan(self, consumer, partitions) -> None:
+        """Pauses the partitions left to the agent; resumes the others where the model's state ends."""
+        if self.plan is None:
+            return
+        for tp in partitions:
+            p = tp.partition
+            leave = self.plan.left_to_agent(p)
+            if leave and p not in self.paused:
+                consumer.pause(tp)
+                self.paused.add(p)
+            elif not leave and p in self.paused:
+                consumer.resume(tp)
+                self.paused.discard(p)
+                resume_at = self.plan.next_unfolded(p)
+                if resume_at is not None and resume_at != self.positions[p]:
+                    self.positions[p] = resume_at
+                    consumer.seek(tp, resume_at)
+
+    def _hand_over(self, events: list[Interaction], read: dict[int, tuple[int, int]]) -> bool:
         """True once the model has folded the events in."""
-        future = asyncio.run_coroutine_threadsafe(self.fold(events), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self.fold(events, read), self.loop)
         while not self._stop.is_set():
             try:
                 future.result(timeout=1.0)

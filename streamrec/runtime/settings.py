@@ -75,6 +75,7 @@ class Settings:
     app_id: str
     batch_size: int
     batch_wait_ms: int
+    graph_flush_ms: int  # how long the graph write behind the lists gathers batches (one transaction)
     top_k: int
     exclude: str
     diversity: float  # λ of the MMR re-ranking of every list (model_server/diversity.py); 0 = off
@@ -254,6 +255,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         app_id=r.text("APP_ID", "streamrec"),
         batch_size=r.integer("BATCH_SIZE", 2000, 1, 100_000),
         batch_wait_ms=r.integer("BATCH_WAIT_MS", 5, 0, 60_000),
+        graph_flush_ms=r.integer("GRAPH_FLUSH_MS", 200, 0, 10_000),
         top_k=r.integer("TOP_K", 20, 1, 1000),
         exclude=r.choice("EXCLUDE", "purchased", EXCLUDE_POLICIES),
         diversity=r.number("DIVERSITY", 0.0, 0.0, 1.0),

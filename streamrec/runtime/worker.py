@@ -18,6 +18,7 @@ from stream.replica import ReplicaFeed, committed_offsets
 from stream.retries import RecordsRejected
 from stream.topics import TopicNames, ensure_topics
 
+from .fold_ledger import FoldLedger
 from .model_client import ModelClient
 from .model_seam import ModelHostDied, ModelInfo
 from .model_versions import PROMOTE_HINT, Version, VersionError, rejection, served_version
@@ -39,6 +40,7 @@ class Pipeline:
         self.settings = settings
         self.names = names or TopicNames.with_prefix(settings.topic_prefix)
         self.feed: ReplicaFeed | None = None  # every partition's events for the model (stream/replica.py)
+        self.ledger = FoldLedger()  # what the serving model holds already: each event is folded once
         self.model = model
         self._tried = _file_version(version)  # the version last loaded or refused, as (name, file time)
         self._serving = self._tried if model.info.version_name else None  # None: the baseline serves
@@ -46,6 +48,7 @@ class Pipeline:
         self._store: GraphStore | None = None
         self._started = asyncio.Lock()
         self._swapping = asyncio.Lock()  # a model swap and a graph upsert never interleave
+        self._folding = asyncio.Lock()  # the ledger and the model it describes change together
         self._warm = False  # the model's state has been loaded from the graph
         self._last_swap_check = time.monotonic()
         self.failure: str | None = None  # why the worker stopped, when it was not asked to
@@ -104,8 +107,13 @@ class Pipeline:
 
     def _follow_from(self, offsets: dict[int, int] | None) -> None:
         """Starts (or rewinds) the replica feed; only a model whose observe is idempotent can follow: the
-        co-occurrence fallback counts, so with it each worker's model sees its own partitions only."""
-        if offsets is None or not self.model.info.refresh_is_idempotent:
+        co-occurrence fallback counts, so with it each worker's model sees its own partitions only. The ledger
+        starts again with the model's state: after a swap, the feed reads again what the old model held beyond
+        the graph read (events in flight, not yet written) before it leaves a partition to the agent."""
+        following = offsets is not None and self.model.info.refresh_is_idempotent
+        held_before = self.ledger.folded_through() if following and self._warm else None
+        self.ledger.restart(offsets or {}, held_before)
+        if not following:
             return
         if self.feed is None:
             s = self.settings
@@ -114,6 +122,7 @@ class Pipeline:
                 self.names.interactions,
                 self.fold_followed,
                 asyncio.get_running_loop(),
+                plan=self.ledger,
                 **s.kafka_client_options(),
             )
             self.feed.start(offsets)
@@ -121,12 +130,20 @@ class Pipeline:
         else:
             self.feed.rewind(offsets)
 
-    async def fold_followed(self, events: list[Interaction]) -> None:
-        async with self._swapping:  # a swap's graph read and the events folded in never interleave
-            await self._model(self.model.observe(events))
+    async def fold_followed(self, events: list[Interaction], read: dict[int, tuple[int, int]]) -> None:
+        # a swap's graph read and the events folded in never interleave; the ledger moves with the model
+        async with self._swapping, self._folding:
+            new = self.ledger.unfolded(events)
+            if new:
+                await self._model(self.model.observe(new))
+            self.ledger.read_through(read)
+        count_folds("feed", len(new), len(events) - len(new))
         folded = time.time()
-        for event in events:
+        for event in new:
             metrics.FOLLOW_DELAY.observe(max(0.0, folded - event.kafka_ts))
+
+    def assigned(self, partitions: set[int]) -> None:
+        self.ledger.own(partitions)
 
     def close(self) -> None:
         if self.feed is not None:
@@ -140,7 +157,11 @@ class Pipeline:
 
     async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> list[tuple[str, bytes]]:
         name = self.model.info.name
-        refreshed = await self._model(self.model.refresh(events, fresh))
+        async with self._folding:
+            new = self.ledger.unfolded(fresh)
+            refreshed = await self._model(self.model.refresh(events, new))
+            self.ledger.folded(events)  # (the events not fresh were in the graph, so in the model's state)
+        count_folds("agent", len(new), len(fresh) - len(new))
         for stage, value in refreshed.seconds.items():
             metrics.STAGE_SECONDS.labels(stage).observe(value)
         metrics.LISTS_PUBLISHED.labels(name).inc(len(refreshed.lists))
@@ -206,9 +227,10 @@ class Pipeline:
                 metrics.CHECKPOINTS_REJECTED.inc()
                 log.exception("could not load %s; keeping %s %s", checkpoint, previous.name, previous.version)
                 return False
-            self.model.info = await self._model(self.model.promote_candidate())
-            self._serving = self._tried
-            self._follow_from(offsets)  # the new model's state ends at the graph read: follow again from there
+            async with self._folding:
+                self.model.info = await self._model(self.model.promote_candidate())
+                self._serving = self._tried
+                self._follow_from(offsets)  # the new model's state ends at the graph read: follow again from there
         self._publish_model_info(self.model.info)
         log.info(
             "swapped %s %s for %s %s, version %s (%d edges)",
@@ -225,6 +247,12 @@ class Pipeline:
     def _publish_model_info(info: ModelInfo) -> None:
         metrics.MODEL_INFO.clear()
         metrics.MODEL_INFO.labels(info.name, info.version, info.version_name or "").set(1)
+
+
+def count_folds(path: str, folded: int, skipped: int) -> None:
+    """Events handed to the model by each path, and those skipped because the model held them already."""
+    metrics.MODEL_EVENTS.labels(path, "folded").inc(folded)
+    metrics.MODEL_EVENTS.labels(path, "skipped").inc(skipped)
 
 
 def served_model(info: ModelInfo) -> dict:

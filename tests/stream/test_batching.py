@@ -126,6 +126,51 @@ def test_a_coalescing_lane_finishes_a_write_whose_waiter_gave_up_and_goes_on():
     assert run(scenario()) == (1, ["a", "b"])
 
 
+def test_a_lingering_lane_gathers_batches_into_one_write_until_the_time_or_the_size_is_reached():
+    async def scenario():
+        calls = []
+
+        async def write(items):
+            calls.append(list(items))
+            return len(items)
+
+        lane = CoalescingLane(write, linger_s=1.0, max_items=5)
+        first = lane.submit(["a"])
+        await asyncio.sleep(0.05)
+        second = lane.submit(["b"])
+        assert not first.done()  # still gathering: the first item waited 50 ms of 1,000
+        assert await first == 2 and await second == 2
+        full = [lane.submit([f"x{k}"]) for k in range(5)]  # the size ends the wait at once
+        started = time.monotonic()
+        await asyncio.gather(*full)
+        return calls, time.monotonic() - started
+
+    calls, waited = run(scenario())
+    assert calls == [["a", "b"], [f"x{k}" for k in range(5)]]
+    assert waited < 0.5  # (the linger was 1 s)
+
+
+def test_in_flight_counts_events_and_lets_a_large_batch_start_alone():
+    async def scenario():
+        in_flight, release = InFlight(10), asyncio.Event()
+
+        async def batch():
+            await release.wait()
+
+        await in_flight.start(batch(), 6)
+        second = asyncio.ensure_future(in_flight.start(batch(), 6))
+        await asyncio.sleep(0.05)
+        blocked = not second.done()  # 12 events would be in flight
+        release.set()
+        await second
+        await in_flight.drain(5)
+        huge = await in_flight.start(batch(), 50)  # nothing in flight: a batch larger than the bound runs alone
+        await huge
+        return blocked
+
+    assert run(scenario())
+
+
 def test_in_flight_bounds_unfinished_batches_and_drain_waits_for_them():
     async def scenario():
         in_flight, release, finished = InFlight(2), asyncio.Event(), []
