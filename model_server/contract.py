@@ -273,8 +273,9 @@ class Recommender(ABC):
             indices[row] = torch.tensor([i for _, i in pairs], dtype=indices.dtype, device=indices.device)
         return indices
 
-    def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased") -> list[list[dict]]:
-        """Per user the top-k items as [{"item_id", "score"}], best first, excluded items left out."""
+    def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased", because: int = 0) -> list[list[dict]]:
+        """Per user the top-k items as [{"item_id", "score"}], best first, excluded items left out. `because`:
+        up to that many reasons per entry, from a model that can explain its lists (others ignore it)."""
         _check_policy(exclude)
         if not users or not len(self.items):
             return [[] for _ in users]

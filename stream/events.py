@@ -90,6 +90,10 @@ _UNUSABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, fo
 def normal_id(value: str) -> tuple[str, str | None]:
     """The id as the system stores it (NFC: a composed and a decomposed "é" are the same id), and what makes it
     unusable, if anything (the same rule for records and for lookups)."""
+    if value.isascii() and value.isprintable() and 0 < len(value) <= MAX_ID_LENGTH:
+        # the usual id: printable ASCII is already NFC and holds no invisible or reserved character; only the
+        # whitespace rule is left (this path is per id on the hot path: the general one walks every character)
+        return value, id_problem(value) if value[0] == " " or value[-1] == " " else None
     text = unicodedata.normalize("NFC", value)
     if len(text) > MAX_ID_LENGTH:
         return text, f"is {len(text)} characters long; at most {MAX_ID_LENGTH} are allowed"

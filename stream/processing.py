@@ -9,6 +9,7 @@ that a sink rejects for good go to the dead letters instead (stream/retries.py).
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import logging
 import time
 from typing import Awaitable, Callable, Protocol, Sequence, TypeVar
@@ -181,15 +182,19 @@ class InteractionBatches:
         try:
             if valid:
                 (fresh_ids, rejected_ids), _ = await asyncio.gather(upserted, published)
-                for event in valid:
-                    outcome = (
+                outcomes = Counter(
+                    (
+                        event.type,
                         "dead_letter"
                         if id(event) in rejected_ids
                         else "applied"
                         if id(event) in fresh_ids
-                        else "replayed"
+                        else "replayed",
                     )
-                    metrics.EVENTS.labels(event.type, outcome).inc()
+                    for event in valid
+                )
+                for labels, count in outcomes.items():  # one metric update per kind, not per event
+                    metrics.EVENTS.labels(*labels).inc(count)
         finally:
             self.origins.forget(valid)
         for event in batch:

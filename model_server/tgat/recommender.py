@@ -281,12 +281,11 @@ class TGATRecommender(Recommender):
         return self.store.embedding[nodes].mean(0)
 
     def recommend(self, users: Sequence[str], k: int, exclude: str = "purchased", because: int = 3) -> list[list[dict]]:
-        if not users or not len(self.items) or not because:
-            lists = super().recommend(users, k, exclude)
-            for entries in lists:
-                for entry in entries:
-                    entry["because"] = []
-            return lists
+        """`because`: up to that many most-attended neighbours per entry; 0 leaves the field out (slimmer lists)."""
+        if not because:
+            return super().recommend(users, k, exclude)
+        if not users or not len(self.items):
+            return [[] for _ in users]
         values, indices = self.top_k(users, k, exclude)
         lists = self._lists(values, indices)
         index = torch.tensor(self.users.lookup(users), dtype=torch.long, device=self.device)

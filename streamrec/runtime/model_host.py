@@ -151,7 +151,9 @@ class ModelHost(ModelService):
             last_event[event.user_id] = event
         users = list(last_event)
         started = time.perf_counter()
-        lists = model.recommend(users, self.settings.top_k, exclude=self.settings.exclude)
+        lists = model.recommend(
+            users, self.settings.top_k, exclude=self.settings.exclude, because=self.settings.because
+        )
         seconds["rank"] = time.perf_counter() - started
         now_ms, version = int(time.time() * 1000), model.version()
         return Refreshed(
@@ -184,7 +186,7 @@ class ModelHost(ModelService):
         model = self.model
         if model.users.get(user_id) < 0:
             return None
-        items = model.recommend([user_id], k, exclude=self.settings.exclude)[0]
+        items = model.recommend([user_id], k, exclude=self.settings.exclude, because=self.settings.because)[0]
         return recommendation_record(
             user_id,
             items,

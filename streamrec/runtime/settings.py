@@ -77,6 +77,7 @@ class Settings:
     batch_wait_ms: int
     graph_flush_ms: int  # how long the graph write behind the lists gathers batches (one transaction)
     top_k: int
+    because: int  # reasons per list entry (the most-attended neighbours); 0 leaves them out
     exclude: str
     diversity: float  # λ of the MMR re-ranking of every list (model_server/diversity.py); 0 = off
     model_poll_s: float
@@ -257,6 +258,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         batch_wait_ms=r.integer("BATCH_WAIT_MS", 5, 0, 60_000),
         graph_flush_ms=r.integer("GRAPH_FLUSH_MS", 200, 0, 10_000),
         top_k=r.integer("TOP_K", 20, 1, 1000),
+        because=r.integer("BECAUSE", 3, 0, 20),
         exclude=r.choice("EXCLUDE", "purchased", EXCLUDE_POLICIES),
         diversity=r.number("DIVERSITY", 0.0, 0.0, 1.0),
         model_poll_s=r.number("MODEL_POLL_S", 10.0, 0.5, 86_400.0),

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from stream.dead_letters import dead_letter_value
-from stream.events import MIN_TS_MS, Interaction, Rejection, parse_interaction, parse_item
+from stream.events import normal_id, MIN_TS_MS, Interaction, Rejection, parse_interaction, parse_item
 
 NOW = 1_800_000_000_000
 
@@ -128,3 +128,11 @@ def test_inner_spaces_and_other_scripts_are_valid_ids():
     for good in ("John Smith", "商品-42", "ürün", "a\u00a0b", "emoji-\U0001f600", "x" * 256):
         parsed = parse_interaction(event(user_id=good, item_id=good), now_ms=NOW)
         assert isinstance(parsed, Interaction) and parsed.user_id == good
+
+
+def test_the_ascii_fast_path_judges_ids_as_the_general_rule_does():
+    from stream.events import id_problem
+
+    for value in ["u1", " u1", "u1 ", " ", "a b", "~!@#$%^&*()", "x" * 256, "user:42/7"]:
+        text, problem = normal_id(value)
+        assert text == value and problem == id_problem(value), value
