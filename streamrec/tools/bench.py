@@ -444,7 +444,7 @@ def run_bench(
         "checksums": data.checksums,
         "duration_s": duration_s,
         "warmup_s": warmup_s,
-        "model_dir": str(model_dir) if model_dir else None,
+        "model_dir": as_typed(model_dir) if model_dir else None,
         "worker_counts": list(worker_counts),
         "partitions": partitions,
         "highest_sustainable_rate": max(sustainable) if sustainable else None,
@@ -459,6 +459,15 @@ def run_bench(
     (out_dir / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
     _plot(runs, out_dir, model_waits_for_graph(model_dir))
     return report
+
+
+def as_typed(path: Path) -> str:
+    """A path as a user would type it from the folder the command ran in: relative when inside it, so that a
+    committed report holds no folder of the machine that produced it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def model_waits_for_graph(model_dir: Path | None) -> bool:
