@@ -157,27 +157,24 @@ class InFlight:
     def __init__(self, max_events: int):
         self.max_events = max_events
         self._events = 0
-        self._room = asyncio.Condition()
+        self._room = asyncio.Event()
         self._running: set[asyncio.Future] = set()
 
     async def start(self, work: Awaitable, events: int = 1) -> asyncio.Future:
-        async with self._room:
-            await self._room.wait_for(lambda: self._events == 0 or self._events + events <= self.max_events)
-            self._events += events
+        while self._events and self._events + events > self.max_events:
+            self._room.clear()
+            await self._room.wait()
+        self._events += events
         task = asyncio.ensure_future(work)
         self._running.add(task)
 
         def finished(done: asyncio.Future) -> None:
             self._running.discard(done)
-            asyncio.ensure_future(self._release(events))
+            self._events -= events
+            self._room.set()
 
         task.add_done_callback(finished)
         return task
-
-    async def _release(self, events: int) -> None:
-        async with self._room:
-            self._events -= events
-            self._room.notify_all()
 
     async def drain(self, timeout_s: float) -> None:
         if self._running:
