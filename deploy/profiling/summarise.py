@@ -32,7 +32,9 @@ def python_profile(path: Path, top: int) -> list[str]:
 def java_profile(path: Path, top: int) -> list[str]:
     printed = subprocess.run(
         ["jfr", "print", "--events", "jdk.ExecutionSample", "--stack-depth", "64", str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     inclusive, samples = Counter(), 0
     for sample in printed.split("jdk.ExecutionSample")[1:]:

@@ -19,6 +19,7 @@ COLUMNS = (
     "ms per batch (events)",
     "CPU ms per event: streamrec / all processes",
     "sustainable",
+    "commit",
 )
 
 
@@ -71,6 +72,7 @@ def rows(report: dict) -> list[list[str]]:
                 f"{batch:.0f} ({run.get('events_per_batch')})" if batch is not None else "–",
                 _cpu(run.get("cpu_ms_per_event") or {}),
                 "yes" if run["sustainable"] else "no",
+                ((report.get("git") or {}).get("commit") or "?")[:7],
             ]
         )
     return out
