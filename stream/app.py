@@ -17,7 +17,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
 from . import metrics
-from .batching import MicroBatches
+from .batching import InFlight, MicroBatches
 from .kafka_out import KafkaOut
 from .processing import MAX_BATCHES_IN_FLIGHT, BatchHandler, InteractionBatches, consumer_lag, process_items
 from .retries import retry_until_done
@@ -137,8 +137,7 @@ def create_app(
     @app.agent(items, name="items")
     async def items_agent(stream):
         await retry_until_done("start", handler.start)
-        async for batch in stream.take_events(settings.batch_size, within=ITEMS_WAIT_S):
-            await _finish_before_ack(process_items(handler, out, batch))
+        await run_items(stream, handler, out, settings)
 
     periodic: list[asyncio.Future] = []  # the one run of handler.periodic() in progress, if any
 
@@ -180,6 +179,36 @@ async def _logging_failures(work: Awaitable[None]) -> None:
         log.exception("periodic work failed")
 
 
+async def run_items(stream, handler: BatchHandler, out: KafkaOut, settings) -> None:
+    """Item records in micro-batches, one batch written at a time (the last record of an item wins), each acked
+    once written. A stop gives the batch being written STOP_GRACE_S (Faust's `take_events` acks a batch on its
+    way out even when it was not written, so a stop had to wait for the write: forever with the graph server
+    down); what is not written by then is not acked and is delivered again."""
+    manual = stream.noack()
+    buffered = MicroBatches(settings.batch_size, ITEMS_WAIT_S, max_pending=settings.batch_size)
+    one_at_a_time = InFlight(1)  # (a batch larger than the bound starts alone: one batch in flight)
+
+    async def write_and_ack(batch: list) -> None:
+        await process_items(handler, out, batch)
+        for event in batch:
+            await manual.ack(event)
+
+    async def take_forever():
+        while True:
+            batch = await buffered.take()
+            await one_at_a_time.start(write_and_ack(batch), len(batch))
+
+    runner = asyncio.ensure_future(take_forever())
+    try:
+        async for event in manual.events():
+            if runner.done():
+                runner.result()  # the batch loop failed (a bug, as every stage retries): stop the agent
+            await buffered.put(event)
+    finally:
+        runner.cancel()
+        await one_at_a_time.drain(STOP_GRACE_S)
+
+
 async def run_interactions(stream, batches: InteractionBatches, settings) -> None:
     """Buffers the stream's events and hands them over in micro-batches; events are acked by the batches, when
     written and published."""
@@ -201,14 +230,3 @@ async def run_interactions(stream, batches: InteractionBatches, settings) -> Non
     finally:
         runner.cancel()
         await batches.in_flight.drain(STOP_GRACE_S)  # a stop acks what finished; the rest is delivered again
-
-
-async def _finish_before_ack(work: Awaitable) -> None:
-    """A batch that was started is finished even when the worker is asked to stop: cancelling the agent in the
-    middle would let `take_events` ack the half-processed batch on its way out."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise

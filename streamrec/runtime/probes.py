@@ -64,6 +64,39 @@ def bolt_problem(settings) -> str | None:
         return _described(exc)
 
 
+def graph_refusal(settings) -> str | None:
+    """Why the graph server refuses this worker for good (the credentials, the database), in one line; None when
+    it accepts it, and when it does not answer at all (a server still starting or down: the stage loop retries).
+    One attempt: Neo4j rate-limits failed logins, which would lock out every worker with the same user."""
+    from neo4j import GraphDatabase
+    from neo4j.exceptions import AuthError, ClientError, DriverError, Neo4jError
+
+    try:
+        with GraphDatabase.driver(
+            settings.bolt_uri,
+            auth=(settings.neo4j_user, settings.neo4j_password),
+            connection_timeout=5,
+            max_transaction_retry_time=0,
+        ) as driver:
+            with driver.session(database=settings.database) as session:
+                session.run("RETURN 1 AS ok").single()
+    except AuthError as exc:
+        return (
+            f"the graph server at {settings.bolt_uri} refused the credentials of user {settings.neo4j_user!r} "
+            f"({exc.code}): set STREAMREC_NEO4J_USER / STREAMREC_NEO4J_PASSWORD to an account it accepts"
+        )
+    except ClientError as exc:
+        if exc.code and "DatabaseNotFound" in exc.code:
+            return (
+                f"the graph server at {settings.bolt_uri} has no database {settings.database!r}: create it, or set "
+                "STREAMREC_NEO4J_DATABASE to one it has"
+            )
+        return None
+    except (Neo4jError, DriverError, OSError):
+        return None
+    return None
+
+
 def _described(error: BaseException) -> str:
     from graph_store.errors import one_line
 

@@ -22,6 +22,7 @@ from .fold_ledger import FoldLedger
 from .model_client import ModelClient
 from .model_seam import ModelHostDied, ModelInfo
 from .model_versions import PROMOTE_HINT, Version, VersionError, rejection, served_version
+from .probes import graph_refusal
 from .process_metrics import MODEL_HOST, PROCESS_STATS
 
 log = logging.getLogger(__name__)
@@ -338,6 +339,21 @@ def startup_version(settings) -> tuple[Version | None, Path | None]:
     return version, version.checkpoint
 
 
+def broker_missing(settings, timeout_s: float) -> str:
+    """What to do when no broker answers: start the local one, or reach the configured ones."""
+    problem = f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:.0f} s"
+    if settings.uses_local_kafka:
+        return (
+            f"{problem}: start the local broker (`streamrec services up`), or set STREAMREC_KAFKA_BOOTSTRAP to your "
+            "brokers' host:port list"
+        )
+    return (
+        f"{problem}: check that the brokers in STREAMREC_KAFKA_BOOTSTRAP run and can be reached from here, or set "
+        "STREAMREC_KAFKA_BOOTSTRAP to the right host:port list (and STREAMREC_KAFKA_SECURITY_PROTOCOL / _SASL_* "
+        "if they need it)"
+    )
+
+
 def wait_for_broker(settings, timeout_s: float = BROKER_WAIT_S) -> None:
     """A broker that is still starting gets `timeout_s`; one that does not answer by then stops start-up with one
     line instead of a client's retries and a traceback."""
@@ -346,16 +362,7 @@ def wait_for_broker(settings, timeout_s: float = BROKER_WAIT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not kafka_answers(settings.bootstrap, **settings.kafka_client_options()):
         if time.monotonic() > deadline:
-            where = (
-                "STREAMREC_KAFKA_BOOTSTRAP"
-                if not settings.uses_local_kafka
-                else "the local broker (`streamrec services up`)"
-            )
-            raise StartupError(
-                f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:.0f} s: start "
-                f"{where}, or set STREAMREC_KAFKA_BOOTSTRAP to your brokers' host:port list "
-                "(and STREAMREC_KAFKA_SECURITY_PROTOCOL / _SASL_* if they need it)"
-            )
+            raise StartupError(broker_missing(settings, timeout_s))
         time.sleep(1.0)
 
 
@@ -371,6 +378,9 @@ def run_worker(settings) -> int:
     ensure_topics(
         settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
     )
+    refused = graph_refusal(settings)  # before the group is joined: a worker that cannot write holds no partition
+    if refused:
+        raise StartupError(refused)
     version, checkpoint = startup_version(settings)  # after the broker, whose absence is the one line then
     model = ModelClient(settings, checkpoint)
     PROCESS_STATS.watch(MODEL_HOST, lambda: model.process.pid)  # its CPU and memory on this /metrics

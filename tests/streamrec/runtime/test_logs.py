@@ -135,3 +135,30 @@ def test_the_model_host_logs_in_the_one_format_and_draws_no_progress_bar():
     assert "\r" not in result.stderr and "Loading weights" not in result.stderr, result.stderr
     entries = [json.loads(line) for line in result.stderr.splitlines()]
     assert [(e["process"], e["message"]) for e in entries] == [("model_host", "encoded")]
+
+
+def test_a_library_repeating_one_record_is_logged_once_a_window_with_the_count():
+    import io
+    import logging
+
+    from streamrec.runtime.logs import REPEAT_WINDOW_S, configure_logging
+
+    out = io.StringIO()
+    configure_logging("info", "text", role="event_loop", stream=out)
+    client = logging.getLogger("aiokafka.client")
+    start = 1_000.0
+    for k in range(300):  # a broker down for 30 s, retried every 100 ms
+        record = client.makeRecord(client.name, logging.ERROR, __file__, 1, "Unable connect to node with id %s: %s", (1, "refused"), None)
+        record.created = start + k * 0.1
+        client.handle(record)
+    late = client.makeRecord(client.name, logging.ERROR, __file__, 1, "Unable connect to node with id %s: %s", (1, "refused"), None)
+    late.created = start + REPEAT_WINDOW_S + 1
+    client.handle(late)
+    ours = logging.getLogger("streamrec.runtime.worker")
+    for _ in range(3):  # our own lines are never dropped
+        ours.warning("the graph server is down")
+    lines = out.getvalue().splitlines()
+    library = [line for line in lines if "Unable connect" in line]
+    assert len(library) == 2
+    assert library[1].endswith("(299 more like it in the last 60 s)")
+    assert sum("the graph server is down" in line for line in lines) == 3

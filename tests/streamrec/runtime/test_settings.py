@@ -167,3 +167,14 @@ def test_no_variable_the_project_names_is_called_unknown():
     names.discard("STREAMREC_TOPK")  # the docs' example of a typo
     assert len(names) > 30
     assert load_settings({name: "" for name in names}).unknown_variables == ()
+
+
+def test_the_missing_broker_message_says_what_to_do_for_each_kind_of_broker():
+    from streamrec.runtime.settings import load_settings
+    from streamrec.runtime.worker import broker_missing
+
+    configured = broker_missing(load_settings({"STREAMREC_KAFKA_BOOTSTRAP": "kafka-1:9092"}), 15)
+    assert configured.startswith("no Kafka broker answered at kafka-1:9092 within 15 s: check that the brokers")
+    assert "start STREAMREC_KAFKA_BOOTSTRAP" not in configured
+    local = broker_missing(load_settings({}), 15)
+    assert "start the local broker (`streamrec services up`)" in local
