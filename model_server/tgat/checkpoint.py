@@ -25,6 +25,19 @@ from .train import TrainConfig
 FORMAT = 1
 
 
+def why_unreadable(error: BaseException) -> str:
+    """torch's refusal in one line, without its advice to load the file with weights_only=False: that would run
+    whatever code the file holds, which is exactly what the refusal protects against."""
+    text = str(error).strip()
+    if "weights only load failed" in text.lower() or "weights_only" in text:
+        return (
+            "it holds objects other than tensors and plain containers (rebuilding them would run code from the "
+            "file), so it is never loaded: serve a checkpoint written by `streamrec train`"
+        )
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    return f"not a checkpoint of plain tensors and containers ({first_line})"
+
+
 def read_payload(path: Path) -> dict:
     """The checkpoint's contents through the weights-only unpickler: no code runs, whatever the file holds."""
     import pickle
@@ -33,8 +46,7 @@ def read_payload(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointRejected(f"{path}: not a checkpoint of plain tensors and containers ({first_line})") from None
+        raise CheckpointRejected(f"{path}: {why_unreadable(exc)}") from None
     if not isinstance(payload, dict) or "meta" not in payload:
         raise CheckpointRejected(f"{path}: not a streamrec checkpoint (no metadata inside)")
     return payload

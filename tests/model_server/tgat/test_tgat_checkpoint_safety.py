@@ -34,9 +34,12 @@ def test_a_crafted_pickle_with_a_matching_digest_is_refused_and_runs_nothing(tmp
     marker = tmp_path / "payload-ran"
     path = _write(tmp_path / "evil", pickle.dumps({"meta": _Payload(marker)}))
     assert verify_checkpoint(path) == path  # the digest matches: the weights-only reader must stop it
-    with pytest.raises(CheckpointRejected, match=str(path)):
+    with pytest.raises(CheckpointRejected, match=str(path)) as refused:
         TGATRecommender.load(path)
     assert not marker.exists()
+    # one line that says why, never torch's advice to load the file with weights_only=False (it would run it)
+    assert "\n" not in str(refused.value) and "weights_only" not in str(refused.value)
+    assert "never loaded" in str(refused.value)
 
 
 def test_a_corrupt_file_is_refused_naming_its_path(tmp_path):
