@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install jars demo test services-up services-down clean
+.PHONY: install jars demo test lint services-up services-down clean
 
 install: $(STAMP) jars
 
@@ -27,6 +27,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# static checks (CI runs them before the tests): ruff's lint rules and its formatter, one configuration in pyproject.toml
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 services-up: install
 	$(VENV)/bin/streamrec services up

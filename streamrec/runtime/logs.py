@@ -103,7 +103,10 @@ class _Repeats(logging.Filter):
             self._seen[key] = (logged_at, dropped + 1)
             return False
         if dropped:
-            record.msg, record.args = f"{record.getMessage()} ({dropped} more like it in the last {self.window_s:.0f} s)", None
+            record.msg, record.args = (
+                f"{record.getMessage()} ({dropped} more like it in the last {self.window_s:.0f} s)",
+                None,
+            )
         self._seen[key] = (record.created, 0)
         return True
 

@@ -43,7 +43,10 @@ def test_scores_cover_the_whole_catalogue_including_items_without_events():
 def test_exclusion_policies():
     model = ItemCooccurrence()
     model.observe(batch(("a", "x", "view", 1), ("a", "y", "purchase", 2), ("b", "z", "view", 3)))
-    ids = lambda policy: {r["item_id"] for r in model.recommend(["a"], k=10, exclude=policy)[0]}
+
+    def ids(policy):
+        return {r["item_id"] for r in model.recommend(["a"], k=10, exclude=policy)[0]}
+
     assert ids("none") == {"x", "y", "z"}
     assert ids("purchased") == {"x", "z"}
     assert ids("seen") == {"z"}
@@ -146,7 +149,6 @@ def test_a_full_list_keeps_the_heaviest_neighbours():
         )
     )
     model.observe(batch(("d", "hub", "view", 7), ("d", "z", "view", 8)))  # hub-z 1: dropped
-    hub = model.items.get("hub")
     assert listed(model, "hub") == {"x": 3.0, "y": 2.0}
     assert "hub" in listed(model, "z")  # z's own list has room
     top = model.recommend(["newcomer-of-hub"], k=1)  # unknown user: popularity only, still a full row

@@ -148,10 +148,14 @@ def test_a_library_repeating_one_record_is_logged_once_a_window_with_the_count()
     client = logging.getLogger("aiokafka.client")
     start = 1_000.0
     for k in range(300):  # a broker down for 30 s, retried every 100 ms
-        record = client.makeRecord(client.name, logging.ERROR, __file__, 1, "Unable connect to node with id %s: %s", (1, "refused"), None)
+        record = client.makeRecord(
+            client.name, logging.ERROR, __file__, 1, "Unable connect to node with id %s: %s", (1, "refused"), None
+        )
         record.created = start + k * 0.1
         client.handle(record)
-    late = client.makeRecord(client.name, logging.ERROR, __file__, 1, "Unable connect to node with id %s: %s", (1, "refused"), None)
+    late = client.makeRecord(
+        client.name, logging.ERROR, __file__, 1, "Unable connect to node with id %s: %s", (1, "refused"), None
+    )
     late.created = start + REPEAT_WINDOW_S + 1
     client.handle(late)
     ours = logging.getLogger("streamrec.runtime.worker")
