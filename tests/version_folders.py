@@ -1,6 +1,6 @@
-"""Model version folders for the tests of streamrec/runtime/model_versions.py and `streamrec models`: a model.pt
-of arbitrary bytes and a metadata.json that records its digest. The digest check reads no more than that, so
-these tests need no trained model (the e2e tests serve real ones)."""
+"""Model version folders for the tests of streamrec/runtime/model_versions.py and `streamrec models`: the model.pt
+of an untrained temporal GAT (promote checks that a version loads) and a metadata.json that records its digest.
+The e2e tests serve trained ones."""
 
 from __future__ import annotations
 
@@ -9,12 +9,25 @@ from pathlib import Path
 
 from model_server.digest import file_sha256
 
+_CHECKPOINT: list[bytes] = []  # one untrained model's checkpoint, written once per test session
+
+
+def checkpoint_bytes() -> bytes:
+    if not _CHECKPOINT:
+        import tempfile
+
+        from model_server.tgat.recommender import TGATRecommender
+
+        with tempfile.TemporaryDirectory() as folder:
+            _CHECKPOINT.append(TGATRecommender(text=False, device="cpu").save(Path(folder) / "v").read_bytes())
+    return _CHECKPOINT[0]
+
 
 def write_version(model_dir: Path, name: str, **metadata) -> Path:
     """A version folder whose digest checks out; `metadata` adds fields to metadata.json."""
     folder = Path(model_dir) / name
     folder.mkdir(parents=True)
-    (folder / "model.pt").write_bytes(f"weights of {name}".encode())
+    (folder / "model.pt").write_bytes(checkpoint_bytes())
     meta = {
         "format": 1,
         "model_version": f"tgat-{name}",
@@ -30,3 +43,25 @@ def tamper(folder: Path) -> None:
     """Alters model.pt after its digest was recorded."""
     with open(Path(folder) / "model.pt", "ab") as checkpoint:
         checkpoint.write(b"\0")
+
+
+def write_hostile_version(model_dir: Path, name: str, marker: Path) -> Path:
+    """A version whose digest checks out but whose model.pt is a pickle that would create `marker` if loaded
+    with torch's full unpickler (what a crafted file would do with os.system instead)."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    folder = Path(model_dir) / name
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(pickle.dumps({"meta": Payload()}))
+    meta = {
+        "format": 1,
+        "model_version": f"tgat-{name}",
+        "name": "streamrec",
+        "file_sha256": file_sha256(folder / "model.pt"),
+    }
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    return folder

@@ -11,7 +11,7 @@ from pathlib import Path
 from stream.events import Interaction, Item
 
 from .model_host import serve
-from .model_seam import GraphRow, ModelHostDied, ModelHostError, ModelInfo, Refreshed
+from .model_seam import CheckpointRefused, GraphRow, ModelHostDied, ModelHostError, ModelInfo, Refreshed
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ class ModelClient:
             status, value = self._connection.recv()
         except (EOFError, OSError) as exc:
             raise ModelHostDied(f"the model process exited (code {self.process.exitcode})") from exc
+        if status == "refused":
+            raise CheckpointRefused(value)
         if status == "error":
             what, trace = value
             raise ModelHostError(f"the model process failed: {what}", trace)

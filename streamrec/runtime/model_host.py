@@ -112,7 +112,8 @@ class ModelHost(ModelService):
         # event loop share the cores, and idle intra-op threads spin-wait on a busy machine
         torch.set_num_threads(settings.torch_threads)
         self.settings = settings
-        self.model, self.version_name = load_recommender(settings, checkpoint)
+        # a pinned version (STREAMREC_MODEL_VERSION) is what the operator asked for: refused, it stops start-up
+        self.model, self.version_name = load_recommender(settings, checkpoint, fall_back=settings.model_version is None)
         self.candidate = None  # a future of (model, version name)
 
     def info(self) -> ModelInfo:
@@ -246,9 +247,14 @@ def serve(connection, settings, checkpoint: Path | None) -> None:
     """The host process: answers ("ok", result) or ("error", (what, traceback)) to each (request, args) until the
     pipe closes (the worker stopped or died). Only the requests of the seam are answered."""
     prepare_process(settings)
+    from model_server.digest import CheckpointRejected
+
     try:
         host = ModelHost(settings, checkpoint)
         connection.send(("ok", host.info()))
+    except CheckpointRejected as refused:
+        connection.send(("refused", str(refused)))
+        return
     except Exception as exc:
         connection.send(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
         return

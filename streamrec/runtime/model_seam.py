@@ -75,3 +75,7 @@ class ModelHostError(RuntimeError):
     def __init__(self, message: str, trace: str):
         super().__init__(message)
         self.trace = trace
+
+
+class CheckpointRefused(RuntimeError):
+    """The model host refused to load the pinned checkpoint at start-up (the message says why, in one line)."""

@@ -145,9 +145,11 @@ class VersionStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _servable(self, name: str, refusal: str) -> Version:
-        """The version `name` if it exists and its digest checks out; else VersionError, starting with `refusal`."""
+        """The version `name` if it exists, its digest checks out and it loads as the model host loads it (weights
+        only); else VersionError, starting with `refusal`. Promote and rollback are the CLI's, never a worker's
+        event loop: reading the checkpoint here imports torch."""
         version = self.get(name)
-        refused = rejection(version.checkpoint)
+        refused = rejection(version.checkpoint) or load_refusal(version.checkpoint)
         if refused:
             raise VersionError(f"{refusal} {name}: {refused}")
         return version
@@ -168,6 +170,20 @@ def rejection(checkpoint: Path) -> str | None:
         verify_checkpoint(checkpoint)
     except CheckpointRejected as exc:
         return str(exc)
+    return None
+
+
+def load_refusal(checkpoint: Path) -> str | None:
+    """Why the model host would refuse `checkpoint` (read through the weights-only unpickler, as it loads one), in
+    one line; None when it loads."""
+    from model_server.digest import CheckpointRejected
+    from model_server.tgat.checkpoint import read_checkpoint
+
+    try:
+        read_checkpoint(checkpoint)
+    except (CheckpointRejected, ValueError, KeyError, TypeError) as exc:
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
     return None
 
 

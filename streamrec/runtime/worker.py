@@ -20,7 +20,7 @@ from stream.topics import TopicNames, ensure_topics
 
 from .fold_ledger import FoldLedger
 from .model_client import ModelClient
-from .model_seam import ModelHostDied, ModelInfo
+from .model_seam import CheckpointRefused, ModelHostDied, ModelInfo
 from .model_versions import PROMOTE_HINT, Version, VersionError, rejection, served_version
 from .probes import graph_refusal
 from .process_metrics import MODEL_HOST, PROCESS_STATS
@@ -382,7 +382,13 @@ def run_worker(settings) -> int:
     if refused:
         raise StartupError(refused)
     version, checkpoint = startup_version(settings)  # after the broker, whose absence is the one line then
-    model = ModelClient(settings, checkpoint)
+    try:
+        model = ModelClient(settings, checkpoint)
+    except CheckpointRefused as refused:  # (only a pinned version is refused here; others fall back)
+        raise StartupError(
+            f"STREAMREC_MODEL_VERSION={settings.model_version}: the model host refused the checkpoint: {refused}; "
+            "train that version again, or pin another one"
+        ) from None
     PROCESS_STATS.watch(MODEL_HOST, lambda: model.process.pid)  # its CPU and memory on this /metrics
     status = 0
     pipeline = Pipeline(settings, model, version, names)

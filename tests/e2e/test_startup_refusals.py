@@ -52,3 +52,28 @@ def test_a_worker_pointed_at_a_missing_database_exits_2_with_one_line(server_env
     status, output, _ = start_worker(env)
     assert status == 2, output
     assert len(output.strip().splitlines()) == 1 and "no database 'nosuchdb'" in output
+
+
+def test_a_pinned_version_the_model_host_refuses_stops_the_worker_with_one_line(server_env, unique, tmp_path):
+    """Its digest matches, so the worker's check lets it through; the model host refuses it, and a pin is what the
+    operator asked for: no fallback to the baseline, exit 2 (the worker used to start serving the baseline)."""
+    import os
+
+    from version_folders import write_hostile_version
+
+    marker = tmp_path / "payload-ran"
+    write_hostile_version(tmp_path / "models", "evil", marker)
+    env = {
+        **os.environ,
+        **server_env,
+        "STREAMREC_MODEL_DIR": str(tmp_path / "models"),
+        "STREAMREC_MODEL_VERSION": "evil",
+        "STREAMREC_TOPIC_PREFIX": unique,
+        "STREAMREC_APP_ID": unique + "app",
+        "STREAMREC_METRICS_PORT": str(free_port()),
+    }
+    status, output, _ = start_worker(env)
+    assert status == 2, output
+    refusal = [line for line in output.strip().splitlines() if "STREAMREC_MODEL_VERSION=evil" in line]
+    assert len(refusal) == 1 and "never loaded" in refusal[0] and "weights_only" not in output
+    assert "Traceback" not in output and not marker.exists()

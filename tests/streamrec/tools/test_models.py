@@ -6,7 +6,7 @@ from streamrec.runtime.model_versions import VersionStore
 from streamrec.runtime.settings import load_settings
 from streamrec.tools.cli import main
 from streamrec.tools.commands.models import promote_trained
-from version_folders import tamper, write_version
+from version_folders import tamper, write_hostile_version, write_version
 
 
 @pytest.fixture
@@ -64,6 +64,19 @@ def test_promote_refuses_a_missing_or_altered_version_in_one_line(model_dir, cap
     code, _, err = models(capsys, "promote", "bad")
     assert code == 1 and err.startswith("streamrec models promote: not promoting bad: ") and "SHA-256" in err
     assert VersionStore(model_dir).current() is None
+
+
+def test_promote_refuses_a_version_the_model_host_would_not_load_in_one_line(model_dir, capsys, tmp_path):
+    """Its digest matches, so only reading it tells: promote reads it as the model host does (weights only)."""
+    write_version(model_dir, "v1")
+    models(capsys, "promote", "v1")
+    marker = tmp_path / "payload-ran"
+    write_hostile_version(model_dir, "evil", marker)
+    code, out, err = models(capsys, "promote", "evil")
+    assert (code, out) == (1, "") and err.count("\n") == 1
+    assert err.startswith("streamrec models promote: not promoting evil: ") and "never loaded" in err
+    assert "weights_only" not in err and not marker.exists()
+    assert VersionStore(model_dir).current() == "v1"
 
 
 def test_a_promotion_notes_that_this_environments_pin_wins(model_dir, capsys, monkeypatch):
