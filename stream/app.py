@@ -8,6 +8,7 @@ graph store and the model server into it). This module builds the Faust app and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from typing import Awaitable, Callable
@@ -160,8 +161,12 @@ def create_app(
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked, **kwargs):
-        owned.difference_update(tp.partition for tp in revoked if tp.topic == names.interactions)
+        gone = {tp.partition for tp in revoked if tp.topic == names.interactions}
+        owned.difference_update(gone)
         handler.assigned(set(owned))
+        for partition in gone:  # its lag is its new owner's to export: a stale 0 here would hide it
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(str(partition))
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned, **kwargs):
