@@ -631,7 +631,7 @@ def _plot_stages(runs: list[RateRun], path: Path, plt, waits_for_graph: bool) ->
                 stage_ms["batch"],
                 color="black",
                 linestyle="--",
-                label="whole batch, taken -> acked\n(past the bars: waiting for\nlanes busy with earlier batches)",
+                label="whole batch, taken -> acked\n(past the bars: the graph write\ngathering batches, or lanes\nbusy with earlier batches)",
             )
         ax.set_yticks(range(len(LANES)), [f"{lane} lane" for lane in LANES], fontsize="small")
         ax.invert_yaxis()
