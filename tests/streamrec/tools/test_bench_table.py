@@ -38,6 +38,7 @@ def test_the_table_puts_stacks_side_by_side_per_rate_and_names_each_command_and_
         ["apache", "1,000/s"],
         ["light", "1,000/s"],
     ]
-    assert "| 21 ms | 50 ms | 80 ms | 1.50 s | 12 (9.1) | yes |" in body[2]
-    assert body[3].endswith("| 1.20 s | 1.50 s | 12 (9.1) | no |")
+    # (these reports carry no CPU figures: "–"; each row names its commit)
+    assert "| 21 ms | 50 ms | 80 ms | 1.50 s | 12 (9.1) | – | yes | aaaaaaa |" in body[2]
+    assert body[3].endswith("| 1.20 s | 1.50 s | 12 (9.1) | – | no | bbbbbbb |")
     assert "- `streamrec bench --out apache` (apache, commit aaaaaaa)" in lines
