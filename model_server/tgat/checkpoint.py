@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def read_payload(path: Path) -> dict:
     import zipfile
 
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's remark on a pickle's protocol: noise beside the refusal
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointRejected(f"{path}: {why_unreadable(exc)}") from None
     if not isinstance(payload, dict) or "meta" not in payload:

@@ -375,12 +375,12 @@ def run_worker(settings) -> int:
 
     names = TopicNames.with_prefix(settings.topic_prefix)
     wait_for_broker(settings)
-    ensure_topics(
-        settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
-    )
     refused = graph_refusal(settings)  # before the group is joined: a worker that cannot write holds no partition
     if refused:
         raise StartupError(refused)
+    ensure_topics(
+        settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
+    )
     version, checkpoint = startup_version(settings)  # after the broker, whose absence is the one line then
     try:
         model = ModelClient(settings, checkpoint)
