@@ -277,6 +277,30 @@ class TemporalGAT(nn.Module):
             shared += ((items[None, :] == theirs[:, None]) & (theirs[:, None] >= 0)).to(torch.float32)
         return shared
 
+    @staticmethod
+    def _add_shared_attributes(scores: torch.Tensor, graph: TemporalGraph, user_nodes: torch.Tensor, weight: float):
+        """scores += weight * shared_attributes(...) in place, from the matching pairs only: the items of each
+        attribute value are found by one sort of the catalogue, and each pair's count (1 or 2) is added once, so
+        the result is the dense form's to the last bit."""
+        n_users, n_items = scores.shape
+        newest = graph.buffer.rows(user_nodes)[0][:, 0]
+        newest_item = torch.where(newest != EMPTY, graph.node_local[newest.clamp(min=0)], -1)
+        catalogue = torch.arange(n_items, device=scores.device)
+        matches = []
+        for attribute_of in (graph.side.category_of, graph.side.brand_of):
+            theirs, values = attribute_of(newest_item), attribute_of(catalogue)
+            order = torch.argsort(values, stable=True)
+            ordered = values[order]
+            first = torch.searchsorted(ordered, theirs, right=False)
+            count = torch.where(theirs >= 0, torch.searchsorted(ordered, theirs, right=True) - first, 0)
+            rows = torch.repeat_interleave(torch.arange(n_users, device=scores.device), count)
+            offset = torch.arange(int(count.sum()), device=scores.device) - torch.repeat_interleave(
+                torch.cumsum(count, 0) - count, count
+            )
+            matches.append(rows * n_items + order[torch.repeat_interleave(first, count) + offset])
+        pairs, counts = torch.unique(torch.cat(matches), return_counts=True)
+        scores.view(-1).index_add_(0, pairs, counts.to(scores.dtype) * weight)
+
     def _pair_terms(self, graph: TemporalGraph, user_nodes: torch.Tensor):
         """(row, item node, value) of the repeat, seen and own-recency terms, concatenated."""
         rows, nodes, values = self.repeat_terms(graph, user_nodes)
@@ -329,12 +353,11 @@ class TemporalGAT(nn.Module):
         n_items = z_items.shape[0]
         scores = torch.addmm(self.item_prior(graph, graph.item_node[:n_items])[None, :], z_users, z_items.T)
         if bool(self.attribute_weight != 0):
-            shared = self.shared_attributes(graph, user_nodes, torch.arange(n_items, device=scores.device))
-            scores = (
-                scores.add_(shared, alpha=float(self.attribute_weight))
-                if not torch.is_grad_enabled()
-                else scores + self.attribute_weight * shared
-            )
+            if torch.is_grad_enabled():
+                shared = self.shared_attributes(graph, user_nodes, torch.arange(n_items, device=scores.device))
+                scores = scores + self.attribute_weight * shared
+            else:  # serving: only the matching (user, item) pairs, never a dense [users, catalogue] comparison
+                self._add_shared_attributes(scores, graph, user_nodes, float(self.attribute_weight))
         rows, nodes, values = self._pair_terms(graph, user_nodes)
         if values.numel():
             cols = graph.node_local[nodes]

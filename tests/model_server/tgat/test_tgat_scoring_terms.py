@@ -145,3 +145,34 @@ def test_the_shared_attributes_term_lifts_items_like_the_users_newest_one(tgat_e
     assert {0.0, 1.0, 2.0} <= set(shared.tolist())  # items with neither, one and both attributes
     assert torch.allclose(delta, 3.0 * shared, atol=1e-4)
     assert torch.equal(rec.score(["never-seen"])[0], new_before)  # a user without edges has no newest item
+
+
+def test_the_served_shared_attributes_term_equals_the_dense_one_to_the_last_bit():
+    """Serving adds the term from the matching (user, item) pairs only; training's dense [users, catalogue]
+    comparison is the reference. Random catalogues with missing attributes, users without edges, and newest
+    neighbours past the catalogue."""
+    from types import SimpleNamespace
+
+    from model_server.tgat.features import _lookup
+    from model_server.tgat.model import TemporalGAT
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        n_items, n_users, n_nodes = 500, 40, 700
+        category = torch.randint(-1, 7, (n_items,), generator=generator)
+        brand = torch.randint(-1, 30, (n_items,), generator=generator)
+        nbr = torch.randint(-1, n_nodes, (n_nodes, 5), generator=generator)
+        graph = SimpleNamespace(
+            side=SimpleNamespace(
+                category_of=lambda i, t=category: _lookup(t, i), brand_of=lambda i, t=brand: _lookup(t, i)
+            ),
+            buffer=SimpleNamespace(rows=lambda nodes, t=nbr: (t[nodes], None, None)),
+            node_local=torch.randint(0, n_items + 3, (n_nodes,), generator=generator),
+        )
+        users = torch.randint(0, n_nodes, (n_users,), generator=generator)
+        scores = torch.randn(n_users, n_items, generator=generator)
+        dense = scores.clone().add_(
+            TemporalGAT.shared_attributes(None, graph, users, torch.arange(n_items)), alpha=1000.0
+        )
+        TemporalGAT._add_shared_attributes(scores, graph, users, 1000.0)
+        assert torch.equal(scores, dense)
