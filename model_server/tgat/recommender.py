@@ -63,11 +63,14 @@ class TGATRecommender(Recommender):
         refresh_chunk: int = 8192,
         seed: int = 0,
         exact_items: bool = True,
+        defer_users: bool = False,
     ):
         """frozen=True is the static baseline: after fit, observe() only registers ids (no state updates).
         sweep_per_observe: stale nodes refreshed after each observe (None = all of them: exact state).
         exact_items: score() first refreshes stale catalogue items (exact); False serves their last embedding
-        until the background sweep reaches them (bounded staleness, the hot path of a live worker)."""
+        until the background sweep reaches them (bounded staleness, the hot path of a live worker).
+        defer_users: users reached only as samplers of a batch's nodes are marked stale, not re-embedded at once
+        (tgat/refresh.py); with exact_items=False, the serving configuration."""
         super().__init__()
         self.config = config or TGATConfig()
         self.train_config = train_config or TrainConfig(seed=seed)
@@ -79,7 +82,12 @@ class TGATRecommender(Recommender):
         self.graph = TemporalGraph(self.config.k, self.config.text_dim, self.device)
         self.store = EmbeddingStore(self.config.dim, self.config.k, self.device, hidden_layers=self.config.layers - 1)
         self.refresher = Refresher(
-            self.model, self.graph, self.store, max_fanout=max_fanout, refresh_chunk=refresh_chunk
+            self.model,
+            self.graph,
+            self.store,
+            max_fanout=max_fanout,
+            refresh_chunk=refresh_chunk,
+            defer_users=defer_users,
         )
         self.item_inputs = ItemInputs(encoder_available() if text == "auto" else bool(text), self.device)
         self.model_version = "untrained"

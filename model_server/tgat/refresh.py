@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from .embedding_store import EmbeddingStore
+from .features import USER
 from .graph_state import TemporalGraph
 from .model import TemporalGAT
 
@@ -26,9 +27,13 @@ class Refresher:
         *,
         max_fanout: int = 2048,
         refresh_chunk: int = 8192,
+        defer_users: bool = False,
     ):
+        """`defer_users`: users reached only as samplers of an endpoint are marked stale instead of re-embedded now
+        (a live worker: a user's list is published only with the user's own events, and scoring refreshes a
+        stale user first; a user reached again and again is re-embedded once, by the sweep or when ranked)."""
         self.model, self.graph, self.store = model, graph, store
-        self.max_fanout, self.refresh_chunk = max_fanout, refresh_chunk
+        self.max_fanout, self.refresh_chunk, self.defer_users = max_fanout, refresh_chunk, defer_users
 
     @property
     def layers(self) -> int:
@@ -49,6 +54,10 @@ class Refresher:
                 break
             reached = torch.cat([reached, frontier])
         extra = reached[endpoints.numel() :]
+        if self.defer_users and extra.numel():
+            users = self.graph.node_kind[extra] == USER
+            self.store.mark_stale(extra[users])
+            extra = extra[~users]
         budget = max(self.max_fanout - endpoints.numel(), 0)
         if extra.numel() > budget:
             recency = self.graph.buffer.reference_time(extra)

@@ -63,12 +63,20 @@ def _load_recommender(settings, checkpoint: Path | None, fall_back: bool):
     from model_server.tgat import load_recommender as load_tgat
     from model_server.tgat.checkpoint import CheckpointRejected
 
-    # The hot path re-embeds only a bounded affected set (the batch's endpoints and up to MAX_FANOUT nodes
-    # that sample them); the rest is marked stale and swept in the background. The batch's users are always
-    # exact; other users' and items' embeddings may lag by at most one sweep (streamrec_stale_nodes).
+    # The hot path re-embeds only a bounded affected set (the batch's endpoints and up to MAX_FANOUT items that
+    # sample them); other users that sample them are marked stale (their lists wait for their own events, and
+    # ranking or a lookup refreshes a stale user first), as are items past the bound; the sweep refreshes them
+    # in the background. The batch's users are always exact; other users' and items' embeddings may lag by at
+    # most one sweep (streamrec_stale_nodes).
     try:
         model = load_tgat(
-            checkpoint, device="auto", auto_refresh=True, sweep_per_observe=0, max_fanout=MAX_FANOUT, exact_items=False
+            checkpoint,
+            device="auto",
+            auto_refresh=True,
+            sweep_per_observe=0,
+            max_fanout=MAX_FANOUT,
+            exact_items=False,
+            defer_users=True,
         )
     except CheckpointRejected as exc:
         if not fall_back:

@@ -25,6 +25,32 @@ def _fresh_error(rec) -> float:
     return float((rec.store.embedding[:n][fresh] - rec.full_recompute()[fresh]).abs().max())
 
 
+def test_deferred_sampling_users_are_stale_until_ranked_or_swept_and_then_exact(tgat_events):
+    """The live worker's configuration: users reached only as samplers of a batch's items wait for the sweep (or
+    for their own ranking); the batch's own nodes and the items are exact at once."""
+    data = tgat_events
+    stream = InteractionBatch(data.users, data.items, data.types, data.ts)
+    rec = _model(data, sweep_per_observe=0, defer_users=True, exact_items=False)
+    rec.fit(stream.slice(0, 400), stream.slice(400, 500))
+    deferred = 0
+    for start in range(500, len(stream), 50):
+        batch = stream.slice(start, start + 50)
+        rec.observe(batch)
+        assert _fresh_error(rec) <= TOLERANCE  # every row not marked stale is exact
+        stale = rec.store.stale[: rec.graph.num_nodes]
+        assert not bool(stale[rec.graph.item_node[torch.tensor(rec.items.lookup(batch.items))]].any())
+        assert not bool(stale[rec.graph.user_node[torch.tensor(rec.users.lookup(batch.users))]].any())
+        deferred = max(deferred, int(stale[rec.graph.user_node[: len(rec.users)]].sum()))
+    assert deferred > 0  # some users did wait
+    waiting = [u for u in rec.users.ids if bool(rec.store.stale[rec.graph.user_node[rec.users.get(u)]])]
+    rec.score(waiting[:5])  # ranking a stale user refreshes it first
+    assert not bool(rec.store.stale[rec.graph.user_node[torch.tensor(rec.users.lookup(waiting[:5]))]].any())
+    rec.sweep_stale()
+    assert rec.staleness == 0
+    full = rec.full_recompute()
+    assert float((rec.store.embedding[: rec.graph.num_nodes] - full).abs().max()) <= TOLERANCE
+
+
 def test_incremental_refresh_then_sweep_equals_full_recompute(tgat_events):
     data = tgat_events
     stream = InteractionBatch(data.users, data.items, data.types, data.ts)
