@@ -186,11 +186,9 @@ async def _logging_failures(work: Awaitable[None]) -> None:
 
 async def run_items(stream, handler: BatchHandler, out: KafkaOut, settings) -> None:
     """Item records in micro-batches, one batch written at a time (the last record of an item wins), each acked
-    once written. A stop gives the batch being written STOP_GRACE_S (Faust's `take_events` acks a batch on its
-    way out even when it was not written, so a stop had to wait for the write: forever with the graph server
-    down); what is not written by then is not acked and is delivered again."""
+    once written. Faust's `take_events` acks a batch on its way out even when it was not written, so a stop had
+    to wait for the write: forever with the graph server down."""
     manual = stream.noack()
-    buffered = MicroBatches(settings.batch_size, ITEMS_WAIT_S, max_pending=settings.batch_size)
     one_at_a_time = InFlight(1)  # (a batch larger than the bound starts alone: one batch in flight)
 
     async def write_and_ack(batch: list) -> None:
@@ -198,33 +196,37 @@ async def run_items(stream, handler: BatchHandler, out: KafkaOut, settings) -> N
         for event in batch:
             await manual.ack(event)
 
-    async def take_forever():
-        while True:
-            batch = await buffered.take()
-            await one_at_a_time.start(write_and_ack(batch), len(batch))
+    async def start(batch: list) -> None:
+        await one_at_a_time.start(write_and_ack(batch), len(batch))
 
-    runner = asyncio.ensure_future(take_forever())
-    try:
-        async for event in manual.events():
-            if runner.done():
-                runner.result()  # the batch loop failed (a bug, as every stage retries): stop the agent
-            await buffered.put(event)
-    finally:
-        runner.cancel()
-        await one_at_a_time.drain(STOP_GRACE_S)
+    buffered = MicroBatches(settings.batch_size, ITEMS_WAIT_S, max_pending=settings.batch_size)
+    await buffer_and_take(manual, buffered, start, one_at_a_time)
 
 
 async def run_interactions(stream, batches: InteractionBatches, settings) -> None:
     """Buffers the stream's events and hands them over in micro-batches; events are acked by the batches, when
     written and published."""
     manual = stream.noack()
+
+    async def process(batch: list) -> None:
+        await batches.process(batch, manual.ack)
+
     buffered = MicroBatches(
         settings.batch_size, settings.batch_wait_ms / 1000.0, max_pending=MAX_BATCHES_IN_FLIGHT * settings.batch_size
     )
+    await buffer_and_take(manual, buffered, process, batches.in_flight)
+
+
+async def buffer_and_take(
+    manual, buffered: MicroBatches, start: Callable[[list], Awaitable[None]], in_flight: InFlight
+):
+    """The agent's loop only buffers events; batches are taken and started beside it (each acks its own events
+    when done). A stop gives the batches in flight STOP_GRACE_S; what is not done by then is not acked and is
+    delivered again."""
 
     async def take_forever():
         while True:
-            await batches.process(await buffered.take(), manual.ack)
+            await start(await buffered.take())
 
     runner = asyncio.ensure_future(take_forever())
     try:
@@ -234,4 +236,4 @@ async def run_interactions(stream, batches: InteractionBatches, settings) -> Non
             await buffered.put(event)
     finally:
         runner.cancel()
-        await batches.in_flight.drain(STOP_GRACE_S)  # a stop acks what finished; the rest is delivered again
+        await in_flight.drain(STOP_GRACE_S)

@@ -37,25 +37,31 @@ def kafka_problem(bootstrap: str, **client_options) -> str | None:
         consumer.close()
 
 
+def return_one(settings, connection_timeout_s: float) -> None:
+    """`RETURN 1` on the graph server, once (no driver retries): raises what the server or the driver says."""
+    from neo4j import GraphDatabase
+
+    with GraphDatabase.driver(
+        settings.bolt_uri,
+        auth=(settings.neo4j_user, settings.neo4j_password),
+        connection_timeout=connection_timeout_s,
+        max_transaction_retry_time=0,
+    ) as driver:
+        with driver.session(database=settings.database) as session:
+            session.run("RETURN 1 AS ok").single()
+
+
 def bolt_answers(settings) -> bool:
     return bolt_problem(settings) is None
 
 
 def bolt_problem(settings) -> str | None:
     """None when the graph server runs `RETURN 1` (execute_query would retry and hide readiness), else why not."""
-    from neo4j import GraphDatabase
     from neo4j.exceptions import AuthError, DriverError, Neo4jError
 
     try:
-        with GraphDatabase.driver(
-            settings.bolt_uri,
-            auth=(settings.neo4j_user, settings.neo4j_password),
-            connection_timeout=2,
-            max_transaction_retry_time=0,
-        ) as driver:
-            with driver.session(database=settings.database) as session:
-                session.run("RETURN 1 AS ok").single()
-                return None
+        return_one(settings, connection_timeout_s=2)
+        return None
     except AuthError as exc:
         if not port_open(settings.bolt_uri.split("://", 1)[1].split("/")[0]):  # a server going down may say so
             return f"no graph server accepts connections at {settings.bolt_uri}"
@@ -68,18 +74,10 @@ def graph_refusal(settings) -> str | None:
     """Why the graph server refuses this worker for good (the credentials, the database), in one line; None when
     it accepts it, and when it does not answer at all (a server still starting or down: the stage loop retries).
     One attempt: Neo4j rate-limits failed logins, which would lock out every worker with the same user."""
-    from neo4j import GraphDatabase
     from neo4j.exceptions import AuthError, ClientError, DriverError, Neo4jError
 
     try:
-        with GraphDatabase.driver(
-            settings.bolt_uri,
-            auth=(settings.neo4j_user, settings.neo4j_password),
-            connection_timeout=5,
-            max_transaction_retry_time=0,
-        ) as driver:
-            with driver.session(database=settings.database) as session:
-                session.run("RETURN 1 AS ok").single()
+        return_one(settings, connection_timeout_s=5)
     except AuthError as exc:
         return (
             f"the graph server at {settings.bolt_uri} refused the credentials of user {settings.neo4j_user!r} "
