@@ -25,9 +25,13 @@ def checkpoint_bytes() -> bytes:
 
 def write_version(model_dir: Path, name: str, **metadata) -> Path:
     """A version folder whose digest checks out; `metadata` adds fields to metadata.json."""
+    return _version_folder(model_dir, name, checkpoint_bytes(), **metadata)
+
+
+def _version_folder(model_dir: Path, name: str, model_pt: bytes, **metadata) -> Path:
     folder = Path(model_dir) / name
     folder.mkdir(parents=True)
-    (folder / "model.pt").write_bytes(checkpoint_bytes())
+    (folder / "model.pt").write_bytes(model_pt)
     meta = {
         "format": 1,
         "model_version": f"tgat-{name}",
@@ -54,14 +58,4 @@ def write_hostile_version(model_dir: Path, name: str, marker: Path) -> Path:
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
-    folder = Path(model_dir) / name
-    folder.mkdir(parents=True)
-    (folder / "model.pt").write_bytes(pickle.dumps({"meta": Payload()}))
-    meta = {
-        "format": 1,
-        "model_version": f"tgat-{name}",
-        "name": "streamrec",
-        "file_sha256": file_sha256(folder / "model.pt"),
-    }
-    (folder / "metadata.json").write_text(json.dumps(meta))
-    return folder
+    return _version_folder(model_dir, name, pickle.dumps({"meta": Payload()}))

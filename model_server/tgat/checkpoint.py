@@ -27,7 +27,7 @@ FORMAT = 1
 
 
 def why_unreadable(error: BaseException) -> str:
-    """torch's refusal in one line, without its advice to load the file with weights_only=False: that would run
+    """torch's refusal in one line, without its advice to switch the weights-only check off: that would run
     whatever code the file holds, which is exactly what the refusal protects against."""
     text = str(error).strip()
     if "weights only load failed" in text.lower() or "weights_only" in text:

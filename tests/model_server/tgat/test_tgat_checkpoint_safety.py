@@ -37,7 +37,7 @@ def test_a_crafted_pickle_with_a_matching_digest_is_refused_and_runs_nothing(tmp
     with pytest.raises(CheckpointRejected, match=str(path)) as refused:
         TGATRecommender.load(path)
     assert not marker.exists()
-    # one line that says why, never torch's advice to load the file with weights_only=False (it would run it)
+    # one line that says why, never torch's advice to switch its weights-only check off (that would run it)
     assert "\n" not in str(refused.value) and "weights_only" not in str(refused.value)
     assert "never loaded" in str(refused.value)
 
