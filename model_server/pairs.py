@@ -35,6 +35,12 @@ def new_keys(keys: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
 
 def rows_of(keys: torch.Tensor, firsts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(position in `firsts`, b) for every key whose a is one of `firsts`: vectorised range reads."""
+    rows, at = ranges_of(keys, firsts)
+    return rows, keys[at] & LOW
+
+
+def ranges_of(keys: torch.Tensor, firsts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(position in `firsts`, position in `keys`) for every key whose a is one of `firsts`."""
     lo = torch.searchsorted(keys, firsts << SHIFT)
     hi = torch.searchsorted(keys, (firsts + 1) << SHIFT)
     counts = hi - lo
@@ -43,7 +49,7 @@ def rows_of(keys: torch.Tensor, firsts: torch.Tensor) -> tuple[torch.Tensor, tor
         return rows, rows
     starts = torch.cumsum(counts, 0) - counts
     offset = torch.arange(rows.numel(), device=keys.device) - starts[rows]
-    return rows, keys[lo[rows] + offset] & LOW
+    return rows, lo[rows] + offset
 
 
 class PairSet:

@@ -64,6 +64,7 @@ class ItemSideInfo:
         self.text = torch.zeros(0, text_dim, device=device)
         self.category = torch.zeros(0, dtype=torch.long, device=device)
         self.brand = torch.zeros(0, dtype=torch.long, device=device)
+        self._grouped: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # attribute -> items_by(attribute)
 
     def ensure(self, n_items: int) -> None:
         if n_items <= self.category.shape[0]:
@@ -85,6 +86,19 @@ class ItemSideInfo:
         """The brand index of each item index, -1 as in category_of."""
         return _lookup(self.brand, items)
 
+    def items_by(self, attribute: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(items, values): the item indices that have the attribute ("category" or "brand"), sorted by its value,
+        and those values, so that ranking finds each value's items by a binary search instead of sorting the
+        catalogue for every batch. Kept until an item's attributes change (items added without any keep it
+        valid: they match nothing)."""
+        grouped = self._grouped.get(attribute)
+        if grouped is None:
+            values = getattr(self, attribute)
+            items = torch.nonzero(values >= 0).squeeze(1)
+            order = torch.argsort(values[items], stable=True)
+            grouped = self._grouped[attribute] = (items[order], values[items[order]])
+        return grouped
+
     def has_attributes(self) -> bool:
         """Whether any item has a category or a brand."""
         return bool((self.category >= 0).any() or (self.brand >= 0).any())
@@ -102,6 +116,7 @@ class ItemSideInfo:
         self.brand[index] = torch.tensor(
             [self.brands.get(b) if b else -1 for b in brands], dtype=torch.long, device=self.device
         )
+        self._grouped.clear()
 
     def state_dict(self, n_items: int) -> dict:
         return {
@@ -122,6 +137,7 @@ class ItemSideInfo:
         self.text[:n] = state["text"].to(self.device)
         self.category[:n] = state["category"].to(self.device)
         self.brand[:n] = state["brand"].to(self.device)
+        self._grouped.clear()
 
 
 class NodeInputs(nn.Module):

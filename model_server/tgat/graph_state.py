@@ -29,6 +29,7 @@ import torch
 from stream.events import EVENT_TYPES
 
 from ..pairs import LOW, SHIFT, merge_sorted, rows_of
+from .catalogue_rows import CatalogueRows
 from .features import ITEM, USER, ItemSideInfo
 from .neighbours import RecentNeighbours, tie_keys
 
@@ -56,6 +57,7 @@ class TemporalGraph:
         self.half_lives = torch.zeros(0, dtype=torch.long, device=device)  # ms, sorted, of the decayed counts
         self.decayed = torch.zeros(0, 0, dtype=torch.float64, device=device)  # [half-lives, nodes] S_h (items)
         self.t_ref: int | None = None  # the reference time of `decayed` (None: no pair yet)
+        self.catalogue = CatalogueRows(k, device)  # told of every change below
 
     @property
     def num_nodes(self) -> int:
@@ -105,6 +107,7 @@ class TemporalGraph:
         self.degree.zero_()
         self.decayed.zero_()
         self.t_ref = None
+        self.catalogue.reset()
 
     def newest_time(self) -> torch.Tensor:
         """The newest event time folded in (0 when empty): every event sits in slot 0 of its endpoints' rows
@@ -124,6 +127,7 @@ class TemporalGraph:
         i = self.item_node[items.to(self.device)]
         types, ts = types.to(self.device), ts.to(self.device)
         self._fold_pairs((u << SHIFT) | i, ts)
+        self.catalogue.changed(i)  # the items' rows and degrees (users' are not read catalogue-wide)
         return self.buffer.insert(torch.cat([u, i]), torch.cat([i, u]), torch.cat([types, types]), torch.cat([ts, ts]))
 
     def _fold_pairs(self, pair_keys: torch.Tensor, ts: torch.Tensor) -> None:
@@ -226,6 +230,7 @@ class TemporalGraph:
         self.set_seen(seen, None if seen_ts is None else seen_ts.to(self.device))
         self.side.load_state_dict(state["side"])
         self.side.ensure(self.num_items)
+        self.catalogue.reset()
 
     def set_seen(self, keys: torch.Tensor, ts: torch.Tensor | None = None) -> None:
         """Replace the (user, item) pair set and the pairs' newest times (aligned with `keys`; None: unknown, as
@@ -238,6 +243,7 @@ class TemporalGraph:
         self.degree = torch.zeros(self.num_nodes, dtype=torch.long, device=self.device)
         self.decayed = torch.zeros(self.half_lives.numel(), self.num_nodes, dtype=torch.float64, device=self.device)
         self.t_ref = None
+        self.catalogue.reset()
         if keys.numel():
             unique, inverse = torch.unique(keys, return_inverse=True)
             newest = torch.zeros(unique.numel(), dtype=torch.long, device=self.device)

@@ -214,8 +214,23 @@ class TemporalGAT(nn.Module):
         edges, or for new users) of the global popularity; 0 when the term is off."""
         if not self.config.popularity:
             return torch.zeros(item_nodes.numel(), device=item_nodes.device)
+        nbr, _, ts = graph.buffer.rows(item_nodes)
+        valid = (nbr != EMPTY).to(torch.float32)
+        log_degree = torch.log1p(graph.degree[item_nodes].to(torch.float32))[:, None] / 5.0
+        return self._prior(graph, item_nodes, ts, valid, log_degree, new_user)
+
+    def catalogue_prior(self, graph: TemporalGraph, n_items: int, new_user: bool = False) -> torch.Tensor:
+        """item_prior of the first n_items items (the catalogue), from the graph's item-major copy of their
+        inputs (catalogue_rows.py) instead of a gather per batch: the same values."""
+        item_nodes = graph.item_node[:n_items]
+        if not self.config.popularity:
+            return torch.zeros(n_items, device=item_nodes.device)
+        return self._prior(graph, item_nodes, *graph.catalogue.read(graph, n_items), new_user)
+
+    def _prior(self, graph, item_nodes, ts, valid, log_degree, new_user: bool) -> torch.Tensor:
         weight = self.new_user_popularity_weight if new_user else self.popularity_weight
-        return self.learned_prior(graph, item_nodes) + weight * self.global_popularity(graph, item_nodes, new_user)
+        learned = self.learned_prior(graph, ts, valid, log_degree)
+        return learned + weight * self.global_popularity(graph, item_nodes, new_user)
 
     def chosen_half_lives(self) -> list[int]:
         """The chosen half-lives (ms) of the popularity counts that are recent, not all-time."""
@@ -237,14 +252,13 @@ class TemporalGAT(nn.Module):
             return torch.log1p(graph.degree[item_nodes].to(torch.float32))
         return torch.log1p(graph.recent_popularity(item_nodes, half_life)).to(torch.float32)
 
-    def learned_prior(self, graph: TemporalGraph, item_nodes: torch.Tensor) -> torch.Tensor:
-        """The popularity head on the ages of each item's K buffered edges, measured from the graph's newest
-        event (not the wall clock), and on its degree."""
-        nbr, _, ts = graph.buffer.rows(item_nodes)
-        valid = (nbr != EMPTY).to(torch.float32)
+    def learned_prior(
+        self, graph: TemporalGraph, ts: torch.Tensor, valid: torch.Tensor, log_degree: torch.Tensor
+    ) -> torch.Tensor:
+        """The popularity head on the ages of each item's K buffered edges (`ts`, where `valid`), measured from the
+        graph's newest event (not the wall clock), and on its log-degree."""
         age = (graph.newest_time() - ts).clamp(min=0).to(torch.float32) / 1000.0
-        degree = torch.log1p(graph.degree[item_nodes].to(torch.float32))[:, None] / 5.0
-        features = torch.cat([torch.log1p(age) / 10.0 * valid, valid, degree], dim=-1)
+        features = torch.cat([torch.log1p(age) / 10.0 * valid, valid, log_degree], dim=-1)
         return self.popularity_head(features).squeeze(-1)
 
     def own_recency(self, graph: TemporalGraph, user_nodes: torch.Tensor):
@@ -280,24 +294,24 @@ class TemporalGAT(nn.Module):
     @staticmethod
     def _add_shared_attributes(scores: torch.Tensor, graph: TemporalGraph, user_nodes: torch.Tensor, weight: float):
         """scores += weight * shared_attributes(...) in place, from the matching pairs only: the items of each
-        attribute value are found by one sort of the catalogue, and each pair's count (1 or 2) is added once, so
-        the result is the dense form's to the last bit."""
+        attribute value are found by a binary search in the side info's items_by (sorted once, not per batch),
+        and each pair's count (1 or 2) is added once, so the result is the dense form's to the last bit."""
         n_users, n_items = scores.shape
         newest = graph.buffer.rows(user_nodes)[0][:, 0]
         newest_item = torch.where(newest != EMPTY, graph.node_local[newest.clamp(min=0)], -1)
-        catalogue = torch.arange(n_items, device=scores.device)
         matches = []
-        for attribute_of in (graph.side.category_of, graph.side.brand_of):
-            theirs, values = attribute_of(newest_item), attribute_of(catalogue)
-            order = torch.argsort(values, stable=True)
-            ordered = values[order]
-            first = torch.searchsorted(ordered, theirs, right=False)
-            count = torch.where(theirs >= 0, torch.searchsorted(ordered, theirs, right=True) - first, 0)
+        for attribute in ("category", "brand"):
+            items, values = graph.side.items_by(attribute)
+            theirs = getattr(graph.side, f"{attribute}_of")(newest_item)
+            first = torch.searchsorted(values, theirs, right=False)
+            count = torch.where(theirs >= 0, torch.searchsorted(values, theirs, right=True) - first, 0)
             rows = torch.repeat_interleave(torch.arange(n_users, device=scores.device), count)
             offset = torch.arange(int(count.sum()), device=scores.device) - torch.repeat_interleave(
                 torch.cumsum(count, 0) - count, count
             )
-            matches.append(rows * n_items + order[torch.repeat_interleave(first, count) + offset])
+            cols = items[torch.repeat_interleave(first, count) + offset]
+            keep = cols < n_items  # an item with side info that is not in this catalogue yet
+            matches.append(rows[keep] * n_items + cols[keep])
         pairs, counts = torch.unique(torch.cat(matches), return_counts=True)
         scores.view(-1).index_add_(0, pairs, counts.to(scores.dtype) * weight)
 
@@ -351,7 +365,7 @@ class TemporalGAT(nn.Module):
     ) -> torch.Tensor:
         """[len(user_nodes), n_items] scores with columns in item-index order (the recommender's catalogue)."""
         n_items = z_items.shape[0]
-        scores = torch.addmm(self.item_prior(graph, graph.item_node[:n_items])[None, :], z_users, z_items.T)
+        scores = torch.addmm(self.catalogue_prior(graph, n_items)[None, :], z_users, z_items.T)
         if bool(self.attribute_weight != 0):
             if torch.is_grad_enabled():
                 shared = self.shared_attributes(graph, user_nodes, torch.arange(n_items, device=scores.device))
@@ -372,7 +386,7 @@ class TemporalGAT(nn.Module):
         """[n_items] scores for a user with no edge: the item prior (where the prior is off, the match with
         a prior user vector, e.g. the mean of the known users)."""
         if self.config.popularity:
-            return self.item_prior(graph, graph.item_node[: z_items.shape[0]], new_user=True)
+            return self.catalogue_prior(graph, z_items.shape[0], new_user=True)
         return z_user @ z_items.T
 
 

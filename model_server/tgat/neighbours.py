@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from .sampler_index import SamplerIndex
+
 EMPTY = -1
 TIE_KEY_PARTS = 3  # neighbour ids are compared on their first 3 x 7 = 21 UTF-8 bytes (then node index)
 
@@ -40,6 +42,7 @@ class RecentNeighbours:
         self.etype = torch.zeros((capacity, k), dtype=torch.long, device=self.device)
         self.ts = torch.zeros((capacity, k), dtype=torch.long, device=self.device)
         self.tie = torch.zeros((capacity, TIE_KEY_PARTS), dtype=torch.long, device=self.device)
+        self.samplers = SamplerIndex(self.device)  # kept in step with every row written below
 
     # -- nodes -----------------------------------------------------------------------------------
     def add_nodes(self, keys: torch.Tensor) -> None:
@@ -58,6 +61,7 @@ class RecentNeighbours:
         self.nbr[: self.num_nodes] = EMPTY
         self.etype[: self.num_nodes] = 0
         self.ts[: self.num_nodes] = 0
+        self.samplers.rebuild(self.nbr[:0])
 
     # -- edges -----------------------------------------------------------------------------------
     def insert(self, src: torch.Tensor, dst: torch.Tensor, etype: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
@@ -106,6 +110,7 @@ class RecentNeighbours:
         self.nbr[rows, slots] = s_dst[keep]
         self.etype[rows, slots] = s_type[keep]
         self.ts[rows, slots] = s_ts[keep]
+        self.samplers.update(nodes, old, self.nbr[nodes])
         return nodes
 
     # -- reads -----------------------------------------------------------------------------------
@@ -121,10 +126,7 @@ class RecentNeighbours:
         """Nodes whose buffer holds any of `nodes` (those whose embedding reads them), sorted."""
         if nodes.numel() == 0:
             return nodes
-        marked = torch.zeros(self.num_nodes + 1, dtype=torch.bool, device=self.device)
-        marked[nodes] = True  # the extra last entry stands for EMPTY (-1) and stays False
-        hit = marked[self.nbr[: self.num_nodes]].any(dim=1)
-        return torch.nonzero(hit).squeeze(1)
+        return self.samplers.samplers_of(nodes)
 
     def edge_count(self) -> int:
         return int((self.nbr[: self.num_nodes] != EMPTY).sum())
@@ -144,6 +146,7 @@ class RecentNeighbours:
         self.num_nodes = 0
         self.add_nodes(state["tie"])
         self.nbr[:n], self.etype[:n], self.ts[:n] = (state[k].to(self.device) for k in ("nbr", "etype", "ts"))
+        self.samplers.rebuild(self.nbr[:n])
 
 
 def _grow(tensor: torch.Tensor, capacity: int, fill: int) -> torch.Tensor:

@@ -148,31 +148,39 @@ def test_the_shared_attributes_term_lifts_items_like_the_users_newest_one(tgat_e
 
 
 def test_the_served_shared_attributes_term_equals_the_dense_one_to_the_last_bit():
-    """Serving adds the term from the matching (user, item) pairs only; training's dense [users, catalogue]
-    comparison is the reference. Random catalogues with missing attributes, users without edges, and newest
-    neighbours past the catalogue."""
+    """Serving adds the term from the matching (user, item) pairs only, found in the side info's items_by (kept
+    between batches); training's dense [users, catalogue] comparison is the reference. Random catalogues with
+    missing attributes, side info for items past the catalogue, users without edges, newest neighbours past the
+    catalogue, and attributes that change between two rankings."""
     from types import SimpleNamespace
 
-    from model_server.tgat.features import _lookup
+    from model_server.tgat.features import ItemSideInfo
     from model_server.tgat.model import TemporalGAT
 
     generator = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        n_items, n_users, n_nodes = 500, 40, 700
-        category = torch.randint(-1, 7, (n_items,), generator=generator)
-        brand = torch.randint(-1, 30, (n_items,), generator=generator)
-        nbr = torch.randint(-1, n_nodes, (n_nodes, 5), generator=generator)
-        graph = SimpleNamespace(
-            side=SimpleNamespace(
-                category_of=lambda i, t=category: _lookup(t, i), brand_of=lambda i, t=brand: _lookup(t, i)
-            ),
-            buffer=SimpleNamespace(rows=lambda nodes, t=nbr: (t[nodes], None, None)),
-            node_local=torch.randint(0, n_items + 3, (n_nodes,), generator=generator),
-        )
-        users = torch.randint(0, n_nodes, (n_users,), generator=generator)
-        scores = torch.randn(n_users, n_items, generator=generator)
+
+    def served_equals_dense(graph, users, n_items):
+        scores = torch.randn(users.numel(), n_items, generator=generator)
         dense = scores.clone().add_(
             TemporalGAT.shared_attributes(None, graph, users, torch.arange(n_items)), alpha=1000.0
         )
         TemporalGAT._add_shared_attributes(scores, graph, users, 1000.0)
-        assert torch.equal(scores, dense)
+        return torch.equal(scores, dense)
+
+    for _ in range(20):
+        n_items, n_users, n_nodes = 500, 40, 700
+        side = ItemSideInfo(4, torch.device("cpu"))
+        side.ensure(n_items + 30)  # side info known for items the catalogue does not hold yet
+        side.category[: n_items + 30] = torch.randint(-1, 7, (n_items + 30,), generator=generator)
+        side.brand[: n_items + 30] = torch.randint(-1, 30, (n_items + 30,), generator=generator)
+        nbr = torch.randint(-1, n_nodes, (n_nodes, 5), generator=generator)
+        graph = SimpleNamespace(
+            side=side,
+            buffer=SimpleNamespace(rows=lambda nodes, t=nbr: (t[nodes], None, None)),
+            node_local=torch.randint(0, n_items + 3, (n_nodes,), generator=generator),
+        )
+        users = torch.randint(0, n_nodes, (n_users,), generator=generator)
+        assert served_equals_dense(graph, users, n_items)
+        changed = torch.randint(0, n_items, (25,), generator=generator).tolist()
+        side.set(changed, None, [f"c{k % 3}" for k in range(25)], [""] * 25)  # new categories, brands removed
+        assert served_equals_dense(graph, users, n_items)
