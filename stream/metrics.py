@@ -43,6 +43,13 @@ CONSUMER_LAG = Gauge(
     "Records of the input topic not yet processed (broker high-water mark - next offset to process)",
     ["partition"],
 )
+GROUP_LAG = Gauge(
+    "streamrec_group_lag_events",
+    "Records of the input topic, over all its partitions, that the consumer group has not committed past "
+    "(end offsets - committed offsets, read from the broker whoever holds each partition; stream/group_lag.py); "
+    "-1 until first read",
+)
+GROUP_LAG.set(-1)
 FOLLOW_LAG = Gauge(
     "streamrec_follow_lag_events",
     "Records of the input topic, over all partitions, not yet folded into this worker's model by the "

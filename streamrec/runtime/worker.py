@@ -14,6 +14,7 @@ from typing import Awaitable, TypeVar
 from graph_store import GraphRejected, GraphStore
 from stream import metrics
 from stream.events import Interaction, Item
+from stream.group_lag import GroupLag
 from stream.replica import ReplicaFeed, committed_offsets
 from stream.retries import RecordsRejected
 from stream.topics import TopicNames, ensure_topics
@@ -28,6 +29,7 @@ from .process_metrics import MODEL_HOST, PROCESS_STATS
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+GROUP_LAG_EVERY_S = 5.0  # how often the group's lag is read from the broker (a few requests per partition)
 SWEEP_NODES_PER_TICK = 2_048  # stale nodes refreshed per 1 s tick, between batches
 BROKER_WAIT_S = 15.0  # how long start-up waits for a broker that does not answer yet
 
@@ -52,6 +54,11 @@ class Pipeline:
         self._folding = asyncio.Lock()  # the ledger and the model it describes change together
         self._warm = False  # the model's state has been loaded from the graph
         self._last_swap_check = time.monotonic()
+        self.group_lag = GroupLag(
+            settings.bootstrap, settings.app_id, self.names.interactions, **settings.kafka_client_options()
+        )
+        self._group_lag_read = 0.0  # monotonic time of the last read
+        self._group_lag_problem: str | None = None  # said once in the log, not every read
         self.failure: str | None = None  # why the worker stopped, when it was not asked to
         self._publish_model_info(model.info)
 
@@ -149,6 +156,7 @@ class Pipeline:
     def close(self) -> None:
         if self.feed is not None:
             self.feed.stop()
+        self.group_lag.close()
 
     async def upsert_interactions(self, events: list[Interaction]) -> list[Interaction]:
         await self.start()
@@ -175,7 +183,9 @@ class Pipeline:
         await self._model(self.model.observe_items(items))
 
     async def periodic(self) -> None:
-        """Every second: sweep stale embeddings; every few seconds: look for a newer checkpoint."""
+        """Every second: sweep stale embeddings; every few seconds: read the group's lag, look for a newer
+        checkpoint."""
+        await self._export_group_lag()
         if not self._warm:
             return
         info = self.model.info = await self._model(self.model.sweep_stale(SWEEP_NODES_PER_TICK))
@@ -185,6 +195,23 @@ class Pipeline:
         if time.monotonic() - self._last_swap_check >= self.settings.model_poll_s:
             self._last_swap_check = time.monotonic()
             await self.swap_if_changed()
+
+    async def _export_group_lag(self) -> None:
+        """streamrec_group_lag_events from the broker (stream/group_lag.py), every GROUP_LAG_EVERY_S."""
+        from kafka.errors import KafkaError
+
+        if time.monotonic() - self._group_lag_read < GROUP_LAG_EVERY_S:
+            return
+        self._group_lag_read = time.monotonic()
+        try:
+            lag = await asyncio.get_running_loop().run_in_executor(None, self.group_lag.read)
+        except (KafkaError, OSError) as exc:
+            if str(exc) != self._group_lag_problem:
+                log.warning("could not read the consumer group's lag from the broker: %s", exc)
+            self._group_lag_problem = str(exc)
+            return
+        self._group_lag_problem = None
+        metrics.GROUP_LAG.set(sum(lag.values()))
 
     def _wanted_version(self) -> Version | None:
         """The version to serve now (pinned, else CURRENT's); None keeps the serving model: nothing promoted yet,

@@ -38,6 +38,7 @@ WORKER_METRICS = [
     "streamrec_model_info",
     "streamrec_stale_nodes",
     "streamrec_consumer_lag_events",
+    "streamrec_group_lag_events",
     "streamrec_process_cpu_seconds_total",
     "streamrec_process_resident_memory_bytes",
     "streamrec_gpu_memory_bytes",
@@ -132,7 +133,7 @@ def test_the_alerts_issue_6_asks_for():
     assert re.search(r"\)\s*>\s*1\s*$", freshness["expr"].strip()) and freshness["for"] == "5m"
     assert "streamrec_dead_letters_total" in rules["StreamrecDeadLetterRateHigh"]["expr"]
     assert "deriv(" in rules["StreamrecConsumerLagGrowing"]["expr"]
-    assert "streamrec_consumer_lag_events" in rules["StreamrecConsumerLagGrowing"]["expr"]
+    assert "streamrec_group_lag_events" in rules["StreamrecConsumerLagGrowing"]["expr"]  # issue 27: whoever holds it
     assert "up{" in rules["StreamrecWorkerDown"]["expr"] and "== 0" in rules["StreamrecWorkerDown"]["expr"]
     assert 'model="cooccurrence"' in rules["StreamrecModelFallbackToBaseline"]["expr"]
 
