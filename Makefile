@@ -1,10 +1,11 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need first.
+# `make test-fast` is the tier without servers and slow tests, for between edits (docs/development.md).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install jars demo test lint services-up services-down clean
+.PHONY: install jars demo test test-fast lint services-up services-down clean
 
 install: $(STAMP) jars
 
@@ -25,8 +26,14 @@ jars: $(STAMP)
 demo: install
 	$(VENV)/bin/streamrec demo
 
+# everything, against the local Apache Kafka and Neo4j; the 15 slowest tests listed at the end
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
+
+# no server started, no slow test: under a minute on a 2-core machine. One torch thread: the tier's tensors are
+# small, and beside another run on 2 cores a second thread mostly waits (46 s instead of 77 s, docs/development.md).
+test-fast: install
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not servers and not slow"
 
 # static checks (CI runs them before the tests): ruff's lint rules and its formatter, one configuration in pyproject.toml
 lint: $(STAMP)

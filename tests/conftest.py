@@ -1,6 +1,10 @@
 """The test session starts its own Apache Kafka broker and Neo4j server (the default `apache` local stack) on free
 loopback ports, under a temporary STREAMREC_HOME, prints their versions, and stops exactly those processes at
-the end. `own_servers` gives a test servers of its own (to stop and restart them), of either stack."""
+the end. `own_servers` gives a test servers of its own (to stop and restart them), of either stack.
+
+The session's servers start lazily, when the first test that needs them runs: every test whose fixtures
+include one of SERVER_FIXTURES is marked `servers` at collection, so `pytest -m "not servers"` (`make
+test-fast`) starts no server at all, and a test of that tier that tries to start one fails and names the fix."""
 
 from __future__ import annotations
 
@@ -142,6 +146,35 @@ def descendants(pids: list[int]) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+# The fixtures that start servers (`server_env`: the session's; `own_servers`: a test's own). A fixture that
+# uses one (`server_settings`, `worker_factory`) brings it into the test's fixture closure, so it counts too.
+SERVER_FIXTURES = frozenset({"server_env", "own_servers"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks `servers` every test that needs the local Kafka and Bolt servers, directly or through fixtures."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+
+
+@pytest.fixture(autouse=True)
+def no_server_unless_marked(request, monkeypatch):
+    """A test outside the `servers` tier that starts a local server fails at once and says how to mark it, so
+    `-m "not servers"` stays a tier without servers."""
+    if request.node.get_closest_marker("servers") is not None:
+        return
+    from streamrec.tools.servers.base import LocalService
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError(
+            f"{request.node.nodeid} starts the local {self.name} but is not marked `servers`: use the "
+            "`server_env` or `own_servers` fixture (marked automatically) or `@pytest.mark.servers`"
+        )
+
+    monkeypatch.setattr(LocalService, "start", refuse)
 
 
 @pytest.fixture(autouse=True)

@@ -174,6 +174,7 @@ def zipf_stream(n_events, n_users, n_items, generator, exponent=1.1):
 SCALE_EVENTS = 400_000  # under a minute on a shared 2-core machine
 
 
+@pytest.mark.slow  # a scale test: 400k events over 200k items
 def test_memory_is_bounded_by_the_lists_on_a_synthetic_200k_item_catalogue():
     """SYNTHETIC scale test: 400k events over a 200k-item catalogue with a Zipf-like popularity, observed in
     batches of 50k: enough for the popular items to fill their lists. A dense float32 item x item matrix would
@@ -261,6 +262,7 @@ def test_full_lists_evict_as_the_fixed_layout_did_and_score_the_same(monkeypatch
     torch.testing.assert_close(pooled.score(users), reference.score(users))
 
 
+@pytest.mark.slow  # a scale test: 1M items, 4M pairs
 def test_a_sparse_catalogue_uses_memory_in_proportion_to_its_filled_slots():
     """SYNTHETIC: 1M items with ~8 neighbours each (4M random pairs, both directions) plus 100 hubs whose lists
     fill all 200 slots. The fixed [rows, 200] layout took 1M x 200 x 8 bytes = 1.5 GiB for ~64 MiB of filled

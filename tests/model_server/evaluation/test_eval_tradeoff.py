@@ -51,6 +51,7 @@ def _events_csv(tmp_path, n_events=800, n_users=40, n_items=60):
     return csv
 
 
+@pytest.mark.slow  # a whole eval command, plot included
 def test_eval_diversity_fits_once_and_writes_the_tradeoff_table_and_plot(tmp_path, monkeypatch):
     from model_server.baselines.popularity import Popularity
     from model_server.evaluation import registry

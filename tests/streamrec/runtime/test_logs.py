@@ -117,6 +117,7 @@ logging.getLogger("streamrec.runtime.model_host").info("encoded")
 """
 
 
+@pytest.mark.slow  # a process of its own that loads the item-text encoder
 def test_the_model_host_logs_in_the_one_format_and_draws_no_progress_bar():
     """A spawned host as serve() prepares it: loading the item-text encoder (transformers) draws no bar."""
     import os

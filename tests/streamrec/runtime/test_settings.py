@@ -110,6 +110,7 @@ def test_the_metrics_host_must_be_an_address_or_a_host_name(tmp_path, host, ok):
             load_settings(env, cwd=tmp_path)
 
 
+@pytest.mark.slow  # the worker waits its 15 s for a broker before it gives up
 def test_an_unreachable_broker_stops_the_worker_with_one_line(tmp_path):
     import subprocess
     import sys

@@ -62,6 +62,7 @@ def test_a_check_that_raises_is_a_failed_check_and_the_others_still_run():
     assert "ZeroDivisionError" in checks.rows[0]["error"]
 
 
+@pytest.mark.slow  # a whole bench-refresh command
 def test_bench_refresh_issue16_figures_keep_the_docs_table_keys(tmp_path, no_data):
     from streamrec.tools.docs_tables import refresh_markdown
 
