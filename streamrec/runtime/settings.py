@@ -7,7 +7,7 @@ stops start-up with one message that names the variable and what it accepts.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -42,7 +42,17 @@ class SettingsError(ValueError):
     """A STREAMREC_* variable holds a value the system cannot run with."""
 
 
-@dataclass(frozen=True)
+# A variable whose name holds one of these words is a secret: its value is never shown (Settings' repr).
+SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
+HIDDEN = "<hidden>"
+
+
+def secret(**kwargs):
+    """A field that holds a secret: Settings' repr shows only whether it is set."""
+    return field(metadata={"secret": True}, **kwargs)
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
     home: Path
     data_dir: Path
@@ -55,7 +65,7 @@ class Settings:
     kafka_security_protocol: str
     kafka_sasl_mechanism: str | None
     kafka_sasl_username: str | None
-    kafka_sasl_password: str | None
+    kafka_sasl_password: str | None = secret()
     kafka_ssl_cafile: str | None
     local_kafka_port: int
     local_kafka_controller_port: int
@@ -67,7 +77,7 @@ class Settings:
     # graph store: None means "start and use the local Bolt server"
     neo4j_uri: str | None
     neo4j_user: str
-    neo4j_password: str
+    neo4j_password: str = secret()
     neo4j_database: str | None
     local_bolt_port: int
     local_http_port: int
@@ -90,6 +100,19 @@ class Settings:
     log_format: str
     extra: Mapping[str, str] = field(default_factory=dict)
     unknown_variables: tuple[str, ...] = ()  # one warning per STREAMREC_* variable no setting reads
+
+    def __repr__(self) -> str:
+        """Every field, secrets as <hidden>, so printing or logging the settings never repeats a password;
+        `extra` (the STREAMREC_* variables as read) hides the values of the variables named like a secret."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value is not None:
+                value = HIDDEN
+            elif f.name == "extra":
+                value = {k: HIDDEN if any(w in k.upper() for w in SECRET_WORDS) else v for k, v in value.items()}
+            shown.append(f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @property
     def http_url(self) -> str:

@@ -179,3 +179,34 @@ def test_the_missing_broker_message_says_what_to_do_for_each_kind_of_broker():
     assert "start STREAMREC_KAFKA_BOOTSTRAP" not in configured
     local = broker_missing(load_settings({}), 15)
     assert "start the local broker (`streamrec services up`)" in local
+
+
+def test_printing_or_logging_the_settings_never_repeats_a_password(tmp_path, caplog):
+    """The graph password, the SASL password (from a variable or a _FILE) and their variables in `extra` show as
+    <hidden>; every other field is still there, and the values themselves are kept for the clients."""
+    import logging
+    import pickle
+
+    (tmp_path / "sasl").write_text("sasl-pw-from-a-file\n")
+    env = {
+        "STREAMREC_NEO4J_URI": "bolt://graph.example:7687",
+        "STREAMREC_NEO4J_PASSWORD": 'graph "pw" 42',
+        "STREAMREC_KAFKA_BOOTSTRAP": "kafka-1:9092",
+        "STREAMREC_KAFKA_SASL_MECHANISM": "PLAIN",
+        "STREAMREC_KAFKA_SASL_USERNAME": "streamrec",
+        "STREAMREC_KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "sasl"),
+        "STREAMREC_API_TOKEN": "tok-123",  # an unknown variable named like a secret: hidden in `extra` too
+    }
+    settings = load_settings(env, cwd=tmp_path)
+    secrets = ('graph "pw" 42', 'graph \\"pw\\" 42', "sasl-pw-from-a-file", "tok-123")
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("streamrec.test").info("settings %s; %r", settings, settings)
+    for shown in (repr(settings), str(settings), f"{settings}", caplog.text):
+        assert not [s for s in secrets if s in shown], shown
+        assert "neo4j_password='<hidden>'" in shown and "kafka_sasl_password='<hidden>'" in shown
+        assert "'STREAMREC_NEO4J_PASSWORD': '<hidden>'" in shown and "'STREAMREC_API_TOKEN': '<hidden>'" in shown
+        assert "neo4j_uri='bolt://graph.example:7687'" in shown and "kafka_sasl_username='streamrec'" in shown
+    assert (settings.neo4j_password, settings.kafka_sasl_password) == ('graph "pw" 42', "sasl-pw-from-a-file")
+    assert pickle.loads(pickle.dumps(settings)) == settings  # the model host's process gets the real values
+    # an unset secret reads as unset, not as hidden
+    assert "kafka_sasl_password=None" in repr(load_settings({}, cwd=tmp_path))
