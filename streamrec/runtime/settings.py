@@ -250,7 +250,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
     settings = Settings(
         home=home,
         local_stack=local_stack,
-        data_dir=Path(r.text("DATA_DIR", str(cwd.parent / "shared" / "data"))).expanduser(),
+        data_dir=Path(r.text("DATA_DIR", str(home / "data"))).expanduser(),  # the public data sets (eval, bench)
         model_dir=Path(r.text("MODEL_DIR", str(home / "models"))).expanduser(),
         model_version=_model_version(r),
         kafka_bootstrap=bootstrap,

@@ -208,9 +208,10 @@ def _require_data_set(name: str, data_dir: Path, folder: str, file_name: str) ->
     if not path.exists():
         raise DatasetError(
             f"the {name} data set is not there: {path} does not exist. It is looked for in the data folder "
-            f"{data_dir} (STREAMREC_DATA_DIR; by default ../shared/data from the working folder), as "
-            f"{folder}/{file_name}. It comes from {SOURCES[name]}; see {folder}/PROVENANCE.md where the data folder "
-            "is shared. ml-100k needs no data folder: set-up fetches it on any machine (--dataset ml-100k)."
+            f"{data_dir} (STREAMREC_DATA_DIR; by default $STREAMREC_HOME/data), as {folder}/{file_name}: put the "
+            f"file there, or set STREAMREC_DATA_DIR to the folder that holds {folder}/. It comes from "
+            f"{SOURCES[name]} (a data folder's {folder}/PROVENANCE.md, where there is one, says how it was made). "
+            "ml-100k needs no data folder: set-up fetches it on any machine (--dataset ml-100k)."
         )
     return path
 

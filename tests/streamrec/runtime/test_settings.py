@@ -210,3 +210,12 @@ def test_printing_or_logging_the_settings_never_repeats_a_password(tmp_path, cap
     assert pickle.loads(pickle.dumps(settings)) == settings  # the model host's process gets the real values
     # an unset secret reads as unset, not as hidden
     assert "kafka_sasl_password=None" in repr(load_settings({}, cwd=tmp_path))
+
+
+def test_the_data_folder_is_under_the_home_unless_set(tmp_path):
+    """The public data sets (eval, bench) are looked for in $STREAMREC_HOME/data, never beside the clone."""
+    assert load_settings({}, cwd=tmp_path).data_dir == (tmp_path / ".streamrec" / "data").resolve()
+    home = tmp_path / "elsewhere"
+    assert load_settings({"STREAMREC_HOME": str(home)}, cwd=tmp_path).data_dir == home.resolve() / "data"
+    env = {"STREAMREC_HOME": str(home), "STREAMREC_DATA_DIR": str(tmp_path / "sets")}
+    assert load_settings(env, cwd=tmp_path).data_dir == tmp_path / "sets"

@@ -1,6 +1,6 @@
 """Loaders: the REES46 and Wikipedia formats, read from small files written here; ML-100K, the data set set-up
-fetches on any machine, matches shared/DATA.md; an absent data set says where it comes from; --events-csv rejects
-bad files. Nothing here reads ../shared."""
+fetches on any machine, has its published counts; an absent data set says where it comes from; --events-csv rejects
+bad files. Nothing here reads the data folder (STREAMREC_DATA_DIR)."""
 
 import csv
 import gzip
@@ -161,7 +161,7 @@ def test_an_absent_data_set_says_where_it_comes_from_and_where_it_was_looked_for
         load_dataset(name, data_dir, tmp_path / "cache")
     message = str(error.value)
     assert str(data_dir / folder / file_name) in message  # the file it looked for
-    assert "STREAMREC_DATA_DIR" in message and "../shared/data" in message  # how to point it elsewhere
+    assert "STREAMREC_DATA_DIR" in message and "$STREAMREC_HOME/data" in message  # how to point it elsewhere
     assert source in message and "PROVENANCE.md" in message  # the public source
     assert ("REES46" if name == "rees46" else "JODIE") in message
     assert "ml-100k" in message  # the data set that needs no data folder
