@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../.."
 REPO=$PWD
 OUT=${OUT:-$REPO/gpu-out}
 DEVICE=${DEVICE:-cuda}
-WORK=${WORK:-/tmp/issue16}
+WORK=${WORK:-$REPO/.streamrec/gpu-work}  # scratch: the venv, STREAMREC_HOME, gpu-check's folder (git-ignored)
 mkdir -p "$OUT" "$WORK"
 OUT=$(cd "$OUT" && pwd)
 LOG=$OUT/issue16.log

@@ -12,6 +12,7 @@ import shlex
 import sys
 
 from . import commands
+from .paths import typed_argv
 from ..runtime.logs import configure_logging
 from ..runtime.settings import SettingsError, load_settings
 
@@ -47,8 +48,9 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
 
 
 def command_line(argv: list[str]) -> str:
-    """The command as a user would type it again (shell-quoted), whichever path or interpreter started it."""
-    return shlex.join(["streamrec", *argv])
+    """The command as a user would type it again (shell-quoted), whichever path or interpreter started it; a path
+    inside the working folder relative to it, one inside the home as ~/... (paths.as_typed)."""
+    return shlex.join(["streamrec", *typed_argv(argv)])
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

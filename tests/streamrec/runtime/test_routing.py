@@ -32,7 +32,7 @@ def test_no_owner_before_the_first_assignment():
 
 
 def _health(owner: str | None) -> Health:
-    settings = load_settings({"STREAMREC_HOME": "/tmp/unused"})
+    settings = load_settings({"STREAMREC_HOME": "unused-home"})
     return Health(settings, lookup=lambda user, k: b'{"user_id": "%s"}' % user.encode(), owner_of=lambda user: owner)
 
 
