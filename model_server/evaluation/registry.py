@@ -1,12 +1,13 @@
 """Model name -> factory for the evaluation harness.
 
-A factory takes a `ModelContext` and returns a fresh `Recommender`. Entries are "module:function" strings,
-imported only when the model is asked for, so listing models stays cheap and a missing optional model fails
-with a clear message instead of breaking every run.
+A factory takes a `ModelContext` and returns a fresh `Recommender`. An entry is a function that imports its
+model only when called (the baselines) or a "module:function" string imported only when the model is asked for
+(the temporal GAT), so listing models stays cheap; `build` names the model and checks that it is a Recommender.
 
-The temporal GAT (model_server/tgat/) plugs in here: `streamrec` and `static_gat` point at
+The temporal GAT (model_server/tgat/) is two string entries: `streamrec` and `static_gat` point at
 `model_server.tgat.evaluation:build_streamrec` / `:build_static_gat`, each `(context: ModelContext) ->
-Recommender`. Until that module exists, asking for them raises ModelNotAvailable.
+Recommender`. `register` adds an entry; a string entry whose module or function does not exist raises
+ModelNotAvailable, naming what it must provide.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""`streamrec gpu-check` and the issue-16 parts of `streamrec bench-refresh`, at small sizes on the CPU: the commands
-deploy/gpu/run_issue16.sh runs on a GPU machine (there with --device cuda)."""
+"""`streamrec gpu-check` and the GPU parts of `streamrec bench-refresh`, at small sizes on the CPU: the commands
+deploy/gpu/gpu_check_and_bench.sh runs on a GPU machine (there with --device cuda)."""
 
 import json
 from pathlib import Path
@@ -63,7 +63,7 @@ def test_a_check_that_raises_is_a_failed_check_and_the_others_still_run():
 
 
 @pytest.mark.slow  # a whole bench-refresh command
-def test_bench_refresh_issue16_figures_keep_the_docs_table_keys(tmp_path, no_data):
+def test_bench_refresh_gpu_figures_keep_the_docs_table_keys(tmp_path, no_data):
     from streamrec.tools.docs_tables import refresh_markdown
 
     assert (
@@ -149,10 +149,10 @@ def test_refresh_under_bf16_autocast_keeps_a_float32_store_close_to_float32():
     assert not torch.equal(bf16, exact)  # the second observe did run in bf16
 
 
-def test_the_issue16_script_parses_and_names_every_step():
+def test_the_gpu_script_parses_and_names_every_step():
     import subprocess
 
-    script = REPO / "deploy" / "gpu" / "run_issue16.sh"
+    script = REPO / "deploy" / "gpu" / "gpu_check_and_bench.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
     for needed in (

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Issue 16 in one command: the CUDA path's correctness (streamrec gpu-check) and its throughput (streamrec
+# The GPU path in one command: the CUDA path's correctness (streamrec gpu-check) and its throughput (streamrec
 # bench-refresh at 100k/1M/10M edges, micro-batches of 1/100/1,000/10,000, refresh + top-K, top-K over 1M items
 # for 10k users, float32 vs bf16, GPU memory). Run from the repository root:
 #
-#   deploy/gpu/run_issue16.sh                                   # on the GPU machine (about 5-8 minutes)
-#   DEVICE=cpu SIZES=100000 QUICK=1 deploy/gpu/run_issue16.sh   # the same steps on a CPU, small (the proof)
+#   deploy/gpu/gpu_check_and_bench.sh                                   # on the GPU machine (about 5-8 minutes)
+#   DEVICE=cpu SIZES=100000 QUICK=1 deploy/gpu/gpu_check_and_bench.sh   # the same steps on a CPU, small (the proof)
 #
-# Everything lands in $OUT (default ./gpu-out): issue16.log, environment.txt, gpu_check.json, bench_refresh.json,
+# Everything lands in $OUT (default ./gpu-out): gpu_check_and_bench.log, environment.txt, gpu_check.json, bench_refresh.json,
 # bench_refresh.png, trained_on_device.tar (the checkpoint trained on the device, to load elsewhere) and
 # summary.txt. Each step runs under its own time limit; a step that fails or runs out of time is reported and
 # the next one still runs; the exit status is the number of failed steps.
@@ -15,7 +15,7 @@
 # installed, the repository runs from its folder through PYTHONPATH); else a new virtualenv with
 # torch==2.13.0 and the project installed into it (needs a reachable package index; INSTALL=no skips it).
 # orjson (imported by stream/events.py) comes from a wheel in .whl/ when carried there, else a json shim.
-# On the device tool: run `bash deploy/gpu/run_issue16.sh` with carry [".whl", "data"] (both ignored by git):
+# On the device tool: run `bash deploy/gpu/gpu_check_and_bench.sh` with carry [".whl", "data"] (both ignored by git):
 #   .whl/orjson-3.13.0-cp312-*.whl (pip download --python-version 3.12 ... orjson==3.13.0) and
 #   data/jodie_wikipedia/ (a copy of the data folder's JODIE Wikipedia, 0.8 MB).
 set -u
@@ -26,7 +26,7 @@ DEVICE=${DEVICE:-cuda}
 WORK=${WORK:-$REPO/.streamrec/gpu-work}  # scratch: the venv, STREAMREC_HOME, gpu-check's folder (git-ignored)
 mkdir -p "$OUT" "$WORK"
 OUT=$(cd "$OUT" && pwd)
-LOG=$OUT/issue16.log
+LOG=$OUT/gpu_check_and_bench.log
 exec > >(tee -a "$LOG") 2>&1
 export PYTHONUNBUFFERED=1 STREAMREC_HOME=$WORK/home MPLBACKEND=Agg
 # JODIE Wikipedia for the 100k row (as the CPU figures): carried in data/ (ignored by git), else synthetic edges
@@ -45,7 +45,7 @@ else
 fi
 FAILED=()
 started=$(date +%s)
-say() { echo "[issue16 +$(( $(date +%s) - started ))s] $*"; }
+say() { echo "[gpu +$(( $(date +%s) - started ))s] $*"; }
 
 # -- Python -------------------------------------------------------------------------------------------------
 has_stack() { "$1" -c "import torch, torch_geometric, matplotlib" >/dev/null 2>&1; }
@@ -73,7 +73,7 @@ if ! "$PY" -c "import orjson" >/dev/null 2>&1; then
   else
     say "orjson missing: a json shim stands in (event parsing is not on the measured path)"
     cat > "$SITE/orjson.py" <<'EOF'
-"""Stand-in for orjson on a machine without it (run_issue16.sh): the json module, bytes out."""
+"""Stand-in for orjson on a machine without it (gpu_check_and_bench.sh): the json module, bytes out."""
 import json
 JSONDecodeError = json.JSONDecodeError
 OPT_SORT_KEYS = OPT_NON_STR_KEYS = OPT_SERIALIZE_NUMPY = OPT_APPEND_NEWLINE = 0
