@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from stream.events import normal_id
 
-from .probes import bolt_problem, kafka_problem
+from .probes import BoltProbe, KafkaProbe, bolt_problem
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class Health:
         self.graph_ok = False
         self._down_since: dict[str, float] = {}
         self._stop = threading.Event()
+        self._kafka = KafkaProbe(settings.bootstrap, settings.kafka_client_options())
+        self._bolt = BoltProbe(settings)
 
     def tick(self) -> None:
         """Called from the worker's event loop (a Faust timer)."""
@@ -70,8 +72,8 @@ class Health:
 
     def probe_once(self) -> None:
         s = self.settings
-        self.broker_ok = self._note("the Kafka broker", kafka_problem(s.bootstrap, **s.kafka_client_options()))
-        self.graph_ok = self._note("the graph server", bolt_problem(s))
+        self.broker_ok = self._note("the Kafka broker", self._kafka.problem())
+        self.graph_ok = self._note("the graph server", bolt_problem(s, self._bolt))
 
     def _note(self, server: str, problem: str | None) -> bool:
         """Logs a change of state once (a server stopping, coming back), not every probe."""
@@ -100,6 +102,8 @@ class Health:
                 log.exception("health probe failed")
                 self.broker_ok = self.graph_ok = False
             self._stop.wait(self.probe_interval_s)
+        self._kafka.close()
+        self._bolt.close()
 
     def recommendations(self, raw_path: str) -> tuple[int, bytes | dict | str]:
         """(status, the record | a JSON reason | the owner's URL) for GET /recommendations/{user_id}?k=N; never

@@ -11,56 +11,37 @@ def kafka_answers(bootstrap: str, **client_options) -> bool:
 
 
 def kafka_problem(bootstrap: str, **client_options) -> str | None:
-    """None when the broker answers a metadata request, else why not (one line)."""
-    from kafka import KafkaConsumer
-    from kafka.errors import KafkaError
-
-    if not any(port_open(address) for address in bootstrap.split(",")):
-        # the client would retry a refused connection with back-off (seconds) before answering
-        return f"no broker accepts connections at {bootstrap}"
+    """None when the broker answers a metadata request, else why not (one line). A client of its own, closed."""
+    probe = KafkaProbe(bootstrap, client_options, connections_max_idle_ms=5000)
     try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            request_timeout_ms=3000,
-            enable_auto_commit=False,
-            connections_max_idle_ms=5000,
-            **client_options,
-        )
-    except (KafkaError, OSError, ValueError) as exc:
-        return _described(exc)
-    try:
-        consumer.topics()
-        return None
-    except (KafkaError, OSError) as exc:
-        return _described(exc)
+        return probe.problem()
     finally:
-        consumer.close()
+        probe.close()
 
 
 def return_one(settings, connection_timeout_s: float) -> None:
     """`RETURN 1` on the graph server, once (no driver retries): raises what the server or the driver says."""
-    from neo4j import GraphDatabase
-
-    with GraphDatabase.driver(
-        settings.bolt_uri,
-        auth=(settings.neo4j_user, settings.neo4j_password),
-        connection_timeout=connection_timeout_s,
-        max_transaction_retry_time=0,
-    ) as driver:
-        with driver.session(database=settings.database) as session:
-            session.run("RETURN 1 AS ok").single()
+    probe = BoltProbe(settings, connection_timeout_s)
+    try:
+        probe.return_one()
+    finally:
+        probe.close()
 
 
 def bolt_answers(settings) -> bool:
     return bolt_problem(settings) is None
 
 
-def bolt_problem(settings) -> str | None:
-    """None when the graph server runs `RETURN 1` (execute_query would retry and hide readiness), else why not."""
+def bolt_problem(settings, probe: "BoltProbe | None" = None) -> str | None:
+    """None when the graph server runs `RETURN 1` (execute_query would retry and hide readiness), else why not;
+    with a driver of its own unless `probe` (a kept one) is given."""
     from neo4j.exceptions import AuthError, DriverError, Neo4jError
 
     try:
-        return_one(settings, connection_timeout_s=2)
+        if probe is None:
+            return_one(settings, connection_timeout_s=2)
+        else:
+            probe.return_one()
         return None
     except AuthError as exc:
         if not port_open(settings.bolt_uri.split("://", 1)[1].split("/")[0]):  # a server going down may say so
@@ -68,6 +49,72 @@ def bolt_problem(settings) -> str | None:
         return f"the graph server refused the credentials: check STREAMREC_NEO4J_USER / _PASSWORD ({exc.code})"
     except (Neo4jError, DriverError, OSError) as exc:
         return _described(exc)
+
+
+class KafkaProbe:
+    """A metadata request to the broker with a client kept between probes: the worker's readiness probe runs every
+    few seconds, and a new client each time (connections, API version checks) cost more of the worker's CPU than
+    the probe itself. After a failure the client is closed, so the next probe connects afresh."""
+
+    def __init__(self, bootstrap: str, client_options: dict, **consumer_options):
+        self.bootstrap, self.options = bootstrap, {**client_options, **consumer_options}
+        self._consumer = None
+
+    def problem(self) -> str | None:
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        if not any(port_open(address) for address in self.bootstrap.split(",")):
+            # the client would retry a refused connection with back-off (seconds) before answering
+            self.close()
+            return f"no broker accepts connections at {self.bootstrap}"
+        try:
+            if self._consumer is None:
+                self._consumer = KafkaConsumer(
+                    bootstrap_servers=self.bootstrap, request_timeout_ms=3000, enable_auto_commit=False, **self.options
+                )
+            self._consumer.topics()  # a request to the cluster each time, not the client's cached metadata
+            return None
+        except (KafkaError, OSError, ValueError) as exc:
+            self.close()
+            return _described(exc)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            consumer.close()
+
+
+class BoltProbe:
+    """`RETURN 1` with a driver kept between probes (a connection and a login each time, otherwise, on the worker
+    and on the graph server); closed after a failure, so the next probe connects and logs in afresh."""
+
+    def __init__(self, settings, connection_timeout_s: float = 2.0):
+        self.settings, self.connection_timeout_s = settings, connection_timeout_s
+        self._driver = None
+
+    def return_one(self) -> None:
+        from neo4j import GraphDatabase
+
+        s = self.settings
+        if self._driver is None:
+            self._driver = GraphDatabase.driver(
+                s.bolt_uri,
+                auth=(s.neo4j_user, s.neo4j_password),
+                connection_timeout=self.connection_timeout_s,
+                max_transaction_retry_time=0,
+            )
+        try:
+            with self._driver.session(database=s.database) as session:
+                session.run("RETURN 1 AS ok").single()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._driver is not None:
+            driver, self._driver = self._driver, None
+            driver.close()
 
 
 def graph_refusal(settings) -> str | None:

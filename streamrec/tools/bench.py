@@ -45,6 +45,9 @@ PIPELINE_ROLES = ("worker", "model_host")  # streamrec's own processes: "total" 
 # whole box's), the bench's own producer and list consumer apart (a user's producers run elsewhere)
 SERVER_ROLES = ("kafka", "neo4j")
 LOAD_GENERATOR = "load_generator"
+# the processes' CPU and memory, and the workers' /metrics, once a second: each scrape costs a worker CPU (a
+# Prometheus scrapes every 15 s; at twice a second the scrapes were ~11 % of the worker's busy time at 100 events/s)
+SAMPLE_EVERY_S = 1.0
 MEASURED_ROLES = PIPELINE_ROLES + SERVER_ROLES + (LOAD_GENERATOR,)
 
 
@@ -315,7 +318,7 @@ def run_rate(
         collector.start()
         cleanup.callback(collector.stop)
         everyone = {**measured, **service_pids, LOAD_GENERATOR: os.getpid()}
-        sampler = ProcessSampler(everyone, on_sample)
+        sampler = ProcessSampler(everyone, on_sample, SAMPLE_EVERY_S)
         producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
         cleanup.callback(producer.close)
         # items first, untimed: the clock starts when the workers have applied them (encoding a catalogue's text
