@@ -58,6 +58,7 @@ class TemporalGraph:
         self.decayed = torch.zeros(0, 0, dtype=torch.float64, device=device)  # [half-lives, nodes] S_h (items)
         self.t_ref: int | None = None  # the reference time of `decayed` (None: no pair yet)
         self.catalogue = CatalogueRows(k, device)  # told of every change below
+        self._newest: torch.Tensor | None = None  # newest_time(), kept by insert (None: scan the buffer again)
 
     @property
     def num_nodes(self) -> int:
@@ -108,14 +109,16 @@ class TemporalGraph:
         self.decayed.zero_()
         self.t_ref = None
         self.catalogue.reset()
+        self._newest = None
 
     def newest_time(self) -> torch.Tensor:
         """The newest event time folded in (0 when empty): every event sits in slot 0 of its endpoints' rows
-        when inserted and only newer edges displace it, so this is the max of slot 0 — graph state only."""
-        n = self.num_nodes
-        if n == 0:
-            return torch.zeros((), dtype=torch.long, device=self.device)
-        return self.buffer.ts[:n, 0].max()
+        when inserted and only newer edges displace it, so this is the max of slot 0 — graph state only. Kept
+        as events are inserted (a scan of every row per ranking grew with the graph)."""
+        if self._newest is None:
+            n = self.num_nodes
+            self._newest = self.buffer.ts[:n, 0].max() if n else torch.zeros((), dtype=torch.long, device=self.device)
+        return self._newest
 
     def seen_pairs(self, user_nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(row in user_nodes, item node) for every item each user has an edge to (vectorised range reads)."""
@@ -128,6 +131,8 @@ class TemporalGraph:
         types, ts = types.to(self.device), ts.to(self.device)
         self._fold_pairs((u << SHIFT) | i, ts)
         self.catalogue.changed(i)  # the items' rows and degrees (users' are not read catalogue-wide)
+        if self._newest is not None and ts.numel():
+            self._newest = torch.maximum(self._newest, ts.max().clamp(min=0))
         return self.buffer.insert(torch.cat([u, i]), torch.cat([i, u]), torch.cat([types, types]), torch.cat([ts, ts]))
 
     def _fold_pairs(self, pair_keys: torch.Tensor, ts: torch.Tensor) -> None:
@@ -231,6 +236,7 @@ class TemporalGraph:
         self.side.load_state_dict(state["side"])
         self.side.ensure(self.num_items)
         self.catalogue.reset()
+        self._newest = None
 
     def set_seen(self, keys: torch.Tensor, ts: torch.Tensor | None = None) -> None:
         """Replace the (user, item) pair set and the pairs' newest times (aligned with `keys`; None: unknown, as

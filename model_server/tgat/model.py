@@ -293,13 +293,14 @@ class TemporalGAT(nn.Module):
 
     @staticmethod
     def _add_shared_attributes(scores: torch.Tensor, graph: TemporalGraph, user_nodes: torch.Tensor, weight: float):
-        """scores += weight * shared_attributes(...) in place, from the matching pairs only: the items of each
-        attribute value are found by a binary search in the side info's items_by (sorted once, not per batch),
-        and each pair's count (1 or 2) is added once, so the result is the dense form's to the last bit."""
+        """scores += weight * shared_attributes(...) in place: the items of each attribute value are found by a
+        binary search in the side info's items_by (sorted once, not per batch) and only the matching (user, item)
+        pairs are counted, so the result is the dense form's to the last bit without comparing every user with
+        every item."""
         n_users, n_items = scores.shape
         newest = graph.buffer.rows(user_nodes)[0][:, 0]
         newest_item = torch.where(newest != EMPTY, graph.node_local[newest.clamp(min=0)], -1)
-        matches = []
+        shared = torch.zeros(n_users * n_items, dtype=scores.dtype, device=scores.device)
         for attribute in ("category", "brand"):
             items, values = graph.side.items_by(attribute)
             theirs = getattr(graph.side, f"{attribute}_of")(newest_item)
@@ -311,9 +312,9 @@ class TemporalGAT(nn.Module):
             )
             cols = items[torch.repeat_interleave(first, count) + offset]
             keep = cols < n_items  # an item with side info that is not in this catalogue yet
-            matches.append(rows[keep] * n_items + cols[keep])
-        pairs, counts = torch.unique(torch.cat(matches), return_counts=True)
-        scores.view(-1).index_add_(0, pairs, counts.to(scores.dtype) * weight)
+            matches = rows[keep] * n_items + cols[keep]
+            shared.index_add_(0, matches, torch.ones(matches.numel(), dtype=scores.dtype, device=scores.device))
+        scores.add_(shared.view_as(scores) * weight)  # weight * count first, as the dense form's product
 
     def _pair_terms(self, graph: TemporalGraph, user_nodes: torch.Tensor):
         """(row, item node, value) of the repeat, seen and own-recency terms, concatenated."""

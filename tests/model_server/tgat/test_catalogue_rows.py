@@ -1,5 +1,6 @@
-"""The graph's item-major copy of the items' prior inputs equals a gather from the graph after every kind of
-change: small batches with new items, a rebuild from edges, a new pair set, a state loaded into a new graph."""
+"""What the graph keeps for ranking instead of reading it afresh each batch (the item-major copy of the items'
+prior inputs, the newest event time) equals a read of the graph after every kind of change: small batches with
+new items, a replay, a rebuild from edges, a new pair set, a state loaded into a new graph."""
 
 import torch
 from tgat_test_helpers import graph_store_edges, one_thread, tgat_events  # noqa: F401 (fixtures)
@@ -18,6 +19,7 @@ def _gathered(graph: TemporalGraph, n_items: int):
 
 def _assert_in_step(rec) -> None:
     graph, n_items = rec.graph, len(rec.items)
+    assert torch.equal(graph.newest_time(), graph.buffer.ts[: graph.num_nodes, 0].max())
     for copied, gathered in zip(graph.catalogue.read(graph, n_items), _gathered(graph, n_items)):
         assert torch.equal(copied, gathered)
     with torch.no_grad():
