@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from time import monotonic
 from typing import Awaitable, Callable
 
 import faust
+from faust.sensors import Monitor
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
@@ -67,6 +69,24 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         return consumer
 
 
+class _LeanMonitor(Monitor):
+    """Faust's Monitor sensor keeps statistics of every message and stream event for Faust's web views (off here:
+    ours are in Prometheus): ~6 % of the worker's busy time at 1,000 events/s (py-spy, REES46). This one keeps only
+    what Faust itself reads, the time each partition's stream last took an event (its "stream is slow" check)."""
+
+    def on_message_in(self, tp, offset, message) -> None:
+        pass
+
+    def on_stream_event_in(self, tp, offset, stream, event) -> None:
+        self.stream_inbound_time[tp] = monotonic()
+
+    def on_stream_event_out(self, tp, offset, stream, event, state=None) -> None:
+        pass
+
+    def on_message_out(self, tp, offset, message) -> None:
+        pass
+
+
 class _Consumer(AIOKafkaConsumer):
     def _new_consumer_thread(self):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -99,6 +119,7 @@ def faust_app(settings) -> faust.App:
         # when written: with the graph server down, SIGTERM never finished. The agent drains what it can for
         # STOP_GRACE_S itself; whatever is not acked then is delivered again (idempotent sinks).
         stream_wait_empty=False,
+        Monitor=_LeanMonitor,
     )
     _ConsumerThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
     app.transport.Consumer = _Consumer

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import Dataset
+from .paths import as_typed
 from .live import (
     FreshnessTracker,
     ListCollector,
@@ -462,15 +463,6 @@ def run_bench(
     (out_dir / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
     _plot(runs, out_dir, model_waits_for_graph(model_dir))
     return report
-
-
-def as_typed(path: Path) -> str:
-    """A path as a user would type it from the folder the command ran in: relative when inside it, so that a
-    committed report holds no folder of the machine that produced it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def model_waits_for_graph(model_dir: Path | None) -> bool:
