@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import build_static_gat as _static
 from . import build_streamrec as _streaming
+from .refresh import DEFAULT_MAX_FANOUT
 
 MODEL_OPTIONS = ("dim", "heads", "layers", "k", "repeat", "popularity", "seen")
 TRAIN_OPTIONS = ("lr", "negatives", "patience", "in_batch_negatives")
@@ -24,7 +25,13 @@ def _build(factory, context):
         "progress": context.progress,
         **{k: options[k] for k in TRAIN_OPTIONS if k in options},
     }
-    model = factory(config, train, seed=context.seed, device=context.device, max_fanout=options.get("max_fanout", 2048))
+    model = factory(
+        config,
+        train,
+        seed=context.seed,
+        device=context.device,
+        max_fanout=options.get("max_fanout", DEFAULT_MAX_FANOUT),
+    )
     texts = [
         info
         for info in (context.item_info or {}).values()

@@ -29,7 +29,7 @@ from .graph_state import EVENT_TYPES, TemporalGraph, type_index
 from .item_inputs import ItemInputs
 from .model import TemporalGAT, TGATConfig, load_weights
 from .neighbours import EMPTY
-from .refresh import Refresher
+from .refresh import DEFAULT_MAX_FANOUT, Refresher
 from .text_encoder import encoder_available
 from .train import CHOSEN_WEIGHTS, TrainConfig, train
 
@@ -58,7 +58,7 @@ class TGATRecommender(Recommender):
         text: bool | str = "auto",
         frozen: bool = False,
         auto_refresh: bool = True,
-        max_fanout: int = 2048,
+        max_fanout: int = DEFAULT_MAX_FANOUT,
         sweep_per_observe: int | None = None,
         refresh_chunk: int = 8192,
         seed: int = 0,

@@ -17,6 +17,11 @@ from .features import USER
 from .graph_state import TemporalGraph
 from .model import TemporalGAT
 
+# The one fan-out bound (serving, evaluation, the benches): nodes re-embedded per micro-batch beyond its endpoints.
+# Past it the least recently active are marked stale and swept between batches: bounded work per batch. An
+# evaluation sweeps every stale node before it ranks (exact), so the bound changes its cost, not its figures.
+DEFAULT_MAX_FANOUT = 512
+
 
 class Refresher:
     def __init__(
@@ -25,7 +30,7 @@ class Refresher:
         graph: TemporalGraph,
         store: EmbeddingStore,
         *,
-        max_fanout: int = 2048,
+        max_fanout: int = DEFAULT_MAX_FANOUT,
         refresh_chunk: int = 8192,
         defer_users: bool = False,
     ):

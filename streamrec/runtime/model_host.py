@@ -29,8 +29,6 @@ from .model_versions import version_name_of
 
 log = logging.getLogger(__name__)
 
-MAX_FANOUT = 512  # nodes re-embedded per micro-batch beyond its endpoints
-
 
 # -- the host process ------------------------------------------------------------------------------
 def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
@@ -63,7 +61,7 @@ def _load_recommender(settings, checkpoint: Path | None, fall_back: bool):
     from model_server.tgat import load_recommender as load_tgat
     from model_server.tgat.checkpoint import CheckpointRejected
 
-    # The hot path re-embeds only a bounded affected set (the batch's endpoints and up to MAX_FANOUT items that
+    # The hot path re-embeds only a bounded affected set (the batch's endpoints and up to the fan-out bound of items that
     # sample them); other users that sample them are marked stale (their lists wait for their own events, and
     # ranking or a lookup refreshes a stale user first), as are items past the bound; the sweep refreshes them
     # in the background. The batch's users are always exact; other users' and items' embeddings may lag by at
@@ -74,7 +72,6 @@ def _load_recommender(settings, checkpoint: Path | None, fall_back: bool):
             device="auto",
             auto_refresh=True,
             sweep_per_observe=0,
-            max_fanout=MAX_FANOUT,
             exact_items=False,
             defer_users=True,
         )

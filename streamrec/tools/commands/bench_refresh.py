@@ -27,8 +27,9 @@ def configure(parser):
     parser.add_argument(
         "--max-fanout",
         type=int,
-        default=2048,
-        help="most nodes re-embedded per micro-batch; the rest are marked stale and swept later",
+        default=None,
+        help="most nodes re-embedded per micro-batch; the rest are marked stale and swept later "
+        "(default: the serving bound, model_server/tgat/refresh.py)",
     )
     parser.add_argument(
         "--min-batches",
@@ -292,10 +293,13 @@ def run(args, settings) -> int:
     from model_server.tgat import build_streamrec, load_recommender
     from model_server.tgat.footprint import footprint
     from model_server.tgat.recommender import pick_device
+    from model_server.tgat.refresh import DEFAULT_MAX_FANOUT
 
     from .gpu_check import environment
     from streamrec.tools.datasets import DatasetError, load_wikipedia
 
+    if args.max_fanout is None:
+        args.max_fanout = DEFAULT_MAX_FANOUT
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else settings.home / OUT_FOLDER
