@@ -142,14 +142,19 @@ def category_labels(categories: list[str | None]) -> list[tuple[str, ...]]:
 
 
 def intra_list_diversity(top: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-    """Per row of item indices `top` [R, k]: the mean pairwise 1 - similarity (the same similarity as MMR's);
-    nan for a list shorter than 2."""
-    if top.shape[1] < 2:
-        return torch.full((top.shape[0],), float("nan"))
-    candidates = vectors[top.to(vectors.device)].cpu()
+    """Per row of item indices `top` [R, k] (-1 pads a short list): the mean 1 - similarity over the pairs of the
+    list's items, with MMR's similarity (cosine of the vectors, normalised here: an item with a zero vector is at
+    distance 1 from everything; or of label sets); float64 [R], nan where a list holds fewer than two items.
+    The evaluation's ILD@20 and the diversity tests both read this one."""
+    if top.numel() == 0:
+        return torch.zeros(top.shape[0], dtype=torch.float64)
+    valid = (top >= 0).cpu()
+    candidates = vectors[top.clamp(min=0).to(vectors.device)].cpu()
     if candidates.dtype.is_floating_point:
-        candidates = torch.nn.functional.normalize(candidates.float(), dim=-1)
-    pairwise = _pairwise(candidates)
-    k = top.shape[1]
-    off_diagonal = pairwise.sum((1, 2)) - pairwise.diagonal(dim1=1, dim2=2).sum(1)
-    return 1.0 - off_diagonal / (k * (k - 1))
+        candidates = torch.nn.functional.normalize(candidates.float(), dim=-1) * valid[..., None]
+    else:
+        candidates = torch.where(valid[..., None], candidates, -1)  # a pad has no labels
+    pairs = valid[:, :, None] & valid[:, None, :] & ~torch.eye(top.shape[1], dtype=torch.bool)[None]
+    count = pairs.sum((1, 2)).double()
+    distance = ((1.0 - _pairwise(candidates).double()) * pairs).sum((1, 2))
+    return torch.where(count > 0, distance / count.clamp(min=1), torch.full_like(count, float("nan")))

@@ -108,22 +108,3 @@ def catalogue_coverage(recommended: Iterable[int], catalogue_size: int) -> float
     if catalogue_size <= 0:
         return None
     return len(set(recommended)) / catalogue_size
-
-
-def intra_list_diversity(lists: torch.Tensor, item_vectors: torch.Tensor) -> torch.Tensor:
-    """Mean pairwise (1 - cosine similarity) within each list.
-
-    lists: [n_lists, k] item rows of `item_vectors` (-1 pads a short list); item_vectors: [n_items, d] with
-    L2-normalised rows (a zero row, an item with no known vector, is at distance 1 from everything).
-    Returns [n_lists] (NaN where a list has fewer than two items).
-    """
-    if lists.numel() == 0:
-        return torch.zeros(0, dtype=torch.float64)
-    valid = lists >= 0
-    vectors = item_vectors[lists.clamp(min=0)] * valid.unsqueeze(-1)
-    similarity = vectors @ vectors.transpose(1, 2)  # [n, k, k]
-    pair_mask = valid.unsqueeze(2) & valid.unsqueeze(1)
-    pair_mask &= ~torch.eye(lists.shape[1], dtype=torch.bool).unsqueeze(0)
-    pairs = pair_mask.sum(dim=(1, 2)).double()
-    distance = ((1.0 - similarity.double()) * pair_mask).sum(dim=(1, 2))
-    return torch.where(pairs > 0, distance / pairs.clamp(min=1), torch.full_like(pairs, math.nan))

@@ -34,6 +34,7 @@ from typing import Callable
 import torch
 
 from .. import ranking
+from ..diversity import intra_list_diversity
 from . import repeats
 from ..contract import InteractionBatch, Recommender
 from ..ids import IdMap
@@ -270,7 +271,7 @@ class _TestRanker:
                 self.vectors = torch.cat(
                     [self.vectors, torch.zeros(n_catalogue - self.vectors.shape[0], self.vectors.shape[1])]
                 )
-            ild = ranking.intra_list_diversity(top, self.vectors)
+            ild = intra_list_diversity(top, self.vectors)
             result.diversity.extend(v for v in ild.tolist() if not math.isnan(v))
 
 

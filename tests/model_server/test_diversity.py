@@ -1,6 +1,7 @@
 """The diversity control: MMR re-ranking (model_server/diversity.py) and how the contract applies it."""
 
 import logging
+import math
 
 import pytest
 import torch
@@ -165,3 +166,17 @@ def test_ties_are_broken_by_item_index_whatever_order_topk_returns():
     out = mmr_rerank(torch.ones(2, 40), torch.eye(40), 0.5, depth=40)
     assert out[0].argsort(descending=True).tolist() == list(range(40))  # lower item index first
     assert torch.equal(out[0], out[1])
+
+
+def test_intra_list_diversity_of_padded_lists_zero_vectors_and_label_sets():
+    vectors = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # normalised inside
+    ild = intra_list_diversity(torch.tensor([[0, 1, -1], [0, 2, 3], [0, -1, -1]]), vectors)
+    assert ild.dtype == torch.float64
+    assert float(ild[0]) == pytest.approx(0.0)  # the same direction: identical for the similarity
+    assert float(ild[1]) == pytest.approx(1.0)  # orthogonal, and a zero vector is dissimilar to all
+    assert math.isnan(float(ild[2]))  # one item: no pairs
+    labels = torch.tensor([[0, -1], [0, 1], [2, -1], [-1, -1]])  # label sets padded with -1
+    ild = intra_list_diversity(torch.tensor([[0, 1, 2, 3]]), labels)
+    # pairs (0,1) 1/sqrt(2) alike, every other pair 0: 1 - (1/sqrt(2)) / 6
+    assert float(ild[0]) == pytest.approx(1.0 - (1.0 / math.sqrt(2.0)) / 6.0)
+    assert intra_list_diversity(torch.zeros(0, 20, dtype=torch.long), torch.eye(3)).numel() == 0

@@ -70,7 +70,6 @@ def test_empty_history_gives_none_not_a_crash():
     assert summary["events"] == 0 and summary["mrr"] is None and summary["recall@20"] is None
     assert ranking.user_hit_rate([], torch.zeros(0)) is None
     assert ranking.catalogue_coverage([], 0) is None
-    assert ranking.intra_list_diversity(torch.zeros(0, 20, dtype=torch.long), torch.eye(3)).numel() == 0
 
 
 def test_summary_means():
@@ -79,11 +78,6 @@ def test_summary_means():
     assert ranking.summarise(g, e)["mrr"] == pytest.approx((1 + 1 / 3) / 2)
 
 
-def test_user_hit_rate_coverage_and_diversity():
+def test_user_hit_rate_and_coverage():
     assert ranking.user_hit_rate(["a", "a", "b"], torch.tensor([0.0, 1.0, 0.0])) == 0.5
     assert ranking.catalogue_coverage([0, 1, 1, 3], 6) == 0.5  # 3 distinct of 6
-    vectors = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
-    ild = ranking.intra_list_diversity(torch.tensor([[0, 1, -1], [0, 2, 3], [0, -1, -1]]), vectors)
-    assert float(ild[0]) == pytest.approx(0.0)  # identical items
-    assert float(ild[1]) == pytest.approx(1.0)  # orthogonal, and a zero vector is dissimilar to all
-    assert math.isnan(float(ild[2]))  # one item: no pairs
