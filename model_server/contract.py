@@ -15,13 +15,12 @@ from typing import Iterable, Sequence
 
 import torch
 
-from stream.events import Item  # the item record of the `items` topic, declared once
+from streamrec.schema import EXCLUDE_POLICIES, Item  # the shared event schema
 
 from . import diversity as _diversity
 from .ids import IdMap
 from .pairs import PairSet
 
-EXCLUDE_POLICIES = ("none", "purchased", "seen")
 log = logging.getLogger(__name__)
 
 

@@ -15,34 +15,12 @@ from typing import Any
 
 import orjson  # compact UTF-8 JSON (like json.dumps with separators=(',', ':')), several times faster
 
-EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
+# the shared schema (streamrec/schema.py), re-exported: the parsers below make these from the topics' records
+from streamrec.schema import EVENT_TYPES, Interaction, Item  # noqa: F401
+
 MAX_ID_LENGTH = 256
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_FUTURE_MS = 24 * 3600 * 1000
-
-
-@dataclass(frozen=True)
-class Interaction:
-    event_id: str
-    user_id: str
-    item_id: str
-    type: str
-    ts: int
-    props: dict | None = None
-    # where the record came from: the idempotence key of the graph upsert
-    topic: str = ""
-    partition: int = -1
-    offset: int = -1
-    kafka_ts: float = 0.0  # seconds, the record's Kafka timestamp (freshness starts here)
-
-
-@dataclass(frozen=True)
-class Item:
-    item_id: str
-    title: str | None = None
-    category: str | None = None
-    brand: str | None = None
-    price: float | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 from torch.nn import Linear
 
-from stream.events import EVENT_TYPES
+from streamrec.schema import EVENT_TYPES
 
 from ..contract import InteractionBatch, Recommender
 from ..ids import IdMap

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from stream.events import EVENT_TYPES
+from streamrec.schema import EVENT_TYPES
 
 from ..pairs import LOW, SHIFT, merge_sorted, rows_of
 from .catalogue_rows import CatalogueRows

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from stream.events import Item
+from streamrec.schema import Item
 
 from .graph_state import TemporalGraph
 from .text_encoder import TextEncoder, item_text

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from stream.events import Item
+from streamrec.schema import Item
 
 from ..contract import InteractionBatch, Recommender
 from ..ids import IdMap

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Mapping
 
+from ..schema import EXCLUDE_POLICIES
+
 PREFIX = "STREAMREC_"
 # read by the tools or filled into the deploy files' templates, not by these settings
 OTHER_VARIABLES = (
@@ -23,7 +25,6 @@ OTHER_VARIABLES = (
     "WORKER_CPUS",
     "WORKER_MEMORY",
 )
-EXCLUDE_POLICIES = ("none", "purchased", "seen")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")  # json: one object per line, for log shippers (runtime/logs.py)
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
