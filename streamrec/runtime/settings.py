@@ -69,7 +69,7 @@ class Settings:
     kafka_sasl_password: str | None = secret()
     kafka_ssl_cafile: str | None
     local_kafka_port: int
-    local_kafka_controller_port: int
+    local_kafka_controller_port: int | None  # None: a free port, picked when the local broker starts
     topic_prefix: str
     partitions: int
     replication_factor: int | None  # None: min(3, brokers in the cluster), decided when the topics are created
@@ -263,7 +263,12 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         kafka_sasl_password=sasl_password,
         kafka_ssl_cafile=r.raw("KAFKA_SSL_CAFILE"),
         local_kafka_port=r.integer("LOCAL_KAFKA_PORT", 9092, 1, 65535),
-        local_kafka_controller_port=r.integer("LOCAL_KAFKA_CONTROLLER_PORT", 9093, 1, 65535),
+        # only the local broker itself connects to its controller port: a free one unless the operator sets it
+        local_kafka_controller_port=(
+            None
+            if r.raw("LOCAL_KAFKA_CONTROLLER_PORT") is None
+            else r.integer("LOCAL_KAFKA_CONTROLLER_PORT", 0, 1, 65535)
+        ),
         topic_prefix=_topic_prefix(r),
         partitions=r.integer("PARTITIONS", 4, 1, 10_000),
         replication_factor=None if replication is None else r.integer("REPLICATION_FACTOR", 1, 1, 32),

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from ...runtime.probes import bolt_answers, kafka_answers
-from .base import LocalService, ServiceError, java_argument_file, last_log_match
+from .base import LocalService, ServiceError, free_port, java_argument_file, last_log_match, port_in_use
 
 POM = Path(__file__).with_name("pom.xml")
 LOG4J2 = Path(__file__).with_name("kafka-log4j2.properties")
@@ -126,11 +126,24 @@ class KafkaServer(LocalService):
 
     name = "kafka"
 
+    def __init__(self, settings):
+        super().__init__(settings)
+        # the controller's port, which only this broker connects to: a free one at each start unless it is set
+        self.controller_port = settings.local_kafka_controller_port
+
+    def ports(self) -> list[tuple[int, str]]:
+        ports = [(self.settings.local_kafka_port, "STREAMREC_LOCAL_KAFKA_PORT")]
+        if self.settings.local_kafka_controller_port is not None:
+            ports.append((self.settings.local_kafka_controller_port, "STREAMREC_LOCAL_KAFKA_CONTROLLER_PORT"))
+        return ports
+
     def address(self) -> str:
         return f"127.0.0.1:{self.settings.local_kafka_port}"
 
     def properties(self) -> str:
-        port, controller = self.settings.local_kafka_port, self.settings.local_kafka_controller_port
+        if self.controller_port is None:
+            self.controller_port = self._kept_controller_port()
+        port, controller = self.settings.local_kafka_port, self.controller_port
         return "\n".join(
             [
                 "process.roles=broker,controller",
@@ -157,6 +170,21 @@ class KafkaServer(LocalService):
                 "",
             ]
         )
+
+    def _kept_controller_port(self) -> int:
+        """The port this broker's controller used before when it is still free (a restart keeps its quorum's
+        address), else a free one, remembered for the next start."""
+        kept = self.folder / "controller-port"
+        try:
+            port = int(kept.read_text())
+            if not port_in_use(port):
+                return port
+        except (OSError, ValueError):
+            pass
+        port = free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        kept.write_text(f"{port}\n")
+        return port
 
     def prepare(self) -> None:
         (self.folder / "server.properties").write_text(self.properties())
@@ -219,6 +247,9 @@ class Neo4jServer(LocalService):
     """Neo4j Community with Bolt on 127.0.0.1 and authentication on; HTTP off."""
 
     name = "neo4j"
+
+    def ports(self) -> list[tuple[int, str]]:
+        return [(self.settings.local_bolt_port, "STREAMREC_LOCAL_BOLT_PORT")]
 
     def address(self) -> str:
         return f"127.0.0.1:{self.settings.local_bolt_port}"

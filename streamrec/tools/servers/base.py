@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -42,6 +43,10 @@ class LocalService:
         return pid if alive(pid) else None
 
     # what a concrete server defines
+    def ports(self) -> list[tuple[int, str]]:
+        """(port, the variable that sets it) of every port the server will listen on."""
+        return []
+
     def address(self) -> str:
         raise NotImplementedError
 
@@ -66,6 +71,12 @@ class LocalService:
         if existing is not None:
             self.wait_ready(timeout_s)
             return existing
+        for port, variable in self.ports():
+            if port_in_use(port):
+                raise ServiceError(
+                    f"{self.name} cannot start: port {port} ({variable}) is in use by another process: stop that "
+                    f"process, or set {variable} to a free port"
+                )
         self.folder.mkdir(parents=True, exist_ok=True)
         self.prepare()
         with open(self.log_file, "ab") as log:
@@ -111,6 +122,24 @@ class LocalService:
             os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:port (a port left in TIME_WAIT by a stopped server is free to the
+    servers, which bind with SO_REUSEADDR, and so to this check)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def alive(pid: int) -> bool:

@@ -69,3 +69,32 @@ def test_a_java_argument_file_passes_any_password_and_only_its_owner_can_read_it
         [check_java(), argument, "-XshowSettings:properties", "-version"], capture_output=True, text=True, timeout=60
     ).stderr
     assert f"streamrec.test = {password}\n" in shown
+
+
+def test_a_taken_port_stops_the_start_with_its_number_and_variable_and_the_controller_takes_a_free_one(tmp_path):
+    import socket
+
+    from streamrec.tools.servers.apache import KafkaServer, Neo4jServer
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        for variable, server in (
+            ("STREAMREC_LOCAL_KAFKA_PORT", KafkaServer),
+            ("STREAMREC_LOCAL_KAFKA_CONTROLLER_PORT", KafkaServer),
+            ("STREAMREC_LOCAL_BOLT_PORT", Neo4jServer),
+        ):
+            settings = load_settings({"STREAMREC_HOME": str(tmp_path), variable: str(taken)}, cwd=tmp_path)
+            with pytest.raises(ServiceError, match=rf"port {taken} \({variable}\) is in use by another process"):
+                server(settings).start()  # refused before anything is launched
+        # unset, the controller's port is a free one, kept for the next start while it stays free
+        settings = load_settings({"STREAMREC_HOME": str(tmp_path)}, cwd=tmp_path)
+        first = KafkaServer(settings)
+        first.properties()
+        assert (
+            first.controller_port != taken and f"CONTROLLER://127.0.0.1:{first.controller_port}" in first.properties()
+        )
+        again = KafkaServer(settings)
+        again.properties()
+        assert again.controller_port == first.controller_port
