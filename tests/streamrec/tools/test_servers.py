@@ -75,6 +75,7 @@ def test_a_taken_port_stops_the_start_with_its_number_and_variable_and_the_contr
     import socket
 
     from streamrec.tools.servers.apache import KafkaServer, Neo4jServer
+    from streamrec.tools.servers.base import free_port
 
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -85,7 +86,9 @@ def test_a_taken_port_stops_the_start_with_its_number_and_variable_and_the_contr
             ("STREAMREC_LOCAL_KAFKA_CONTROLLER_PORT", KafkaServer),
             ("STREAMREC_LOCAL_BOLT_PORT", Neo4jServer),
         ):
-            settings = load_settings({"STREAMREC_HOME": str(tmp_path), variable: str(taken)}, cwd=tmp_path)
+            free = {name: str(free_port()) for name in ("STREAMREC_LOCAL_KAFKA_PORT", "STREAMREC_LOCAL_BOLT_PORT")}
+            env = {"STREAMREC_HOME": str(tmp_path), **free, variable: str(taken)}  # only `variable`'s port is taken
+            settings = load_settings(env, cwd=tmp_path)
             with pytest.raises(ServiceError, match=rf"port {taken} \({variable}\) is in use by another process"):
                 server(settings).start()  # refused before anything is launched
         # unset, the controller's port is a free one, kept for the next start while it stays free
