@@ -283,20 +283,14 @@ def _median(values):
 
 def run(args, settings) -> int:
     import json
-    import time
-    from contextlib import nullcontext
     from pathlib import Path
 
     import torch
 
-    from model_server.contract import InteractionBatch
-    from model_server.tgat import build_streamrec, load_recommender
-    from model_server.tgat.footprint import footprint
     from model_server.tgat.recommender import pick_device
     from model_server.tgat.refresh import DEFAULT_MAX_FANOUT
 
     from .gpu_check import environment
-    from streamrec.tools.datasets import DatasetError, load_wikipedia
 
     if args.max_fanout is None:
         args.max_fanout = DEFAULT_MAX_FANOUT
@@ -304,160 +298,204 @@ def run(args, settings) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else settings.home / OUT_FOLDER
     out.mkdir(parents=True, exist_ok=True)
-    scales = [int(s) for s in args.scales.split(",")]
-    batch_sizes = [int(s) for s in args.batch_sizes.split(",")]
     cuda = pick_device(args.device).type == "cuda"
     if cuda and not torch.cuda.is_available():
         print("streamrec bench-refresh: --device cuda but torch sees no CUDA device")
         return 2
-    from model_server.evaluation.report import git_commit
-    from model_server.tgat import TGATConfig
-
     env = environment(pick_device(args.device))
-
-    def write(results, topk, config) -> None:
-        """The report so far (after the top-K timing and after each scale: a run cut short keeps its rows)."""
-        report = {
-            "command": args.command_line,
-            "git": git_commit(Path(__file__).parent),
-            "device": env["device"],
-            "device_name": env["device_name"],
-            "environment": env,
-            "threads": torch.get_num_threads(),
-            "config": config,
-            "max_fanout": args.max_fanout,
-            "events_timed": args.events,
-            "weights": args.checkpoint or "untrained",
-            "what": "incremental = observe a micro-batch (buffer update, affected_nodes with bounded fan-out, "
-            "one batched refresh), divided by its events; full = every node, layer by layer; "
-            "ratio = full / incremental per event; with_sweep adds the later sweep of the stale nodes",
-            "results": results,
-            "topk": topk,
-            "goal": "≥ 1,000,000 node embeddings/s; a 1,000-event refresh + top-K under 5 ms at 1M edges",
-        }
-        (out / "bench_refresh.json").write_text(json.dumps(report, indent=2) + "\n")
-        if results:
-            _plot(results, out / "bench_refresh.png", env["device"] if env["device"] == "cpu" else env["device_name"])
-
-    config = None
-    topk = []
-    if args.topk_items:
-        dim = TGATConfig().dim
-        kinds = [torch.float32] + ([torch.bfloat16] if args.dtype in ("bf16", "both") else [])
-        for dtype in kinds:
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-            entry = _topk_timing(
-                args.topk_items,
-                args.topk_users,
-                dim,
-                args.k,
-                args.topk_chunk,
-                pick_device(args.device),
-                torch.cuda.synchronize if cuda else (lambda: None),
-                dtype,
-            )
-            if cuda:
-                entry["gpu_max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
-            topk.append(entry)
-        if len(topk) == 2:
-            topk[1][f"top{args.k}_overlap_vs_float32"] = round(_overlap(topk[0]["indices"], topk[1]["indices"]), 4)
-        for entry in topk:
-            del entry["indices"]
-            print(json.dumps({"topk": entry}), flush=True)
-    write([], topk, config)
-    try:
-        wiki = load_wikipedia(settings.data_dir)
-    except DatasetError:
-        wiki = None
-    results = []
-    for scale in scales:
-        timed = [events_for(size, args.events, args.min_batches) for size in batch_sizes]
-        bf16 = args.dtype in ("bf16", "both")
-        extra = sum(timed) + args.serve_batch * (args.serve_repeats + (3 if bf16 else 0))
-        real = wiki is not None and scale + extra <= len(wiki)
-        print(f"[bench-refresh] {scale:,} edges: building ({'JODIE Wikipedia' if real else 'synthetic'})", flush=True)
-        if real:
-            source = f"JODIE Wikipedia, first {scale} events"
-            users, items, types, ts = (getattr(wiki, c)[: scale + extra] for c in ("users", "items", "types", "ts"))
-        else:
-            n_users, n_items = synthetic_shape(scale + extra)
-            source = SYNTHETIC_NOTE.format(users=n_users, items=n_items)
-            users, items, types, ts = _synthetic(scale + extra)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        stream = InteractionBatch(users, items, types, ts)
-        if args.checkpoint:
-            rec = load_recommender(
-                args.checkpoint,
-                args.device,
-                text=False,
-                auto_refresh=False,
-                max_fanout=args.max_fanout,
-                sweep_per_observe=0,
-            )
-        else:
-            rec = build_streamrec(
-                device=args.device, text=False, auto_refresh=False, max_fanout=args.max_fanout, sweep_per_observe=0
-            )
-        started = time.perf_counter()
-        for start in range(0, scale, 100_000):
-            rec.observe(stream.slice(start, min(start + 100_000, scale)))
-        sync = torch.cuda.synchronize if rec.device.type == "cuda" else (lambda: None)
-        sync()
-        build_s = time.perf_counter() - started
-        print(f"[bench-refresh] {scale:,} edges: built in {build_s:.1f} s; timing", flush=True)
-        rec.full_recompute()  # warm-up
-        full_times = []
-        for _ in range(args.repeats):
-            sync()
-            t0 = time.perf_counter()
-            full = rec.full_recompute()
-            sync()
-            full_times.append(time.perf_counter() - t0)
-        rec.store.ensure(rec.graph.num_nodes)
-        rec.store.write(
-            torch.arange(rec.graph.num_nodes, device=rec.device),
-            full,
-            torch.zeros(rec.graph.num_nodes, rec.config.k, device=rec.device),
-            rec.graph.buffer.nbr[: rec.graph.num_nodes],
-        )
-        rec.auto_refresh = True
-        config = rec.config.to_dict()
-        row = {
-            "edges": scale,
-            "source": source,
-            "nodes": rec.graph.num_nodes,
-            "buffer_edges": rec.graph.buffer.edge_count(),
-            "build_s": round(build_s, 3),
-            "full_recompute_s": round(_median(full_times), 5),
-            "full_node_embeddings_per_s": round(rec.graph.num_nodes / _median(full_times)),
-            "memory": footprint(rec),
-            "micro_batches": [],
-        }
-        cursor = scale
-        for size, events in zip(batch_sizes, timed):
-            row["micro_batches"].append(_incremental(rec, stream, cursor, size, events, row["full_recompute_s"], sync))
-            cursor += events
-        if args.serve_batch:
-            row["serve"] = _serve(rec, stream, cursor, args.serve_batch, args.serve_repeats, args.k, sync, nullcontext)
-            cursor += args.serve_batch * args.serve_repeats
-        if bf16:
-            rec.auto_refresh = False
-            full32 = rec.full_recompute()
-            rec.auto_refresh = True
-            row["bf16"] = _bf16(rec, stream, cursor, args.serve_batch, args.k, sync, full32, full_times, args.repeats)
-        if cuda:
-            row["gpu_max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
+    topk = _topk_entries(args, cuda) if args.topk_items else []
+    _write_report(out, args, env, [], topk, None)
+    wiki = _wikipedia_or_none(settings)
+    results, config = [], None
+    for scale in [int(s) for s in args.scales.split(",")]:
+        row, config = _scale_row(args, scale, wiki, cuda)
         results.append(row)
         print(json.dumps(row), flush=True)
-        write(results, topk, config)
-        del rec, stream, users, items, types, ts
+        _write_report(out, args, env, results, topk, config)  # after each scale: a run cut short keeps its rows
         if cuda:
-            torch.cuda.empty_cache()
-    write(results, topk, config)
+            torch.cuda.empty_cache()  # the scale's model is gone: the next one starts from free memory
     print(f"wrote {out / 'bench_refresh.json'} and {out / 'bench_refresh.png'}")
     return 0
+
+
+def _write_report(out, args, env: dict, results: list, topk: list, config: dict | None) -> None:
+    """bench_refresh.json (and its plot once a scale is done) with what has been measured so far."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from model_server.evaluation.report import git_commit
+
+    report = {
+        "command": args.command_line,
+        "git": git_commit(Path(__file__).parent),
+        "device": env["device"],
+        "device_name": env["device_name"],
+        "environment": env,
+        "threads": torch.get_num_threads(),
+        "config": config,
+        "max_fanout": args.max_fanout,
+        "events_timed": args.events,
+        "weights": args.checkpoint or "untrained",
+        "what": "incremental = observe a micro-batch (buffer update, affected_nodes with bounded fan-out, "
+        "one batched refresh), divided by its events; full = every node, layer by layer; "
+        "ratio = full / incremental per event; with_sweep adds the later sweep of the stale nodes",
+        "results": results,
+        "topk": topk,
+        "goal": "≥ 1,000,000 node embeddings/s; a 1,000-event refresh + top-K under 5 ms at 1M edges",
+    }
+    (out / "bench_refresh.json").write_text(json.dumps(report, indent=2) + "\n")
+    if results:
+        _plot(results, out / "bench_refresh.png", env["device"] if env["device"] == "cpu" else env["device_name"])
+
+
+def _topk_entries(args, cuda: bool) -> list[dict]:
+    """The top-K timing over a synthetic catalogue, in float32 (and bf16 with --dtype bf16/both)."""
+    import json
+
+    import torch
+
+    from model_server.tgat import TGATConfig
+    from model_server.tgat.recommender import pick_device
+
+    kinds = [torch.float32] + ([torch.bfloat16] if args.dtype in ("bf16", "both") else [])
+    entries = []
+    for dtype in kinds:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        entry = _topk_timing(
+            args.topk_items,
+            args.topk_users,
+            TGATConfig().dim,
+            args.k,
+            args.topk_chunk,
+            pick_device(args.device),
+            sync,
+            dtype,
+        )
+        if cuda:
+            entry["gpu_max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
+        entries.append(entry)
+    if len(entries) == 2:
+        entries[1][f"top{args.k}_overlap_vs_float32"] = round(_overlap(entries[0]["indices"], entries[1]["indices"]), 4)
+    for entry in entries:
+        del entry["indices"]
+        print(json.dumps({"topk": entry}), flush=True)
+    return entries
+
+
+def _wikipedia_or_none(settings):
+    from streamrec.tools.datasets import DatasetError, load_wikipedia
+
+    try:
+        return load_wikipedia(settings.data_dir)
+    except DatasetError:
+        return None
+
+
+def _scale_events(args, scale: int, wiki) -> tuple[str, tuple]:
+    """(what the events are, (users, items, types, ts)): the scale's graph plus the events the timings observe
+    after it; JODIE Wikipedia's first events where it has enough, synthetic ones beyond."""
+    timed = [events_for(size, args.events, args.min_batches) for size in _batch_sizes(args)]
+    bf16 = args.dtype in ("bf16", "both")
+    extra = sum(timed) + args.serve_batch * (args.serve_repeats + (3 if bf16 else 0))
+    if wiki is not None and scale + extra <= len(wiki):
+        columns = tuple(getattr(wiki, c)[: scale + extra] for c in ("users", "items", "types", "ts"))
+        return f"JODIE Wikipedia, first {scale} events", columns
+    n_users, n_items = synthetic_shape(scale + extra)
+    return SYNTHETIC_NOTE.format(users=n_users, items=n_items), _synthetic(scale + extra)
+
+
+def _batch_sizes(args) -> list[int]:
+    return [int(s) for s in args.batch_sizes.split(",")]
+
+
+def _model(args):
+    from model_server.tgat import build_streamrec, load_recommender
+
+    options = dict(text=False, auto_refresh=False, max_fanout=args.max_fanout, sweep_per_observe=0)
+    if args.checkpoint:
+        return load_recommender(args.checkpoint, args.device, **options)
+    return build_streamrec(device=args.device, **options)
+
+
+def _scale_row(args, scale: int, wiki, cuda: bool) -> tuple[dict, dict]:
+    """(the row of one graph size: build time, full recompute, each micro-batch size's incremental refresh, the
+    serving and bf16 timings asked for; the model's config)."""
+    import time
+    from contextlib import nullcontext
+
+    import torch
+
+    from model_server.contract import InteractionBatch
+    from model_server.tgat.footprint import footprint
+
+    source, columns = _scale_events(args, scale, wiki)
+    print(f"[bench-refresh] {scale:,} edges: building ({source.split(',')[0]})", flush=True)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    stream = InteractionBatch(*columns)
+    rec = _model(args)
+    started = time.perf_counter()
+    for start in range(0, scale, 100_000):
+        rec.observe(stream.slice(start, min(start + 100_000, scale)))
+    sync = torch.cuda.synchronize if rec.device.type == "cuda" else (lambda: None)
+    sync()
+    build_s = time.perf_counter() - started
+    print(f"[bench-refresh] {scale:,} edges: built in {build_s:.1f} s; timing", flush=True)
+    full, full_times = _full_recomputes(rec, args.repeats, sync)
+    rec.store.ensure(rec.graph.num_nodes)
+    rec.store.write(
+        torch.arange(rec.graph.num_nodes, device=rec.device),
+        full,
+        torch.zeros(rec.graph.num_nodes, rec.config.k, device=rec.device),
+        rec.graph.buffer.nbr[: rec.graph.num_nodes],
+    )
+    rec.auto_refresh = True
+    row = {
+        "edges": scale,
+        "source": source,
+        "nodes": rec.graph.num_nodes,
+        "buffer_edges": rec.graph.buffer.edge_count(),
+        "build_s": round(build_s, 3),
+        "full_recompute_s": round(_median(full_times), 5),
+        "full_node_embeddings_per_s": round(rec.graph.num_nodes / _median(full_times)),
+        "memory": footprint(rec),
+        "micro_batches": [],
+    }
+    cursor = scale
+    for size in _batch_sizes(args):
+        events = events_for(size, args.events, args.min_batches)
+        row["micro_batches"].append(_incremental(rec, stream, cursor, size, events, row["full_recompute_s"], sync))
+        cursor += events
+    if args.serve_batch:
+        row["serve"] = _serve(rec, stream, cursor, args.serve_batch, args.serve_repeats, args.k, sync, nullcontext)
+        cursor += args.serve_batch * args.serve_repeats
+    if args.dtype in ("bf16", "both"):
+        rec.auto_refresh = False
+        full32 = rec.full_recompute()
+        rec.auto_refresh = True
+        row["bf16"] = _bf16(rec, stream, cursor, args.serve_batch, args.k, sync, full32, full_times, args.repeats)
+    if cuda:
+        row["gpu_max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
+    return row, rec.config.to_dict()
+
+
+def _full_recomputes(rec, repeats: int, sync) -> tuple:
+    """(the last full recompute, the times of `repeats` of them after one warm-up)."""
+    import time
+
+    rec.full_recompute()  # warm-up
+    times = []
+    for _ in range(repeats):
+        sync()
+        started = time.perf_counter()
+        full = rec.full_recompute()
+        sync()
+        times.append(time.perf_counter() - started)
+    return full, times
 
 
 def _plot(results, path, device):
