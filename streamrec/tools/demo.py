@@ -82,26 +82,10 @@ def run_demo(
     provenance: dict | None = None,
 ) -> dict:
     """Runs the demo; its summary.json starts with `provenance` (the command that ran it and the commit)."""
-    from graph_store import GraphStore
-    from stream.replay import make_producer, replay
     from stream.topics import TopicNames, ensure_topics
 
     base = load_settings()
-    # the demo's checkpoint is pinned (STREAMREC_MODEL_VERSION), not promoted: nothing else serves it
-    model_env = (
-        pinned_env(ensure_demo_checkpoint(dataset, base.home))
-        if use_model
-        else {"STREAMREC_MODEL_DIR": str(out_dir / "no-model")}
-    )
-    run_id = time.strftime("%Y%m%d-%H%M%S")
-    env = isolated_env(base, out_dir / "home")  # a fresh graph and broker every run
-    env.update(
-        STREAMREC_TOPIC_PREFIX=f"{base.topic_prefix}demo-{run_id}-",
-        STREAMREC_APP_ID=f"streamrec-demo-{run_id}",
-        STREAMREC_METRICS_PORT=str(free_port()),
-        STREAMREC_DATA_DIR=str(base.data_dir),
-        **model_env,
-    )
+    env = _demo_env(base, dataset, use_model, out_dir)
     settings = load_settings(env)
     names = TopicNames.with_prefix(settings.topic_prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,55 +121,13 @@ def run_demo(
                 settings.fetch_max_wait_ms,
             )
             collector.start()
-            producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
             items = item_records(data, set(columns["items"]))
-            print(f"demo: {len(items)} item records first (their text is encoded before the clock starts)")
-            replay(producer, names, item_records=items, event_ids=[], users=[], items=[], types=[], ts=[])
-            wait_for_items(worker.metrics_port, len(items))
-            if warmup:
-                print(f"demo: warming up with the first {warmup} events (left out of the freshness figures)")
-                replay(producer, names, rate=rate, **warm)
-                _wait_until_processed(worker, warmup)
-            sender = threading.Thread(
-                target=replay,
-                daemon=True,
-                args=(producer, names),
-                kwargs=dict(rate=rate, sent_times=tracker.sent_times, **timed),
-            )
-            started = time.time()
-            sender.start()
-            _follow_progress(worker, sender, tracker, collector, n_events, progress)
-            sender.join()
-            producer.close()
-            elapsed = time.time() - started
-            time.sleep(1.0)  # the last lists are on their way to the collector
-            samples = scrape(settings.metrics_port)
-            metrics, stages = totals(samples), stage_totals(samples)
-            batches = metrics.get("streamrec_batch_size_events_count", 0)
-            freshness = tracker.summary()
+            started, elapsed = _stream(settings, names, worker, tracker, collector, items, warm, timed, rate, progress)
             summary = {
                 **(provenance or {}),
                 "dataset": data.name,
                 "warmup_events": warmup,
-                "events_sent": warmup + len(tracker.sent_times),
-                "events_in": int(metrics.get("streamrec_events_total", 0)),
-                "dlq": int(metrics.get("streamrec_dead_letters_total", 0)),
-                "lists_published": collector.count,
-                "users_with_lists": len(tracker.users_with_lists),
-                "freshness_p50_s": freshness["p50_s"],
-                "freshness_p99_s": freshness["p99_s"],
-                "freshness_max_s": freshness["max_s"],
-                "seconds": round(elapsed, 1),
-                "events_per_second": round(len(tracker.sent_times) / elapsed, 1) if elapsed else None,
-                "graph": asyncio.run(_graph_size(GraphStore.from_settings(settings))),
-                "worker_stage_seconds_per_batch": {
-                    stage: round(stages.get(stage, 0) / batches, 4) if batches else None
-                    for stage in ("graph_upsert", "refresh", "publish", "batch")
-                },
-                "events_per_batch": (
-                    round(metrics.get("streamrec_batch_size_events_sum", 0) / batches, 1) if batches else None
-                ),
-                "models": tracker.models,
+                **_summary(settings, tracker, collector, warmup, elapsed),
                 "target_rate": rate,
             }
             (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -196,6 +138,88 @@ def run_demo(
                 collector.stop()
             if worker is not None:
                 worker.stop()
+
+
+def _demo_env(base, dataset: str, use_model: bool, out_dir: Path) -> dict:
+    """The worker's STREAMREC_* variables: a fresh graph and broker every run, topics and group of its own, and
+    the demo's checkpoint pinned (STREAMREC_MODEL_VERSION), not promoted: nothing else serves it."""
+    model_env = (
+        pinned_env(ensure_demo_checkpoint(dataset, base.home))
+        if use_model
+        else {"STREAMREC_MODEL_DIR": str(out_dir / "no-model")}
+    )
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    env = isolated_env(base, out_dir / "home")
+    env.update(
+        STREAMREC_TOPIC_PREFIX=f"{base.topic_prefix}demo-{run_id}-",
+        STREAMREC_APP_ID=f"streamrec-demo-{run_id}",
+        STREAMREC_METRICS_PORT=str(free_port()),
+        STREAMREC_DATA_DIR=str(base.data_dir),
+        **model_env,
+    )
+    return env
+
+
+def _stream(settings, names, worker, tracker, collector, items, warm, timed, rate, progress) -> tuple[float, float]:
+    """The item records, then the warm-up events (left out of the figures), then the timed events at `rate`
+    while the progress is shown; (when the timed events started, how long they took to send)."""
+    from stream.replay import make_producer, replay
+
+    producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
+    try:
+        print(f"demo: {len(items)} item records first (their text is encoded before the clock starts)")
+        replay(producer, names, item_records=items, event_ids=[], users=[], items=[], types=[], ts=[])
+        wait_for_items(worker.metrics_port, len(items))
+        warmup = len(warm["users"])
+        if warmup:
+            print(f"demo: warming up with the first {warmup} events (left out of the freshness figures)")
+            replay(producer, names, rate=rate, **warm)
+            _wait_until_processed(worker, warmup)
+        sender = threading.Thread(
+            target=replay,
+            daemon=True,
+            args=(producer, names),
+            kwargs=dict(rate=rate, sent_times=tracker.sent_times, **timed),
+        )
+        started = time.time()
+        sender.start()
+        _follow_progress(worker, sender, tracker, collector, warmup + len(timed["users"]), progress)
+        sender.join()
+    finally:
+        producer.close()
+    return started, time.time() - started
+
+
+def _summary(settings, tracker, collector, warmup: int, elapsed: float) -> dict:
+    """The run's figures: events in and out, freshness, the graph's size and the worker's stages per batch."""
+    from graph_store import GraphStore
+
+    time.sleep(1.0)  # the last lists are on their way to the collector
+    samples = scrape(settings.metrics_port)
+    metrics, stages = totals(samples), stage_totals(samples)
+    batches = metrics.get("streamrec_batch_size_events_count", 0)
+    freshness = tracker.summary()
+    return {
+        "events_sent": warmup + len(tracker.sent_times),
+        "events_in": int(metrics.get("streamrec_events_total", 0)),
+        "dlq": int(metrics.get("streamrec_dead_letters_total", 0)),
+        "lists_published": collector.count,
+        "users_with_lists": len(tracker.users_with_lists),
+        "freshness_p50_s": freshness["p50_s"],
+        "freshness_p99_s": freshness["p99_s"],
+        "freshness_max_s": freshness["max_s"],
+        "seconds": round(elapsed, 1),
+        "events_per_second": round(len(tracker.sent_times) / elapsed, 1) if elapsed else None,
+        "graph": asyncio.run(_graph_size(GraphStore.from_settings(settings))),
+        "worker_stage_seconds_per_batch": {
+            stage: round(stages.get(stage, 0) / batches, 4) if batches else None
+            for stage in ("graph_upsert", "refresh", "publish", "batch")
+        },
+        "events_per_batch": (
+            round(metrics.get("streamrec_batch_size_events_sum", 0) / batches, 1) if batches else None
+        ),
+        "models": tracker.models,
+    }
 
 
 def split_columns(columns: dict, first: int) -> tuple[dict, dict]:
