@@ -330,31 +330,69 @@ def run_rate(
         cpu_before = cpu_seconds(everyone)
         started = time.time()
         stats = replay(producer, names, rate=rate, sent_times=tracker.sent_times, **columns)
-        send_end = time.time()
+        window = _Window(started, time.time(), stats.events_sent)
         deadline = time.monotonic() + drain_s
         while len(tracker.freshness) < stats.events_sent and time.monotonic() < deadline:
             time.sleep(0.2)
-        finished = time.time()
+        window.finished = time.time()
         spent = cpu_by_role(cpu_before, cpu_seconds(everyone))
         sampler.stopping.set()
         sampler.join(5)
         metrics = scrape_group(group)
-    freshness = tracker.summary()
-    slope = _lag_slope(run.samples, send_end)
-    reflected_in_window = sum(1 for t in tracker.reflected_at if t <= send_end)
     run.result = {
         "workers": workers,
         "partitions": settings.partitions,
         "target_rate": rate,
-        "events_sent": stats.events_sent,
-        "achieved_input_rate": round(stats.events_sent / (send_end - started), 1),
-        "achieved_output_rate": round(reflected_in_window / (send_end - started), 1),
+        **_delivery(run, tracker, collector, window),
+        **_inside_the_workers(metrics),
+        "follow_lag_events_max": max(
+            (s["follow_lag_max"] for s in run.samples if s["follow_lag_max"] is not None), default=None
+        ),
+        # from the timed input's start to the drain's end, summed over the workers (their model processes apart)
+        "cpu_seconds": {role: round(seconds, 2) for role, seconds in spent.items()},
+        "cpu_ms_per_event": cpu_ms_per_event(spent, stats.events_sent),
+        "events_per_cpu_second": events_per_cpu_second(tracker.summary()["events_reflected"], spent),
+        "processes": sampler.summary(),
+        "models": tracker.models,
+    }
+    run.result["sustainable"] = _sustainable(run.result)
+    run.result["freshness_sorted_s"] = sorted(tracker.freshness)  # for the CDF plot; dropped from bench.json
+    return run
+
+
+@dataclass
+class _Window:
+    """The timed input of a run: when it started and ended, how many events it sent, when the drain ended."""
+
+    started: float
+    send_end: float
+    events_sent: int
+    finished: float = 0.0
+
+
+def _delivery(run: RateRun, tracker: FreshnessTracker, collector: ListCollector, window: _Window) -> dict:
+    """What the load generator saw: rates in and out, freshness end to end, the drain and the lag's slope."""
+    freshness = tracker.summary()
+    slope = _lag_slope(run.samples, window.send_end)
+    sending_s = window.send_end - window.started
+    reflected_in_window = sum(1 for t in tracker.reflected_at if t <= window.send_end)
+    return {
+        "events_sent": window.events_sent,
+        "achieved_input_rate": round(window.events_sent / sending_s, 1),
+        "achieved_output_rate": round(reflected_in_window / sending_s, 1),
         "events_reflected": freshness["events_reflected"],
-        "unreflected_after_drain": stats.events_sent - freshness["events_reflected"],
-        "drain_seconds": round(finished - send_end, 2),
+        "unreflected_after_drain": window.events_sent - freshness["events_reflected"],
+        "drain_seconds": round(window.finished - window.send_end, 2),
         "freshness_s": {k: v for k, v in freshness.items() if k != "events_reflected"},
         "lag_slope_events_per_s": None if slope is None else round(slope, 1),
         "lists_received": collector.count,
+        "freshness_sorted_s": sorted(tracker.freshness),  # for the CDF plot; dropped from bench.json
+    }
+
+
+def _inside_the_workers(metrics) -> dict:
+    """What the workers' own metrics say: their freshness, the follow delay, the stages and batch sizes."""
+    return {
         # inside the workers: record appended to the broker -> its list acknowledged (histogram, interpolated);
         # the rest of the end-to-end figure is the producer, the broker's delivery and this consumer
         "worker_freshness_s": {
@@ -365,28 +403,21 @@ def run_rate(
             f"p{round(q * 100)}_s": histogram_quantile(metrics, "streamrec_follow_delay_seconds", q)
             for q in (0.5, 0.99)
         },
-        "follow_lag_events_max": max(
-            (s["follow_lag_max"] for s in run.samples if s["follow_lag_max"] is not None), default=None
-        ),
         "stage_ms_per_batch": _stage_seconds(metrics),
         "events_per_batch": _per_batch(metrics),
-        # from the timed input's start to the drain's end, summed over the workers (their model processes apart)
-        "cpu_seconds": {role: round(seconds, 2) for role, seconds in spent.items()},
-        "cpu_ms_per_event": cpu_ms_per_event(spent, stats.events_sent),
-        "events_per_cpu_second": events_per_cpu_second(freshness["events_reflected"], spent),
-        "processes": sampler.summary(),
-        "models": tracker.models,
     }
-    p99 = freshness["p99_s"]
-    run.result["sustainable"] = bool(
+
+
+def _sustainable(result: dict) -> bool:
+    """p99 under SUSTAINABLE_P99_S, every event reflected, the input at 90 % of the target, the lag not growing."""
+    p99, slope = result["freshness_s"]["p99_s"], result["lag_slope_events_per_s"]
+    return bool(
         p99 is not None
         and p99 < SUSTAINABLE_P99_S
-        and run.result["unreflected_after_drain"] == 0
-        and run.result["achieved_input_rate"] >= 0.9 * rate
-        and (slope is None or slope <= 0.02 * rate)
+        and result["unreflected_after_drain"] == 0
+        and result["achieved_input_rate"] >= 0.9 * result["target_rate"]
+        and (slope is None or slope <= 0.02 * result["target_rate"])
     )
-    run.result["freshness_sorted_s"] = sorted(tracker.freshness)  # for the CDF plot; dropped from bench.json
-    return run
 
 
 def histogram_quantile(samples, name: str, q: float) -> float | None:
