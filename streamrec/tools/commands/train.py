@@ -55,17 +55,12 @@ def configure(parser):
 
 def run(args, settings) -> int:
     import json
-    import subprocess
     import time
-    from pathlib import Path
 
     import torch
 
     from model_server.contract import InteractionBatch
-    from model_server.ids import IdMap
     from model_server.streaming import split_stream
-    from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
-    from model_server.tgat.train import evaluate_stream
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -78,24 +73,9 @@ def run(args, settings) -> int:
     n = min(len(data), args.limit or len(data))
     whole = InteractionBatch(data.users[:n], data.items[:n], data.types[:n], data.ts[:n])
     train, validation, test = split_stream(whole)  # the split `streamrec eval` uses
-
-    config = TGATConfig(dim=args.dim, heads=args.heads, layers=args.layers, k=args.k, repeat=not args.no_repeat)
-    train_config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        negatives=args.negatives,
-        patience=args.patience,
-        seed=args.seed,
-        validation_batch_size=args.eval_batch_size or 0,
-        progress=not args.no_progress,
-    )
-    rec = build_streamrec(
-        config, train_config, seed=args.seed, device=args.device, text=False if args.no_text else "auto"
-    )
+    rec = _model(args)
     started = time.perf_counter()
-    known = dict.fromkeys(whole.items)
-    texts = [data.item_info[i] for i in known if i in data.item_info]
+    texts = [data.item_info[i] for i in dict.fromkeys(whole.items) if i in data.item_info]
     if texts:
         rec.observe_items(texts)
     print(
@@ -104,40 +84,7 @@ def run(args, settings) -> int:
     )
     rec.fit(train, validation)
     seconds = round(time.perf_counter() - started, 1)
-    test_metrics = None
-    if args.test and len(test):
-        rec.users.add(test.users)
-        rec.items.add(test.items)
-        rec._sync()
-        seen = InteractionBatch(train.users + validation.users, train.items + validation.items, [], [])
-        test_metrics = evaluate_stream(
-            rec.model,
-            rec.graph,
-            test,
-            rec.users,
-            rec.items,
-            IdMap(seen.items),
-            set(seen.users),
-            args.eval_batch_size or args.batch_size,
-            progress=not args.no_progress,
-            desc="test",
-        )
-        # the checkpoint holds the state after train + validation, not after the test stream
-        rec.rebuild_from_edges(
-            train.users + validation.users,
-            train.items + validation.items,
-            train.types + validation.types,
-            train.ts + validation.ts,
-        )
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent
-            ).stdout.strip()
-            or None
-        )
-    except OSError:
-        commit = None
+    test_metrics = _tested(args, rec, train, validation, test) if args.test and len(test) else None
     metadata = {
         "dataset": data.name,
         "dataset_checksums": data.checksums,
@@ -152,22 +99,83 @@ def run(args, settings) -> int:
         "validation": rec.train_report.get("validation"),
         "test": test_metrics,
         "eval_batch_size": args.eval_batch_size or args.batch_size,
-        "git_commit": commit,
+        "git_commit": _commit(),
         "train_seconds": seconds,
         "device": str(rec.device),
     }
     path = rec.save(args.out, metadata)
-    print(
-        json.dumps(
-            {
-                "checkpoint": str(path),
-                "model_version": rec.model_version,
-                "validation": metadata["validation"],
-                "test": test_metrics,
-                "train_seconds": seconds,
-            },
-            indent=2,
-        )
-    )
+    summary = {
+        "checkpoint": str(path),
+        "model_version": rec.model_version,
+        "validation": metadata["validation"],
+        "test": test_metrics,
+        "train_seconds": seconds,
+    }
+    print(json.dumps(summary, indent=2))
     print(promote_trained(args.out, settings, asked=args.promote))
     return 0
+
+
+def _model(args):
+    """The temporal GAT the flags describe, untrained."""
+    from model_server.tgat import TGATConfig, TrainConfig, build_streamrec
+
+    config = TGATConfig(dim=args.dim, heads=args.heads, layers=args.layers, k=args.k, repeat=not args.no_repeat)
+    train_config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        negatives=args.negatives,
+        patience=args.patience,
+        seed=args.seed,
+        validation_batch_size=args.eval_batch_size or 0,
+        progress=not args.no_progress,
+    )
+    text = False if args.no_text else "auto"
+    return build_streamrec(config, train_config, seed=args.seed, device=args.device, text=text)
+
+
+def _tested(args, rec, train, validation, test) -> dict:
+    """The test split's figures, streamed through the fitted model; then the model's state is set back to after
+    train + validation, which is what the checkpoint holds."""
+    from model_server.contract import InteractionBatch
+    from model_server.ids import IdMap
+    from model_server.tgat.train import evaluate_stream
+
+    rec.users.add(test.users)
+    rec.items.add(test.items)
+    rec._sync()
+    seen = InteractionBatch(train.users + validation.users, train.items + validation.items, [], [])
+    figures = evaluate_stream(
+        rec.model,
+        rec.graph,
+        test,
+        rec.users,
+        rec.items,
+        IdMap(seen.items),
+        set(seen.users),
+        args.eval_batch_size or args.batch_size,
+        progress=not args.no_progress,
+        desc="test",
+    )
+    rec.rebuild_from_edges(
+        train.users + validation.users,
+        train.items + validation.items,
+        train.types + validation.types,
+        train.ts + validation.ts,
+    )
+    return figures
+
+
+def _commit() -> str | None:
+    """The commit of the code that trained (None outside a git checkout)."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent
+        )
+    except OSError:
+        return None
+    return found.stdout.strip() or None
