@@ -56,10 +56,12 @@ def configure(parser):
 def run(args, settings) -> int:
     import json
     import time
+    from pathlib import Path
 
     import torch
 
     from model_server.contract import InteractionBatch
+    from model_server.evaluation.report import git_commit
     from model_server.streaming import split_stream
 
     if args.threads:
@@ -99,7 +101,7 @@ def run(args, settings) -> int:
         "validation": rec.train_report.get("validation"),
         "test": test_metrics,
         "eval_batch_size": args.eval_batch_size or args.batch_size,
-        "git_commit": _commit(),
+        "git_commit": git_commit(Path(__file__).resolve().parent)["commit"],
         "train_seconds": seconds,
         "device": str(rec.device),
     }
@@ -165,17 +167,3 @@ def _tested(args, rec, train, validation, test) -> dict:
         train.ts + validation.ts,
     )
     return figures
-
-
-def _commit() -> str | None:
-    """The commit of the code that trained (None outside a git checkout)."""
-    import subprocess
-    from pathlib import Path
-
-    try:
-        found = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent
-        )
-    except OSError:
-        return None
-    return found.stdout.strip() or None
