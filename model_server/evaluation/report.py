@@ -121,78 +121,105 @@ def write_json(report: dict, out: Path) -> Path:
 
 def render_markdown(report: dict) -> str:
     data, config, results = report["dataset"], report["config"], report["models"]
+    ok = {name: r for name, r in results.items() if "error" not in r}
     lines = [f"# Streaming evaluation: {data['name']}", ""]
-    lines.append(
+    lines += _header_lines(report)
+    lines += _seed_lines(results)
+    lines += _overall_lines(config, results)
+    if data["name"] == "wikipedia":
+        lines += _leaderboard_lines(config, ok)
+    lines += _diversity_lines(ok)
+    lines += _breakdown_lines(ok)
+    lines += _note_lines(ok)
+    plots = ["metrics_by_model.png", "mrr_over_time.png"] + (["diversity_tradeoff.png"] if _tradeoffs(ok) else [])
+    lines += [
+        "",
+        "Plots: " + ", ".join(f"`{name}`" for name in plots) + ".",
+        "",
+        f"Command: `{config['command']}` — wall time {report['wall_s']:.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _header_lines(report: dict) -> list[str]:
+    """The data set, the split, the protocol's settings and the commit; the shares of new items and users."""
+    data, config = report["dataset"], report["config"]
+    return [
         f"{data['rows']:,} events, {data['users']:,} users, {data['items']:,} items; "
         f"train {data['train']:,} / validation {data['validation']:,} / test {data['test']:,} events; "
         f"test batches of {config['batch_size']}; seed {config['seed']}; device {config['device']}; "
-        f"commit {(report['git']['commit'] or 'unknown')[:12]}{' (dirty)' if report['git']['dirty'] else ''}."
-    )
-    lines.append(
+        f"commit {(report['git']['commit'] or 'unknown')[:12]}{' (dirty)' if report['git']['dirty'] else ''}.",
         f"Share of test events whose item had no event before the test part: {_fmt(data['test_new_item_share'], 3)}; "
         f"whose user had none: {_fmt(data['test_new_user_share'], 3)}. (The breakdowns count an item or user as "
-        f"new only until the batch after its first event; an event whose item is new then is unrankable, a miss.)"
-    )
-    lines += _seed_lines(results)
-    seeds = config.get("seeds") or [config["seed"]]
-    lines += [
-        "",
-        "## Overall (test part"
-        + (f", seed {seeds[0]}; breakdowns below are of that seed too" if len(seeds) > 1 else "")
-        + ")",
-        "",
+        f"new only until the batch after its first event; an event whose item is new then is unrankable, a miss.)",
     ]
+
+
+def _overall_lines(config: dict, results: dict) -> list[str]:
+    """The table of every model on the whole test part (a model that failed: its error)."""
+    seeds = config.get("seeds") or [config["seed"]]
+    title = "## Overall (test part" + (
+        f", seed {seeds[0]}; breakdowns below are of that seed too" if len(seeds) > 1 else ""
+    )
     header = (
         ["model"]
         + [label for _, label in MAIN_COLUMNS]
         + ["coverage@20", "ILD@20", "s / 1k events", "fit s", "peak RSS MiB"]
     )
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
+    lines = ["", title + ")", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, result in results.items():
         if "error" in result:
             lines.append(f"| {name} | " + " | ".join(["–"] * (len(header) - 2)) + f" | {result['error']} |")
             continue
         o, lists, cost = result["overall"], result["lists"], result["cost"]
-        lines.append(
-            "| "
-            + " | ".join(
-                [name]
-                + [_fmt(o[key]) for key, _ in MAIN_COLUMNS]
-                + [
-                    _fmt(lists["catalogue_coverage@20"], 3),
-                    _fmt(lists["intra_list_diversity@20"], 3),
-                    _fmt(cost["s_per_1000_test_events"], 3),
-                    _fmt(cost["fit_s"], 1),
-                    _fmt(cost["peak_rss_mib"], 0),
-                ]
-            )
-            + " |"
+        cells = (
+            [name]
+            + [_fmt(o[key]) for key, _ in MAIN_COLUMNS]
+            + [
+                _fmt(lists["catalogue_coverage@20"], 3),
+                _fmt(lists["intra_list_diversity@20"], 3),
+                _fmt(cost["s_per_1000_test_events"], 3),
+                _fmt(cost["fit_s"], 1),
+                _fmt(cost["peak_rss_mib"], 0),
+            ]
         )
-    ok = {name: r for name, r in results.items() if "error" not in r}
-    if data["name"] == "wikipedia":
-        lines += ["", "## Beside the TGB leaderboard (tgbl-wiki-v2, test MRR)", "", "| | MRR |", "|---|---|"]
-        lines += [f"| TGB {name} (published) | {value:.3f} |" for name, value in TGB_WIKI_ANCHORS.items()]
-        lines += [f"| ours: {name} | {r['overall']['mrr']:.3f} |" for name, r in ok.items()]
-        lines += ["", "Protocol differences (the figures are beside each other, not interchangeable):", ""]
-        lines += [f"- {item.format(batch_size=config['batch_size'])}" for item in PROTOCOL_DIFFERENCES]
-    lines += _diversity_lines(ok)
-    lines += ["", "## Breakdowns (MRR / Recall@20; events)", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _leaderboard_lines(config: dict, ok: dict) -> list[str]:
+    """Wikipedia: our MRRs beside the TGB leaderboard's, with the protocol differences."""
+    lines = ["", "## Beside the TGB leaderboard (tgbl-wiki-v2, test MRR)", "", "| | MRR |", "|---|---|"]
+    lines += [f"| TGB {name} (published) | {value:.3f} |" for name, value in TGB_WIKI_ANCHORS.items()]
+    lines += [f"| ours: {name} | {r['overall']['mrr']:.3f} |" for name, r in ok.items()]
+    lines += ["", "Protocol differences (the figures are beside each other, not interchangeable):", ""]
+    lines += [f"- {item.format(batch_size=config['batch_size'])}" for item in PROTOCOL_DIFFERENCES]
+    return lines
+
+
+def _breakdown_lines(ok: dict) -> list[str]:
+    """MRR / Recall@20 of each model on each group of test events (new users, returning users by item, ...)."""
+    lines = ["", "## Breakdowns (MRR / Recall@20; events)", ""]
     groups = _breakdown_groups(ok)
-    if groups:
-        lines.append("| model | " + " | ".join(label for label, _ in groups) + " |")
-        lines.append("|" + "---|" * (len(groups) + 1))
-        for name, result in ok.items():
-            cells = []
-            for _, getter in groups:
-                s = getter(result)
-                cells.append(f"{_fmt(s['mrr'], 3)} / {_fmt(s['recall@20'], 3)}" if s and s["events"] else "–")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        first = next(iter(ok.values()))
-        lines.append(
-            "| events | " + " | ".join(str((getter(first) or {}).get("events", 0)) for _, getter in groups) + " |"
-        )
-    lines += [
+    if not groups:
+        return lines
+    lines.append("| model | " + " | ".join(label for label, _ in groups) + " |")
+    lines.append("|" + "---|" * (len(groups) + 1))
+    for name, result in ok.items():
+        cells = []
+        for _, getter in groups:
+            s = getter(result)
+            cells.append(f"{_fmt(s['mrr'], 3)} / {_fmt(s['recall@20'], 3)}" if s and s["events"] else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    first = next(iter(ok.values()))
+    lines.append("| events | " + " | ".join(str((getter(first) or {}).get("events", 0)) for _, getter in groups) + " |")
+    return lines
+
+
+def _note_lines(ok: dict) -> list[str]:
+    """How to read the tables, and each model's fit log and parameters."""
+    lines = [
         "",
         "## Notes",
         "",
@@ -216,15 +243,7 @@ def render_markdown(report: dict) -> str:
             )
         if result.get("params"):
             lines.append(f"- {name} parameters: " + ", ".join(f"{k}={_fmt(v, 4)}" for k, v in result["params"].items()))
-    plots = ["metrics_by_model.png", "mrr_over_time.png"] + (["diversity_tradeoff.png"] if _tradeoffs(ok) else [])
-    lines += [
-        "",
-        "Plots: " + ", ".join(f"`{name}`" for name in plots) + ".",
-        "",
-        f"Command: `{config['command']}` — wall time {report['wall_s']:.0f} s.",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 DIVERSITY_COLUMNS = [
