@@ -88,70 +88,28 @@ def run(args, settings) -> int:
     stream = protocol.stream_of(data)
     if args.limit:
         stream = stream.slice(0, args.limit)
-    train, validation, test = streaming.split_stream(stream)
-    if not (len(train) and len(validation) and len(test)):
+    parts = streaming.split_stream(stream)
+    if not all(len(part) for part in parts):
         print(
             f"streamrec eval: {_too_few_events(args.events_csv or data.name, len(stream), args.limit)}", file=sys.stderr
         )
         return 2
-    known_items = set(train.items) | set(validation.items)
-    known_users = set(train.users) | set(validation.users)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    n_users, n_items = len(set(stream.users)), len(set(stream.items))
     result = {
         "created": report.timestamp(),
         "git": report.git_commit(Path(__file__).resolve().parents[3]),
-        "config": {
-            "command": args.command_line,
-            "models": names,
-            "seed": (args.seeds or [args.seed])[0],
-            "seeds": args.seeds or [args.seed],
-            "batch_size": args.batch_size,
-            "train_batch_size": args.train_batch_size,
-            "epochs": args.epochs,
-            "device": device,
-            "torch_threads": torch.get_num_threads(),
-            "limit": args.limit,
-            "split": list(streaming.SPLIT),
-            "top_k_lists": protocol.TOP_K,
-            "torch": torch.__version__,
-        },
-        "dataset": {
-            "name": data.name,
-            "rows": len(stream),
-            "users": n_users,
-            "items": n_items,
-            "train": len(train),
-            "validation": len(validation),
-            "test": len(test),
-            "test_new_item_share": (sum(i not in known_items for i in test.items) / len(test)) if len(test) else None,
-            "test_new_user_share": (sum(u not in known_users for u in test.users) / len(test)) if len(test) else None,
-            "checksums": data.checksums,
-        },
+        "config": _config(args, names, device, settings),
+        "dataset": _dataset_figures(data, stream, *parts),
         "models": {},
     }
-    seeds = args.seeds or [args.seed]
-    strengths = args.diversity or [settings.diversity]
-    result["config"]["diversity"] = strengths
+    n_users, n_items = result["dataset"]["users"], result["dataset"]["items"]
     for name in names:
         runs = {}
-        for seed in seeds:
-            print(
-                f"[eval] {data.name}: {name}" + (f" (seed {seed})" if len(seeds) > 1 else ""),
-                file=sys.stderr,
-                flush=True,
-            )
-            runs[seed] = _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test, strengths)
+        for seed in result["config"]["seeds"]:
+            runs[seed] = _evaluate_seed(name, seed, args, device, data, n_users, n_items, parts, result["config"])
             if "error" in runs[seed]:
                 break
-            o = runs[seed]["overall"]
-            print(
-                f"[eval] {name}: MRR {o['mrr']:.4f} R@20 {o['recall@20']:.4f} NDCG@20 {o['ndcg@20']:.4f} "
-                f"({runs[seed]['wall_s']:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
         result["models"][name] = report.across_seeds(runs)
     result["wall_s"] = round(time.perf_counter() - started, 1)
     report.write_json(result, out)
@@ -159,6 +117,66 @@ def run(args, settings) -> int:
     report.write_plots(result, out)
     print((out / "report.md").read_text())
     return 0
+
+
+def _config(args, names: list[str], device: str, settings) -> dict:
+    """The report's `config`: the command, the models, seeds, batch sizes, device and diversity strengths."""
+    import torch
+
+    from model_server import streaming
+    from model_server.evaluation import protocol
+
+    seeds = args.seeds or [args.seed]
+    return {
+        "command": args.command_line,
+        "models": names,
+        "seed": seeds[0],
+        "seeds": seeds,
+        "batch_size": args.batch_size,
+        "train_batch_size": args.train_batch_size,
+        "epochs": args.epochs,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "limit": args.limit,
+        "split": list(streaming.SPLIT),
+        "top_k_lists": protocol.TOP_K,
+        "torch": torch.__version__,
+        "diversity": args.diversity or [settings.diversity],
+    }
+
+
+def _dataset_figures(data, stream, train, validation, test) -> dict:
+    """The report's `dataset`: its size, the split, and the test events whose item or user is new."""
+    known_items = set(train.items) | set(validation.items)
+    known_users = set(train.users) | set(validation.users)
+    return {
+        "name": data.name,
+        "rows": len(stream),
+        "users": len(set(stream.users)),
+        "items": len(set(stream.items)),
+        "train": len(train),
+        "validation": len(validation),
+        "test": len(test),
+        "test_new_item_share": (sum(i not in known_items for i in test.items) / len(test)) if len(test) else None,
+        "test_new_user_share": (sum(u not in known_users for u in test.users) / len(test)) if len(test) else None,
+        "checksums": data.checksums,
+    }
+
+
+def _evaluate_seed(name, seed, args, device, data, n_users, n_items, parts, config) -> dict:
+    """One model and seed, with its progress lines."""
+    multiple = len(config["seeds"]) > 1
+    print(f"[eval] {data.name}: {name}" + (f" (seed {seed})" if multiple else ""), file=sys.stderr, flush=True)
+    run = _evaluate(name, seed, args, device, data, n_users, n_items, *parts, config["diversity"])
+    if "error" not in run:
+        o = run["overall"]
+        print(
+            f"[eval] {name}: MRR {o['mrr']:.4f} R@20 {o['recall@20']:.4f} NDCG@20 {o['ndcg@20']:.4f} "
+            f"({run['wall_s']:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return run
 
 
 def _evaluate(name, seed, args, device, data, n_users, n_items, train, validation, test, strengths=(0.0,)) -> dict:
