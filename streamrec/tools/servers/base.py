@@ -47,6 +47,16 @@ class LocalService:
         """(port, the variable that sets it) of every port the server will listen on."""
         return []
 
+    def check_ports(self) -> None:
+        """Raises ServiceError naming the first of the server's ports that another process holds (and the
+        variable that sets it): the server itself would exit with a long stack trace in its log."""
+        for port, variable in self.ports():
+            if port_in_use(port):
+                raise ServiceError(
+                    f"{self.name} cannot start: port {port} ({variable}) is in use by another process: stop that "
+                    f"process, or set {variable} to a free port"
+                )
+
     def address(self) -> str:
         raise NotImplementedError
 
@@ -71,12 +81,7 @@ class LocalService:
         if existing is not None:
             self.wait_ready(timeout_s)
             return existing
-        for port, variable in self.ports():
-            if port_in_use(port):
-                raise ServiceError(
-                    f"{self.name} cannot start: port {port} ({variable}) is in use by another process: stop that "
-                    f"process, or set {variable} to a free port"
-                )
+        self.check_ports()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.prepare()
         with open(self.log_file, "ab") as log:

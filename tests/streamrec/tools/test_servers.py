@@ -90,7 +90,7 @@ def test_a_taken_port_stops_the_start_with_its_number_and_variable_and_the_contr
             env = {"STREAMREC_HOME": str(tmp_path), **free, variable: str(taken)}  # only `variable`'s port is taken
             settings = load_settings(env, cwd=tmp_path)
             with pytest.raises(ServiceError, match=rf"port {taken} \({variable}\) is in use by another process"):
-                server(settings).start()  # refused before anything is launched
+                server(settings).check_ports()  # what start() runs before it launches anything
         # unset, the controller's port is a free one, kept for the next start while it stays free
         settings = load_settings({"STREAMREC_HOME": str(tmp_path)}, cwd=tmp_path)
         first = KafkaServer(settings)
