@@ -59,6 +59,7 @@ class TemporalGraph:
         self.t_ref: int | None = None  # the reference time of `decayed` (None: no pair yet)
         self.catalogue = CatalogueRows(k, device)  # told of every change below
         self._newest: torch.Tensor | None = None  # newest_time(), kept by insert (None: scan the buffer again)
+        self._storage: dict[str, torch.Tensor] = {}  # the per-node columns' storage, with room to grow (_append)
 
     @property
     def num_nodes(self) -> int:
@@ -82,23 +83,40 @@ class TemporalGraph:
         n_u, n_i = len(new_users), len(new_items)
         nodes_u = torch.arange(start, start + n_u, device=device)
         nodes_i = torch.arange(start + n_u, start + n_u + n_i, device=device)
-        self.node_kind = torch.cat(
-            [self.node_kind, torch.full((n_u,), USER, device=device), torch.full((n_i,), ITEM, device=device)]
+        self._append(
+            "node_kind", torch.cat([torch.full((n_u,), USER, device=device), torch.full((n_i,), ITEM, device=device)])
         )
-        self.node_local = torch.cat(
-            [
-                self.node_local,
-                torch.arange(self.num_users, self.num_users + n_u, device=device),
-                torch.arange(self.num_items, self.num_items + n_i, device=device),
-            ]
+        self._append(
+            "node_local",
+            torch.cat(
+                [
+                    torch.arange(self.num_users, self.num_users + n_u, device=device),
+                    torch.arange(self.num_items, self.num_items + n_i, device=device),
+                ]
+            ),
         )
-        self.user_node = torch.cat([self.user_node, nodes_u])
-        self.item_node = torch.cat([self.item_node, nodes_i])
+        self._append("user_node", nodes_u)
+        self._append("item_node", nodes_i)
         self.buffer.add_nodes(tie_keys(new_users + new_items))
-        self.degree = torch.cat([self.degree, torch.zeros(n_u + n_i, dtype=torch.long, device=device)])
-        self.decayed = torch.cat([self.decayed, self.decayed.new_zeros(self.decayed.shape[0], n_u + n_i)], dim=1)
+        self._append("degree", torch.zeros(n_u + n_i, dtype=torch.long, device=device))
+        self._append("decayed", self.decayed.new_zeros(self.decayed.shape[0], n_u + n_i), dim=1)
         self.side.ensure(self.num_items)
         return torch.cat([nodes_u, nodes_i])
+
+    def _append(self, name: str, values: torch.Tensor, dim: int = 0) -> None:
+        """The per-node column `name` with `values` appended along `dim`, in storage that grows by doubling: a batch
+        that brings a new node used to copy every column whole (O(nodes) per batch). The column stays a view of
+        the filled part; a column replaced by a tensor of its own (a load, a recount) gets new storage when it
+        next grows."""
+        column, storage = getattr(self, name), self._storage.get(name)
+        n, extra = column.shape[dim], values.shape[dim]
+        if storage is None or storage.data_ptr() != column.data_ptr() or storage.shape[dim] < n + extra:
+            shape = list(column.shape)
+            shape[dim] = max(2 * n, n + extra, 64)
+            storage = self._storage[name] = column.new_zeros(shape)
+            storage.narrow(dim, 0, n).copy_(column)
+        storage.narrow(dim, n, extra).copy_(values)
+        setattr(self, name, storage.narrow(dim, 0, n + extra))
 
     def clear(self) -> None:
         """Forget every edge (nodes and item side info stay)."""
