@@ -35,10 +35,12 @@ test: install
 test-fast: install
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not servers and not slow"
 
-# static checks (CI runs them before the tests): ruff's lint rules and its formatter, one configuration in pyproject.toml
+# static checks (CI runs them before the tests): ruff's lint rules and its formatter, then mypy (strict on stream/,
+# graph_store/ and streamrec/runtime/); one configuration for each in pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
 
 services-up: install
 	$(VENV)/bin/streamrec services up

@@ -4,22 +4,47 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, Iterable, Protocol, Sequence
 
-from neo4j import AsyncGraphDatabase, RoutingControl
+from neo4j import AsyncGraphDatabase, Record, RoutingControl
 from neo4j.exceptions import ConstraintError
 
 from . import queries
 from .errors import GraphUnavailable, classify, one_line
-from .rows import distinct_records, interaction_rows, item_rows, source_of
+from .rows import (
+    EdgeRow,
+    Event,
+    ItemLike,
+    ItemTextRow,
+    NeighbourRow,
+    distinct_records,
+    interaction_rows,
+    item_rows,
+    source_of,
+)
 
 log = logging.getLogger(__name__)
 
 
+class GraphSettings(Protocol):
+    """What GraphStore.from_settings reads (streamrec/runtime/settings.py's Settings has it)."""
+
+    @property
+    def bolt_uri(self) -> str: ...
+    @property
+    def neo4j_user(self) -> str: ...
+    @property
+    def neo4j_password(self) -> str: ...
+    @property
+    def database(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
-class UpsertResult:
+class UpsertResult(Generic[Event]):
     """Which events were new to the graph (a replay after a crash re-sends events already applied)."""
 
-    fresh: list
+    fresh: list[Event]
 
     @property
     def events_applied(self) -> int:
@@ -48,28 +73,26 @@ class GraphStore:
         and backs off); otherwise the driver retries transient errors itself for up to 30 s, unseen."""
         self.database = database
         self.conflict_retries = conflict_retries
+        retries: dict[str, Any] = {} if driver_retries else {"max_transaction_retry_time": 0}
         # no server notifications: an empty graph answers every read with "property does not exist" warnings
-        self.driver = AsyncGraphDatabase.driver(
-            uri,
-            auth=(user, password),
-            notifications_min_severity="OFF",
-            **({} if driver_retries else {"max_transaction_retry_time": 0}),
-        )
+        self.driver = AsyncGraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF", **retries)
 
     @classmethod
-    def from_settings(cls, settings, **options) -> "GraphStore":
+    def from_settings(cls, settings: GraphSettings, **options: Any) -> "GraphStore":
         return cls(settings.bolt_uri, settings.neo4j_user, settings.neo4j_password, settings.database, **options)
 
     async def close(self) -> None:
         await self.driver.close()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "GraphStore":
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         await self.close()
 
-    async def _run(self, query: str, write: bool = True, **params):
+    async def _run(self, query: str, write: bool = True, **params: Any) -> list[Record]:
         """The query's records; a failure as GraphUnavailable (try again later) or GraphRejected (never)."""
         routing = RoutingControl.WRITE if write else RoutingControl.READ
         for attempt in range(self.conflict_retries + 1):
@@ -83,56 +106,58 @@ class GraphStore:
                     ) from error
             except Exception as error:
                 raise classify(error) from error
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def ensure_schema(self) -> None:
         for statement in queries.CONSTRAINTS:
             await self._run(statement)
 
-    async def upsert_interactions(self, events) -> UpsertResult:
-        events = distinct_records(events)  # a record's second copy in one write is never fresh
-        rows = interaction_rows(events)
+    async def upsert_interactions(self, events: Iterable[Event]) -> UpsertResult[Event]:
+        distinct = distinct_records(events)  # a record's second copy in one write is never fresh
+        rows = interaction_rows(distinct)
         if not rows:
             return UpsertResult([])
         records = await self._run(queries.UPSERT_INTERACTIONS, rows=rows)
         # only the rows whose first `replayed` events (in offset order) were applied before come back: on the
         # usual path (nothing replayed) the answer is empty instead of a record per row
-        first_new = {}
+        first_new: dict[tuple[str, str, str, str], float] = {}
         for record in records:
             row = rows[record["k"]]
             offsets, replayed = row["offsets"], record["replayed"]
             first_new[(row["user"], row["item"], row["type"], row["source"])] = (
                 offsets[replayed] if replayed < len(offsets) else float("inf")
             )
-        fresh = [e for e in events if e.offset >= first_new.get((e.user_id, e.item_id, e.type, source_of(e)), -1)]
+        fresh = [e for e in distinct if e.offset >= first_new.get((e.user_id, e.item_id, e.type, source_of(e)), -1)]
         return UpsertResult(fresh)
 
-    async def upsert_items(self, items) -> int:
+    async def upsert_items(self, items: Iterable[ItemLike]) -> int:
         rows = item_rows(items)
         if not rows:
             return 0
         records = await self._run(queries.UPSERT_ITEMS, rows=rows)
         return int(records[0]["items"]) if records else 0
 
-    async def recent_items_of_users(self, user_ids: list[str], k: int) -> dict[str, list[dict]]:
+    async def recent_items_of_users(self, user_ids: Sequence[str], k: int) -> dict[str, list[NeighbourRow]]:
         records = await self._run(queries.RECENT_ITEMS_OF_USERS, write=False, ids=list(user_ids), k=k)
         return {r["id"]: list(r["recent"]) for r in records}
 
-    async def recent_users_of_items(self, item_ids: list[str], k: int) -> dict[str, list[dict]]:
+    async def recent_users_of_items(self, item_ids: Sequence[str], k: int) -> dict[str, list[NeighbourRow]]:
         records = await self._run(queries.RECENT_USERS_OF_ITEMS, write=False, ids=list(item_ids), k=k)
         return {r["id"]: list(r["recent"]) for r in records}
 
-    async def edges_of_users(self, user_ids: list[str]) -> list[dict]:
+    async def edges_of_users(self, user_ids: Sequence[str]) -> list[EdgeRow]:
         records = await self._run(queries.EDGES_OF_USERS, write=False, ids=list(user_ids))
-        return [dict(zip(queries.EDGE_FIELDS, row)) for row in records[0]["rows"]] if records else []
+        return [_edge(row) for row in records[0]["rows"]] if records else []
 
-    async def all_edges(self, users_per_page: int = 5_000) -> list[dict]:
+    async def all_edges(self, users_per_page: int = 5_000) -> list[EdgeRow]:
         """Every interaction edge oldest first: the warm start of the in-memory model state, read a page of users
         at a time. Edges another tool wrote with other property types (a graph of record is shared) are left
         out, and counted in the log: one such edge must not keep every worker from starting."""
-        edges, after = [], ""
+        edges: list[EdgeRow] = []
+        after = ""
         while True:
             records = await self._run(queries.USER_IDS_AFTER, write=False, after=after, limit=users_per_page)
-            ids = records[0]["ids"] if records else []
+            ids: list[str] = records[0]["ids"] if records else []
             if not ids:
                 break
             edges += await self.edges_of_users(ids)
@@ -149,17 +174,18 @@ class GraphStore:
         usable.sort(key=lambda e: e["last_ts"])  # here, not on the server: a sort of every edge there held them all
         return usable
 
-    async def items_with_text(self, items_per_page: int = 20_000) -> list[dict]:
+    async def items_with_text(self, items_per_page: int = 20_000) -> list[ItemTextRow]:
         """Every item that has a title, category or brand, read a page of items at a time."""
-        items, after = [], ""
+        items: list[ItemTextRow] = []
+        after = ""
         while True:
             records = await self._run(queries.ITEMS_WITH_TEXT_AFTER, write=False, after=after, limit=items_per_page)
             if not records or records[0]["last"] is None:
                 return items
-            items += [dict(zip(queries.ITEM_FIELDS, row)) for row in records[0]["rows"]]
+            items += [_item_text(row) for row in records[0]["rows"]]
             after = records[0]["last"]
 
-    async def size(self) -> dict:
+    async def size(self) -> dict[str, int]:
         records = await self._run(queries.GRAPH_SIZE, write=False)
         data = records[0].data()
         return {key: int(value or 0) for key, value in data.items()}
@@ -172,8 +198,22 @@ class GraphStore:
                 return
 
 
-def _usable(edge: dict) -> bool:
+def _edge(row: Sequence[Any]) -> EdgeRow:
+    """A row of queries.EDGES_OF_USERS, its values as the graph holds them (checked by _usable)."""
+    user, item, kind, count, first_ts, last_ts = row  # queries.EDGE_FIELDS
+    return {"user": user, "item": item, "type": kind, "count": count, "first_ts": first_ts, "last_ts": last_ts}
+
+
+def _item_text(row: Sequence[Any]) -> ItemTextRow:
+    """A row of queries.ITEMS_WITH_TEXT_AFTER."""
+    item_id, title, category, brand = row  # queries.ITEM_FIELDS
+    return {"id": item_id, "title": title, "category": category, "brand": brand}
+
+
+def _usable(edge: EdgeRow) -> bool:
     """Ids and type are strings; count, first_ts and last_ts integers (a boolean is not one)."""
-    return all(isinstance(edge[key], str) for key in ("user", "item", "type")) and all(
-        isinstance(edge[key], int) and not isinstance(edge[key], bool) for key in ("count", "first_ts", "last_ts")
+    texts: tuple[object, ...] = (edge["user"], edge["item"], edge["type"])
+    numbers: tuple[object, ...] = (edge["count"], edge["first_ts"], edge["last_ts"])
+    return all(isinstance(value, str) for value in texts) and all(
+        isinstance(value, int) and not isinstance(value, bool) for value in numbers
     )

@@ -11,20 +11,28 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from pathlib import Path
 from time import monotonic
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, cast
 
 import faust
 from faust.sensors import Monitor
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import Transport
+from faust.types import TP, EventT, StreamT
+from faust.types.auth import CredentialsT
+from faust.types.tuples import Message
 
 from . import metrics
 from .batching import InFlight, MicroBatches
-from .kafka_out import KafkaOut
+from .kafka_out import Headers, KafkaOut
 from .processing import MAX_BATCHES_IN_FLIGHT, BatchHandler, InteractionBatches, consumer_lag, process_items
 from .retries import retry_until_done
 from .topics import TopicNames
+
+if TYPE_CHECKING:
+    import aiokafka
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +45,40 @@ ITEMS_WAIT_S = 0.05  # item records are few: take_events' window (the same for e
 STOP_GRACE_S = 10.0  # how long a stopping worker waits for batches in flight to be written and acked
 
 
-def broker_credentials(settings):
+class AppSettings(Protocol):
+    """What the stream layer reads of the settings (streamrec/runtime/settings.py's Settings has it)."""
+
+    @property
+    def home(self) -> Path: ...
+    @property
+    def app_id(self) -> str: ...
+    @property
+    def bootstrap(self) -> str: ...
+    @property
+    def http_url(self) -> str: ...
+    @property
+    def kafka_security_protocol(self) -> str: ...
+    @property
+    def kafka_ssl_cafile(self) -> str | None: ...
+    @property
+    def kafka_sasl_mechanism(self) -> str | None: ...
+    @property
+    def kafka_sasl_username(self) -> str | None: ...
+    @property
+    def kafka_sasl_password(self) -> str | None: ...
+    @property
+    def session_timeout_s(self) -> float: ...
+    @property
+    def fetch_max_wait_ms(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def batch_wait_ms(self) -> int: ...
+    @property
+    def graph_flush_ms(self) -> int: ...
+
+
+def broker_credentials(settings: AppSettings) -> CredentialsT | None:
     protocol = settings.kafka_security_protocol
     context = None
     if protocol in ("SSL", "SASL_SSL"):
@@ -63,7 +104,7 @@ class _ConsumerThread(AIOKafkaConsumerThread):
 
     fetch_max_wait_ms = 1500
 
-    def _create_worker_consumer(self, transport):
+    def _create_worker_consumer(self, transport: Transport) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
         return consumer
@@ -74,25 +115,27 @@ class _LeanMonitor(Monitor):
     ours are in Prometheus): ~6 % of the worker's busy time at 1,000 events/s (py-spy, REES46). This one keeps only
     what Faust itself reads, the time each partition's stream last took an event (its "stream is slow" check)."""
 
-    def on_message_in(self, tp, offset, message) -> None:
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
         pass
 
-    def on_stream_event_in(self, tp, offset, stream, event) -> None:
+    def on_stream_event_in(self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any]) -> None:
         self.stream_inbound_time[tp] = monotonic()
 
-    def on_stream_event_out(self, tp, offset, stream, event, state=None) -> None:
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any], state: dict[Any, Any] | None = None
+    ) -> None:
         pass
 
-    def on_message_out(self, tp, offset, message) -> None:
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
         pass
 
 
 class _Consumer(AIOKafkaConsumer):
-    def _new_consumer_thread(self):
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-def faust_app(settings) -> faust.App:
+def faust_app(settings: AppSettings) -> faust.App:
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)  # Faust creates the app's folder, not its parents
     app = faust.App(
         settings.app_id,
@@ -122,7 +165,7 @@ def faust_app(settings) -> faust.App:
         Monitor=_LeanMonitor,
     )
     _ConsumerThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
-    app.transport.Consumer = _Consumer
+    app.transport.Consumer = _Consumer  # type: ignore[misc]  # faust types it a ClassVar; only this app's is ours
     return app
 
 
@@ -132,17 +175,25 @@ class _LazyProducer:
     def __init__(self, app: faust.App):
         self.app = app
 
-    async def send(self, topic, key, value, partition, timestamp, headers):
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Headers | None,
+    ) -> Awaitable[Any]:
         return await self.app.producer.send(topic, key, value, partition, timestamp, headers)
 
 
 def create_app(
-    settings, handler: BatchHandler, names: TopicNames, on_tick: Callable[[], None] | None = None
+    settings: AppSettings, handler: BatchHandler, names: TopicNames, on_tick: Callable[[], None] | None = None
 ) -> faust.App:
     """`on_tick` is called every second from the event loop (the liveness signal)."""
     app = faust_app(settings)
-    raw = dict(key_serializer="raw", value_serializer="raw")
-    interactions, items = app.topic(names.interactions, **raw), app.topic(names.items, **raw)
+    interactions = app.topic(names.interactions, key_serializer="raw", value_serializer="raw")
+    items = app.topic(names.items, key_serializer="raw", value_serializer="raw")
     out = KafkaOut(_LazyProducer(app), names)
     batches = InteractionBatches(
         handler,
@@ -152,19 +203,19 @@ def create_app(
     )
 
     @app.agent(interactions, name="interactions")
-    async def interactions_agent(stream):
+    async def interactions_agent(stream: StreamT[Any]) -> None:
         await retry_until_done("start", handler.start)
         await run_interactions(stream, batches, settings)
 
     @app.agent(items, name="items")
-    async def items_agent(stream):
+    async def items_agent(stream: StreamT[Any]) -> None:
         await retry_until_done("start", handler.start)
         await run_items(stream, handler, out, settings)
 
-    periodic: list[asyncio.Future] = []  # the one run of handler.periodic() in progress, if any
+    periodic: list[asyncio.Future[None]] = []  # the one run of handler.periodic() in progress, if any
 
-    @app.timer(1.0)
-    async def heartbeat():
+    @app.timer(1.0)  # type: ignore[untyped-decorator]  # faust's App.timer returns a bare Callable
+    async def heartbeat() -> None:
         if on_tick is not None:
             on_tick()
         # the periodic work (stale sweep, a model swap: seconds at times) runs beside the timer, one run at a
@@ -180,8 +231,8 @@ def create_app(
 
     owned: set[int] = set()  # the partitions of `interactions` this worker's agent consumes
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender, revoked, **kwargs):
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types receivers as taking any *args
+    async def on_revoked(sender: faust.App, revoked: set[TP], **kwargs: Any) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == names.interactions}
         owned.difference_update(gone)
         handler.assigned(set(owned))
@@ -189,8 +240,8 @@ def create_app(
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(str(partition))
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender, assigned, **kwargs):
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types receivers as taking any *args
+    async def on_assigned(sender: faust.App, assigned: set[TP], **kwargs: Any) -> None:
         owned.clear()
         owned.update(tp.partition for tp in assigned if tp.topic == names.interactions)
         handler.assigned(set(owned))
@@ -205,47 +256,57 @@ async def _logging_failures(work: Awaitable[None]) -> None:
         log.exception("periodic work failed")
 
 
-async def run_items(stream, handler: BatchHandler, out: KafkaOut, settings) -> None:
+def _manual_acks(stream: StreamT[Any]) -> StreamT[Any]:
+    """The stream, its events acked by us (faust's StreamT does not declare noack; its Stream, an agent's, has it)."""
+    return cast("faust.Stream[Any]", stream).noack()
+
+
+async def run_items(stream: StreamT[Any], handler: BatchHandler, out: KafkaOut, settings: AppSettings) -> None:
     """Item records in micro-batches, one batch written at a time (the last record of an item wins), each acked
     once written. Faust's `take_events` acks a batch on its way out even when it was not written, so a stop had
     to wait for the write: forever with the graph server down."""
-    manual = stream.noack()
+    manual = _manual_acks(stream)
     one_at_a_time = InFlight(1)  # (a batch larger than the bound starts alone: one batch in flight)
 
-    async def write_and_ack(batch: list) -> None:
+    async def write_and_ack(batch: list[EventT[Any]]) -> None:
         await process_items(handler, out, batch)
         for event in batch:
             await manual.ack(event)
 
-    async def start(batch: list) -> None:
+    async def start(batch: list[EventT[Any]]) -> None:
         await one_at_a_time.start(write_and_ack(batch), len(batch))
 
-    buffered = MicroBatches(settings.batch_size, ITEMS_WAIT_S, max_pending=settings.batch_size)
+    buffered: MicroBatches[EventT[Any]] = MicroBatches(
+        settings.batch_size, ITEMS_WAIT_S, max_pending=settings.batch_size
+    )
     await buffer_and_take(manual, buffered, start, one_at_a_time)
 
 
-async def run_interactions(stream, batches: InteractionBatches, settings) -> None:
+async def run_interactions(stream: StreamT[Any], batches: InteractionBatches, settings: AppSettings) -> None:
     """Buffers the stream's events and hands them over in micro-batches; events are acked by the batches, when
     written and published."""
-    manual = stream.noack()
+    manual = _manual_acks(stream)
 
-    async def process(batch: list) -> None:
+    async def process(batch: list[EventT[Any]]) -> None:
         await batches.process(batch, manual.ack)
 
-    buffered = MicroBatches(
+    buffered: MicroBatches[EventT[Any]] = MicroBatches(
         settings.batch_size, settings.batch_wait_ms / 1000.0, max_pending=MAX_BATCHES_IN_FLIGHT * settings.batch_size
     )
     await buffer_and_take(manual, buffered, process, batches.in_flight)
 
 
 async def buffer_and_take(
-    manual, buffered: MicroBatches, start: Callable[[list], Awaitable[None]], in_flight: InFlight
-):
+    manual: StreamT[Any],
+    buffered: MicroBatches[EventT[Any]],
+    start: Callable[[list[EventT[Any]]], Awaitable[None]],
+    in_flight: InFlight,
+) -> None:
     """The agent's loop only buffers events; batches are taken and started beside it (each acks its own events
     when done). A stop gives the batches in flight STOP_GRACE_S; what is not done by then is not acked and is
     delivered again."""
 
-    async def take_forever():
+    async def take_forever() -> None:
         while True:
             await start(await buffered.take())
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable, Generic, TypeVar
+from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -77,18 +77,18 @@ class Lane:
     """Runs actions one at a time in submission order, without making the submitter wait for them."""
 
     def __init__(self) -> None:
-        self._last: asyncio.Future | None = None
+        self._last: asyncio.Future[Any] | None = None
 
-    def submit(self, action: Callable[[], Awaitable[T]]) -> asyncio.Future:
+    def submit(self, action: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         previous = self._last
 
-        async def after_previous():
+        async def after_previous() -> T:
             if previous is not None:
                 await asyncio.wait([previous])  # its failure is its own batch's business
             return await action()
 
-        self._last = asyncio.ensure_future(after_previous())
-        return self._last
+        self._last = last = asyncio.ensure_future(after_previous())
+        return last
 
 
 class CoalescingLane(Generic[T, R]):
@@ -105,10 +105,10 @@ class CoalescingLane(Generic[T, R]):
         self._waiting: list[T] = []
         self._first_waiting = 0.0
         self._more = asyncio.Event()
-        self._next: asyncio.Future | None = None  # the result of the call the waiting items will go into
-        self._writer: asyncio.Future | None = None
+        self._next: asyncio.Future[R] | None = None  # the result of the call the waiting items will go into
+        self._writer: asyncio.Future[None] | None = None
 
-    def submit(self, items: list[T]) -> asyncio.Future:
+    def submit(self, items: list[T]) -> asyncio.Future[R]:
         if not self._waiting:
             self._first_waiting = time.monotonic()
         self._waiting.extend(items)
@@ -133,6 +133,7 @@ class CoalescingLane(Generic[T, R]):
             if self.linger_s > 0:
                 await self._linger()
             items, result = self._waiting, self._next
+            assert result is not None  # submit() makes the future of every call that has waiting items
             self._waiting, self._next = [], None
             try:
                 value = await self._write(items)
@@ -158,9 +159,9 @@ class InFlight:
         self.max_events = max_events
         self._events = 0
         self._room = asyncio.Event()
-        self._running: set[asyncio.Future] = set()
+        self._running: set[asyncio.Future[Any]] = set()
 
-    async def start(self, work: Awaitable, events: int = 1) -> asyncio.Future:
+    async def start(self, work: Awaitable[T], events: int = 1) -> asyncio.Future[T]:
         while self._events and self._events + events > self.max_events:
             self._room.clear()
             await self._room.wait()
@@ -168,7 +169,7 @@ class InFlight:
         task = asyncio.ensure_future(work)
         self._running.add(task)
 
-        def finished(done: asyncio.Future) -> None:
+        def finished(done: asyncio.Future[Any]) -> None:
             self._running.discard(done)
             self._events -= events
             self._room.set()

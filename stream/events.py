@@ -16,7 +16,7 @@ from typing import Any
 import orjson  # compact UTF-8 JSON (like json.dumps with separators=(',', ':')), several times faster
 
 # the shared schema (streamrec/schema.py), re-exported: the parsers below make these from the topics' records
-from streamrec.schema import EVENT_TYPES, Interaction, Item  # noqa: F401
+from streamrec.schema import EVENT_TYPES as EVENT_TYPES, Interaction as Interaction, Item as Item
 
 MAX_ID_LENGTH = 256
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -29,7 +29,7 @@ class Rejection:
 
     reason: str
     detail: str
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 REJECTION_REASONS = (
@@ -78,19 +78,20 @@ def normal_id(value: str) -> tuple[str, str | None]:
     return text, id_problem(text)
 
 
-def _check_id(record: dict, name: str) -> tuple[str | None, Rejection | None]:
+def _check_id(record: dict[str, Any], name: str) -> str | Rejection:
+    """The id in `record[name]`, normalised; or why it is unusable."""
     value = record.get(name)
     if value is None or value == "":
-        return None, Rejection("missing_field", f"{name} is missing or empty")
+        return Rejection("missing_field", f"{name} is missing or empty")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None, Rejection("bad_id", f"{name} must be a string (or an integer), got {type(value).__name__}")
+        return Rejection("bad_id", f"{name} must be a string (or an integer), got {type(value).__name__}")
     text, problem = normal_id(str(value))
     if problem:
-        return None, Rejection("bad_id", f"{name} {problem}")
-    return text, None
+        return Rejection("bad_id", f"{name} {problem}")
+    return text
 
 
-def _decode_object(raw: bytes | str | None) -> dict | Rejection:
+def _decode_object(raw: bytes | str | None) -> dict[str, Any] | Rejection:
     if raw is None:
         return Rejection("not_json", "the record has no value")
     try:
@@ -114,11 +115,12 @@ def parse_interaction(
     record = _decode_object(raw)
     if isinstance(record, Rejection):
         return record
-    ids = {}
+    ids: dict[str, str] = {}
     for name in ("event_id", "user_id", "item_id"):
-        ids[name], problem = _check_id(record, name)
-        if problem:
-            return problem
+        checked = _check_id(record, name)
+        if isinstance(checked, Rejection):
+            return checked
+        ids[name] = checked
     event_type = record.get("type")
     if event_type not in EVENT_TYPES:
         return Rejection("unknown_type", f"type {event_type!r} is not one of {', '.join(EVENT_TYPES)}")
@@ -151,10 +153,10 @@ def parse_item(raw: bytes | str | None) -> Item | Rejection:
     record = _decode_object(raw)
     if isinstance(record, Rejection):
         return record
-    item_id, problem = _check_id(record, "item_id")
-    if problem:
-        return problem
-    texts = {}
+    item_id = _check_id(record, "item_id")
+    if isinstance(item_id, Rejection):
+        return item_id
+    texts: dict[str, str | None] = {}
     for name in ("title", "category", "brand"):
         value = record.get(name)
         if value is not None and not isinstance(value, str):
@@ -169,7 +171,7 @@ def parse_item(raw: bytes | str | None) -> Item | Rejection:
 
 
 def interaction_value(
-    event_id: str, user_id: str, item_id: str, event_type: str, ts_ms: int, props: dict | None = None
+    event_id: str, user_id: str, item_id: str, event_type: str, ts_ms: int, props: dict[str, Any] | None = None
 ) -> bytes:
     record: dict[str, Any] = {
         "event_id": event_id,
@@ -190,7 +192,7 @@ def item_value(item: Item) -> bytes:
 
 def recommendation_record(
     user_id: str,
-    items: list[dict],
+    items: list[dict[str, Any]],
     *,
     model: str,
     model_version: str,

@@ -10,6 +10,10 @@ the alert reads its maximum (deploy/prometheus/alerts.yml).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +22,9 @@ class GroupLag:
     """Reads the lag with one consumer that never joins the group (it only asks the group's coordinator for the
     committed offsets), created on first use and kept: called from a worker thread, it blocks."""
 
-    def __init__(self, bootstrap: str, group_id: str, topic: str, **client_options):
+    def __init__(self, bootstrap: str, group_id: str, topic: str, **client_options: Any):
         self.bootstrap, self.group_id, self.topic, self.client_options = bootstrap, group_id, topic, client_options
-        self._consumer = None
+        self._consumer: KafkaConsumer | None = None
 
     def read(self) -> dict[int, int]:
         """Partition -> records the group has not committed past."""
@@ -31,7 +35,7 @@ class GroupLag:
         if not partitions:
             return {}
         end, earliest = consumer.end_offsets(partitions), consumer.beginning_offsets(partitions)
-        lag = {}
+        lag: dict[int, int] = {}
         for tp in partitions:
             committed = consumer.committed(tp)
             lag[tp.partition] = max(end[tp] - (earliest[tp] if committed is None else committed), 0)
@@ -42,7 +46,7 @@ class GroupLag:
             self._consumer.close()
             self._consumer = None
 
-    def _client(self):
+    def _client(self) -> KafkaConsumer:
         if self._consumer is None:
             from kafka import KafkaConsumer
 

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable, Protocol, Sequence
+from typing import Any, Awaitable, Iterable, Protocol, Sequence
 
 from . import metrics
 from .dead_letters import dead_letter_headers, dead_letter_value
 from .events import Rejection
+from .records import Delivered
 from .topics import TopicNames
 
-Record = tuple[bytes | None, bytes, list | None]  # key, value, headers
+Headers = list[tuple[str, bytes]]
+Record = tuple[bytes | None, bytes, Headers | None]  # key, value, headers
 
 
 class Producer(Protocol):
-    async def send(self, topic: str, key, value, partition, timestamp, headers) -> asyncio.Future: ...
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Headers | None,
+    ) -> Awaitable[Any]:
+        """Hands the record to the client; what it returns completes when the broker acks the record."""
 
 
 class KafkaOut:
@@ -31,9 +42,9 @@ class KafkaOut:
     async def lists(self, lists: Sequence[tuple[str, bytes]]) -> None:
         await self.send_all(self.names.recommendations, [(user.encode(), value, None) for user, value in lists])
 
-    async def dead_letters(self, rejected: Sequence[tuple[object, Rejection]]) -> None:
+    async def dead_letters(self, rejected: Sequence[tuple[Delivered, Rejection]]) -> None:
         """`rejected`: (Faust event, why); each dead letter carries the record's position and a capped copy."""
-        records = []
+        records: list[Record] = []
         for event, rejection in rejected:
             message = event.message
             records.append(

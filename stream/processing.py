@@ -12,12 +12,13 @@ import asyncio
 from collections import Counter
 import logging
 import time
-from typing import Awaitable, Callable, Protocol, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Hashable, Protocol, Sequence, TypeVar
 
 from . import metrics
 from .batching import CoalescingLane, InFlight, Lane
 from .events import Interaction, Item, Rejection, parse_interaction, parse_item
 from .kafka_out import KafkaOut
+from .records import Delivered, Message
 from .retries import Isolated, apply_isolating, retry_until_done
 
 log = logging.getLogger(__name__)
@@ -26,11 +27,15 @@ log = logging.getLogger(__name__)
 # with the graph written behind the lists, a flush interval's worth of small batches is in flight at once
 MAX_BATCHES_IN_FLIGHT = 4
 Parsed = TypeVar("Parsed", Interaction, Item)
-Ack = Callable[[object], Awaitable]
+Ack = Callable[[Any], Awaitable[object]]  # the stream's ack of one Faust event
+Rejected = list[tuple[Delivered, Rejection]]  # each invalid or refused record's event, with the reason
+Upserted = tuple[set[int], set[int]]  # ids of the events new to the graph, and of those it refused
 
 
 class BatchHandler(Protocol):
-    refresh_is_idempotent: bool  # True: refresh() may be given replayed events (and run beside the upsert)
+    @property
+    def refresh_is_idempotent(self) -> bool:
+        """True: refresh() may be given replayed events (and run beside the upsert)."""
 
     async def start(self) -> None:
         """Prepares the sinks (schema, model state); called before the first batch, may be called again."""
@@ -56,13 +61,14 @@ class Origins:
     sink refuses the record later (one graph write may hold several batches' records)."""
 
     def __init__(self) -> None:
-        self._events: dict[int, object] = {}  # id(parsed record) -> its Faust event
+        self._events: dict[int, Delivered] = {}  # id(parsed record) -> its Faust event
 
     def parse(
-        self, batch: Sequence, parse: Callable[[object], Parsed | Rejection]
-    ) -> tuple[list[Parsed], list[tuple[object, Rejection]]]:
+        self, batch: Sequence[Delivered], parse: Callable[[Message], Parsed | Rejection]
+    ) -> tuple[list[Parsed], Rejected]:
         """(the valid records, tracked until `forget`; each invalid record's event with the reason)."""
-        valid, rejected = [], []
+        valid: list[Parsed] = []
+        rejected: Rejected = []
         for event in batch:
             parsed = parse(event.message)
             if isinstance(parsed, Rejection):
@@ -72,9 +78,9 @@ class Origins:
                 self._events[id(parsed)] = event
         return valid, rejected
 
-    def refused(self, stage: str, isolated: Isolated) -> list[tuple[object, Rejection]]:
+    def refused(self, stage: str, isolated: Isolated[Any, Any]) -> Rejected:
         """The events of the records a sink refused for good, with its reason (each logged once)."""
-        refused = []
+        refused: Rejected = []
         for record, reason in isolated.rejected:
             event = self._events[id(record)]
             log.warning(
@@ -86,7 +92,7 @@ class Origins:
             refused.append((event, Rejection("graph_rejected", reason)))
         return refused
 
-    def forget(self, records: Sequence) -> None:
+    def forget(self, records: Sequence[object]) -> None:
         for record in records:
             self._events.pop(id(record), None)
 
@@ -94,7 +100,7 @@ class Origins:
         return len(self._events)
 
 
-def interaction_of(message) -> Interaction | Rejection:
+def interaction_of(message: Message) -> Interaction | Rejection:
     return parse_interaction(
         message.value,
         topic=message.topic,
@@ -104,15 +110,15 @@ def interaction_of(message) -> Interaction | Rejection:
     )
 
 
-def item_of(message) -> Item | Rejection:
+def item_of(message: Message) -> Item | Rejection:
     return parse_item(message.value)
 
 
-def position(message) -> str:
+def position(message: Message) -> str:
     return f"{message.topic}/{message.partition}@{message.offset}"
 
 
-async def send_dead_letters(out: KafkaOut, rejected: list[tuple[object, Rejection]]) -> None:
+async def send_dead_letters(out: KafkaOut, rejected: Rejected) -> None:
     if rejected:
         await retry_until_done("dead_letters", lambda: out.dead_letters(rejected))
 
@@ -131,12 +137,12 @@ class InteractionBatches:
         self.out = out
         self.origins = Origins()
         self.in_flight = InFlight(max_events_in_flight)
-        self.next_offsets: dict = {}  # TP -> next offset to process, for the lag gauge
+        self.next_offsets: dict[Hashable, int] = {}  # TP -> next offset to process, for the lag gauge
         self.graph_flush_s = graph_flush_s
         self._graph_lane = CoalescingLane(self._upsert, max_items=max_events_in_flight // 2)
         self._publish_lane = Lane()
 
-    async def process(self, batch: list, ack: Ack) -> None:
+    async def process(self, batch: Sequence[Delivered], ack: Ack) -> None:
         started = time.perf_counter()
         metrics.BATCH_SIZE.observe(len(batch))
         observe_ages(batch)
@@ -147,7 +153,8 @@ class InteractionBatches:
         await send_dead_letters(self.out, rejected)
         for event in batch:
             self.next_offsets[event.message.tp] = event.message.offset + 1
-        upserted = published = None
+        upserted: asyncio.Future[Upserted] | None = None
+        published: asyncio.Future[None] | None = None
         if valid:
             overlap = self.handler.refresh_is_idempotent  # read once: a model swap may change it mid-batch
             self._graph_lane.linger_s = self.graph_flush_s if overlap else 0.0  # (otherwise the lists wait for it)
@@ -164,7 +171,7 @@ class InteractionBatches:
             published = self._publish_lane.submit(lambda: self._publish(lists, valid))
         await self.in_flight.start(self._finish(batch, valid, upserted, published, started, ack), len(batch))
 
-    async def _upsert(self, valid: list[Interaction]) -> tuple[set[int], set[int]]:
+    async def _upsert(self, valid: list[Interaction]) -> Upserted:
         """The ids of the events new to the graph and of those it rejected (one write may hold several batches)."""
         with metrics.STAGE_SECONDS.labels("graph_upsert").time():
             isolated = await apply_isolating("graph_upsert", self.handler.upsert_interactions, valid)
@@ -178,9 +185,17 @@ class InteractionBatches:
         for event in valid:
             metrics.FRESHNESS.observe(max(0.0, published - event.kafka_ts))
 
-    async def _finish(self, batch, valid, upserted, published, started: float, ack: Ack) -> None:
+    async def _finish(
+        self,
+        batch: Sequence[Delivered],
+        valid: list[Interaction],
+        upserted: asyncio.Future[Upserted] | None,
+        published: asyncio.Future[None] | None,
+        started: float,
+        ack: Ack,
+    ) -> None:
         try:
-            if valid:
+            if upserted is not None and published is not None:  # (both are, when the batch has valid events)
                 (fresh_ids, rejected_ids), _ = await asyncio.gather(upserted, published)
                 outcomes = Counter(
                     (
@@ -202,7 +217,7 @@ class InteractionBatches:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
 
-def observe_ages(batch: list) -> None:
+def observe_ages(batch: Sequence[Delivered]) -> None:
     """Ages when taken, from the record timestamps: the oldest record's (the whole wait) and the newest one's
     (about the transport alone: producer linger, broker, fetch, Faust's hand-off; it arrived just now)."""
     now, stamps = time.time(), [e.message.timestamp for e in batch]
@@ -210,7 +225,7 @@ def observe_ages(batch: list) -> None:
     metrics.STAGE_SECONDS.labels("arrival").observe(max(0.0, now - max(stamps)))
 
 
-async def process_items(handler: BatchHandler, out: KafkaOut, batch: Sequence) -> None:
+async def process_items(handler: BatchHandler, out: KafkaOut, batch: Sequence[Delivered]) -> None:
     """Items are low-volume: a batch is written at once (and acked by take_events when this returns)."""
     origins = Origins()
     valid, rejected = origins.parse(batch, item_of)

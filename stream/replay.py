@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
 from .events import Item, interaction_value, item_value
 from .topics import TopicNames
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
+
+
+class Progress(Protocol):
+    """A progress bar (tqdm's): told how many more events were sent."""
+
+    def update(self, n: int) -> object: ...
 
 
 @dataclass
@@ -21,7 +30,7 @@ class ReplayStats:
         return self.events_sent / self.seconds if self.seconds else 0.0
 
 
-def make_producer(bootstrap: str, **client_options):
+def make_producer(bootstrap: str, **client_options: Any) -> KafkaProducer:
     from kafka import KafkaProducer
 
     # acks=all: a replayed event counts as sent only once the broker has it
@@ -36,7 +45,7 @@ def make_producer(bootstrap: str, **client_options):
 
 
 def replay(
-    producer,
+    producer: KafkaProducer,
     names: TopicNames,
     *,
     event_ids: Sequence[str],
@@ -46,8 +55,8 @@ def replay(
     ts: Sequence[int],
     item_records: Iterable[Item] = (),
     rate: float | None = None,
-    progress=None,
-    sent_times: list | None = None,
+    progress: Progress | None = None,
+    sent_times: list[float] | None = None,
 ) -> ReplayStats:
     """Sends the items, flushes, then the interactions (key = user id) at `rate` events/s (None: as fast as possible).
     `sent_times`, when given, receives the wall-clock time each event was handed to the producer."""

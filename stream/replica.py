@@ -22,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Protocol
 
 from . import metrics
 from .events import Interaction, parse_interaction
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ POLL_MS = 200
 MAX_RECORDS = 2_000
 
 
-def committed_offsets(bootstrap: str, group_id: str, topic: str, **client_options) -> dict[int, int]:
+def committed_offsets(bootstrap: str, group_id: str, topic: str, **client_options: Any) -> dict[int, int]:
     """Partition -> the group's committed offset; the earliest offset where the group has committed nothing."""
     from kafka import KafkaConsumer, TopicPartition
 
@@ -59,7 +62,7 @@ class FollowPlan(Protocol):
         """The first offset of the partition not yet in the model (where reading resumes); None when unknown."""
 
 
-Fold = Callable[[list[Interaction], dict[int, tuple[int, int]]], Awaitable[None]]
+Fold = Callable[[list[Interaction], dict[int, tuple[int, int]]], Coroutine[Any, Any, None]]
 
 
 class ReplicaFeed:
@@ -76,7 +79,7 @@ class ReplicaFeed:
         fold: Fold,
         loop: asyncio.AbstractEventLoop,
         plan: FollowPlan | None = None,
-        **client_options,
+        **client_options: Any,
     ):
         self.bootstrap, self.topic, self.fold, self.loop, self.plan = bootstrap, topic, fold, loop, plan
         self.client_options = client_options
@@ -126,7 +129,8 @@ class ReplicaFeed:
                     metrics.FOLLOW_LAG.set(0)
                     self._stop.wait(POLL_MS / 1000.0)
                     continue
-                before, events = dict(self.positions), []
+                before = dict(self.positions)
+                events: list[Interaction] = []
                 for tp, records in consumer.poll(timeout_ms=POLL_MS).items():
                     for record in records:
                         parsed = parse_interaction(
@@ -155,7 +159,7 @@ class ReplicaFeed:
             metrics.FOLLOW_LAG.set(-1)
             consumer.close()
 
-    def _follow_plan(self, consumer, partitions) -> None:
+    def _follow_plan(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         """Pauses the partitions left to the agent; resumes the others where the model's state ends."""
         if self.plan is None:
             return

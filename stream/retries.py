@@ -117,19 +117,19 @@ async def apply_isolating(
     action: Callable[[list[T]], Awaitable[R]],
     records: Sequence[T],
     attempts: int = REJECTED_ATTEMPTS,
-    **delays,
+    **delays: float,
 ) -> Isolated[T, R]:
     """`action(records)`, retried until done; when the records are rejected, the rejected ones are isolated.
     `delays`: retry_until_done's back-off."""
-    records = list(records)
+    batch = list(records)
     try:
         return Isolated(
-            [await retry_until_done(stage, lambda: action(records), rejected_attempts=attempts, **delays)], []
+            [await retry_until_done(stage, lambda: action(batch), rejected_attempts=attempts, **delays)], []
         )
     except RecordsRejected as exc:
-        if len(records) == 1:
-            return Isolated([], [(records[0], str(exc))])
-    middle = len(records) // 2
-    first = await apply_isolating(stage, action, records[:middle], attempts, **delays)
-    second = await apply_isolating(stage, action, records[middle:], attempts, **delays)
+        if len(batch) == 1:
+            return Isolated([], [(batch[0], str(exc))])
+    middle = len(batch) // 2
+    first = await apply_isolating(stage, action, batch[:middle], attempts, **delays)
+    second = await apply_isolating(stage, action, batch[middle:], attempts, **delays)
     return Isolated(first.results + second.results, first.rejected + second.rejected)

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kafka.admin import KafkaAdminClient
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ def with_durability(config: dict[str, str], replication: int) -> dict[str, str]:
 
 
 def ensure_topics(
-    bootstrap: str, names: TopicNames, partitions: int, replication: int | None = None, **client_options
+    bootstrap: str, names: TopicNames, partitions: int, replication: int | None = None, **client_options: Any
 ) -> list[str]:
     """Creates the missing topics; returns the names created. Existing topics are left as they are, and any
     difference from what the worker expects (partitions, cleanup policy) is logged with what to do."""
@@ -87,18 +91,18 @@ def ensure_topics(
         admin.close()
 
 
-def _broker_count(admin) -> int:
+def _broker_count(admin: KafkaAdminClient) -> int:
     try:
         return len(admin.describe_cluster()["brokers"]) or 1
     except Exception:  # a broker without DescribeCluster (old or stand-in): assume one
         return 1
 
 
-def _differences(admin, names: TopicNames, partitions: int, existing: set[str]) -> list[str]:
+def _differences(admin: KafkaAdminClient, names: TopicNames, partitions: int, existing: set[str]) -> list[str]:
     present = [name for name in topic_configs(names) if name in existing]
     if not present:
         return []
-    problems = []
+    problems: list[str] = []
     for topic in admin.describe_topics(present):
         have = len(topic.get("partitions") or [])
         if topic.get("name") == names.interactions and have and have != partitions:
@@ -117,7 +121,7 @@ def _differences(admin, names: TopicNames, partitions: int, existing: set[str]) 
     return problems
 
 
-def _cleanup_policies(admin, topics: list[str]) -> dict[str, str]:
+def _cleanup_policies(admin: KafkaAdminClient, topics: list[str]) -> dict[str, str]:
     from kafka.admin import ConfigResource, ConfigResourceType
 
     try:

@@ -7,6 +7,7 @@ it; it imports nothing of the project, so none of them depends on another throug
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 # what a list leaves out of a user's own items: nothing, what the user bought, everything the user touched
@@ -20,7 +21,7 @@ class Interaction:
     item_id: str
     type: str
     ts: int
-    props: dict | None = None
+    props: dict[str, Any] | None = None
     # where the record came from: the idempotence key of the graph upsert
     topic: str = ""
     partition: int = -1

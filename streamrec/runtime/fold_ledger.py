@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable, Protocol, TypeVar
 
 
 class Positioned(Protocol):
-    partition: int
-    offset: int
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+P = TypeVar("P", bound=Positioned)
 
 
 @dataclass
@@ -84,7 +89,7 @@ class FoldLedger:
         with self._lock:
             return {p: max(s.folded_through, s.run_end) for p, s in self._partitions.items()}
 
-    def unfolded(self, events: Iterable[Positioned]) -> list:
+    def unfolded(self, events: Iterable[P]) -> list[P]:
         """The events not folded yet, in their order."""
         with self._lock:
             return [

@@ -16,7 +16,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from stream.events import normal_id
 
 from .probes import BoltProbe, KafkaProbe, bolt_problem
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,13 @@ ROUTED = "routed"  # set on a redirect: the worker it reaches answers itself (an
 class Health:
     def __init__(
         self,
-        settings,
-        model_loaded=lambda: True,
+        settings: Settings,
+        model_loaded: Callable[[], bool] = lambda: True,
         probe_interval_s: float = 5.0,
         stuck_after_s: float = 30.0,
         lookup: Callable[[str, int], bytes | None] | None = None,
         owner_of: Callable[[str], str | None] = lambda user_id: None,
-        served: Callable[[], dict] = dict,
+        served: Callable[[], dict[str, str | None]] = dict,
     ):
         """`lookup(user_id, k)`: the user's list record, or None for a user the model has never seen.
         `owner_of(user_id)`: the HTTP URL of the worker that owns the user's partition when it is another one.
@@ -85,7 +86,7 @@ class Health:
             log.warning("%s answers again, after %.0f s", server, now - self._down_since.pop(server))
         return problem is None
 
-    def readiness(self) -> tuple[bool, dict]:
+    def readiness(self) -> tuple[bool, dict[str, bool]]:
         status = {
             "broker": self.broker_ok,
             "graph": self.graph_ok,
@@ -105,7 +106,7 @@ class Health:
         self._kafka.close()
         self._bolt.close()
 
-    def recommendations(self, raw_path: str) -> tuple[int, bytes | dict | str]:
+    def recommendations(self, raw_path: str) -> tuple[int, bytes | dict[str, object] | str]:
         """(status, the record | a JSON reason | the owner's URL) for GET /recommendations/{user_id}?k=N; never
         raises. A user of another worker's partition is redirected to that worker (307), whose state has the user's
         own latest events first; every worker's model follows every partition, so any answer converges."""
@@ -127,6 +128,8 @@ class Health:
         if not self.model_loaded():
             return 503, {"error": "the model's state is not loaded yet", "user_id": user}
         try:
+            if self.lookup is None:
+                raise LookupError("this endpoint was started without lookups")
             record = self.lookup(user, int(k_values[0]))
         except Exception as exc:  # the model process is busy past the timeout, or gone
             log.warning("lookup of %r failed: %s: %s", user, type(exc).__name__, exc)
@@ -157,7 +160,7 @@ class Health:
         health = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
+            def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 if path == "/metrics":
                     self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
@@ -169,7 +172,7 @@ class Health:
                     self._json(200 if ready else 503, {"ready": ready, **status, **health.served()})
                 elif path.startswith(RECOMMENDATIONS) and health.lookup is not None:
                     code, body = health.recommendations(self.path)
-                    if code == 307:
+                    if isinstance(body, str):  # 307: the owner's URL
                         self.send_response(307)
                         self.send_header("Location", body)
                         self.send_header("Content-Length", "0")
@@ -187,17 +190,17 @@ class Health:
                         },
                     )
 
-            def _json(self, code, body):
+            def _json(self, code: int, body: object) -> None:
                 self._send(code, json.dumps(body).encode(), "application/json")
 
-            def _send(self, code, body: bytes, content_type: str):
+            def _send(self, code: int, body: bytes, content_type: str) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args):  # scrapes every few seconds would flood the log
+            def log_message(self, format: str, *args: Any) -> None:  # scrapes every few seconds would flood the log
                 pass
 
         try:

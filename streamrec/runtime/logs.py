@@ -43,7 +43,7 @@ class JsonFormatter(logging.Formatter):
     """One line of JSON per record; a traceback is a field of it, not lines of its own."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
@@ -66,7 +66,7 @@ class _Role(logging.Filter):
         self.role = role
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.role = self.role
+        setattr(record, "role", self.role)  # an attribute of our own: TEXT_FORMAT's %(role)s
         return True
 
 

@@ -7,11 +7,16 @@ import logging
 import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from stream.events import Interaction, Item
 
 from .model_host import serve
-from .model_seam import CheckpointRefused, GraphRow, ModelHostDied, ModelHostError, ModelInfo, Refreshed
+from .model_seam import CheckpointRefused, ModelHostDied, ModelHostError, ModelInfo, Refreshed
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from graph_store.rows import EdgeRow, ItemTextRow
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +25,7 @@ class ModelClient:
     """Starts the host process and sends it the seam's requests; one at a time, each awaited on a thread that
     waits on the pipe. One coroutine per request, with the host's parameters."""
 
-    def __init__(self, settings, checkpoint: Path | None):
+    def __init__(self, settings: Settings, checkpoint: Path | None):
         context = multiprocessing.get_context("spawn")  # a fork would copy the event loop's threads and sockets
         self._connection, child = context.Pipe()
         self.process = context.Process(
@@ -30,17 +35,19 @@ class ModelClient:
         child.close()
         self._calls = ThreadPoolExecutor(1, thread_name_prefix="model-pipe")
         try:
-            self.info: ModelInfo = self._answer()
+            self.info: ModelInfo = self._answer()  # the host's first answer: its ModelInfo
         except ModelHostError as failed:  # the model could not be loaded: its traceback is the operator's clue
             log.error("the model process could not start:\n%s", failed.trace)
             raise
 
     # -- the requests -------------------------------------------------------------------------------
-    async def warm_start(self, edges: list[GraphRow], items: list[GraphRow]) -> ModelInfo:
-        return await self._request("warm_start", edges, items)
+    async def warm_start(self, edges: list[EdgeRow], items: list[ItemTextRow]) -> ModelInfo:
+        answer: ModelInfo = await self._request("warm_start", edges, items)
+        return answer
 
     async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> Refreshed:
-        return await self._request("refresh", events, fresh)
+        answer: Refreshed = await self._request("refresh", events, fresh)
+        return answer
 
     async def observe(self, events: list[Interaction]) -> None:
         await self._request("observe", events)
@@ -49,37 +56,43 @@ class ModelClient:
         await self._request("observe_items", items)
 
     async def lookup(self, user_id: str, k: int) -> bytes | None:
-        return await self._request("lookup", user_id, k)
+        answer: bytes | None = await self._request("lookup", user_id, k)
+        return answer
 
     async def sweep_stale(self, max_nodes: int) -> ModelInfo:
-        return await self._request("sweep_stale", max_nodes)
+        answer: ModelInfo = await self._request("sweep_stale", max_nodes)
+        return answer
 
-    async def build_candidate(self, checkpoint: str, edges: list[GraphRow], items: list[GraphRow]) -> None:
+    async def build_candidate(self, checkpoint: str, edges: list[EdgeRow], items: list[ItemTextRow]) -> None:
         await self._request("build_candidate", checkpoint, edges, items)
 
     async def candidate_ready(self) -> bool:
-        return await self._request("candidate_ready")
+        answer: bool = await self._request("candidate_ready")
+        return answer
 
     async def promote_candidate(self) -> ModelInfo:
-        return await self._request("promote_candidate")
+        answer: ModelInfo = await self._request("promote_candidate")
+        return answer
 
     def lookup_from_thread(self, user_id: str, k: int, timeout_s: float = 10.0) -> bytes | None:
         """`lookup` from a thread other than the event loop's (the HTTP server's); it queues behind the loop's
         requests on the one pipe."""
-        return self._calls.submit(self._send, "lookup", (user_id, k)).result(timeout_s)
+        answer: bytes | None = self._calls.submit(self._send, "lookup", (user_id, k)).result(timeout_s)
+        return answer
 
     # -- the pipe ---------------------------------------------------------------------------------------
-    async def _request(self, name: str, *args):
+    async def _request(self, name: str, *args: Any) -> Any:
+        """The host's answer to the request `name` (its type is the seam's return type for it)."""
         return await asyncio.get_running_loop().run_in_executor(self._calls, self._send, name, args)
 
-    def _send(self, name: str, args: tuple):
+    def _send(self, name: str, args: tuple[Any, ...]) -> Any:
         try:
             self._connection.send((name, args))
         except (BrokenPipeError, OSError) as exc:
             raise ModelHostDied(f"the model process exited (code {self.process.exitcode})") from exc
         return self._answer()
 
-    def _answer(self):
+    def _answer(self) -> Any:
         try:
             status, value = self._connection.recv()
         except (EOFError, OSError) as exc:

@@ -19,19 +19,29 @@ import logging
 import os
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from stream.events import Interaction, Item
 
-from .model_seam import REQUESTS, GraphRow, ModelInfo, ModelService, Refreshed
+from .model_seam import REQUESTS, ModelInfo, ModelService, Refreshed
 from .model_versions import version_name_of
+from .settings import Settings
+
+if TYPE_CHECKING:  # (the worker's event loop imports this module: no torch there)
+    from graph_store.rows import EdgeRow, ItemTextRow
+    from model_server.contract import Recommender
+
+# a model loaded to serve, and the name of its version (None: the baseline)
+Loaded = tuple["Recommender", "str | None"]
 
 log = logging.getLogger(__name__)
 
 
 # -- the host process ------------------------------------------------------------------------------
-def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
+def load_recommender(settings: Settings, checkpoint: Path | None, fall_back: bool = True) -> Loaded:
     """(The temporal GAT from a checkpoint, its version's name); (the co-occurrence baseline, None) when there is
     none (or, with `fall_back`, when the checkpoint is refused: there is no other model to serve at start-up).
     Every model loaded here (at start-up and each hot swap's candidate) gets STREAMREC_DIVERSITY."""
@@ -46,7 +56,8 @@ def load_recommender(settings, checkpoint: Path | None, fall_back: bool = True):
     return model, version_name
 
 
-def _load_recommender(settings, checkpoint: Path | None, fall_back: bool):
+def _load_recommender(settings: Settings, checkpoint: Path | None, fall_back: bool) -> Loaded:
+    model: Recommender
     if checkpoint is None:
         from model_server.baselines.cooccurrence import ItemCooccurrence
 
@@ -59,7 +70,7 @@ def _load_recommender(settings, checkpoint: Path | None, fall_back: bool):
         )
         return model, None
     from model_server.tgat import load_recommender as load_tgat
-    from model_server.tgat.checkpoint import CheckpointRejected
+    from model_server.digest import CheckpointRejected  # (what model_server.tgat.checkpoint raises)
 
     # The hot path re-embeds only a bounded affected set (the batch's endpoints and up to the fan-out bound of items that
     # sample them); other users that sample them are marked stale (their lists wait for their own events, and
@@ -84,7 +95,7 @@ def _load_recommender(settings, checkpoint: Path | None, fall_back: bool):
     return model, version_name_of(checkpoint)
 
 
-def warm_start(model, edges: list[GraphRow], items: list[GraphRow]) -> None:
+def warm_start(model: Recommender, edges: list[EdgeRow], items: list[ItemTextRow]) -> None:
     """The model's state from the graph of record: item text first, then the interaction edges."""
     if items:
         model.observe_items([Item(i["id"], i["title"], i["category"], i["brand"]) for i in items])
@@ -110,7 +121,7 @@ def freeze_heap() -> None:
 class ModelHost(ModelService):
     """What the host process does with each request; also usable in-process (tests, tools)."""
 
-    def __init__(self, settings, checkpoint: Path | None):
+    def __init__(self, settings: Settings, checkpoint: Path | None):
         import torch
 
         # one intra-op thread by default (STREAMREC_TORCH_THREADS): the broker, the graph server and the worker's
@@ -119,11 +130,11 @@ class ModelHost(ModelService):
         self.settings = settings
         # a pinned version (STREAMREC_MODEL_VERSION) is what the operator asked for: refused, it stops start-up
         self.model, self.version_name = load_recommender(settings, checkpoint, fall_back=settings.model_version is None)
-        self.candidate = None  # a future of (model, version name)
+        self.candidate: Future[Loaded] | None = None  # a future of (model, version name)
 
     def info(self) -> ModelInfo:
         model = self.model
-        gpu = None
+        gpu: int | None = None
         if model.device.type == "cuda":
             import torch
 
@@ -138,7 +149,7 @@ class ModelHost(ModelService):
             self.version_name,
         )
 
-    def warm_start(self, edges: list[GraphRow], items: list[GraphRow]) -> ModelInfo:
+    def warm_start(self, edges: list[EdgeRow], items: list[ItemTextRow]) -> ModelInfo:
         warm_start(self.model, edges, items)
         freeze_heap()
         return self.info()
@@ -147,12 +158,13 @@ class ModelHost(ModelService):
         from model_server.contract import InteractionBatch
         from stream.events import recommendation_record
 
-        model, seconds = self.model, {}
+        model = self.model
+        seconds: dict[str, float] = {}
         if fresh:
             started = time.perf_counter()
             model.observe(InteractionBatch.from_events(fresh))
             seconds["observe"] = time.perf_counter() - started
-        last_event = {}
+        last_event: dict[str, Interaction] = {}
         for event in events:  # in offset order per user, so the last one wins
             last_event[event.user_id] = event
         users = list(last_event)
@@ -210,11 +222,11 @@ class ModelHost(ModelService):
         self.model.sweep_stale(max_nodes)
         return self.info()
 
-    def build_candidate(self, checkpoint: str, edges: list[GraphRow], items: list[GraphRow]) -> None:
+    def build_candidate(self, checkpoint: str, edges: list[EdgeRow], items: list[ItemTextRow]) -> None:
         """Loads a newer checkpoint and rebuilds its state on a thread of this process, while this one keeps
         answering with the serving model; candidate_ready() tells when it is done."""
 
-        def build():
+        def build() -> Loaded:
             candidate, version_name = load_recommender(self.settings, Path(checkpoint), fall_back=False)
             warm_start(candidate, edges, items)
             return candidate, version_name
@@ -223,20 +235,26 @@ class ModelHost(ModelService):
 
     def candidate_ready(self) -> bool:
         """(A failed build's candidate is dropped.)"""
-        if not self.candidate.done():
+        building = self._building()
+        if not building.done():
             return False
-        if self.candidate.exception() is not None:
-            failed, self.candidate = self.candidate, None
-            failed.result()
+        if building.exception() is not None:
+            self.candidate = None
+            building.result()
         return True
 
     def promote_candidate(self) -> ModelInfo:
-        (self.model, self.version_name), self.candidate = self.candidate.result(), None
+        (self.model, self.version_name), self.candidate = self._building().result(), None
         freeze_heap()
         return self.info()
 
+    def _building(self) -> Future[Loaded]:
+        if self.candidate is None:
+            raise LookupError("no candidate model is being built: build_candidate comes first")
+        return self.candidate
 
-def prepare_process(settings) -> None:
+
+def prepare_process(settings: Settings) -> None:
     """The spawned host starts unconfigured: its log records take the worker's format (runtime/logs.py), and no
     third-party progress bar is drawn into that log."""
     from .logs import configure_logging
@@ -248,7 +266,7 @@ def prepare_process(settings) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-def serve(connection, settings, checkpoint: Path | None) -> None:
+def serve(connection: Connection, settings: Settings, checkpoint: Path | None) -> None:
     """The host process: answers ("ok", result) or ("error", (what, traceback)) to each (request, args) until the
     pipe closes (the worker stopped or died). Only the requests of the seam are answered."""
     prepare_process(settings)
@@ -263,7 +281,7 @@ def serve(connection, settings, checkpoint: Path | None) -> None:
     except Exception as exc:
         connection.send(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
         return
-    handlers = {name: getattr(host, name) for name in REQUESTS}
+    handlers: dict[str, Callable[..., Any]] = {name: getattr(host, name) for name in REQUESTS}
     while True:
         try:
             request, args = connection.recv()

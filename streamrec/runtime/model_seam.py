@@ -8,13 +8,13 @@ tests/streamrec/runtime/test_model_seam.py checks that both sides declare each o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from stream.events import Interaction, Item
 
-# The graph store's rows, as GraphStore.all_edges and items_with_text return them:
-# edges {"user", "item", "type", "last_ts", ...}, items {"id", "title", "category", "brand"}
-GraphRow = dict
+if TYPE_CHECKING:  # the model process never imports the graph store (nor its driver): the rows are plain dicts
+    # The graph store's rows, as GraphStore.all_edges and items_with_text return them (graph_store/rows.py)
+    from graph_store.rows import EdgeRow, ItemTextRow
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Refreshed:
 
 
 class ModelService(Protocol):
-    def warm_start(self, edges: list[GraphRow], items: list[GraphRow]) -> ModelInfo:
+    def warm_start(self, edges: list[EdgeRow], items: list[ItemTextRow]) -> ModelInfo:
         """The serving model's state from the graph of record."""
 
     def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> Refreshed:
@@ -53,7 +53,7 @@ class ModelService(Protocol):
 
     def sweep_stale(self, max_nodes: int) -> ModelInfo: ...
 
-    def build_candidate(self, checkpoint: str, edges: list[GraphRow], items: list[GraphRow]) -> None:
+    def build_candidate(self, checkpoint: str, edges: list[EdgeRow], items: list[ItemTextRow]) -> None:
         """Starts loading a newer checkpoint and rebuilding its state, beside the serving model."""
 
     def candidate_ready(self) -> bool:

@@ -22,6 +22,9 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator, TypedDict
+
+from .settings import Settings
 
 CHECKPOINT_FILE = "model.pt"
 METADATA_FILE = "metadata.json"
@@ -29,6 +32,13 @@ CURRENT_FILE = "CURRENT"
 # a folder name of one path component; the same rule checks STREAMREC_MODEL_VERSION
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 PROMOTE_HINT = "promote one with `streamrec models promote VERSION` (`streamrec models list` shows them)"
+
+
+class Promotion(TypedDict):
+    """One entry of CURRENT's history."""
+
+    version: str
+    promoted_at: str  # local time, %Y-%m-%dT%H:%M:%S%z
 
 
 class VersionError(ValueError):
@@ -49,7 +59,7 @@ class Version:
         """When the checkpoint was written (seconds since the epoch)."""
         return self.checkpoint.stat().st_mtime
 
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         """metadata.json as training wrote it; {} when it is missing or unreadable (promotion refuses those)."""
         try:
             meta = json.loads((self.folder / METADATA_FILE).read_text())
@@ -93,11 +103,11 @@ class VersionStore:
             )
         return version
 
-    def history(self) -> list[dict]:
+    def history(self) -> list[Promotion]:
         """The promotions, oldest first: {"version", "promoted_at"}; [] when nothing was ever promoted."""
         try:
             record = json.loads(self.current_file.read_text())
-            history = record["history"]
+            history: list[Promotion] = record["history"]
             if not all(isinstance(entry["version"], str) for entry in history):
                 raise TypeError("a version that is not a name")
         except FileNotFoundError:
@@ -133,7 +143,7 @@ class VersionStore:
         return history[-1]["version"], previous
 
     @contextlib.contextmanager
-    def _changing(self):
+    def _changing(self) -> Iterator[None]:
         """Holds the model folder's lock (an advisory lock on a file beside CURRENT; released when the process
         dies) while CURRENT is read and replaced."""
         self.model_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +164,7 @@ class VersionStore:
             raise VersionError(f"{refusal} {name}: {refused}")
         return version
 
-    def _write(self, history: list[dict]) -> None:
+    def _write(self, history: list[Promotion]) -> None:
         """Atomically: a worker reads either the old record or the new one."""
         record = {"current": history[-1]["version"] if history else None, "history": history}
         temporary = self.model_dir / f".{CURRENT_FILE}.{os.getpid()}.tmp"
@@ -187,7 +197,7 @@ def load_refusal(checkpoint: Path) -> str | None:
     return None
 
 
-def served_version(settings) -> Version | None:
+def served_version(settings: Settings) -> Version | None:
     """The version the worker serves: the pinned one (STREAMREC_MODEL_VERSION), else the current one, else None.
     Raises VersionError for a pin or a CURRENT that names no version."""
     store = VersionStore(settings.model_dir)

@@ -4,13 +4,20 @@ probe and by the local-server launcher alike."""
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
+    from neo4j import Driver
 
 
-def kafka_answers(bootstrap: str, **client_options) -> bool:
+def kafka_answers(bootstrap: str, **client_options: Any) -> bool:
     return kafka_problem(bootstrap, **client_options) is None
 
 
-def kafka_problem(bootstrap: str, **client_options) -> str | None:
+def kafka_problem(bootstrap: str, **client_options: Any) -> str | None:
     """None when the broker answers a metadata request, else why not (one line). A client of its own, closed."""
     probe = KafkaProbe(bootstrap, client_options, connections_max_idle_ms=5000)
     try:
@@ -19,7 +26,7 @@ def kafka_problem(bootstrap: str, **client_options) -> str | None:
         probe.close()
 
 
-def return_one(settings, connection_timeout_s: float) -> None:
+def return_one(settings: Settings, connection_timeout_s: float) -> None:
     """`RETURN 1` on the graph server, once (no driver retries): raises what the server or the driver says."""
     probe = BoltProbe(settings, connection_timeout_s)
     try:
@@ -28,11 +35,11 @@ def return_one(settings, connection_timeout_s: float) -> None:
         probe.close()
 
 
-def bolt_answers(settings) -> bool:
+def bolt_answers(settings: Settings) -> bool:
     return bolt_problem(settings) is None
 
 
-def bolt_problem(settings, probe: "BoltProbe | None" = None) -> str | None:
+def bolt_problem(settings: Settings, probe: BoltProbe | None = None) -> str | None:
     """None when the graph server runs `RETURN 1` (execute_query would retry and hide readiness), else why not;
     with a driver of its own unless `probe` (a kept one) is given."""
     from neo4j.exceptions import AuthError, DriverError, Neo4jError
@@ -56,9 +63,9 @@ class KafkaProbe:
     few seconds, and a new client each time (connections, API version checks) cost more of the worker's CPU than
     the probe itself. After a failure the client is closed, so the next probe connects afresh."""
 
-    def __init__(self, bootstrap: str, client_options: dict, **consumer_options):
+    def __init__(self, bootstrap: str, client_options: Mapping[str, Any], **consumer_options: Any):
         self.bootstrap, self.options = bootstrap, {**client_options, **consumer_options}
-        self._consumer = None
+        self._consumer: KafkaConsumer | None = None
 
     def problem(self) -> str | None:
         from kafka import KafkaConsumer
@@ -89,9 +96,9 @@ class BoltProbe:
     """`RETURN 1` with a driver kept between probes (a connection and a login each time, otherwise, on the worker
     and on the graph server); closed after a failure, so the next probe connects and logs in afresh."""
 
-    def __init__(self, settings, connection_timeout_s: float = 2.0):
+    def __init__(self, settings: Settings, connection_timeout_s: float = 2.0):
         self.settings, self.connection_timeout_s = settings, connection_timeout_s
-        self._driver = None
+        self._driver: Driver | None = None
 
     def return_one(self) -> None:
         from neo4j import GraphDatabase
@@ -117,7 +124,7 @@ class BoltProbe:
             driver.close()
 
 
-def graph_refusal(settings) -> str | None:
+def graph_refusal(settings: Settings) -> str | None:
     """Why the graph server refuses this worker for good (the credentials, the database), in one line; None when
     it accepts it, and when it does not answer at all (a server still starting or down: the stage loop retries).
     One attempt: Neo4j rate-limits failed logins, which would lock out every worker with the same user."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar, overload
 
 from ..schema import EXCLUDE_POLICIES
 
@@ -39,6 +39,9 @@ LOCAL_USER = {"apache": "neo4j", "light": "root"}
 FETCH_MAX_WAIT_MS = {"apache": 500, "light": 20}
 
 
+N = TypeVar("N", int, float)  # a numeric setting's type
+
+
 class SettingsError(ValueError):
     """A STREAMREC_* variable holds a value the system cannot run with."""
 
@@ -48,9 +51,8 @@ SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
 HIDDEN = "<hidden>"
 
 
-def secret(**kwargs):
-    """A field that holds a secret: Settings' repr shows only whether it is set."""
-    return field(metadata={"secret": True}, **kwargs)
+# the metadata of a field that holds a secret: Settings' repr shows only whether it is set
+SECRET = {"secret": True}
 
 
 @dataclass(frozen=True, repr=False)
@@ -66,7 +68,7 @@ class Settings:
     kafka_security_protocol: str
     kafka_sasl_mechanism: str | None
     kafka_sasl_username: str | None
-    kafka_sasl_password: str | None = secret()
+    kafka_sasl_password: str | None = field(metadata=SECRET)
     kafka_ssl_cafile: str | None
     local_kafka_port: int
     local_kafka_controller_port: int | None  # None: a free port, picked when the local broker starts
@@ -78,7 +80,7 @@ class Settings:
     # graph store: None means "start and use the local Bolt server"
     neo4j_uri: str | None
     neo4j_user: str
-    neo4j_password: str = secret()
+    neo4j_password: str = field(metadata=SECRET)
     neo4j_database: str | None
     local_bolt_port: int
     local_http_port: int
@@ -107,7 +109,7 @@ class Settings:
         `extra` (the STREAMREC_* variables as read) hides the values of the variables named like a secret."""
         shown = []
         for f in fields(self):
-            value = getattr(self, f.name)
+            value: Any = getattr(self, f.name)
             if f.metadata.get("secret") and value is not None:
                 value = HIDDEN
             elif f.name == "extra":
@@ -148,9 +150,9 @@ class Settings:
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
-    def kafka_client_options(self) -> dict:
+    def kafka_client_options(self) -> dict[str, str | None]:
         """Security options in kafka-python's spelling (aiokafka/faust take the same names)."""
-        options: dict = {"security_protocol": self.kafka_security_protocol}
+        options: dict[str, str | None] = {"security_protocol": self.kafka_security_protocol}
         if self.kafka_sasl_mechanism:
             options.update(
                 sasl_mechanism=self.kafka_sasl_mechanism,
@@ -175,6 +177,10 @@ class _Reader:
         value = self.env.get(PREFIX + name)
         return value if value not in (None, "") else None
 
+    @overload
+    def text(self, name: str, default: str) -> str: ...
+    @overload
+    def text(self, name: str, default: None) -> str | None: ...
     def text(self, name: str, default: str | None) -> str | None:
         return self.raw(name) or default
 
@@ -184,7 +190,17 @@ class _Reader:
     def number(self, name: str, default: float, low: float, high: float) -> float:
         return self._number(name, default, low, high, float, "a number")
 
-    def choice(self, name: str, default: str | None, allowed: tuple[str, ...], fold: Callable[[str], str] = str.lower):
+    @overload
+    def choice(
+        self, name: str, default: str, allowed: tuple[str, ...], fold: Callable[[str], str] = str.lower
+    ) -> str: ...
+    @overload
+    def choice(
+        self, name: str, default: None, allowed: tuple[str, ...], fold: Callable[[str], str] = str.lower
+    ) -> str | None: ...
+    def choice(
+        self, name: str, default: str | None, allowed: tuple[str, ...], fold: Callable[[str], str] = str.lower
+    ) -> str | None:
         value = self.raw(name)
         if value is None:
             return default
@@ -193,7 +209,7 @@ class _Reader:
             return default
         return fold(value)
 
-    def _number(self, name, default, low, high, kind, kind_name):
+    def _number(self, name: str, default: N, low: N, high: N, kind: Callable[[str], N], kind_name: str) -> N:
         value = self.raw(name)
         if value is None:
             return default
@@ -310,7 +326,7 @@ def _unknown_variables(env: Mapping[str, str], known: set[str]) -> tuple[str, ..
     """A misspelt variable would be ignored in silence: say so, with the nearest known name."""
     import difflib
 
-    warnings = []
+    warnings: list[str] = []
     for variable in sorted(k for k in env if k.startswith(PREFIX) and k[len(PREFIX) :] not in known):
         nearest = difflib.get_close_matches(variable[len(PREFIX) :], sorted(known), n=1, cutoff=0.6)
         hint = f": did you mean {PREFIX}{nearest[0]}?" if nearest else " (docs/configuration.md lists the settings)"

@@ -9,7 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Awaitable, TypeVar
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, TypeVar, cast
 
 from graph_store import GraphRejected, GraphStore
 from stream import metrics
@@ -25,6 +25,11 @@ from .model_seam import CheckpointRefused, ModelHostDied, ModelInfo
 from .model_versions import PROMOTE_HINT, Version, VersionError, rejection, served_version
 from .probes import graph_refusal
 from .process_metrics import MODEL_HOST, PROCESS_STATS
+from .settings import Settings
+
+if TYPE_CHECKING:
+    import faust
+    from faust.assignor import PartitionAssignor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +43,9 @@ class Pipeline:
     """What the worker does with a valid micro-batch (stream.processing.BatchHandler). Model calls go to the model
     host process, one at a time; the event loop stays free for Kafka and the graph meanwhile."""
 
-    def __init__(self, settings, model: ModelClient, version: Version | None, names: TopicNames | None = None):
+    def __init__(
+        self, settings: Settings, model: ModelClient, version: Version | None, names: TopicNames | None = None
+    ):
         """`version`: the one the model host was started with (or refused at start-up)."""
         self.settings = settings
         self.names = names or TopicNames.with_prefix(settings.topic_prefix)
@@ -121,7 +128,7 @@ class Pipeline:
         following = offsets is not None and self.model.info.refresh_is_idempotent
         held_before = self.ledger.folded_through() if following and self._warm else None
         self.ledger.restart(offsets or {}, held_before)
-        if not following:
+        if not following or offsets is None:  # (following implies offsets)
             return
         if self.feed is None:
             s = self.settings
@@ -283,7 +290,7 @@ def count_folds(path: str, folded: int, skipped: int) -> None:
     metrics.MODEL_EVENTS.labels(path, "skipped").inc(skipped)
 
 
-def served_model(info: ModelInfo) -> dict:
+def served_model(info: ModelInfo) -> dict[str, str | None]:
     """The model serving lists, as /readyz names it (the fields of its list records)."""
     return {"model": info.name, "model_version": info.version, "model_version_name": info.version_name}
 
@@ -297,7 +304,7 @@ def _file_version(version: Version | None) -> tuple[str, float] | None:
 
 
 @contextlib.asynccontextmanager
-async def graph_refusals():
+async def graph_refusals() -> AsyncIterator[None]:
     """The graph store's refusal of records, as the stream layer's."""
     try:
         yield
@@ -305,7 +312,7 @@ async def graph_refusals():
         raise RecordsRejected(str(refused)) from refused
 
 
-def owner_lookup(app, topic: str, own_url: str):
+def owner_lookup(app: faust.App, topic: str, own_url: str) -> Callable[[str], str | None]:
     """user_id -> the URL of the worker that owns the user's partition of `topic`, None when it is this one or
     not known yet (before the first assignment). Faust's assignor gives every member the group's assignment
     with each member's URL (STREAMREC_ADVERTISED_HOST); the partition is the one every standard producer picks
@@ -313,9 +320,10 @@ def owner_lookup(app, topic: str, own_url: str):
     from kafka.partitioner.default import murmur2
 
     def owner_of(user_id: str) -> str | None:
+        assignor = cast("PartitionAssignor", app.assignor)  # (faust's PartitionAssignorT leaves this method out)
         owners = {
             partition: str(url).rstrip("/")
-            for url, topics in app.assignor.external_topics_metadata().items()
+            for url, topics in assignor.external_topics_metadata().items()
             for partition in topics.get(topic, ())
         }  # every partition of the topic has an owner
         if not owners:
@@ -330,7 +338,7 @@ class StartupError(RuntimeError):
     """The worker cannot start as configured; the message says what was tried and what to set."""
 
 
-def startup_version(settings) -> tuple[Version | None, Path | None]:
+def startup_version(settings: Settings) -> tuple[Version | None, Path | None]:
     """(The version to start with, its checkpoint: None to serve the baseline). A pin (STREAMREC_MODEL_VERSION)
     that names no version, or one whose checkpoint is refused, stops start-up: the operator asked for exactly that
     one. With nothing promoted, or a refused current version, the baseline serves until a valid version is
@@ -366,7 +374,7 @@ def startup_version(settings) -> tuple[Version | None, Path | None]:
     return version, version.checkpoint
 
 
-def broker_missing(settings, timeout_s: float) -> str:
+def broker_missing(settings: Settings, timeout_s: float) -> str:
     """What to do when no broker answers: start the local one, or reach the configured ones."""
     problem = f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:.0f} s"
     if settings.uses_local_kafka:
@@ -381,7 +389,7 @@ def broker_missing(settings, timeout_s: float) -> str:
     )
 
 
-def wait_for_broker(settings, timeout_s: float = BROKER_WAIT_S) -> None:
+def wait_for_broker(settings: Settings, timeout_s: float = BROKER_WAIT_S) -> None:
     """A broker that is still starting gets `timeout_s`; one that does not answer by then stops start-up with one
     line instead of a client's retries and a traceback."""
     from .probes import kafka_answers
@@ -393,7 +401,7 @@ def wait_for_broker(settings, timeout_s: float = BROKER_WAIT_S) -> None:
         time.sleep(1.0)
 
 
-def run_worker(settings) -> int:
+def run_worker(settings: Settings) -> int:
     import faust
 
     from stream.app import create_app
