@@ -1,27 +1,42 @@
 """Streaming item co-occurrence with recency: the serving baseline until a temporal GAT checkpoint exists.
 
 Item-to-item collaborative filtering (Linden, Smith & York, "Amazon.com recommendations", 2003) made
-incremental: each event (u, i) adds co-occurrence weight between i and the user's most recent items; a
-user is scored from their recent items, newest weighted most, plus a repeat signal for the recent items
-themselves and a time-decayed popularity prior (also what a brand-new user gets).
+incremental: items that appear together among a user's most recent items co-occur; a user is scored from their
+recent items, newest weighted most, plus a repeat signal for the recent items themselves and a time-decayed
+popularity prior (also what a brand-new user gets).
 
-The item x item weights are kept sparse and bounded: each item keeps only its `max_neighbours` heaviest
-co-occurring items (the "model size" k of Sarwar et al., "Item-based collaborative filtering recommendation
-algorithms", WWW 2001, who keep the k most similar items per item), in one pool of slots where each item owns
-a block that doubles as its list fills (4, 8, ... up to max_neighbours). Memory follows the filled slots (a
-few times them, plus 16 bytes per item), never items x max_neighbours nor items x items: a synthetic 1M-item
-catalogue with ~8 neighbours per item and a few full lists takes 143 MiB, where the former fixed
-[items, max_neighbours] layout took 1.5 GiB and the dense float32 matrix 3.6 TiB. Where no item has more than
-`max_neighbours` co-occurring items the scores equal those of the dense matrix exactly; past that, a list keeps
-its heaviest entries after each batch (ties to the item seen first), so a newcomer enters a full list only once
-its weight within a batch exceeds the list's lightest.
+The state is a function of the graph store's edges: the set of (user, item, type) edges, each with its newest
+event time (graph_store keeps one edge per (user, item, type) with last_ts), as the temporal GAT's
+(model_server/tgat/graph_state.py). So observing an event twice changes nothing, the order in which different
+users' events arrive does not matter (a worker that follows every partition, stream/replica.py, ends in the
+state of one worker that read them all, however the partitions interleaved), and a warm start from the graph
+store (`rebuild_from_edges`) gives exactly the state streaming gave. Concretely, from the edges:
 
-Without decay (the default) co-occurrence weights only grow, so a full list of a popular item keeps neighbours
-that stopped co-occurring long ago. With `cooccurrence_half_life_s` every weight halves per half-life: stored
-relative to a reference time (w * 2^((t - origin) / half-life)), so all weights decay by one common factor that
-is applied at read time, eviction compares stored values as they are, and nothing is swept per event; a
-newcomer that keeps co-occurring then displaces a stale neighbour once the stale weight has decayed below the
-newcomer's per-batch weight.
+- per (user, item) pair its newest time (the max over types) and its types (a bit set); the pair's weight is the
+  heaviest of its types' TYPE_WEIGHTS;
+- per user the recent set R(u): the `window` pairs with the newest times (ties by the items' tie keys, a fixed
+  64-bit hash of the item id, the same in every process whatever order the items arrived in);
+- the item x item weights C[i, j] = sum over users with i, j in R(u) of min(w(u, i), w(u, j)), kept exactly as
+  integers (the type weights are integers): when a batch changes a user's recent set, that user's old
+  contributions are subtracted and the new ones added, and integer sums do not depend on their order;
+- per item a time-decayed count of its distinct users, each pair weighted 2^-(age / half-life) by the age of
+  its newest time (the decayed counts of graph_state.py, after Ji et al., SIGIR 2020): kept in fixed point
+  (integers, 2^-FIXED_POINT_BITS units) relative to a reference time on a grid of REFERENCE_HALF_LIVES
+  half-lives above the graph's newest event time, so it too is an exact, order-independent sum; the reference
+  moves (one pass over the pairs) once an event passes it. Each term is computed by Python's math.exp2, one
+  value at a time: a vectorised exp2 may round the last bit differently by position in the tensor.
+
+Ranking ties are broken by item id (the contract's `_ties_by_id`); floating-point score sums are taken in a
+canonical order (recent rank by recent rank, no cell twice in one scatter), so two workers holding the same
+edges give bit-identical scores.
+
+Memory: per pair 24 bytes (key, newest time, types); the co-occurrence entries are bounded by the recent sets,
+at most window x (window - 1) per user (sum over users of |R(u)|^2 - |R(u)|), not items x items. The score
+reads, per profile item, its `max_neighbours` heaviest co-occurring items (the "model size" k of Sarwar et al.,
+"Item-based collaborative filtering recommendation algorithms", WWW 2001), chosen at read time from the exact
+weights (ties by tie key), so the bound on the lists' length is order-independent; it bounds the scoring work,
+not memory (the former lists evicted at write time, which made their content depend on the arrival order).
+A user's co-occurrences reflect their current recent set: pairs leave C when their items leave it.
 """
 
 from __future__ import annotations
@@ -29,226 +44,103 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import deque
 from typing import Sequence
 
 import torch
 
 from ..contract import InteractionBatch, Recommender
+from ..pairs import LOW, SHIFT, ranges_of
 
-TYPE_WEIGHTS = {"click": 1.0, "view": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
+TYPE_WEIGHTS = {"click": 1, "view": 1, "add_to_cart": 2, "purchase": 3}  # integers: C sums them exactly
+OTHER_TYPE_WEIGHT = 1  # a type outside TYPE_WEIGHTS
+_TYPE_BIT = {name: k for k, name in enumerate(TYPE_WEIGHTS)}
+_OTHER_BIT = len(TYPE_WEIGHTS)
+_N_BITS = len(TYPE_WEIGHTS) + 1
 DEFAULT_MAX_NEIGHBOURS = 200
-EVENTS_PER_CHUNK = 1 << 16  # bounds the transient memory of one merge (a large warm start merges in chunks)
-NO_NEIGHBOUR = -1
-RESCALE_HALF_LIVES = 32  # the decay's reference time moves on once events are this many half-lives past it
-MIN_CAPACITY = 4  # a list's first block; it doubles as it fills
-POOL_GROWTH = 1.5  # a full pool of slots is packed into one this many times the reserved slots
+FIXED_POINT_BITS = 36  # popularity terms are at most 2^36 units: 2^27 distinct users per item before int64 overflows
+REFERENCE_HALF_LIVES = 8  # the popularity's reference time lies on a grid of this many half-lives
+USERS_PER_CHUNK = 1 << 14  # bounds the transient memory of one update (a warm start updates in chunks of users)
 
 
-class NeighbourLists:
-    """Per item its heaviest co-occurring items, in one flat pool of slots: item i owns the block
-    `start[i] : start[i] + reserved[i]` of `index` (the neighbour, NO_NEIGHBOUR where empty) and `weight`, its
-    `length[i]` filled slots first. A block is reserved on the item's first neighbour (MIN_CAPACITY slots) and
-    doubles when it fills, up to `max_neighbours`: it moves to the pool's end and its old block is left unused
-    until the pool next grows, when every block is packed anew. So memory follows the filled slots (at most
-    about 3x them, plus 16 bytes per item), not items x max_neighbours."""
+def _mask_weights() -> torch.Tensor:
+    """Per bit set of types, the heaviest type's weight (0 for the empty set)."""
+    bit_weight = [TYPE_WEIGHTS[name] for name in TYPE_WEIGHTS] + [OTHER_TYPE_WEIGHT]
+    return torch.tensor(
+        [max([w for k, w in enumerate(bit_weight) if mask >> k & 1], default=0) for mask in range(1 << _N_BITS)],
+        dtype=torch.long,
+    )
 
-    def __init__(self, max_neighbours: int) -> None:
-        if max_neighbours < 1:
-            raise ValueError(f"max_neighbours must be at least 1, got {max_neighbours}")
-        self.max_neighbours = max_neighbours
-        self.index = torch.full((0,), NO_NEIGHBOUR, dtype=torch.int32)  # the pool of slots
-        self.weight = torch.zeros(0)
-        self.used = 0  # pool slots handed out to blocks so far (live or left behind)
-        self.start = torch.zeros(0, dtype=torch.long)  # per item: its block's first slot
-        self.reserved = torch.zeros(0, dtype=torch.int32)  # per item: its block's size
-        self.length = torch.zeros(0, dtype=torch.int32)  # per item: its filled slots
 
-    @property
-    def capacity(self) -> int:
-        """Items (rows) with room for a list."""
-        return self.start.shape[0]
+MASK_WEIGHT = _mask_weights()
+
+
+def tie_key(item_id: str) -> int:
+    """A fixed signed 64-bit key of an item id (the first 8 bytes of its BLAKE2b digest): orders items that tie on
+    time or weight the same way in every process, whatever order the items arrived in."""
+    return int.from_bytes(hashlib.blake2b(item_id.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+
+
+class CooccurrenceWeights:
+    """The item x item weights as sorted int64 keys (row << 32 | col) with int64 weights. Updates add integer
+    deltas (exact, in any order); an entry whose weight falls to 0 stays as a tombstone, skipped by reads, until
+    tombstones are a quarter of the entries and the arrays are compacted."""
+
+    def __init__(self) -> None:
+        self.keys = torch.zeros(0, dtype=torch.long)
+        self.weight = torch.zeros(0, dtype=torch.long)
+        self.tombstones = 0
+
+    def __len__(self) -> int:
+        """Entries with a positive weight."""
+        return int(self.keys.numel()) - self.tombstones
 
     @property
     def nbytes(self) -> int:
-        return self.index.nbytes + self.weight.nbytes + self.start.nbytes + self.reserved.nbytes + self.length.nbytes
+        return self.keys.nbytes + self.weight.nbytes
 
-    @property
-    def filled(self) -> int:
-        """Filled slots over all lists."""
-        return int(self.length.sum())
-
-    def neighbours(self, row: int) -> tuple[list[int], list[float]]:
-        """Item `row`'s listed neighbours and their (stored) weights, in slot order."""
-        block = (
-            slice(int(self.start[row]), int(self.start[row]) + int(self.length[row]))
-            if self.capacity > row
-            else slice(0, 0)
-        )
-        return self.index[block].tolist(), self.weight[block].tolist()
-
-    def ensure_rows(self, n_items: int) -> None:
-        if n_items > self.capacity:
-            rows = max(n_items, 2 * self.capacity, 64)
-            self.start = _grown(self.start, rows)
-            self.reserved = _grown(self.reserved, rows)
-            self.length = _grown(self.length, rows)
-
-    def add(self, rows: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor) -> None:
-        """Adds weight to (row, col) entries (repeats sum). Entries already listed grow in place, new ones take
-        their row's next free slots, and a row that would overflow keeps its heaviest `max_neighbours`."""
-        rows, cols, weights = self._coalesce(rows, cols, weights)
-        slot = self._slots_of(rows, cols)
-        listed = slot >= 0
-        self.weight.index_add_(0, self.start[rows[listed]] + slot[listed], weights[listed])
-        rows, cols, weights = rows[~listed], cols[~listed], weights[~listed]
-        slot = self.length[rows].long() + _rank_within_sorted_groups(rows)
-        fits = slot < self.max_neighbours
-        if bool(fits.any()):
-            grown, added = torch.unique_consecutive(rows[fits], return_counts=True)
-            self._reserve(grown, self.length[grown].long() + added)
-            position = self.start[rows[fits]] + slot[fits]
-            self.index[position] = cols[fits].to(torch.int32)
-            self.weight[position] = weights[fits]
-            self.length.index_add_(0, grown, added.to(torch.int32))
-        if not bool(fits.all()):
-            self._keep_heaviest(rows[~fits], cols[~fits], weights[~fits])
-
-    def _coalesce(self, rows, cols, weights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Unique (row, col) entries with their summed weights, sorted by row, then col."""
-        keys, inverse = torch.unique(rows * self.capacity + cols, return_inverse=True)
-        summed = torch.zeros(len(keys), dtype=weights.dtype).index_add_(0, inverse, weights)
-        return keys // self.capacity, keys % self.capacity, summed
-
-    def _filled_slots(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[len(rows), longest list among them] pool positions of the rows' slots and the mask of filled ones
-        (positions past a row's list point at its own block or are clamped into the pool, and are masked)."""
-        width = int(self.length[rows].max()) if len(rows) else 0
-        slots = torch.arange(width)
-        filled = slots < self.length[rows].unsqueeze(1)
-        position = (self.start[rows].unsqueeze(1) + slots).clamp(max=max(len(self.index) - 1, 0))
-        return position, filled
-
-    def _slots_of(self, rows: torch.Tensor, cols: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
-        """The slot listing each (row, col) entry, -1 where the row does not list col; compared in chunks so a
-        large warm start never holds a [pairs, width] mask."""
-        slots = torch.full((len(rows),), -1, dtype=torch.long)
-        if not self.used:
-            return slots
-        for start in range(0, len(rows), chunk):
-            part = slice(start, start + chunk)
-            position, filled = self._filled_slots(rows[part])
-            match = (self.index[position] == cols[part].to(torch.int32).unsqueeze(1)) & filled
-            entry, slot = match.nonzero(as_tuple=True)  # a row lists a col at most once
-            slots[start + entry] = slot
-        return slots
-
-    def _reserve(self, rows: torch.Tensor, needed: torch.Tensor) -> None:
-        """Gives each of `rows` (unique) a block of at least `needed` slots: a block too small is replaced by one
-        doubled until it fits (MIN_CAPACITY at first, max_neighbours at most) at the pool's end."""
-        short = needed > self.reserved[rows]
-        if not bool(short.any()):
+    def add(self, keys: torch.Tensor, deltas: torch.Tensor) -> None:
+        """Adds `deltas` to the entries `keys` (sorted, unique)."""
+        if keys.numel() == 0:
             return
-        rows, needed = rows[short], needed[short]
-        size = torch.full_like(needed, MIN_CAPACITY)
-        size = torch.maximum(size, self.reserved[rows].long())
-        while bool((size < needed).any()):
-            size = torch.where(size < needed, 2 * size, size)
-        size = size.clamp(max=self.max_neighbours)
-        extra = int(size.sum())
-        if self.used + extra > len(self.index):  # the pool is full: pack every block anew, with the new sizes
-            self.reserved[rows] = size.to(torch.int32)
-            self._repack()
-            return
-        start = self.used + torch.cumsum(size, 0) - size
-        self._move(rows, start)
-        self.reserved[rows] = size.to(torch.int32)
-        self.used += extra
+        n = self.keys.numel()
+        position = torch.searchsorted(self.keys, keys).clamp(max=max(n - 1, 0))
+        found = self.keys[position] == keys if n else torch.zeros(keys.numel(), dtype=torch.bool)
+        at = position[found]
+        was_zero = int((self.weight[at] == 0).sum())
+        self.weight[at] += deltas[found]
+        self.tombstones += int((self.weight[at] == 0).sum()) - was_zero
+        fresh = ~found
+        self.keys, self.weight = _merge_with_values(self.keys, self.weight, keys[fresh], deltas[fresh])
+        if self.tombstones * 4 > self.keys.numel():
+            keep = self.weight != 0
+            self.keys, self.weight, self.tombstones = self.keys[keep], self.weight[keep], 0
 
-    def _move(self, rows: torch.Tensor, start: torch.Tensor, index=None, weight=None) -> None:
-        """Copies the filled slots of `rows` to blocks beginning at `start` (in `index`/`weight`, the pool by
-        default), in chunks of rows, and points the rows there."""
-        index = self.index if index is None else index
-        weight = self.weight if weight is None else weight
-        for begin in range(0, len(rows), 1 << 16):
-            part = slice(begin, begin + (1 << 16))
-            lengths = self.length[rows[part]].long()
-            entry = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
-            offset = torch.arange(len(entry)) - (torch.cumsum(lengths, 0) - lengths)[entry]
-            source = self.start[rows[part]][entry] + offset
-            target = start[part][entry] + offset
-            index[target] = self.index[source]
-            weight[target] = self.weight[source]
-        self.start[rows] = start
+    def rows(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(position in `items`, neighbour, weight) of every entry with a positive weight in the rows `items`."""
+        at_row, at = ranges_of(self.keys, items)
+        weight = self.weight[at]
+        live = weight > 0
+        return at_row[live], (self.keys[at] & LOW)[live], weight[live]
 
-    def _repack(self) -> None:
-        """A new pool, POOL_GROWTH times the reserved slots, with every block packed in item order (the blocks
-        left behind by moves are dropped)."""
-        size = self.reserved.long()
-        total = int(size.sum())
-        pool = max(int(total * POOL_GROWTH), 1024)
-        index = torch.full((pool,), NO_NEIGHBOUR, dtype=torch.int32)
-        weight = torch.zeros(pool)
-        rows = torch.nonzero(size).view(-1)
-        self._move(rows, (torch.cumsum(size, 0) - size)[rows], index, weight)
-        self.index, self.weight, self.used = index, weight, total
-
-    def _keep_heaviest(self, rows: torch.Tensor, cols: torch.Tensor, weights: torch.Tensor) -> None:
-        """Rewrites the rows of entries that did not fit: their listed and new entries, heaviest first, cut at
-        `max_neighbours` (ties go to the smaller item index, the item seen first). Those rows' blocks already
-        hold max_neighbours slots (their fitting entries filled them)."""
-        full = torch.unique(rows)
-        listed_rows, listed_cols, listed_weights = self._entries(full)
-        rows, cols, weights = self._coalesce(
-            torch.cat([listed_rows, rows]), torch.cat([listed_cols, cols]), torch.cat([listed_weights, weights])
-        )
-        order = _heaviest_first_within_row(rows, weights)
-        rows, cols, weights = rows[order], cols[order], weights[order]
-        slot = _rank_within_sorted_groups(rows)
-        keep = slot < self.max_neighbours
-        position = self.start[rows[keep]] + slot[keep]
-        self.index[position] = cols[keep].to(torch.int32)
-        self.weight[position] = weights[keep]
-        self.length[full] = 0
-        self.length.index_add_(0, rows[keep], torch.ones(int(keep.sum()), dtype=torch.int32))
-
-    def _entries(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(row, col, weight) of the filled slots of `rows` (the first length[row] slots)."""
-        position, filled = self._filled_slots(rows)
-        return (
-            rows.unsqueeze(1).expand_as(position)[filled],
-            self.index[position][filled].long(),
-            self.weight[position][filled],
-        )
-
-    def scale(self, factor: float) -> None:
-        """Multiplies every weight by `factor` (the decay's rare change of reference time)."""
-        self.weight[: self.used] *= factor
-
-    def scatter_into(
-        self, scores: torch.Tensor, score_rows: torch.Tensor, items: torch.Tensor, scales: torch.Tensor
-    ) -> None:
-        """scores[score_rows[e], neighbour] += scales[e] * weight(items[e], neighbour) for every entry e: the
-        sparse product of the users' profiles with the item x item weights, without a dense matrix."""
-        if not len(items) or not self.used:
-            return
-        position, filled = self._filled_slots(items)
-        index = self.index[position].long()
-        flat = score_rows.unsqueeze(1) * scores.shape[1] + index
-        scores.view(-1).index_add_(0, flat[filled], (self.weight[position] * scales.unsqueeze(1))[filled])
+    def neighbours(self, item: int) -> dict[int, int]:
+        """{neighbour: weight} of one item (tests, inspection)."""
+        _, cols, weights = self.rows(torch.tensor([item], dtype=torch.long))
+        return dict(zip(cols.tolist(), weights.tolist()))
 
 
-def _grown(values: torch.Tensor, rows: int) -> torch.Tensor:
-    grown = torch.zeros(rows, dtype=values.dtype)
-    grown[: len(values)] = values
-    return grown
-
-
-def _heaviest_first_within_row(rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Permutation ordering entries by row, then by weight descending; stable, so equal weights keep the
-    incoming order (by column index, as torch.unique sorted them)."""
-    by_weight = torch.argsort(weights, descending=True, stable=True)
-    return by_weight[torch.argsort(rows[by_weight], stable=True)]
+def _merge_with_values(keys: torch.Tensor, values: torch.Tensor, new: torch.Tensor, new_values: torch.Tensor):
+    """The sorted union of sorted `keys` and sorted `new` keys not among them, each key's value carried along, in
+    linear time."""
+    if new.numel() == 0:
+        return keys, values
+    at = torch.searchsorted(keys, new) + torch.arange(new.numel())
+    old = torch.ones(keys.numel() + new.numel(), dtype=torch.bool)
+    old[at] = False
+    merged_keys = torch.empty(old.numel(), dtype=keys.dtype)
+    merged_values = torch.empty(old.numel(), dtype=values.dtype)
+    merged_keys[at], merged_values[at] = new, new_values
+    merged_keys[old], merged_values[old] = keys, values
+    return merged_keys, merged_values
 
 
 def _rank_within_sorted_groups(groups: torch.Tensor) -> torch.Tensor:
@@ -257,8 +149,16 @@ def _rank_within_sorted_groups(groups: torch.Tensor) -> torch.Tensor:
     return torch.arange(len(groups)) - first
 
 
+def _ordered(groups: torch.Tensor, descending: torch.Tensor, ascending: torch.Tensor) -> torch.Tensor:
+    """The permutation sorting entries by group, then `descending` (largest first), then `ascending`."""
+    order = torch.argsort(ascending, stable=True)
+    order = order[torch.argsort(descending[order], descending=True, stable=True)]
+    return order[torch.argsort(groups[order], stable=True)]
+
+
 class ItemCooccurrence(Recommender):
     name = "cooccurrence"
+    observe_is_idempotent = True  # a function of the edges with their newest times (see the module's docstring)
 
     def __init__(
         self,
@@ -268,9 +168,10 @@ class ItemCooccurrence(Recommender):
         popularity_weight: float = 0.01,
         popularity_half_life_s: float = 86_400.0,
         max_neighbours: int = DEFAULT_MAX_NEIGHBOURS,
-        cooccurrence_half_life_s: float | None = None,
     ):
         super().__init__()
+        if window < 1 or max_neighbours < 1 or popularity_half_life_s <= 0:
+            raise ValueError("window and max_neighbours must be at least 1, popularity_half_life_s positive")
         self.params = dict(
             window=window,
             recency_decay=recency_decay,
@@ -278,26 +179,23 @@ class ItemCooccurrence(Recommender):
             popularity_weight=popularity_weight,
             popularity_half_life_s=popularity_half_life_s,
             max_neighbours=max_neighbours,
+            state="edges",  # the state is a function of the graph's edges (the recent sets of distinct items)
         )
-        if cooccurrence_half_life_s is not None:  # absent by default, so the default's version is unchanged
-            if cooccurrence_half_life_s <= 0:
-                raise ValueError(f"cooccurrence_half_life_s must be positive, got {cooccurrence_half_life_s}")
-            self.params["cooccurrence_half_life_s"] = cooccurrence_half_life_s
         self.window = window
         self.recency_decay = recency_decay
         self.repeat_weight = repeat_weight
         self.popularity_weight = popularity_weight
-        self.decay_per_ms = math.log(2) / (popularity_half_life_s * 1000.0)
-        self.recent: dict[int, deque] = {}  # user -> deque[(item, weight)], newest last
-        self.cooc = NeighbourLists(max_neighbours)
-        self.popularity = torch.zeros(0)
-        self.clock_ms: int | None = None
-        # Co-occurrence decay: a weight w added at time t is stored as w * 2^((t - origin) / half-life), so
-        # every stored weight is its value at `cooc_origin_ms` and all decay by the same factor: comparisons
-        # (eviction) need no timestamps and nothing is swept per event; the origin moves on (one pass over the
-        # weights) once events are RESCALE_HALF_LIVES half-lives past it.
-        self.cooc_half_life_ms = None if cooccurrence_half_life_s is None else cooccurrence_half_life_s * 1000.0
-        self.cooc_origin_ms: float | None = None
+        self.max_neighbours = max_neighbours
+        self.half_life_ms = popularity_half_life_s * 1000.0
+        self.item_tie = torch.zeros(0, dtype=torch.long)  # per item index: tie_key of its id
+        # the (user, item) pairs: sorted keys user << 32 | item, each pair's newest time and its types' bits
+        self.pair_keys = torch.zeros(0, dtype=torch.long)
+        self.pair_ts = torch.zeros(0, dtype=torch.long)
+        self.pair_types = torch.zeros(0, dtype=torch.long)
+        self.cooc = CooccurrenceWeights()
+        self.popularity = torch.zeros(0, dtype=torch.long)  # per item: sum of 2^((ts - reference) / h), fixed point
+        self.reference_ms: float | None = None
+        self._popularity_row: torch.Tensor | None = None  # the normalised prior, until the next change
 
     def version(self) -> str:
         digest = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
@@ -305,154 +203,201 @@ class ItemCooccurrence(Recommender):
 
     @property
     def tensor_bytes(self) -> int:
-        """Bytes held in the model's tensors (the neighbour lists and the popularity prior)."""
-        return self.cooc.nbytes + self.popularity.nbytes
+        """Bytes held in the model's tensors (pairs, co-occurrence weights, popularity, tie keys)."""
+        return (
+            self.pair_keys.nbytes
+            + self.pair_ts.nbytes
+            + self.pair_types.nbytes
+            + self.cooc.nbytes
+            + self.popularity.nbytes
+            + self.item_tie.nbytes
+        )
 
-    def _ensure_capacity(self, n_items: int) -> None:
-        self.cooc.ensure_rows(n_items)
-        capacity = self.popularity.shape[0]
-        if n_items > capacity:
-            popularity = torch.zeros(self.cooc.capacity)
-            popularity[:capacity] = self.popularity
-            self.popularity = popularity
+    # -- state -----------------------------------------------------------------------------------------------
+    def _ensure_items(self, n_items: int) -> None:
+        known = self.item_tie.shape[0]
+        if n_items > known:
+            ids = self.items.ids[known:n_items]
+            self.item_tie = torch.cat([self.item_tie, torch.tensor([tie_key(i) for i in ids], dtype=torch.long)])
+            self.popularity = torch.cat([self.popularity, torch.zeros(n_items - known, dtype=torch.long)])
+            self._popularity_row = None
 
     def observe_items(self, items) -> None:
         super().observe_items(items)
-        self._ensure_capacity(len(self.items))
+        self._ensure_items(len(self.items))
 
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
-        self._ensure_capacity(len(self.items))
-        weights = torch.tensor([TYPE_WEIGHTS[t] for t in batch.types])
-        self._observe_popularity(batch.ts, items, weights)
-        growth = self._cooc_growth(batch.ts)
-        for start in range(0, len(users), EVENTS_PER_CHUNK):
-            part = slice(start, start + EVENTS_PER_CHUNK)
-            self._observe_pairs(users[part], items[part], weights[part], None if growth is None else growth[part])
+        self._ensure_items(len(self.items))
+        keys = (users.long() << SHIFT) | items.long()
+        ts = torch.tensor(batch.ts, dtype=torch.long)
+        bits = torch.tensor([1 << _TYPE_BIT.get(t, _OTHER_BIT) for t in batch.types], dtype=torch.long)
+        keys, inverse = torch.unique(keys, return_inverse=True)  # sorted: each user's pairs are contiguous
+        newest = torch.zeros(keys.numel(), dtype=torch.long).scatter_reduce(
+            0, inverse, ts, reduce="amax", include_self=False
+        )
+        types = torch.zeros(keys.numel(), dtype=torch.long)
+        for bit in range(_N_BITS):
+            present = torch.zeros(keys.numel(), dtype=torch.long).index_add_(0, inverse, bits >> bit & 1)
+            types |= (present > 0).long() << bit
+        self._move_reference(int(newest.max()))
+        previous = (self.pair_keys, self.pair_ts.clone(), self.pair_types.clone())  # (folding writes in place)
+        self._fold_pairs(keys, newest, types)
+        current = (self.pair_keys, self.pair_ts, self.pair_types)
+        touched = torch.unique_consecutive(keys >> SHIFT)
+        for start in range(0, touched.numel(), USERS_PER_CHUNK):
+            chunk = touched[start : start + USERS_PER_CHUNK]
+            self._update_cooccurrence(self._recent(chunk, previous), self._recent(chunk, current))
+        self._popularity_row = None
 
-    def _cooc_growth(self, ts: list[int]) -> torch.Tensor | None:
-        """Per event, the factor 2^((ts - origin) / half-life) its pairs' weights are stored with; None without
-        decay. Moves the origin on first (scaling the stored weights) when the batch is far past it."""
-        if self.cooc_half_life_ms is None:
-            return None
-        latest = max(ts)
-        if self.cooc_origin_ms is None:
-            self.cooc_origin_ms = float(min(ts))
-        half_lives = math.floor((latest - self.cooc_origin_ms) / self.cooc_half_life_ms)
-        if half_lives >= RESCALE_HALF_LIVES:
-            self.cooc.scale(2.0**-half_lives)  # exact: a power of two
-            self.cooc_origin_ms += half_lives * self.cooc_half_life_ms
-        age = (torch.tensor(ts, dtype=torch.float64) - self.cooc_origin_ms) / self.cooc_half_life_ms
-        return torch.exp2(age).float()
+    def _fold_pairs(self, keys: torch.Tensor, ts: torch.Tensor, types: torch.Tensor) -> None:
+        """Fold (user, item) pairs (sorted unique keys) with their newest times and types: per pair only the newest
+        time and the union of types count, so folding an event twice changes nothing."""
+        n = self.pair_keys.numel()
+        position = torch.searchsorted(self.pair_keys, keys).clamp(max=max(n - 1, 0))
+        found = self.pair_keys[position] == keys if n else torch.zeros(keys.numel(), dtype=torch.bool)
+        at = position[found]
+        old_ts = self.pair_ts[at]
+        new_ts = torch.maximum(old_ts, ts[found])
+        moved = new_ts > old_ts
+        if bool(moved.any()):
+            items = keys[found][moved] & LOW
+            self.popularity.index_add_(0, items, self._terms(new_ts[moved]) - self._terms(old_ts[moved]))
+        self.pair_ts[at] = new_ts
+        self.pair_types[at] |= types[found]
+        fresh = ~found
+        if bool(fresh.any()):
+            self.popularity.index_add_(0, keys[fresh] & LOW, self._terms(ts[fresh]))
+            merged_keys, self.pair_ts = _merge_with_values(self.pair_keys, self.pair_ts, keys[fresh], ts[fresh])
+            _, self.pair_types = _merge_with_values(self.pair_keys, self.pair_types, keys[fresh], types[fresh])
+            self.pair_keys = merged_keys
 
-    def _cooc_decay_now(self) -> float:
-        """The factor turning stored co-occurrence weights into their values at the clock (1 without decay)."""
-        if self.cooc_half_life_ms is None or self.cooc_origin_ms is None or self.clock_ms is None:
-            return 1.0
-        return 2.0 ** -((self.clock_ms - self.cooc_origin_ms) / self.cooc_half_life_ms)
+    def _recent(self, users: torch.Tensor, pairs=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """[len(users), window] items (-1 where a user has fewer) and their pair weights: each user's recent set,
+        newest first (equal times by tie key), from `pairs` ((keys, newest times, types); the model's by default).
+        Unknown users (-1) have none."""
+        pair_keys, pair_ts, pair_types = pairs or (self.pair_keys, self.pair_ts, self.pair_types)
+        items = torch.full((users.numel(), self.window), -1, dtype=torch.long)
+        weights = torch.zeros((users.numel(), self.window), dtype=torch.long)
+        known = torch.nonzero(users >= 0).view(-1)
+        rows, at = ranges_of(pair_keys, users[known])
+        if rows.numel() == 0:
+            return items, weights
+        pair_items = pair_keys[at] & LOW
+        order = _ordered(rows, pair_ts[at], self.item_tie[pair_items])
+        rows, at, pair_items = rows[order], at[order], pair_items[order]
+        rank = _rank_within_sorted_groups(rows)
+        keep = rank < self.window
+        rows, rank = known[rows[keep]], rank[keep]
+        items[rows, rank] = pair_items[keep]
+        weights[rows, rank] = MASK_WEIGHT[pair_types[at[keep]]]
+        return items, weights
 
-    def _observe_popularity(self, ts: list[int], items: torch.Tensor, weights: torch.Tensor) -> None:
-        latest = max(ts)
-        if self.clock_ms is not None and latest > self.clock_ms:
-            self.popularity *= math.exp(-(latest - self.clock_ms) * self.decay_per_ms)
-        self.clock_ms = latest if self.clock_ms is None else max(self.clock_ms, latest)
-        # weight each event by its age relative to the batch's newest event
-        age_factor = torch.exp(-(latest - torch.tensor(ts, dtype=torch.float64)) * self.decay_per_ms).float()
-        self.popularity.index_put_((items,), weights * age_factor, accumulate=True)
-
-    def _observe_pairs(
-        self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, growth: torch.Tensor | None = None
+    def _update_cooccurrence(
+        self, before: tuple[torch.Tensor, torch.Tensor], after: tuple[torch.Tensor, torch.Tensor]
     ) -> None:
-        """Pairs each event (u, i, w) with each of u's previous `window` events (j, wj), j != i, at weight
-        min(w, wj): the events of earlier batches (kept in `recent`) and the earlier ones of this batch. With
-        decay, a pair's weight is stored times its (later) event's `growth`."""
-        past_users, past_items, past_weights = self._recent_events(users.unique().tolist())
-        n_past = len(past_users)
-        order = torch.argsort(torch.cat([past_users, users]), stable=True)  # per user: past first, then in order
-        seq_users, seq_items = torch.cat([past_users, users])[order], torch.cat([past_items, items])[order]
-        seq_weights = torch.cat([past_weights, weights])[order]
-        current = torch.nonzero(order >= n_past).view(1, -1)  # this batch's events in the sequence
-        previous = current - torch.arange(1, self.window + 1).view(-1, 1)  # [lag, event]: lag events before
-        paired = previous >= 0
-        previous = previous.clamp(min=0)
-        paired &= (seq_users[previous] == seq_users[current]) & (seq_items[previous] != seq_items[current])
-        current, previous = current.expand_as(previous)[paired], previous[paired]
-        pair_weights = torch.minimum(seq_weights[current], seq_weights[previous])
-        if growth is not None:  # the later event of a pair is the batch's: its growth, in sequence order
-            seq_growth = torch.cat([torch.ones(n_past), growth])[order]
-            pair_weights = pair_weights * seq_growth[current]
-        self._add_pairs(seq_items[current], seq_items[previous], pair_weights)
-        self._remember(users.tolist(), items.tolist(), weights.tolist())
-
-    def _recent_events(self, users: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(user, item, weight) of the kept recent events of `users`, oldest first per user."""
-        past_users, past_items, past_weights = [], [], []
-        for u in users:
-            for item, weight in self.recent.get(u, ()):
-                past_users.append(u)
-                past_items.append(item)
-                past_weights.append(weight)
-        return (
-            torch.tensor(past_users, dtype=torch.long),
-            torch.tensor(past_items, dtype=torch.long),
-            torch.tensor(past_weights, dtype=torch.float32),
+        """Subtracts the pair contributions of the users' former recent sets and adds those of their new ones (only
+        for users whose set or weights changed)."""
+        changed = ((before[0] != after[0]) | (before[1] != after[1])).any(1)
+        if not bool(changed.any()):
+            return
+        old_keys, old_weights = _contributions(before[0][changed], before[1][changed])
+        new_keys, new_weights = _contributions(after[0][changed], after[1][changed])
+        keys, inverse = torch.unique(torch.cat([old_keys, new_keys]), return_inverse=True)
+        deltas = torch.zeros(keys.numel(), dtype=torch.long).index_add_(
+            0, inverse, torch.cat([-old_weights, new_weights])
         )
+        nonzero = deltas != 0
+        self.cooc.add(keys[nonzero], deltas[nonzero])
 
-    def _remember(self, users: list[int], items: list[int], weights: list[float]) -> None:
-        """Appends events in time order to their users' recent events (each deque keeps the newest `window`)."""
-        for u, item, weight in zip(users, items, weights):
-            recent = self.recent.get(u)
-            if recent is None:
-                recent = self.recent[u] = deque(maxlen=self.window)
-            recent.append((item, weight))
+    # -- popularity ------------------------------------------------------------------------------------------
+    def _move_reference(self, newest: int) -> None:
+        """Keeps every popularity term at most 1 (2^FIXED_POINT_BITS units): the reference time is the next point
+        of the grid above the newest event; when an event reaches it, it moves on and the sums are recomputed
+        from the pairs (a function of the newest time, so the same whatever the path to it)."""
+        if self.reference_ms is not None and newest < self.reference_ms:
+            return
+        grid = REFERENCE_HALF_LIVES * self.half_life_ms
+        self.reference_ms = (math.floor(newest / grid) + 1) * grid
+        self.popularity = torch.zeros_like(self.popularity)
+        if self.pair_keys.numel():
+            self.popularity.index_add_(0, self.pair_keys & LOW, self._terms(self.pair_ts))
 
-    def _add_pairs(self, rows: torch.Tensor, cols: torch.Tensor, pair_weights: torch.Tensor) -> None:
-        """Co-occurrence is symmetric: each pair adds its weight to both items' lists."""
-        if len(rows):
-            self.cooc.add(torch.cat([rows, cols]), torch.cat([cols, rows]), torch.cat([pair_weights, pair_weights]))
+    def _terms(self, ts: torch.Tensor) -> torch.Tensor:
+        """round(2^((ts - reference) / half-life) * 2^FIXED_POINT_BITS) per time, as int64."""
+        reference, half_life, scale = self.reference_ms, self.half_life_ms, float(1 << FIXED_POINT_BITS)
+        values = {t: round(math.exp2((t - reference) / half_life) * scale) for t in set(ts.tolist())}
+        return torch.tensor([values[t] for t in ts.tolist()], dtype=torch.long)
 
-    def _profiles(self, user_index: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(score row, item, weight) of each user's recent items, newest weighted most."""
-        rows, items, values = [], [], []
-        for row, u in enumerate(user_index):
-            recent = self.recent.get(u, ())
-            for age, (item, weight) in enumerate(reversed(recent)):
-                rows.append(row)
-                items.append(item)
-                values.append(weight * self.recency_decay**age)
-        return (
-            torch.tensor(rows, dtype=torch.long),
-            torch.tensor(items, dtype=torch.long),
-            torch.tensor(values, dtype=torch.float32),
-        )
+    def _popularity(self, n_items: int) -> torch.Tensor:
+        """[n_items] float32 decayed distinct-user counts over their largest (all 0 before any event)."""
+        if self._popularity_row is None or self._popularity_row.shape[0] != n_items:
+            counts = self.popularity[:n_items].double()
+            top = counts.max() if n_items else counts.new_zeros(())
+            self._popularity_row = (counts / top).float() if top > 0 else torch.zeros(n_items)
+        return self._popularity_row
 
+    # -- scoring ---------------------------------------------------------------------------------------------
     def score(self, users: Sequence[str]) -> torch.Tensor:
         n_items = len(self.items)
-        self._ensure_capacity(n_items)
-        rows, items, values = self._profiles(self.users.lookup(users))
-        scores = self._cooccurrence_scores(rows, items, values, (len(users), n_items))
-        if n_items:  # the three signals, each scaled to a row maximum of 1, summed in place (the rows are wide)
-            scores /= scores.max(dim=1, keepdim=True).values.clamp(min=1e-12)
-            self._add_repeat_signal(scores, rows, items, values)
-            popularity = self.popularity[:n_items]
-            scores += self.popularity_weight * popularity / popularity.max().clamp(min=1e-12)
+        self._ensure_items(n_items)
+        scores = torch.zeros(len(users), n_items)
+        if not n_items:
+            return scores
+        items, weights = self._recent(torch.tensor(self.users.lookup(users), dtype=torch.long))
+        decay = torch.tensor([self.recency_decay**rank for rank in range(self.window)], dtype=torch.float64)
+        values = (weights.double() * decay).float()  # newest weighted most
+        self._add_cooccurrence(scores, items, values)
+        # the three signals, each scaled to a row maximum of 1, summed in place (the rows are wide)
+        scores /= scores.max(dim=1, keepdim=True).values.clamp(min=1e-12)
+        self._add_repeat_signal(scores, items, values)
+        scores += self.popularity_weight * self._popularity(n_items)
         return scores
 
-    def _add_repeat_signal(
-        self, scores: torch.Tensor, rows: torch.Tensor, items: torch.Tensor, values: torch.Tensor
-    ) -> None:
-        """Adds repeat_weight x each user's recent items' weights (an item seen twice sums), over the row's
-        largest, touching only those entries."""
-        cells, inverse = torch.unique(rows * scores.shape[1] + items, return_inverse=True)
-        summed = torch.zeros(len(cells)).index_add_(0, inverse, values)
-        cell_rows = cells // scores.shape[1]
-        row_max = torch.zeros(scores.shape[0]).scatter_reduce_(0, cell_rows, summed, reduce="amax")
-        scores.view(-1).index_add_(0, cells, self.repeat_weight * summed / row_max[cell_rows])
+    def _add_cooccurrence(self, scores: torch.Tensor, items: torch.Tensor, values: torch.Tensor) -> None:
+        """scores[u, j] += values[u, r] * C[items[u, r], j] over each profile item's `max_neighbours` heaviest
+        neighbours, one recent rank r at a time: no cell is added to twice in one scatter, so the float sums
+        are taken in the same order (by rank) in every process."""
+        profile = torch.unique(items[items >= 0])
+        if profile.numel() == 0:
+            return
+        rows, cols, weights = self.cooc.rows(profile)
+        order = _ordered(rows, weights, self.item_tie[cols])
+        rows, cols, weights = rows[order], cols[order], weights[order]
+        keep = _rank_within_sorted_groups(rows) < self.max_neighbours
+        rows, cols, weights = rows[keep], cols[keep], weights[keep].float()
+        counts = torch.bincount(rows, minlength=profile.numel())
+        starts = torch.cumsum(counts, 0) - counts
+        width = scores.shape[1]
+        for rank in range(self.window):
+            users = torch.nonzero(items[:, rank] >= 0).view(-1)
+            if users.numel() == 0:
+                break  # recent sets fill from rank 0
+            listed = torch.searchsorted(profile, items[users, rank])
+            n = counts[listed]
+            entry_user = torch.repeat_interleave(torch.arange(users.numel()), n)
+            offset = torch.arange(entry_user.numel()) - (torch.cumsum(n, 0) - n)[entry_user]
+            at = starts[listed][entry_user] + offset
+            cells = users[entry_user] * width + cols[at]
+            scores.view(-1).index_add_(0, cells, values[users, rank][entry_user] * weights[at])
 
-    def _cooccurrence_scores(
-        self, rows: torch.Tensor, items: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
-    ) -> torch.Tensor:
-        """The users' profiles times the item x item weights, built from the profile items' neighbour lists."""
-        scores = torch.zeros(shape)
-        decay = self._cooc_decay_now()
-        self.cooc.scatter_into(scores, rows, items, values if decay == 1.0 else values * decay)
-        return scores
+    def _add_repeat_signal(self, scores: torch.Tensor, items: torch.Tensor, values: torch.Tensor) -> None:
+        """Adds repeat_weight x each user's recent items' weights over the row's largest (distinct items: each
+        cell once)."""
+        present = items >= 0
+        row_max = values.masked_fill(~present, 0.0).max(dim=1).values.clamp(min=1e-12)
+        users, rank = torch.nonzero(present, as_tuple=True)
+        cells = users * scores.shape[1] + items[users, rank]
+        scores.view(-1).index_add_(0, cells, self.repeat_weight * values[users, rank] / row_max[users])
+
+
+def _contributions(items: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The co-occurrence entries of recent sets ([users, window] items, -1 padded, and their pair weights): every
+    ordered pair of distinct items of one set, at the lighter of the two weights, as (row << 32 | col) keys."""
+    if items.numel() == 0:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty
+    a, b = items.unsqueeze(2), items.unsqueeze(1)
+    valid = (a >= 0) & (b >= 0) & ~torch.eye(items.shape[1], dtype=torch.bool)
+    keys = ((a << SHIFT) | b.clamp(min=0)).expand(valid.shape)[valid]
+    pair_weights = torch.minimum(weights.unsqueeze(2), weights.unsqueeze(1))[valid]
+    return keys, pair_weights

@@ -10,8 +10,8 @@ replica feed keeps reading the partition up to that run (it reads in order and s
 through), and then the run joins the mark. A partition the agent owns is left to the agent by the feed only
 while no such gap is open.
 
-Forgetting is always safe here, skipping never is: when in doubt the ledger lets an event through (the temporal
-GAT's observe is idempotent), it never reports an event as folded that was not.
+Forgetting is always safe here, skipping never is: when in doubt the ledger lets an event through (every servable
+model's observe is idempotent), it never reports an event as folded that was not.
 """
 
 from __future__ import annotations

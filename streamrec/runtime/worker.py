@@ -71,8 +71,9 @@ class Pipeline:
 
     @property
     def refresh_is_idempotent(self) -> bool:
-        """The temporal GAT's state is a set of edges with their newest times: seeing an event twice changes
-        nothing. The co-occurrence fallback counts, so it must only see events new to the graph."""
+        """Every servable model's state (the temporal GAT's, the co-occurrence fallback's) is a function of a set
+        of edges with their newest times: seeing an event twice changes nothing. A model that is not (False) must
+        only see events new to the graph."""
         return self.model.info.refresh_is_idempotent
 
     @property
@@ -121,8 +122,8 @@ class Pipeline:
         )
 
     def _follow_from(self, offsets: dict[int, int] | None) -> None:
-        """Starts (or rewinds) the replica feed; only a model whose observe is idempotent can follow: the
-        co-occurrence fallback counts, so with it each worker's model sees its own partitions only. The ledger
+        """Starts (or rewinds) the replica feed; only a model whose observe is idempotent can follow (both
+        servable models are; one that is not would see its own partitions only). The ledger
         starts again with the model's state: after a swap, the feed reads again what the old model held beyond
         the graph read (events in flight, not yet written) before it leaves a partition to the agent."""
         following = offsets is not None and self.model.info.refresh_is_idempotent

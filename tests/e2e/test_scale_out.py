@@ -1,7 +1,9 @@
 """Three workers in one consumer group give every user the list one worker gives for the same events, once the
 stream is drained and the background refresh is done: each worker's model follows every partition
-(stream/replica.py), and an embedding is a function of the graph state. Compared for every user, on Apache
-Kafka + Neo4j, through GET /recommendations/{user} of each worker."""
+(stream/replica.py), and every model a worker can serve has a state that is a function of the graph's edges (the
+temporal GAT's embeddings, the co-occurrence baseline's recent sets and counts), whatever the order in which the
+partitions' events arrive. Compared for every user, for each servable model, on Apache Kafka + Neo4j, through
+GET /recommendations/{user} of each worker."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ import asyncio
 import json
 import threading
 import time
+from collections import Counter
 from urllib.parse import quote
 from http.client import HTTPConnection
 from urllib.request import urlopen
+
+import pytest
 
 from graph_store import GraphStore
 from stream.replay import make_producer, replay
@@ -41,13 +46,19 @@ def drained(workers: list[WorkerProcess], n_events: int) -> bool:
     )
 
 
-def lists_of(worker: WorkerProcess, users: list[str]) -> dict[str, list[tuple[str, float]]]:
-    """Every user's list from this worker's own model (`routed=1`: answered here, not redirected to the owner)."""
+def lists_of(
+    worker: WorkerProcess, users: list[str], models: Counter | None = None
+) -> dict[str, list[tuple[str, float]]]:
+    """Every user's list from this worker's own model (`routed=1`: answered here, not redirected to the owner);
+    `models` counts the model named in each answer."""
     lists = {}
     for user in users:
         path = f"/recommendations/{quote(user, safe='')}?routed=1"
         with urlopen(f"http://127.0.0.1:{worker.metrics_port}{path}", timeout=30) as r:
-            lists[user] = [(i["item_id"], i["score"]) for i in json.loads(r.read())["items"]]
+            record = json.loads(r.read())
+        lists[user] = [(i["item_id"], i["score"]) for i in record["items"]]
+        if models is not None:
+            models[record["model"]] += 1
     return lists
 
 
@@ -104,28 +115,39 @@ def run_group(env: dict, bootstrap: str, prefix: str, n_workers: int, data, user
         owners = [scrape(w.metrics_port, 'streamrec_events_total{outcome="applied"') for w in workers]
         assert sum(owners) == len(users)  # each event applied once, by its partition's owner
         routes = {user: answers_for(workers, user) for user in sorted(set(users))[:30]}
-        return {k: lists_of(worker, sorted(set(users))) for k, worker in enumerate(workers)} | {
+        models = Counter()
+        return {k: lists_of(worker, sorted(set(users)), models) for k, worker in enumerate(workers)} | {
             "owners": owners,
             "routes": routes,
             "ports": [w.metrics_port for w in workers],
+            "models": models,
         }
     finally:
         for worker in workers:
             worker.stop()
 
 
-def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_path):
+@pytest.mark.parametrize("served", ["temporal_gat", "cooccurrence"])
+def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_path, served):
+    """Every model a worker can serve: the temporal GAT from a checkpoint, and the co-occurrence baseline that a
+    worker serves when there is none (an empty STREAMREC_MODEL_DIR, no STREAMREC_MODEL_VERSION)."""
     env, settings, _, _ = own_servers("apache")
     data = real_events.first(real_events.spread(N_EVENTS), N_EVENTS)
     users = [unique + u for u in data.users]
     items = [unique + i for i in data.items]
     model_dir = tmp_path / "models"
-    tiny_model(data, 7, unique).save(model_dir / "v1")
+    model_dir.mkdir()
+    if served == "temporal_gat":
+        tiny_model(data, 7, unique).save(model_dir / "v1")
+        pin, expected_model = {"STREAMREC_MODEL_VERSION": "v1"}, "streamrec"
+    else:
+        pin, expected_model = {}, "cooccurrence"
+        env = {k: v for k, v in env.items() if k != "STREAMREC_MODEL_VERSION"}
     # 6 partitions: Faust's assignor fills each worker up to ceil(partitions / workers), so 4 over 3 is 2/2/0
     env = {
         **env,
+        **pin,
         "STREAMREC_MODEL_DIR": str(model_dir),
-        "STREAMREC_MODEL_VERSION": "v1",
         "STREAMREC_BATCH_SIZE": "200",
         "STREAMREC_PARTITIONS": "6",
     }
@@ -140,6 +162,7 @@ def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_pat
     three = run_group(env, settings.bootstrap, unique + "three-", 3, data, users, items, tmp_path)
 
     assert all(count > 0 for count in three["owners"]), three["owners"]  # the three workers shared the partitions
+    assert set(one["models"]) == set(three["models"]) == {expected_model}, (one["models"], three["models"])
     reference = one[0]
     for k in range(3):
         differing = [u for u in reference if not same_list(reference[u], three[k][u])]

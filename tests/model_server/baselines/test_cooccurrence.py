@@ -1,10 +1,19 @@
+"""The co-occurrence baseline: what it recommends, and that its state is a function of the graph store's edges
+(one per user, item and type, with its newest time), so that any interleaving of different users' events, any
+batching, replays and a warm start from the edges all give bit-identical scores."""
+
 import math
-from collections import deque
+import random
 
 import pytest
 import torch
 
-from model_server.baselines.cooccurrence import ItemCooccurrence, NeighbourLists
+from model_server.baselines.cooccurrence import (
+    FIXED_POINT_BITS,
+    TYPE_WEIGHTS,
+    ItemCooccurrence,
+    tie_key,
+)
 from model_server.contract import InteractionBatch
 from stream.events import Item
 
@@ -65,79 +74,211 @@ def test_capacity_grows_past_the_initial_allocation():
     assert model.score(["u1"]).shape == (1, 200)
 
 
-# -- the bounded neighbour lists -------------------------------------------------------------------------------
-class DenseCooccurrence(ItemCooccurrence):
-    """Reference only: the former model, a dense item x item matrix filled event by event from each user's
-    recent items, scored by a dense product. Popularity and normalisation are inherited (unchanged code)."""
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.dense = torch.zeros(0, 0)
-
-    def _grow(self) -> None:
-        n = len(self.items)
-        if n > self.dense.shape[0]:
-            grown = torch.zeros(n, n)
-            grown[: self.dense.shape[0], : self.dense.shape[0]] = self.dense
-            self.dense = grown
-
-    def _observe_pairs(self, users, items, weights, growth=None):
-        rows, cols, pair_weights = [], [], []
-        for u, i, w in zip(users.tolist(), items.tolist(), weights.tolist()):
-            recent = self.recent.setdefault(u, deque(maxlen=self.window))
-            for j, wj in recent:
-                if j != i:
-                    rows.append(i)
-                    cols.append(j)
-                    pair_weights.append(min(w, wj))
-            recent.append((i, w))
-        self._add_pairs(
-            torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), torch.tensor(pair_weights)
-        )
-
-    def _add_pairs(self, rows, cols, pair_weights):
-        self._grow()
-        self.dense.index_put_((rows, cols), pair_weights, accumulate=True)
-        self.dense.index_put_((cols, rows), pair_weights, accumulate=True)
-
-    def _cooccurrence_scores(self, rows, items, values, shape):
-        self._grow()
-        profiles = torch.zeros(shape).index_put_((rows, items), values, accumulate=True)
-        return profiles @ self.dense[: shape[1], : shape[1]]
+def test_it_says_its_observe_is_idempotent_and_its_version_names_the_new_state():
+    assert ItemCooccurrence.observe_is_idempotent
+    assert ItemCooccurrence().version() == ItemCooccurrence().version()
+    assert ItemCooccurrence(window=5).version() != ItemCooccurrence().version()
+    with pytest.raises(ValueError):
+        ItemCooccurrence(window=0)
 
 
-def random_stream(n_events, n_users, n_items, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    users = torch.randint(n_users, (n_events,), generator=generator).tolist()
-    items = torch.randint(n_items, (n_events,), generator=generator).tolist()
-    kinds = ["view", "view", "view", "add_to_cart", "purchase"]
-    types = [kinds[k] for k in torch.randint(len(kinds), (n_events,), generator=generator).tolist()]
-    return batch(*[(f"u{u}", f"i{i}", t, 1_000 * k) for k, (u, i, t) in enumerate(zip(users, items, types))])
+# -- the definition --------------------------------------------------------------------------------------------
+def random_stream(n_events, n_users, n_items, seed=0, tick_ms=1_000):
+    """Events in time order; times repeat (several events a tick) so that ties on time are common."""
+    generator = random.Random(seed)
+    kinds = ["view", "view", "view", "click", "add_to_cart", "purchase"]
+    events = [
+        (f"u{generator.randrange(n_users)}", f"i{generator.randrange(n_items)}", generator.choice(kinds), k // 3)
+        for k in range(n_events)
+    ]
+    return [(u, i, t, tick_ms * s) for u, i, t, s in events]
 
 
-def observe_in_batches(model, stream, size):
-    for start in range(0, len(stream), size):
-        model.observe(stream.slice(start, start + size))
+def edges_of(events):
+    """The graph store's edges: one per (user, item, type), with its newest time."""
+    newest = {}
+    for u, i, t, ts in events:
+        newest[u, i, t] = max(ts, newest.get((u, i, t), ts))
+    return [(u, i, t, ts) for (u, i, t), ts in newest.items()]
 
 
-def test_scores_equal_the_dense_matrix_while_no_item_has_more_neighbours_than_the_lists_hold(monkeypatch):
-    stream = random_stream(600, n_users=25, n_items=40)
-    dense, sparse = DenseCooccurrence(window=5), ItemCooccurrence(window=5, max_neighbours=40)
-    monkeypatch.setattr("model_server.baselines.cooccurrence.EVENTS_PER_CHUNK", 7)  # merges within a batch too
-    observe_in_batches(dense, stream, 50)
-    observe_in_batches(sparse, stream, 50)
-    users = [f"u{u}" for u in range(25)] + ["stranger"]
-    torch.testing.assert_close(sparse.score(users), dense.score(users))
+class Reference:
+    """The model's definition in plain Python, from the edges: per user the `window` items with the newest pair
+    times (ties by tie key), C[i][j] = sum over users of min(w(u, i), w(u, j)) over their recent sets, popularity
+    the distinct users of each item weighted 2^(-age / half-life)."""
+
+    def __init__(
+        self, events, window=20, recency_decay=0.8, repeat_weight=0.5, popularity_weight=0.01, half_life_s=86_400.0
+    ):
+        pairs = {}
+        for u, i, t, ts in edges_of(events):
+            newest, weight = pairs.get((u, i), (ts, 0))
+            pairs[u, i] = (max(newest, ts), max(weight, TYPE_WEIGHTS[t]))
+        self.recent = {}
+        for (u, i), (ts, w) in pairs.items():
+            self.recent.setdefault(u, []).append((i, ts, w))
+        for u, items in self.recent.items():
+            self.recent[u] = sorted(items, key=lambda e: (-e[1], tie_key(e[0])))[:window]
+        self.cooc = {}
+        for items in self.recent.values():
+            for i, _, wi in items:
+                for j, _, wj in items:
+                    if i != j:
+                        self.cooc.setdefault(i, {})[j] = self.cooc.get(i, {}).get(j, 0) + min(wi, wj)
+        newest = max(ts for ts, _ in pairs.values())
+        self.popularity = {}
+        for (u, i), (ts, _) in pairs.items():
+            self.popularity[i] = self.popularity.get(i, 0.0) + 2.0 ** (-(newest - ts) / (half_life_s * 1000))
+        self.recency_decay, self.repeat_weight, self.popularity_weight = recency_decay, repeat_weight, popularity_weight
+
+    def scores(self, user, items):
+        profile = [(i, w * self.recency_decay**rank) for rank, (i, _, w) in enumerate(self.recent.get(user, []))]
+        cooc = {j: sum(v * self.cooc.get(i, {}).get(j, 0) for i, v in profile) for j in items}
+        top = max(cooc.values()) or 1e-12
+        repeat = dict(profile)
+        top_repeat = max(repeat.values(), default=1.0)
+        top_popularity = max(self.popularity.values())
+        return [
+            cooc[j] / top
+            + self.repeat_weight * repeat.get(j, 0.0) / top_repeat
+            + self.popularity_weight * self.popularity.get(j, 0.0) / top_popularity
+            for j in items
+        ]
 
 
-def listed(model, item):
-    """{neighbour id: stored weight} of an item's list."""
-    neighbours, weights = model.cooc.neighbours(model.items.get(item))
-    return {model.items.id_of(j): w for j, w in zip(neighbours, weights)}
+def by_id(model, users):
+    """Scores with the columns in item-id order (two models number the items in their order of arrival)."""
+    ids = model.items.ids
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return model.score(users)[:, order], [ids[k] for k in order]
 
 
-def test_a_full_list_keeps_the_heaviest_neighbours():
-    model = ItemCooccurrence(max_neighbours=2, repeat_weight=0.0)
+def test_the_scores_follow_the_definition_on_a_random_stream():
+    events = random_stream(600, n_users=25, n_items=40)
+    model = ItemCooccurrence(window=5)
+    for start in range(0, len(events), 50):
+        model.observe(batch(*events[start : start + 50]))
+    reference = Reference(events, window=5)
+    users = [f"u{u}" for u in range(25)]
+    scores, items = by_id(model, users)
+    expected = torch.tensor([reference.scores(u, items) for u in users], dtype=torch.float32)
+    torch.testing.assert_close(scores, expected)
+
+
+# -- order-independence --------------------------------------------------------------------------------------
+def interleaved(events, seed):
+    """The same events with each user's own in order but different users' interleaved at random, as partitions
+    keyed by user arrive at a worker that follows them all."""
+    generator = random.Random(seed)
+    queues = {}
+    for event in events:
+        queues.setdefault(event[0], []).append(event)
+    users, out = list(queues), []
+    while users:
+        user = generator.choice(users)
+        out.append(queues[user].pop(0))
+        if not queues[user]:
+            users.remove(user)
+    return out
+
+
+def observed(events, sizes, seed=0):
+    model = ItemCooccurrence(window=6, max_neighbours=5)
+    generator, start = random.Random(seed), 0
+    while start < len(events):
+        size = generator.choice(sizes)
+        model.observe(batch(*events[start : start + size]))
+        start += size
+    return model
+
+
+def assert_same_state(a, b):
+    users = sorted(set(a.users.ids) | {"stranger"})
+    scores_a, items_a = by_id(a, users)
+    scores_b, items_b = by_id(b, users)
+    assert items_a == items_b
+    assert torch.equal(scores_a, scores_b)  # bit for bit
+    assert [[r["item_id"] for r in row] for row in a.recommend(users, 10)] == [
+        [r["item_id"] for r in row] for row in b.recommend(users, 10)
+    ]
+    ids_a, ids_b = a.items.ids, b.items.ids
+    assert {(ids_a[int(k) >> 32], ids_a[int(k) & 0xFFFFFFFF]): int(w) for k, w in _entries(a)} == {
+        (ids_b[int(k) >> 32], ids_b[int(k) & 0xFFFFFFFF]): int(w) for k, w in _entries(b)
+    }
+    assert {ids_a[k]: int(p) for k, p in enumerate(a.popularity)} == {
+        ids_b[k]: int(p) for k, p in enumerate(b.popularity)
+    }
+
+
+def _entries(model):
+    live = model.cooc.weight > 0
+    return zip(model.cooc.keys[live].tolist(), model.cooc.weight[live].tolist())
+
+
+def test_any_interleaving_of_users_and_any_batching_give_bit_identical_scores():
+    """One worker reads the partitions one way, three workers' feeds another: the same events, each user's in
+    order, different users' interleaved and batched differently (hubs fill lists past max_neighbours, times tie)."""
+    events = random_stream(3_000, n_users=60, n_items=80, seed=3)
+    one = observed(interleaved(events, 1), sizes=[1, 7, 50, 200], seed=1)
+    other = observed(interleaved(events, 2), sizes=[3, 30, 500], seed=2)
+    assert max(len(one.cooc.neighbours(k)) for k in range(len(one.items))) > one.max_neighbours
+    assert_same_state(one, other)
+
+
+def test_replays_and_duplicates_change_nothing():
+    events = random_stream(1_500, n_users=40, n_items=50, seed=4)
+    once = observed(events, sizes=[100])
+    generator = random.Random(5)
+    replayed = events[:800] + events[200:800] + events[800:] + generator.sample(events, 300)  # a rewind, then strays
+    again = observed(sorted(replayed, key=lambda e: e[3]), sizes=[1, 64, 333], seed=6)
+    assert_same_state(once, again)
+
+
+def test_events_out_of_time_order_across_users_give_the_same_state():
+    events = random_stream(1_000, n_users=30, n_items=40, seed=7)
+    shuffled = list(events)
+    random.Random(8).shuffle(shuffled)  # not even each user's own in order
+    assert_same_state(observed(events, sizes=[50]), observed(shuffled, sizes=[1, 17, 120]))
+
+
+def test_a_warm_start_from_the_edges_equals_streaming():
+    events = random_stream(2_000, n_users=50, n_items=60, seed=9)
+    streamed = observed(events, sizes=[1, 25, 200])
+    edges = edges_of(events)
+    random.Random(10).shuffle(edges)  # the graph store returns them in no particular order
+    rebuilt = ItemCooccurrence(window=6, max_neighbours=5)
+    users, items, types, ts = zip(*edges)
+    rebuilt.rebuild_from_edges(users, items, types, ts)
+    assert_same_state(streamed, rebuilt)
+
+
+def test_popularity_stays_exact_across_moves_of_its_reference_time():
+    """Events over 40 half-lives (the reference moves five times): streamed in small batches or rebuilt at once,
+    the fixed-point sums are equal, and the newest users count most."""
+    half_life_s = 60.0
+    events = [(f"u{k}", f"i{k % 5}", "view", 6_000 * k) for k in range(400)]  # 400 x 6 s = 40 minutes
+    streamed = ItemCooccurrence(popularity_half_life_s=half_life_s)
+    for start in range(0, len(events), 9):
+        streamed.observe(batch(*events[start : start + 9]))
+    rebuilt = ItemCooccurrence(popularity_half_life_s=half_life_s)
+    rebuilt.observe(batch(*reversed(events)))
+    assert torch.equal(streamed.popularity, rebuilt.popularity[[rebuilt.items.get(f"i{k}") for k in range(5)]])
+    newest = max(ts for *_, ts in events)
+    expected = [
+        sum(2.0 ** (-(newest - ts) / (half_life_s * 1000)) for _, i, _, ts in events if i == f"i{k}") for k in range(5)
+    ]
+    got = (
+        streamed.popularity.double()
+        * 2.0 ** ((streamed.reference_ms - newest) / (half_life_s * 1000))
+        / 2.0**FIXED_POINT_BITS
+    ).tolist()
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert streamed.recommend(["newcomer"], k=1)[0][0]["item_id"] == "i4"  # the newest event's item
+
+
+# -- the bounded reads ---------------------------------------------------------------------------------------
+def test_scores_read_each_items_heaviest_neighbours_ties_by_tie_key():
+    model = ItemCooccurrence(max_neighbours=2, repeat_weight=0.0, popularity_weight=0.0)
     model.observe(
         batch(
             ("a", "hub", "purchase", 1),
@@ -146,212 +287,55 @@ def test_a_full_list_keeps_the_heaviest_neighbours():
             ("b", "y", "view", 4),  # hub-y 1 + 1
             ("c", "hub", "view", 5),
             ("c", "y", "view", 6),
+            ("d", "hub", "view", 7),
+            ("d", "z", "view", 8),  # hub-z 1
+            ("e", "hub", "view", 7),
+            ("e", "w", "view", 8),  # hub-w 1
         )
     )
-    model.observe(batch(("d", "hub", "view", 7), ("d", "z", "view", 8)))  # hub-z 1: dropped
-    assert listed(model, "hub") == {"x": 3.0, "y": 2.0}
-    assert "hub" in listed(model, "z")  # z's own list has room
-    top = model.recommend(["newcomer-of-hub"], k=1)  # unknown user: popularity only, still a full row
-    assert len(top[0]) == 1
+    hub = model.items.get("hub")
+    assert {model.items.id_of(j): w for j, w in model.cooc.neighbours(hub).items()} == {"x": 3, "y": 2, "z": 1, "w": 1}
+    model.observe(batch(("q", "hub", "view", 9)))
+    scores = model.score(["q"])[0]
+    read = {model.items.id_of(j) for j in torch.nonzero(scores > 0).view(-1).tolist()}
+    assert read == {"x", "y"}  # the two heaviest (z and w, lighter, are not read)
+    model = ItemCooccurrence(max_neighbours=1, repeat_weight=0.0, popularity_weight=0.0)
+    model.observe(batch(("d", "hub", "view", 7), ("d", "z", "view", 8), ("e", "hub", "view", 7), ("e", "w", "view", 8)))
+    model.observe(batch(("q", "hub", "view", 9)))
+    scores = model.score(["q"])[0]
+    first = min(["z", "w"], key=tie_key)  # a tie: the smaller tie key is read
+    assert {model.items.id_of(j) for j in torch.nonzero(scores > 0).view(-1).tolist()} == {first}
 
 
-def test_a_warm_start_from_edges_rebuilds_the_lists():
-    stream = random_stream(300, n_users=10, n_items=30, seed=1)
-    streamed, rebuilt = ItemCooccurrence(), ItemCooccurrence()
-    streamed.observe(stream)
-    rebuilt.rebuild_from_edges(stream.users, stream.items, stream.types, stream.ts)
-    torch.testing.assert_close(rebuilt.score(["u1", "u2"]), streamed.score(["u1", "u2"]))
+def test_co_occurrence_entries_are_bounded_by_the_recent_sets():
+    events = random_stream(5_000, n_users=40, n_items=400, seed=11)
+    model = observed(events, sizes=[200])
+    window = model.window
+    assert len(model.cooc) <= 40 * window * (window - 1)
+    # a user's pairs that left the recent set no longer count: after 200 new items, none of the old remain
+    model.observe(batch(*[("u0", f"new{k}", "view", 10**9 + k) for k in range(200)]))
+    items, _ = model._recent(torch.tensor([model.users.get("u0")]))
+    assert {model.items.id_of(i) for i in items[0].tolist()} <= {f"new{k}" for k in range(200)}
 
 
-def zipf_stream(n_events, n_users, n_items, generator, exponent=1.1):
-    """Events whose items follow a Zipf-like popularity (item rank r drawn with weight r^-exponent)."""
-    popularity = torch.arange(1, n_items + 1, dtype=torch.float64) ** -exponent
-    items = torch.multinomial(popularity, n_events, replacement=True, generator=generator)
-    users = torch.randint(n_users, (n_events,), generator=generator)
-    return users, items
-
-
-SCALE_EVENTS = 400_000  # under a minute on a shared 2-core machine
-
-
-@pytest.mark.slow  # a scale test: 400k events over 200k items
-def test_memory_is_bounded_by_the_lists_on_a_synthetic_200k_item_catalogue():
-    """SYNTHETIC scale test: 400k events over a 200k-item catalogue with a Zipf-like popularity, observed in
-    batches of 50k: enough for the popular items to fill their lists. A dense float32 item x item matrix would
-    need 160 GB; the fixed [rows, max_neighbours] layout needed rows x max_neighbours x (4-byte index + 4-byte
-    weight); the pool needs a few times the filled slots (blocks at most twice their lists, a pool at most
-    POOL_GROWTH times the blocks, plus the blocks left behind by moves), plus 16 + 4 bytes per item."""
-    n_items, n_users, n_events, max_neighbours = 200_000, 100_000, SCALE_EVENTS, 200
-    model = ItemCooccurrence(window=5, max_neighbours=max_neighbours)
-    model.observe_items([Item(f"i{i}", "") for i in range(n_items)])  # the whole catalogue is rankable
-    users, items = zipf_stream(n_events, n_users, n_items, torch.Generator().manual_seed(0))
-    user_ids, item_ids = [f"u{u}" for u in users.tolist()], [f"i{i}" for i in items.tolist()]
-    for start in range(0, n_events, 50_000):
-        stop = start + 50_000
-        model.observe(
-            InteractionBatch(
-                user_ids[start:stop], item_ids[start:stop], ["view"] * (stop - start), list(range(start, stop))
-            )
-        )
-    scores = model.score(user_ids[:64])
-    fixed_layout = 2 * n_items * (max_neighbours * 8 + 8 + 4)  # rows x (list slots + length + popularity)
-    filled = model.cooc.filled
-    per_item = model.cooc.capacity * (16 + 4)
-    print(
-        f"tensor memory {model.tensor_bytes / 2**20:.1f} MiB for {filled:,} filled slots "
-        f"({filled * 8 / 2**20:.1f} MiB); fixed layout {fixed_layout / 2**20:.0f} MiB"
-    )
-    assert scores.shape == (64, n_items) and torch.isfinite(scores).all()
-    assert int(model.cooc.length.max()) == max_neighbours  # the popular items filled their lists
-    assert model.tensor_bytes < 4 * filled * 8 + per_item
-    assert model.tensor_bytes < fixed_layout / 4
-
-
-# -- the pool of per-item blocks ---------------------------------------------------------------------------------
-class FixedListsReference(ItemCooccurrence):
-    """Reference only: the bounded lists as plain dicts, merged batch by batch the way the former fixed
-    [rows, max_neighbours] layout merged them (listed entries grow, new ones are appended in item order, an
-    overflowing list keeps its heaviest, ties to the smaller item index), scored by a dense product."""
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.lists: dict[int, dict[int, float]] = {}
-
-    def _add_pairs(self, rows, cols, pair_weights):
-        merged: dict[tuple[int, int], float] = {}
-        for r, c, w in zip(
-            torch.cat([rows, cols]).tolist(),
-            torch.cat([cols, rows]).tolist(),
-            torch.cat([pair_weights, pair_weights]).tolist(),
-        ):
-            merged[r, c] = merged.get((r, c), 0.0) + w
-        by_row: dict[int, list[tuple[int, float]]] = {}
-        for (r, c), w in sorted(merged.items()):
-            by_row.setdefault(r, []).append((c, w))
-        for r, entries in by_row.items():
-            listed = self.lists.setdefault(r, {})
-            for c, w in entries:
-                listed[c] = listed.get(c, 0.0) + w
-            if len(listed) > self.cooc.max_neighbours:
-                heaviest = sorted(listed.items(), key=lambda cw: (-cw[1], cw[0]))[: self.cooc.max_neighbours]
-                self.lists[r] = dict(heaviest)
-
-    def _cooccurrence_scores(self, rows, items, values, shape):
-        dense = torch.zeros(shape[1], shape[1], dtype=torch.float64)
-        for r, listed in self.lists.items():
-            for c, w in listed.items():
-                dense[r, c] = w
-        profiles = torch.zeros(shape, dtype=torch.float64).index_put_((rows, items), values.double(), accumulate=True)
-        return (profiles @ dense).float()
-
-
-def test_full_lists_evict_as_the_fixed_layout_did_and_score_the_same(monkeypatch):
-    """Small lists (4 slots) over 60 items: most lists overflow, blocks double 4 -> 8 -> 10 and move, the pool is
-    repacked; every batch's merge and eviction must match the plain reference, and so must the scores."""
-    stream = random_stream(1_500, n_users=30, n_items=60, seed=2)
-    pooled, reference = ItemCooccurrence(window=6, max_neighbours=10), FixedListsReference(window=6, max_neighbours=10)
-    monkeypatch.setattr("model_server.baselines.cooccurrence.EVENTS_PER_CHUNK", 11)
-    for start in range(0, len(stream), 40):
-        pooled.observe(stream.slice(start, start + 40))
-        reference.observe(stream.slice(start, start + 40))
-        for item in range(len(pooled.items)):
-            neighbours, weights = pooled.cooc.neighbours(item)
-            assert dict(zip(neighbours, weights)) == pytest.approx(reference.lists.get(item, {}))
-    assert int(pooled.cooc.length.max()) == 10 and int(pooled.cooc.length.min()) < 10
-    users = [f"u{u}" for u in range(30)] + ["stranger"]
-    torch.testing.assert_close(pooled.score(users), reference.score(users))
-
-
-@pytest.mark.slow  # a scale test: 1M items, 4M pairs
-def test_a_sparse_catalogue_uses_memory_in_proportion_to_its_filled_slots():
-    """SYNTHETIC: 1M items with ~8 neighbours each (4M random pairs, both directions) plus 100 hubs whose lists
-    fill all 200 slots. The fixed [rows, 200] layout took 1M x 200 x 8 bytes = 1.5 GiB for ~64 MiB of filled
-    slots; the pool must stay within 3x the filled slots plus 16 bytes per item, under 200 MiB."""
-    n_items, n_pairs, n_hubs, max_neighbours = 1_000_000, 4_000_000, 100, 200
-    lists = NeighbourLists(max_neighbours)
-    lists.ensure_rows(n_items)
+@pytest.mark.slow  # a scale test: 200k events over 100k items
+def test_a_large_stream_stays_within_its_bound():
+    """SYNTHETIC: 200k events, 20k users, 100k items with a Zipf-like popularity, in batches of 10k, then a warm
+    start from its edges: the same entries, within users x window x (window - 1)."""
+    n_events, n_users, n_items = 200_000, 20_000, 100_000
     generator = torch.Generator().manual_seed(0)
-    for _ in range(8):
-        rows = torch.randint(n_items, (n_pairs // 8,), generator=generator)
-        cols = torch.randint(n_items, (n_pairs // 8,), generator=generator)
-        hub_rows = torch.randint(n_hubs, (20_000,), generator=generator)
-        hub_cols = torch.randint(n_hubs, n_items, (20_000,), generator=generator)
-        rows, cols = torch.cat([rows, hub_rows]), torch.cat([cols, hub_cols])
-        keep = rows != cols
-        rows, cols = rows[keep], cols[keep]
-        lists.add(torch.cat([rows, cols]), torch.cat([cols, rows]), torch.ones(2 * len(rows)))
-    filled = lists.filled
-    fixed_layout = n_items * max_neighbours * 8
-    print(
-        f"tensor memory {lists.nbytes / 2**20:.1f} MiB for {filled:,} filled slots ({filled * 8 / 2**20:.1f} MiB), "
-        f"mean list {filled / n_items:.1f}; fixed layout {fixed_layout / 2**20:.0f} MiB"
-    )
-    assert int(lists.length[:n_hubs].min()) == max_neighbours  # the hubs filled their lists
-    assert 7 * n_items < filled < 9 * n_items
-    assert lists.nbytes < 3 * filled * 8 + 16 * n_items
-    assert lists.nbytes < 200 * 2**20 < fixed_layout / 7
-
-
-# -- decay of the co-occurrence weights --------------------------------------------------------------------------
-def stale_then_new(model, new_batches):
-    """hub co-occurs 10 times with x and with y at t=0, then never again; from t=60 s on, one new user a minute
-    views hub then z (weight 1 per batch, under the listed weights of 10)."""
-    model.observe(
-        batch(
-            *[
-                event
-                for k in range(10)
-                for event in (
-                    (f"old{k}", "hub", "view", k),
-                    (f"old{k}", "x", "view", k + 1),
-                    (f"old{k}", "y", "view", k + 2),
-                )
-            ]
-        )
-    )
-    for minute in range(1, new_batches + 1):
-        ts = 60_000 * minute
-        model.observe(batch((f"new{minute}", "hub", "view", ts), (f"new{minute}", "z", "view", ts + 1)))
-    return model
-
-
-def test_with_decay_a_repeatedly_co_occurring_newcomer_displaces_a_stale_neighbour():
-    decayed = stale_then_new(ItemCooccurrence(max_neighbours=2, repeat_weight=0.0, cooccurrence_half_life_s=60.0), 8)
-    undecayed = stale_then_new(ItemCooccurrence(max_neighbours=2, repeat_weight=0.0), 8)
-    assert set(listed(undecayed, "hub")) == {"x", "y"}  # z's weight of 1 per batch never beats 10
-    assert "z" in set(listed(decayed, "hub"))  # 10 halves every minute: under 1 after four
-    assert "z" not in set(
-        listed(
-            stale_then_new(ItemCooccurrence(max_neighbours=2, repeat_weight=0.0, cooccurrence_half_life_s=60.0), 3),
-            "hub",
-        )
-    )
-    decayed.observe(batch(("q", "hub", "view", 60_000 * 9)))
-    undecayed.observe(batch(("q", "hub", "view", 60_000 * 9)))
-    assert decayed.recommend(["q"], k=1, exclude="seen")[0][0]["item_id"] == "z"
-    assert undecayed.recommend(["q"], k=1, exclude="seen")[0][0]["item_id"] != "z"
-
-
-def test_decayed_weights_stay_finite_far_past_the_reference_time():
-    """A half-life of one second over 1,000 s (the reference time moves on several times): the stored weights
-    stay finite and the recent co-occurrence leads."""
-    model = ItemCooccurrence(max_neighbours=4, repeat_weight=0.0, popularity_weight=0.0, cooccurrence_half_life_s=1.0)
-    model.observe(batch(("a", "hub", "purchase", 0), ("a", "old", "purchase", 1)))
-    for second in range(10, 1_000, 10):
-        model.observe(
-            batch((f"u{second}", "hub", "view", 1_000 * second), (f"u{second}", "new", "view", 1_000 * second + 1))
-        )
-    weights = listed(model, "hub")
-    assert all(math.isfinite(w) for w in weights.values()) and weights["new"] > weights.get("old", 0.0)
-    model.observe(batch(("q", "hub", "view", 1_000_000)))
-    scores = model.score(["q"])
-    assert torch.isfinite(scores).all()
-    assert model.recommend(["q"], k=1, exclude="seen")[0][0]["item_id"] == "new"
-
-
-def test_the_default_has_no_decay_and_keeps_its_version():
-    assert ItemCooccurrence().version() == ItemCooccurrence(cooccurrence_half_life_s=None).version()
-    assert "cooccurrence_half_life_s" not in ItemCooccurrence().params
-    assert ItemCooccurrence(cooccurrence_half_life_s=60.0).version() != ItemCooccurrence().version()
-    with pytest.raises(ValueError):
-        ItemCooccurrence(cooccurrence_half_life_s=0.0)
+    popularity = torch.arange(1, n_items + 1, dtype=torch.float64) ** -1.1
+    items = torch.multinomial(popularity, n_events, replacement=True, generator=generator).tolist()
+    users = torch.randint(n_users, (n_events,), generator=generator).tolist()
+    events = [(f"u{u}", f"i{i}", "view", 1_000 * k) for k, (u, i) in enumerate(zip(users, items))]
+    model = ItemCooccurrence(window=5)
+    for start in range(0, n_events, 10_000):
+        model.observe(batch(*events[start : start + 10_000]))
+    assert len(model.cooc) <= n_users * 5 * 4
+    print(f"tensor memory {model.tensor_bytes / 2**20:.1f} MiB, {len(model.cooc):,} co-occurrence entries")
+    rebuilt = ItemCooccurrence(window=5)
+    rebuilt.rebuild_from_edges(*zip(*edges_of(events)))
+    assert len(rebuilt.cooc) == len(model.cooc)
+    users = [f"u{u}" for u in range(64)]
+    assert torch.equal(by_id(model, users)[0], by_id(rebuilt, users)[0])
+    assert math.isfinite(float(model.score(users).sum()))

@@ -190,5 +190,6 @@ def test_stages_a_run_did_not_measure_leave_no_bars():
     assert lanes == {"model": [("validate", 0.0, 1.0), ("observe", 1.0, 2.0)], "graph": [], "publish": []}
 
 
-def test_only_the_baseline_waits_for_the_graph(tmp_path):
-    assert model_waits_for_graph(None) is True and model_waits_for_graph(tmp_path) is False
+def test_no_servable_model_waits_for_the_graph(tmp_path):
+    # the co-occurrence baseline (no checkpoint) is idempotent as the temporal GAT is: neither waits for the upsert
+    assert model_waits_for_graph(None) is False and model_waits_for_graph(tmp_path) is False
