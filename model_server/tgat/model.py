@@ -63,6 +63,7 @@ from .features import ITEM, NodeInputs
 from .graph_state import NUM_TYPES, TemporalGraph
 from .neighbours import EMPTY
 from .sampler import sample_blocks
+from .slot_attention import attend_slots
 
 
 @dataclass
@@ -158,18 +159,24 @@ class TemporalGAT(nn.Module):
 
     def embed_layer(self, graph: TemporalGraph, depth: int, targets: torch.Tensor, previous, attention: bool = False):
         """Layer `depth` (0-based) for sorted unique `targets`, reading the layer below through
-        previous(nodes) -> [len(nodes), dim]: the same computation, edge for edge, as embed()."""
-        block = sample_blocks(graph.buffer, targets, 1)[0]
-        h = previous(block.src_nodes)
-        pair = (h, h[block.dst_in_src])
-        edge_attr = self.edge_features(block.edge_type, block.edge_dt)
-        conv = self.convs[depth]
+        previous(nodes) -> [len(nodes), dim] (sorted unique nodes): the function embed() computes, in eval mode,
+        on the targets' dense buffer rows (slot_attention.py); with attention=True also the attention per slot
+        as [len(targets), K] (mean over heads; 0 where the slot is empty)."""
+        nbr, etype, ts = graph.buffer.rows(targets)
+        filled = nbr != EMPTY
+        slot_node = torch.where(filled, nbr, targets[:, None])  # an empty slot reads its target (masked out)
+        src, position = torch.unique(torch.cat([targets, slot_node.reshape(-1)]), return_inverse=True)
+        h = previous(src)
+        n, k = nbr.shape
+        dt = (ts[:, :1] - ts).to(torch.float32) / 1000.0  # age from the target's newest edge, as sample_blocks
+        edge_attr = self.edge_features(etype.reshape(-1), dt.reshape(-1))
+        edge_attr = edge_attr.view(n, k, self.config.time_dim + self.config.type_dim)
+        out, alpha = attend_slots(self.convs[depth], h[position[:n]], h, position[n:].view(n, k), filled, edge_attr)
         if depth < len(self.convs) - 1:
-            return F.relu(conv(pair, block.edge_index, edge_attr))
+            return F.relu(out)
         if not attention:
-            return conv(pair, block.edge_index, edge_attr)
-        out, (_, alpha) = conv(pair, block.edge_index, edge_attr, return_attention_weights=True)
-        return out, self._slot_attention(block, alpha)
+            return out
+        return out, alpha.mean(dim=-1).to(torch.float32)  # bf16 under autocast
 
     def _slot_attention(self, block, alpha: torch.Tensor) -> torch.Tensor:
         """[len(block.dst_nodes), K] attention per buffer slot (mean over heads; 0 where the slot is empty)."""
