@@ -167,11 +167,10 @@ class TemporalGAT(nn.Module):
         slot_node = torch.where(filled, nbr, targets[:, None])  # an empty slot reads its target (masked out)
         src, position = torch.unique(torch.cat([targets, slot_node.reshape(-1)]), return_inverse=True)
         h = previous(src)
-        n, k = nbr.shape
-        dt = (ts[:, :1] - ts).to(torch.float32) / 1000.0  # age from the target's newest edge, as sample_blocks
-        edge_attr = self.edge_features(etype.reshape(-1), dt.reshape(-1))
-        edge_attr = edge_attr.view(n, k, self.config.time_dim + self.config.type_dim)
-        out, alpha = attend_slots(self.convs[depth], h[position[:n]], h, position[n:].view(n, k), filled, edge_attr)
+        dt = (ts[:, :1] - ts)[filled].to(torch.float32) / 1000.0  # age from the target's newest edge
+        edge_attr = self.edge_features(etype[filled], dt)
+        n = targets.numel()
+        out, alpha = attend_slots(self.convs[depth], h[position[:n]], h, position[n:].view_as(nbr), filled, edge_attr)
         if depth < len(self.convs) - 1:
             return F.relu(out)
         if not attention:

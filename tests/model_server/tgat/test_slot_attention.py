@@ -31,7 +31,7 @@ def test_the_dense_layer_equals_the_message_passing_layer(seed):
     edge_index = torch.stack([slot_src[row, slot], row])
     with torch.no_grad():
         expected, (_, alpha) = conv((x_src, h_dst), edge_index, edge_attr[row, slot], return_attention_weights=True)
-        out, attention = attend_slots(conv, h_dst, h_src, slot_src, filled, edge_attr)
+        out, attention = attend_slots(conv, h_dst, h_src, slot_src, filled, edge_attr[filled])
     assert out.shape == (targets, 8)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(attention[row, slot], alpha, rtol=1e-5, atol=1e-6)
@@ -42,4 +42,5 @@ def test_the_dense_layer_equals_the_message_passing_layer(seed):
 def test_configurations_it_does_not_compute_are_refused():
     conv = TransformerConv(8, 4, heads=2, beta=True, edge_dim=6).eval()
     with pytest.raises(ValueError, match="beta=False"):
-        attend_slots(conv, *_case(0))
+        h_dst, h_src, slot_src, filled, edge_attr = _case(0)
+        attend_slots(conv, h_dst, h_src, slot_src, filled, edge_attr[filled])
