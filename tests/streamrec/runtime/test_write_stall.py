@@ -1,6 +1,6 @@
 """A worker joins its group only when it can write, and leaves it when it cannot write for longer than
 STREAMREC_WRITE_STALL_LEAVE_S (issue 27): the clock, the leaving decision and the start-up wait, without servers
-(tests/e2e/test_write_stall.py runs them against real ones)."""
+(tests/e2e/test_graph_unreachable.py runs them against real ones)."""
 
 from __future__ import annotations
 
