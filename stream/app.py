@@ -236,6 +236,7 @@ def create_app(
         gone = {tp.partition for tp in revoked if tp.topic == names.interactions}
         owned.difference_update(gone)
         handler.assigned(set(owned))
+        metrics.ASSIGNED_PARTITIONS.set(len(owned))
         for partition in gone:  # its lag is its new owner's to export: a stale 0 here would hide it
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(str(partition))
@@ -245,6 +246,7 @@ def create_app(
         owned.clear()
         owned.update(tp.partition for tp in assigned if tp.topic == names.interactions)
         handler.assigned(set(owned))
+        metrics.ASSIGNED_PARTITIONS.set(len(owned))
 
     return app
 

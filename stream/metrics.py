@@ -50,6 +50,16 @@ GROUP_LAG = Gauge(
     "-1 until first read",
 )
 GROUP_LAG.set(-1)
+ASSIGNED_PARTITIONS = Gauge(
+    "streamrec_assigned_partitions",
+    "Partitions of the input topic the consumer group gave this worker (0 while it waits outside the group)",
+)
+GRAPH_WRITE_STALL = Gauge(
+    "streamrec_graph_write_stall_seconds",
+    "How long this worker has been unable to write to the graph server: since the oldest graph write that no "
+    "success has followed (0 while writes succeed), or since it began waiting at start-up to join its group; at "
+    "STREAMREC_WRITE_STALL_LEAVE_S it leaves the group",
+)
 FOLLOW_LAG = Gauge(
     "streamrec_follow_lag_events",
     "Records of the input topic, over all partitions, not yet folded into this worker's model by the "

@@ -101,7 +101,7 @@ class BoltProbe:
         self._driver: Driver | None = None
 
     def return_one(self) -> None:
-        from neo4j import GraphDatabase
+        from neo4j import WRITE_ACCESS, GraphDatabase
 
         s = self.settings
         if self._driver is None:
@@ -112,7 +112,8 @@ class BoltProbe:
                 max_transaction_retry_time=0,
             )
         try:
-            with self._driver.session(database=s.database) as session:
+            # a write-mode session (the driver's default, said here because the start-up check relies on it)
+            with self._driver.session(database=s.database, default_access_mode=WRITE_ACCESS) as session:
                 session.run("RETURN 1 AS ok").single()
         except BaseException:
             self.close()
@@ -128,25 +129,32 @@ def graph_refusal(settings: Settings) -> str | None:
     """Why the graph server refuses this worker for good (the credentials, the database), in one line; None when
     it accepts it, and when it does not answer at all (a server still starting or down: the stage loop retries).
     One attempt: Neo4j rate-limits failed logins, which would lock out every worker with the same user."""
+    return graph_check(settings)[0]
+
+
+def graph_check(settings: Settings, connection_timeout_s: float = 5.0) -> tuple[str | None, str | None]:
+    """(why the graph server refuses this worker for good, why it cannot take its writes now): both None when a
+    write-mode session runs `RETURN 1` (the driver sends a write-mode session to a cluster's writer, so the
+    worker's writes would go there too). One attempt, as graph_refusal."""
     from neo4j.exceptions import AuthError, ClientError, DriverError, Neo4jError
 
     try:
-        return_one(settings, connection_timeout_s=5)
+        return_one(settings, connection_timeout_s=connection_timeout_s)
     except AuthError as exc:
         return (
             f"the graph server at {settings.bolt_uri} refused the credentials of user {settings.neo4j_user!r} "
             f"({exc.code}): set STREAMREC_NEO4J_USER / STREAMREC_NEO4J_PASSWORD to an account it accepts"
-        )
+        ), None
     except ClientError as exc:
         if exc.code and "DatabaseNotFound" in exc.code:
             return (
                 f"the graph server at {settings.bolt_uri} has no database {settings.database!r}: create it, or set "
                 "STREAMREC_NEO4J_DATABASE to one it has"
-            )
-        return None
-    except (Neo4jError, DriverError, OSError):
-        return None
-    return None
+            ), None
+        return None, _described(exc)
+    except (Neo4jError, DriverError, OSError) as exc:
+        return None, _described(exc)
+    return None, None
 
 
 def _described(error: BaseException) -> str:

@@ -76,6 +76,8 @@ class Settings:
     partitions: int
     replication_factor: int | None  # None: min(3, brokers in the cluster), decided when the topics are created
     session_timeout_s: float
+    # a worker whose graph writes have failed this long leaves the consumer group (exit status 3); 0: never
+    write_stall_leave_s: float
     fetch_max_wait_ms: int
     # graph store: None means "start and use the local Bolt server"
     neo4j_uri: str | None
@@ -289,6 +291,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         partitions=r.integer("PARTITIONS", 4, 1, 10_000),
         replication_factor=None if replication is None else r.integer("REPLICATION_FACTOR", 1, 1, 32),
         session_timeout_s=r.number("SESSION_TIMEOUT_S", 6.0, 1.0, 300.0),
+        write_stall_leave_s=_write_stall_leave_s(r),
         fetch_max_wait_ms=r.integer(
             "FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS[local_stack if bootstrap is None else "apache"], 1, 30_000
         ),
@@ -373,6 +376,18 @@ def _topic_prefix(reader: _Reader) -> str:
             "(Kafka's topic-name characters), at most 200 of them"
         )
         return ""
+    return value
+
+
+def _write_stall_leave_s(reader: _Reader) -> float:
+    """0 turns leaving off; below 1 s a leader change or a brief lock wait (normal for a graph server) would make
+    workers leave the group, and the partitions move, for nothing."""
+    value = reader.number("WRITE_STALL_LEAVE_S", 60.0, 0.0, 86_400.0)
+    if 0 < value < 1:
+        reader.problems.append(
+            f"{PREFIX}WRITE_STALL_LEAVE_S={value:g}: must be 0 (never leave the group) or at least 1 second"
+        )
+        return 60.0
     return value
 
 

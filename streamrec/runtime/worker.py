@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, TypeVar, cast
@@ -23,13 +24,16 @@ from .fold_ledger import FoldLedger
 from .model_client import ModelClient
 from .model_seam import CheckpointRefused, ModelHostDied, ModelInfo
 from .model_versions import PROMOTE_HINT, Version, VersionError, rejection, served_version
-from .probes import graph_refusal
+from .probes import graph_check
 from .process_metrics import MODEL_HOST, PROCESS_STATS
 from .settings import Settings
+from .write_stall import LEAVE_STATUS, WriteStall
 
 if TYPE_CHECKING:
     import faust
     from faust.assignor import PartitionAssignor
+
+    from .health import Health
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +41,7 @@ T = TypeVar("T")
 GROUP_LAG_EVERY_S = 5.0  # how often the group's lag is read from the broker (a few requests per partition)
 SWEEP_NODES_PER_TICK = 2_048  # stale nodes refreshed per 1 s tick, between batches
 BROKER_WAIT_S = 15.0  # how long start-up waits for a broker that does not answer yet
+GRAPH_WAIT_EVERY_S = 2.0  # how often a worker that waits to join its group tries the graph server
 
 
 class Pipeline:
@@ -65,8 +70,11 @@ class Pipeline:
             settings.bootstrap, settings.app_id, self.names.interactions, **settings.kafka_client_options()
         )
         self._group_lag_read = 0.0  # monotonic time of the last read
+        self._group_lag_reading = threading.Lock()  # one read at a time: its Kafka client is not thread-safe
         self._group_lag_problem: str | None = None  # said once in the log, not every read
         self.failure: str | None = None  # why the worker stopped, when it was not asked to
+        self.exit_status = 1  # the worker's exit status when it stopped for `failure`
+        self.writes = WriteStall()  # how long the graph writes have failed: past a limit, the worker leaves
         self._publish_model_info(model.info)
 
     @property
@@ -86,9 +94,34 @@ class Pipeline:
             return await request
         except ModelHostDied:
             log.critical("the model process died: stopping the worker (unacked batches are delivered again)")
-            self.failure = "the model process died"  # the exit status says so to the orchestrator
-            os.kill(os.getpid(), signal.SIGTERM)
+            self.stop_worker("the model process died", 1)
             raise
+
+    def stop_worker(self, reason: str, status: int) -> None:
+        """Stops the worker as SIGTERM does (batches in flight get the grace time, what is not written is not
+        acked, the consumer leaves the group); the exit status says why to the orchestrator."""
+        if self.failure is None:
+            self.failure, self.exit_status = reason, status
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def check_write_stall(self) -> None:
+        """Every second: the stall's gauge, and leaving the group when the graph writes have failed for longer than
+        STREAMREC_WRITE_STALL_LEAVE_S (streamrec/runtime/write_stall.py)."""
+        metrics.GRAPH_WRITE_STALL.set(self.writes.seconds())
+        limit = self.settings.write_stall_leave_s
+        if self.failure is None and self.writes.should_leave(limit):
+            log.error(
+                "cannot write to the graph server at %s for %.0f s (%s): leaving the consumer group so that a worker "
+                "that can write takes its partitions (STREAMREC_WRITE_STALL_LEAVE_S=%g); what was not written is "
+                "not acked and goes to that worker; exit status %d: restarted, this worker joins again once the "
+                "graph server takes writes",
+                self.settings.bolt_uri,
+                self.writes.seconds(),
+                self.writes.describe(),
+                limit,
+                LEAVE_STATUS,
+            )
+            self.stop_worker(f"cannot write to the graph server for {limit:g} s", LEAVE_STATUS)
 
     async def store(self) -> GraphStore:
         # created on first use: the async driver belongs to the event loop Faust runs; its own retries are off,
@@ -103,10 +136,12 @@ class Pipeline:
             if self._warm:
                 return
             store = await self.store()
-            await store.ensure_schema()
+            with self.writes.attempt():
+                await store.ensure_schema()
             started = time.perf_counter()
             offsets = await self._committed_offsets()  # before the graph read: see stream/replica.py
-            edges, items = await store.all_edges(), await store.items_with_text()
+            with self.writes.attempt(hanging_counts=False):  # a large graph takes long to read, not to fail
+                edges, items = await store.all_edges(), await store.items_with_text()
             self.model.info = await self._model(self.model.warm_start(edges, items))
             log.info("warm start: %d edges from the graph store in %.2f s", len(edges), time.perf_counter() - started)
             self._follow_from(offsets)
@@ -164,12 +199,14 @@ class Pipeline:
     def close(self) -> None:
         if self.feed is not None:
             self.feed.stop()
-        self.group_lag.close()
+        if self._group_lag_reading.acquire(timeout=5.0):  # (a read still running past that: the process exits)
+            self.group_lag.close()
 
     async def upsert_interactions(self, events: list[Interaction]) -> list[Interaction]:
         await self.start()
         async with self._swapping, graph_refusals():
-            result = await (await self.store()).upsert_interactions(events)
+            with self.writes.attempt():
+                result = await (await self.store()).upsert_interactions(events)
         return result.fresh
 
     async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> list[tuple[str, bytes]]:
@@ -187,7 +224,8 @@ class Pipeline:
     async def upsert_items(self, items: list[Item]) -> None:
         await self.start()
         async with self._swapping, graph_refusals():
-            await (await self.store()).upsert_items(items)
+            with self.writes.attempt():
+                await (await self.store()).upsert_items(items)
         await self._model(self.model.observe_items(items))
 
     async def periodic(self) -> None:
@@ -206,20 +244,38 @@ class Pipeline:
 
     async def _export_group_lag(self) -> None:
         """streamrec_group_lag_events from the broker (stream/group_lag.py), every GROUP_LAG_EVERY_S."""
+        if self.group_lag_due:
+            await asyncio.get_running_loop().run_in_executor(None, self.export_group_lag_now)
+
+    @property
+    def group_lag_due(self) -> bool:
+        return time.monotonic() - self._group_lag_read >= GROUP_LAG_EVERY_S
+
+    def export_group_lag_now(self) -> None:
+        """One read of the group's lag; it blocks, so it runs on a thread. Skipped while an earlier read still runs
+        (a slow broker): the start-up wait's reads and the event loop's never share the client."""
         from kafka.errors import KafkaError
 
-        if time.monotonic() - self._group_lag_read < GROUP_LAG_EVERY_S:
+        if not self._group_lag_reading.acquire(blocking=False):
             return
-        self._group_lag_read = time.monotonic()
         try:
-            lag = await asyncio.get_running_loop().run_in_executor(None, self.group_lag.read)
+            self._group_lag_read = time.monotonic()
+            lag = self.group_lag.read()
         except (KafkaError, OSError) as exc:
             if str(exc) != self._group_lag_problem:
                 log.warning("could not read the consumer group's lag from the broker: %s", exc)
             self._group_lag_problem = str(exc)
             return
+        finally:
+            self._group_lag_reading.release()
         self._group_lag_problem = None
         metrics.GROUP_LAG.set(sum(lag.values()))
+
+    def export_group_lag_in_background(self) -> None:
+        """export_group_lag_now on a thread of its own when due (the start-up wait has no event loop's executor)."""
+        if self.group_lag_due:
+            self._group_lag_read = time.monotonic()
+            threading.Thread(target=self.export_group_lag_now, name="group-lag", daemon=True).start()
 
     def _wanted_version(self) -> Version | None:
         """The version to serve now (pinned, else CURRENT's); None keeps the serving model: nothing promoted yet,
@@ -402,6 +458,61 @@ def wait_for_broker(settings: Settings, timeout_s: float = BROKER_WAIT_S) -> Non
         time.sleep(1.0)
 
 
+class Stopped(Exception):
+    """SIGTERM or SIGINT before the worker joined its group: it stops there, with status 0, as it would later."""
+
+
+def wait_for_graph(
+    settings: Settings,
+    problem: str,
+    while_waiting: Callable[[float], None] = lambda waited_s: None,
+    every_s: float = GRAPH_WAIT_EVERY_S,
+) -> float:
+    """Until a write-mode session of the graph server answers (probes.graph_check): a worker joins its consumer
+    group only when it can write, else it would hold partitions and process nothing. `problem`: why the first
+    check failed. One line when the wait starts, one when it ends; `while_waiting(seconds so far)` runs between
+    checks (the liveness tick: a worker that waits is not stuck). A refusal for good (credentials, database) stops
+    start-up as it does before the wait; SIGTERM or SIGINT raise Stopped. Returns the seconds waited."""
+    from .probes import graph_check
+
+    stop: list[int] = []
+
+    def stopping(signum: int, frame: object) -> None:
+        stop.append(signum)
+
+    previous = {sig: signal.signal(sig, stopping) for sig in (signal.SIGTERM, signal.SIGINT)}
+    started = time.monotonic()
+    log.warning(
+        "the graph server at %s does not take writes (%s): not joining the consumer group until it does "
+        "(trying every %g s)",
+        settings.bolt_uri,
+        problem,
+        every_s,
+    )
+    try:
+        while True:
+            next_try = time.monotonic() + every_s
+            while time.monotonic() < next_try:  # short sleeps: a signal is acted on within a fraction of a second
+                if stop:
+                    raise Stopped(signal.Signals(stop[0]).name)
+                while_waiting(time.monotonic() - started)
+                time.sleep(max(0.0, min(0.2, next_try - time.monotonic())))
+            refused, problem_now = graph_check(settings)
+            if refused:
+                raise StartupError(refused)
+            if problem_now is None:
+                waited = time.monotonic() - started
+                log.warning(
+                    "the graph server at %s takes writes, after %.0f s: joining the consumer group",
+                    settings.bolt_uri,
+                    waited,
+                )
+                return waited
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_worker(settings: Settings) -> int:
     import faust
 
@@ -411,7 +522,9 @@ def run_worker(settings: Settings) -> int:
 
     names = TopicNames.with_prefix(settings.topic_prefix)
     wait_for_broker(settings)
-    refused = graph_refusal(settings)  # before the group is joined: a worker that cannot write holds no partition
+    # before the group is joined: a worker that cannot write holds no partition. A refusal for good stops here, in
+    # one line; a graph server that does not answer is waited for below, once the health endpoint answers
+    refused, graph_down = graph_check(settings)
     if refused:
         raise StartupError(refused)
     ensure_topics(
@@ -436,7 +549,19 @@ def run_worker(settings: Settings) -> int:
             served=lambda: served_model(model.info),
         )
         health.serve(settings.metrics_host, settings.metrics_port)
-        app = create_app(settings, pipeline, names, on_tick=health.tick)
+        if graph_down is not None:
+            try:
+                wait_for_graph(settings, graph_down, lambda waited_s: waiting(health, pipeline, waited_s))
+            except Stopped as stop:
+                log.info("stopped by %s while waiting for the graph server, before joining the consumer group", stop)
+                return 0
+            metrics.GRAPH_WRITE_STALL.set(0)
+
+        def tick() -> None:
+            health.tick()
+            pipeline.check_write_stall()
+
+        app = create_app(settings, pipeline, names, on_tick=tick)
         health.owner_of = owner_lookup(app, names.interactions, settings.http_url)
         # override_logging off: Faust's loggers keep the handler of runtime/logs.py (one format, text or json)
         # instead of mode's colour handler on stdout
@@ -454,6 +579,14 @@ def run_worker(settings: Settings) -> int:
         pipeline.close()
         model.close()
     if pipeline.failure:
-        log.critical("worker stopped: %s (exit status 1)", pipeline.failure)
-        return 1
+        log.critical("worker stopped: %s (exit status %d)", pipeline.failure, pipeline.exit_status)
+        return pipeline.exit_status
     return status
+
+
+def waiting(health: Health, pipeline: Pipeline, waited_s: float) -> None:
+    """While the worker waits to join its group: alive for the liveness probe, the wait in the stall gauge, and
+    the group's lag read from the broker (every worker may be waiting: someone must show the records pile up)."""
+    health.tick()
+    metrics.GRAPH_WRITE_STALL.set(waited_s)
+    pipeline.export_group_lag_in_background()

@@ -132,15 +132,7 @@ class WorkerProcess:
     def start(self, timeout_s: float = 90.0, until_ready: bool = False) -> "WorkerProcess":
         """Returns once Faust reports the worker ready (partitions assigned); with `until_ready`, once /readyz
         also answers 200 (servers answer and the model's state is loaded)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        start_of_run = log.tell()  # the log is appended to: an earlier run's "Ready" must not count
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamrec", "worker"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-        )
+        start_of_run = self.launch()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -149,6 +141,19 @@ class WorkerProcess:
                 return self
             time.sleep(0.2)
         raise RuntimeError(f"the worker was not ready within {timeout_s:.0f} s:\n{self.log()[-3000:]}")
+
+    def launch(self) -> int:
+        """Starts the process and returns at once (with the log's size before it: what this run writes follows)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            start_of_run = log.tell()  # the log is appended to: an earlier run's "Ready" must not count
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streamrec", "worker"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
+        return start_of_run
 
     def ready(self) -> bool:
         try:

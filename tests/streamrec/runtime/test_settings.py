@@ -64,12 +64,21 @@ def test_external_servers_replace_the_local_ones(tmp_path):
         ({"STREAMREC_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"}, "STREAMREC_KAFKA_SASL_USERNAME"),
         ({"STREAMREC_SESSION_TIMEOUT_S": "nan-ish"}, "must be a number"),
         ({"STREAMREC_LOG_FORMAT": "xml"}, "STREAMREC_LOG_FORMAT='xml': must be one of text, json"),
+        ({"STREAMREC_WRITE_STALL_LEAVE_S": "soon"}, "STREAMREC_WRITE_STALL_LEAVE_S='soon': must be a number"),
+        ({"STREAMREC_WRITE_STALL_LEAVE_S": "-5"}, "STREAMREC_WRITE_STALL_LEAVE_S='-5': must be between 0"),
+        ({"STREAMREC_WRITE_STALL_LEAVE_S": "0.2"}, "must be 0 (never leave the group) or at least 1 second"),
     ],
 )
 def test_invalid_settings_name_the_variable_and_what_is_allowed(env, named):
     with pytest.raises(SettingsError) as error:
         load_settings(env, cwd=Path("/tmp"))
     assert named in str(error.value)
+
+
+def test_a_worker_leaves_the_group_after_a_minute_of_failed_graph_writes_unless_told_otherwise():
+    assert load_settings({}, cwd=Path("/tmp")).write_stall_leave_s == 60.0
+    assert load_settings({"STREAMREC_WRITE_STALL_LEAVE_S": "0"}, cwd=Path("/tmp")).write_stall_leave_s == 0.0
+    assert load_settings({"STREAMREC_WRITE_STALL_LEAVE_S": "2.5"}, cwd=Path("/tmp")).write_stall_leave_s == 2.5
 
 
 def test_every_problem_is_reported_at_once():
