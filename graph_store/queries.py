@@ -120,6 +120,25 @@ CALL () {
 RETURN users, items, edges, events
 """
 
+# Bulk loading of new nodes and the edges between them (`streamrec load`, which checks first that none of the
+# nodes exists: then none of the edges can): CREATE instead of MERGE (no lookup of an edge that cannot exist),
+# rows as lists (the driver packs a list more cheaply than a map), nodes before the edges that find them through
+# the unique index. The edges carry no last_source, so every live event on them counts as new
+# (UPSERT_INTERACTIONS compares sources first).
+EXISTING_NODES = """
+CALL () { UNWIND $users AS id MATCH (u:User {id: id}) RETURN count(u) AS users }
+CALL () { UNWIND $items AS id MATCH (i:Item {id: id}) RETURN count(i) AS items }
+RETURN users, items
+"""
+CREATE_USERS = "UNWIND $ids AS id CREATE (:User {id: id})"
+CREATE_ITEMS = "UNWIND $ids AS id CREATE (:Item {id: id})"
+CREATE_EDGES = """
+UNWIND $rows AS row
+MATCH (u:User {id: row[0]})
+MATCH (i:Item {id: row[1]})
+CREATE (u)-[:INTERACTED {type: row[2], count: row[3], first_ts: row[4], last_ts: row[5]}]->(i)
+"""
+
 DELETE_BATCH = """
 MATCH (n) WITH n LIMIT $limit
 DETACH DELETE n

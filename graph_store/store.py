@@ -190,6 +190,21 @@ class GraphStore:
         data = records[0].data()
         return {key: int(value or 0) for key, value in data.items()}
 
+    async def existing_nodes(self, users: Sequence[str], items: Sequence[str]) -> tuple[int, int]:
+        """How many of these user and item ids the graph holds (index lookups only)."""
+        records = await self._run(queries.EXISTING_NODES, write=False, users=list(users), items=list(items))
+        return int(records[0]["users"]), int(records[0]["items"])
+
+    async def create_nodes(self, label: str, ids: Sequence[str]) -> None:
+        """Bulk load: `label` ("User" or "Item") nodes that do not exist yet, in one transaction."""
+        query = {"User": queries.CREATE_USERS, "Item": queries.CREATE_ITEMS}[label]
+        await self._run(query, ids=list(ids))
+
+    async def create_edges(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Bulk load: INTERACTED edges that do not exist yet, as [user, item, type, count, first_ts, last_ts]
+        rows between existing nodes, in one transaction."""
+        await self._run(queries.CREATE_EDGES, rows=list(rows))
+
     async def delete_everything(self, batch: int = 5000) -> None:
         """Empties the graph in bounded transactions (for tests and the demo's fresh start)."""
         while True:
