@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Iterable, Protocol, Sequence
+from typing import Any, AsyncIterator, Generic, Iterable, Protocol, Sequence
 
 from neo4j import AsyncGraphDatabase, Record, RoutingControl
 from neo4j.exceptions import ConstraintError
@@ -149,30 +149,38 @@ class GraphStore:
         records = await self._run(queries.EDGES_OF_USERS, write=False, ids=list(user_ids))
         return [_edge(row) for row in records[0]["rows"]] if records else []
 
-    async def all_edges(self, users_per_page: int = 5_000) -> list[EdgeRow]:
-        """Every interaction edge oldest first: the warm start of the in-memory model state, read a page of users
-        at a time. Edges another tool wrote with other property types (a graph of record is shared) are left
-        out, and counted in the log: one such edge must not keep every worker from starting."""
-        edges: list[EdgeRow] = []
-        after = ""
+    async def edge_pages(self, users_per_page: int = 5_000) -> AsyncIterator[list[EdgeRow]]:
+        """Every interaction edge, a page of users (and their edges) at a time, in user-id order (keyset
+        pagination: a page costs its own nodes and edges, and a reader holds one page, never the whole graph).
+        Edges another tool wrote with other property types (a graph of record is shared) are left out, and
+        counted in the log: one such edge must not keep every worker from starting."""
+        after, left_out, total, example = "", 0, 0, None
         while True:
             records = await self._run(queries.USER_IDS_AFTER, write=False, after=after, limit=users_per_page)
             ids: list[str] = records[0]["ids"] if records else []
             if not ids:
                 break
-            edges += await self.edges_of_users(ids)
+            page = await self.edges_of_users(ids)
+            usable = [e for e in page if _usable(e)]
+            if len(usable) < len(page):
+                left_out += len(page) - len(usable)
+                example = example or next(e for e in page if not _usable(e))
+            total += len(page)
+            yield usable
             after = ids[-1]
-        usable = [e for e in edges if _usable(e)]
-        if len(usable) < len(edges):
-            example = next(e for e in edges if not _usable(e))
+        if left_out:
             log.warning(
                 "left out %d of %d INTERACTED edges whose properties streamrec cannot read, e.g. %s",
-                len(edges) - len(usable),
-                len(edges),
+                left_out,
+                total,
                 example,
             )
-        usable.sort(key=lambda e: e["last_ts"])  # here, not on the server: a sort of every edge there held them all
-        return usable
+
+    async def all_edges(self, users_per_page: int = 5_000) -> list[EdgeRow]:
+        """Every interaction edge oldest first, in one list (edge_pages is the form whose memory stays a page)."""
+        edges = [edge async for page in self.edge_pages(users_per_page) for edge in page]
+        edges.sort(key=lambda e: e["last_ts"])  # here, not on the server: a sort of every edge there held them all
+        return edges
 
     async def items_with_text(self, items_per_page: int = 20_000) -> list[ItemTextRow]:
         """Every item that has a title, category or brand, read a page of items at a time."""

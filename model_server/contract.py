@@ -196,9 +196,25 @@ class Recommender(ABC):
         self, users: Sequence[str], items: Sequence[str], types: Sequence[str], last_ts: Sequence[int]
     ) -> None:
         """Warm start of a new model from the graph store's edges (one per user, item and type, with its newest
-        time). By default each edge is observed once, in the order given; a model whose state is a set of edges
-        rebuilds it exactly (the temporal GAT)."""
+        time): begin_rebuild, one page, finish_rebuild."""
+        self.begin_rebuild()
+        self.rebuild_page(users, items, types, last_ts)
+        self.finish_rebuild()
+
+    def begin_rebuild(self) -> None:
+        """A warm start read a page at a time (the graph of record can be larger than any one message): the state
+        is rebuilt from the pages that follow, in any order, then finish_rebuild. By default a new model's
+        state is simply what it observes."""
+
+    def rebuild_page(
+        self, users: Sequence[str], items: Sequence[str], types: Sequence[str], last_ts: Sequence[int]
+    ) -> None:
+        """One page of the warm start's edges. By default each edge is observed once, in the order given; a model
+        whose state is a set of edges rebuilds it exactly in any order (the temporal GAT, the co-occurrence)."""
         self.observe(InteractionBatch(list(users), list(items), list(types), [int(t) for t in last_ts]))
+
+    def finish_rebuild(self) -> None:
+        """After the warm start's last page."""
 
     def item_vectors(self) -> torch.Tensor | None:
         """[len(self.items), d] item vectors whose cosine says how alike two items are (the diversity control

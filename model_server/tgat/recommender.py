@@ -5,7 +5,8 @@
     observe_items(items)      item text/category/brand -> features (tgat/item_inputs.py); new items embedded at once
     score(users)              full-catalogue scores from the stored embeddings (stale ones refreshed first)
     recommend(users, k, ...)  top-K with `because` (tgat/explain.py)
-    rebuild_from_edges(...)   warm start from the graph store's (user, item, type, last_ts) edges
+    rebuild_from_edges(...)   warm start from the graph store's (user, item, type, last_ts) edges (or a page
+                              at a time: begin_rebuild, rebuild_page, finish_rebuild)
     save / load               checkpoints (tgat/checkpoint.py)
 
 What to re-embed after a change, the fan-out bound and the sweep of stale nodes live in tgat/refresh.py.
@@ -212,7 +213,13 @@ class TGATRecommender(Recommender):
     def full_recompute(self) -> torch.Tensor:
         return self.refresher.full_recompute()
 
-    def rebuild_from_edges(
+    def begin_rebuild(self) -> None:
+        """Warm start: the neighbour state and the seen/purchased history are replaced by the graph store's edges
+        (the system of record), read in pages; the checkpoint's weights stay."""
+        self.history = type(self.history)()
+        self.graph.clear()
+
+    def rebuild_page(
         self,
         users: Sequence[str],
         items: Sequence[str],
@@ -220,14 +227,11 @@ class TGATRecommender(Recommender):
         last_ts: Sequence[int],
         chunk: int = 200_000,
     ) -> None:
-        """Warm start: replace the neighbour state with the graph store's edges (one per user, item, type;
-        any order) and re-embed everything. The graph store is the system of record: the seen/purchased history
-        is replaced too."""
+        """Edges (one per user, item, type; any order: a node's row keeps its K newest edges, a pair its newest
+        time) folded into the state; embeddings wait for finish_rebuild."""
         user_index, item_index = self.users.add(users), self.items.add(items)
-        self.history = type(self.history)()
         self.history.add(user_index, item_index, list(types))
         self._sync()
-        self.graph.clear()
         u, i, t, ts = (
             torch.tensor(user_index),
             torch.tensor(item_index),
@@ -235,9 +239,10 @@ class TGATRecommender(Recommender):
             torch.tensor(last_ts),
         )
         for start in range(0, len(u), chunk):
-            self.graph.insert(
-                u[start : start + chunk], i[start : start + chunk], t[start : start + chunk], ts[start : start + chunk]
-            )
+            part = slice(start, start + chunk)
+            self.graph.insert(u[part], i[part], t[part], ts[part])
+
+    def finish_rebuild(self) -> None:
         self.refresher.refresh_all()
 
     def recent_neighbours(self, node_id: str, kind: str = "user") -> list[tuple[str, str, int]]:

@@ -7,16 +7,13 @@ import logging
 import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stream.events import Interaction, Item
 
 from .model_host import serve
 from .model_seam import CheckpointRefused, ModelHostDied, ModelHostError, ModelInfo, Refreshed
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from graph_store.rows import EdgeRow, ItemTextRow
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +38,8 @@ class ModelClient:
             raise
 
     # -- the requests -------------------------------------------------------------------------------
-    async def warm_start(self, edges: list[EdgeRow], items: list[ItemTextRow]) -> ModelInfo:
-        answer: ModelInfo = await self._request("warm_start", edges, items)
+    async def warm_start(self) -> ModelInfo:
+        answer: ModelInfo = await self._request("warm_start")
         return answer
 
     async def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> Refreshed:
@@ -63,8 +60,8 @@ class ModelClient:
         answer: ModelInfo = await self._request("sweep_stale", max_nodes)
         return answer
 
-    async def build_candidate(self, checkpoint: str, edges: list[EdgeRow], items: list[ItemTextRow]) -> None:
-        await self._request("build_candidate", checkpoint, edges, items)
+    async def build_candidate(self, checkpoint: str) -> None:
+        await self._request("build_candidate", checkpoint)
 
     async def candidate_ready(self) -> bool:
         answer: bool = await self._request("candidate_ready")

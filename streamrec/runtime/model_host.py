@@ -31,7 +31,7 @@ from .model_versions import version_name_of
 from .settings import Settings
 
 if TYPE_CHECKING:  # (the worker's event loop imports this module: no torch there)
-    from graph_store.rows import EdgeRow, ItemTextRow
+    from graph_store.rows import EdgeRow
     from model_server.contract import Recommender
 
 # a model loaded to serve, and the name of its version (None: the baseline)
@@ -95,17 +95,42 @@ def _load_recommender(settings: Settings, checkpoint: Path | None, fall_back: bo
     return model, version_name_of(checkpoint)
 
 
-def warm_start(model: Recommender, edges: list[EdgeRow], items: list[ItemTextRow]) -> None:
-    """The model's state from the graph of record: item text first, then the interaction edges."""
-    if items:
-        model.observe_items([Item(i["id"], i["title"], i["category"], i["brand"]) for i in items])
-    if edges:
-        model.rebuild_from_edges(
-            [e["user"] for e in edges],
-            [e["item"] for e in edges],
-            [e["type"] for e in edges],
-            [int(e["last_ts"]) for e in edges],
-        )
+EDGE_PAGE_USERS = 5_000  # users (with all their edges) per page of the warm start's read
+
+
+def warm_start(model: Recommender, settings: Settings) -> int:
+    """The model's state from the graph of record, read here a page at a time (item text first, then the
+    interaction edges): no list of every edge in either process, nor through the pipe. Returns the edges read."""
+    import asyncio
+
+    from graph_store import GraphStore
+
+    async def read_and_fold() -> int:
+        async with GraphStore.from_settings(settings) as store:
+            items = await store.items_with_text()
+            if items:
+                model.observe_items([Item(i["id"], i["title"], i["category"], i["brand"]) for i in items])
+            edges = 0
+            async for page in store.edge_pages(EDGE_PAGE_USERS):
+                if page and not edges:  # an empty graph leaves the model's own state (a new model's: none)
+                    model.begin_rebuild()
+                if page:
+                    fold_page(model, page)
+                edges += len(page)
+            if edges:
+                model.finish_rebuild()
+            return edges
+
+    return asyncio.run(read_and_fold())
+
+
+def fold_page(model: Recommender, page: list[EdgeRow]) -> None:
+    model.rebuild_page(
+        [e["user"] for e in page],
+        [e["item"] for e in page],
+        [e["type"] for e in page],
+        [int(e["last_ts"]) for e in page],
+    )
 
 
 def freeze_heap() -> None:
@@ -149,8 +174,10 @@ class ModelHost(ModelService):
             self.version_name,
         )
 
-    def warm_start(self, edges: list[EdgeRow], items: list[ItemTextRow]) -> ModelInfo:
-        warm_start(self.model, edges, items)
+    def warm_start(self) -> ModelInfo:
+        started = time.perf_counter()
+        edges = warm_start(self.model, self.settings)
+        log.info("warm start: %d edges from the graph store in %.2f s", edges, time.perf_counter() - started)
         freeze_heap()
         return self.info()
 
@@ -222,7 +249,7 @@ class ModelHost(ModelService):
         self.model.sweep_stale(max_nodes)
         return self.info()
 
-    def build_candidate(self, checkpoint: str, edges: list[EdgeRow], items: list[ItemTextRow]) -> None:
+    def build_candidate(self, checkpoint: str) -> None:
         """Loads a newer checkpoint and rebuilds its state on a thread of this process, while this one keeps
         answering with the serving model; candidate_ready() tells when it is done."""
 
@@ -231,7 +258,7 @@ class ModelHost(ModelService):
 
             candidate, version_name = load_recommender(self.settings, Path(checkpoint), fall_back=False)
             with torch.inference_mode():  # as serve() answers requests: the state's tensors are all of one kind
-                warm_start(candidate, edges, items)
+                warm_start(candidate, self.settings)
             return candidate, version_name
 
         self.candidate = ThreadPoolExecutor(1, thread_name_prefix="candidate").submit(build)

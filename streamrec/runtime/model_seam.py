@@ -8,13 +8,9 @@ tests/streamrec/runtime/test_model_seam.py checks that both sides declare each o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from stream.events import Interaction, Item
-
-if TYPE_CHECKING:  # the model process never imports the graph store (nor its driver): the rows are plain dicts
-    # The graph store's rows, as GraphStore.all_edges and items_with_text return them (graph_store/rows.py)
-    from graph_store.rows import EdgeRow, ItemTextRow
 
 
 @dataclass
@@ -37,8 +33,9 @@ class Refreshed:
 
 
 class ModelService(Protocol):
-    def warm_start(self, edges: list[EdgeRow], items: list[ItemTextRow]) -> ModelInfo:
-        """The serving model's state from the graph of record."""
+    def warm_start(self) -> ModelInfo:
+        """The serving model's state from the graph of record, which the host reads itself a page at a time (the
+        graph can be larger than any message, and the worker's event loop stays free meanwhile)."""
 
     def refresh(self, events: list[Interaction], fresh: list[Interaction]) -> Refreshed:
         """Folds `fresh` in; the lists of every user of `events`."""
@@ -53,8 +50,9 @@ class ModelService(Protocol):
 
     def sweep_stale(self, max_nodes: int) -> ModelInfo: ...
 
-    def build_candidate(self, checkpoint: str, edges: list[EdgeRow], items: list[ItemTextRow]) -> None:
-        """Starts loading a newer checkpoint and rebuilding its state, beside the serving model."""
+    def build_candidate(self, checkpoint: str) -> None:
+        """Starts loading a newer checkpoint and rebuilding its state from the graph of record, beside the serving
+        model."""
 
     def candidate_ready(self) -> bool:
         """False while building; True when built; raises what the build raised."""

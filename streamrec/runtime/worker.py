@@ -140,10 +140,10 @@ class Pipeline:
                 await store.ensure_schema()
             started = time.perf_counter()
             offsets = await self._committed_offsets()  # before the graph read: see stream/replica.py
+            # the model host reads the graph itself, a page at a time (its log says how many edges, how fast)
             with self.writes.attempt(hanging_counts=False):  # a large graph takes long to read, not to fail
-                edges, items = await store.all_edges(), await store.items_with_text()
-            self.model.info = await self._model(self.model.warm_start(edges, items))
-            log.info("warm start: %d edges from the graph store in %.2f s", len(edges), time.perf_counter() - started)
+                self.model.info = await self._model(self.model.warm_start())
+            log.info("warm start done in %.2f s", time.perf_counter() - started)
             self._follow_from(offsets)
             self._warm = True
 
@@ -306,10 +306,8 @@ class Pipeline:
             log.error("refused the checkpoint: %s; keeping %s %s", refused, previous.name, previous.version)
             return False
         async with self._swapping:
-            store = await self.store()
             offsets = await self._committed_offsets()
-            edges, items = await store.all_edges(), await store.items_with_text()
-            await self._model(self.model.build_candidate(str(checkpoint), edges, items))
+            await self._model(self.model.build_candidate(str(checkpoint)))
             try:
                 while not await self._model(self.model.candidate_ready()):
                     await asyncio.sleep(0.1)
@@ -325,13 +323,12 @@ class Pipeline:
                 self._follow_from(offsets)  # the new model's state ends at the graph read: follow again from there
         self._publish_model_info(self.model.info)
         log.info(
-            "swapped %s %s for %s %s, version %s (%d edges)",
+            "swapped %s %s for %s %s, version %s",
             previous.name,
             previous.version,
             self.model.info.name,
             self.model.info.version,
             version.name,
-            len(edges),
         )
         return True
 

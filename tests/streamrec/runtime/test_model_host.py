@@ -29,7 +29,6 @@ def test_the_host_answers_in_its_own_process_and_its_death_is_reported(tmp_path)
 
         async def scenario():
             events = _events(0, [("a", "x"), ("a", "y"), ("b", "x"), ("b", "z")])
-            await client.warm_start([], [])
             refreshed = await client.refresh(events, events)
             assert {"observe", "rank"} <= set(refreshed.seconds)
             records = {user: json.loads(value) for user, value in refreshed.lists}
