@@ -12,7 +12,8 @@ def configure(parser):
     parser.add_argument("--items", type=int, default=None, help="item population (default: N / 100)")
     parser.add_argument("--days", type=float, default=30.0, help="the span of the event times, ending now")
     parser.add_argument("--seed", type=int, default=0, help="the synthetic graph's random seed")
-    parser.add_argument("--rows-per-transaction", type=int, default=20_000, help="edges written per transaction")
+    parser.add_argument("--rows-per-transaction", type=int, default=5_000, help="edges written per transaction")
+    parser.add_argument("--in-flight", type=int, default=2, help="transactions written at once")
     parser.add_argument("--prefix", default="synthetic-", help="the ids' prefix: <prefix>user-N, <prefix>item-N")
     parser.add_argument("--out", default=None, help="write the load's figures to this JSON file")
 
@@ -29,8 +30,8 @@ def run(args, settings) -> int:
     from ..preload import NodesExist, load_graph
     from ..synthetic_graph import synthetic_edges
 
-    if args.edges < 1 or args.rows_per_transaction < 1:
-        print("streamrec load: give --edges and --rows-per-transaction of 1 or more")
+    if min(args.edges, args.rows_per_transaction, args.in_flight) < 1:
+        print("streamrec load: give --edges, --rows-per-transaction and --in-flight of 1 or more")
         return 2
     users = args.users or max(args.edges // 20, 1)
     items = args.items or max(args.edges // 100, 1)
@@ -46,7 +47,7 @@ def run(args, settings) -> int:
 
     async def load():
         async with GraphStore.from_settings(settings) as store:
-            return await load_graph(store, edges, args.prefix, args.rows_per_transaction)
+            return await load_graph(store, edges, args.prefix, args.rows_per_transaction, in_flight=args.in_flight)
 
     try:
         report = asyncio.run(load())
