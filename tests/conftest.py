@@ -1,6 +1,7 @@
 """The test session starts its own Apache Kafka broker and Neo4j server (the default `apache` local stack) on free
 loopback ports, under a temporary STREAMREC_HOME, prints their versions, and stops exactly those processes at
-the end. `own_servers` gives a test servers of its own (to stop and restart them), of either stack.
+the end. `own_servers` gives a test servers of its own (to stop and restart them), of either stack;
+`module_servers` gives one module's tests a pair they share and no other test touches.
 
 The session's servers start lazily, when the first test that needs them runs: every test whose fixtures
 include one of SERVER_FIXTURES is marked `servers` at collection, so `pytest -m "not servers"` (`make
@@ -148,9 +149,10 @@ def descendants(pids: list[int]) -> set[int]:
     return found
 
 
-# The fixtures that start servers (`server_env`: the session's; `own_servers`: a test's own). A fixture that
-# uses one (`server_settings`, `worker_factory`) brings it into the test's fixture closure, so it counts too.
-SERVER_FIXTURES = frozenset({"server_env", "own_servers"})
+# The fixtures that start servers (`server_env`: the session's; `own_servers`: a test's own; `module_servers`: one
+# module's). A fixture that uses one (`server_settings`, `worker_factory`) brings it into the test's fixture
+# closure, so it counts too.
+SERVER_FIXTURES = frozenset({"server_env", "own_servers", "module_servers"})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -229,6 +231,28 @@ def own_servers(tmp_path):
     yield make
     for service in reversed(started):
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def module_servers(tmp_path_factory):
+    """(env, settings) of a broker and a graph server that the tests of one module share and no other test
+    touches: for tests whose workers warm-start from the whole graph, or that empty it, yet stop no server (a
+    test that does gets `own_servers`). Starting one pair for the module instead of one per test saves a start
+    of both servers (tens of seconds on 2 cores) for each test after the first."""
+    from streamrec.tools.servers import local_services
+    from streamrec.runtime.settings import load_settings
+
+    env = stack_env(tmp_path_factory.mktemp("module-servers"), "apache")
+    settings = load_settings(env)
+    started = []
+    try:
+        for service in local_services(settings):
+            service.start()
+            started.append(service)
+        yield env, settings
+    finally:
+        for service in reversed(started):
+            service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import torch
 
 from ..contract import InteractionBatch, Recommender
 from .popularity import _grow
-from .selection import best, in_batches, streaming_mrr
+from .selection import best, in_batches, probes_mrr
 
 # 0.5 was the edge of a first grid and was chosen on wikipedia validation: the grid now reaches below it
 DECAYS = (0.1, 0.25, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999)
@@ -47,19 +47,7 @@ class PopTrack(Recommender):
         probes = {decay: PopTrack(decay, self.batch_size) for decay in DECAYS}
         for probe in probes.values():
             in_batches(probe.observe, history, self.batch_size)
-
-        def observe_all(batch: InteractionBatch) -> None:
-            for probe in probes.values():
-                probe.observe(batch)
-
-        reference = probes[DECAYS[0]]  # every probe registers the items in the same order
-        mrr = streaming_mrr(
-            validation,
-            self.batch_size,
-            reference.items,
-            lambda users: ((decay, probe.score(users)) for decay, probe in probes.items()),
-            observe_all,
-        )
+        mrr = probes_mrr(probes, validation, self.batch_size)
         chosen = best(mrr, DECAYS)
         self.validation_mrr = {"decay": chosen, "mrr": mrr[chosen], "all": mrr}
         return chosen

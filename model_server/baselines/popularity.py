@@ -14,9 +14,10 @@ from typing import Sequence
 import torch
 
 from ..contract import InteractionBatch, Recommender
-from .selection import streaming_mrr
+from .selection import best, probes_mrr
 
 HALF_LIFE_FRACTIONS = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # of the training span
+VALIDATION_BATCH = 200  # the harness's default test batch: the half-life is chosen in batches of this size
 
 
 def _grow(vector: torch.Tensor, size: int) -> torch.Tensor:
@@ -65,21 +66,13 @@ class RecentPopularity(Recommender):
         candidates = [span_s * f for f in HALF_LIFE_FRACTIONS]
         if validation is None or not len(validation):
             return candidates[len(candidates) // 2]
-        best, best_mrr = candidates[0], -1.0
-        for half_life in candidates:
-            probe = RecentPopularity(half_life)
+        probes = {half_life: RecentPopularity(half_life) for half_life in candidates}
+        for probe in probes.values():
             probe.observe(history)
-            mrr = probe._streaming_mrr(validation)
-            if mrr > best_mrr:
-                best, best_mrr = half_life, mrr
-        self.validation_mrr = {"half_life_s": best, "mrr": best_mrr}
-        return best
-
-    def _streaming_mrr(self, stream: InteractionBatch, batch_size: int = 200) -> float:
-        mrr = streaming_mrr(
-            stream, batch_size, self.items, lambda users: [(self.half_life_s, self.score(users))], self.observe
-        )
-        return mrr.get(self.half_life_s, 0.0)
+        mrr = probes_mrr(probes, validation, VALIDATION_BATCH)
+        chosen = best(mrr, candidates)
+        self.validation_mrr = {"half_life_s": chosen, "mrr": mrr.get(chosen, 0.0)}
+        return chosen
 
     def _observe(self, batch: InteractionBatch, users: torch.Tensor, items: torch.Tensor) -> None:
         self.counts = _grow(self.counts, len(self.items))

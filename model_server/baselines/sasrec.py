@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ..contract import InteractionBatch, Recommender
+from ..early_stopping import EarlyStopping
 from ..ranking import rank_counts, reciprocal_rank
 from ..streaming import RankedBatch, rank_then_observe
 from .popularity import _grow
@@ -248,22 +249,18 @@ class SASRec(Recommender):
         ).to(self.device)
         optimiser = torch.optim.Adam(self.network.parameters(), lr=self.lr, betas=(0.9, 0.98))
         windows = training_windows(self._user_sequences(history), self.max_len)
-        best_weights, best_score, stale = None, -math.inf, 0
+        # SASRec's patience counts the epoch that stops it: `patience` epochs in a row without a better figure
+        stopping: EarlyStopping[tuple[dict, bool]] = EarlyStopping(self.patience - 1)
         for epoch in tqdm(range(1, self.epochs + 1), desc="sasrec epochs", leave=False, disable=not self.progress):
             record = {"epoch": epoch, "train_loss": self._train_epoch(windows, optimiser, generator)}
             if validation is not None and len(validation):
                 record["validation_mrr"], record["validation_mrr_seen_demoted"] = self._validation_mrr(validation)
             self.fit_log.append(record)
             score, demote_seen = _selection(record)
-            if score > best_score:
-                best_score, stale = score, 0
-                best_weights = copy.deepcopy(self.network.state_dict())
-                self.demote_seen = demote_seen
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
-        if best_weights is not None:
+            if stopping.stop_after(score, lambda: (copy.deepcopy(self.network.state_dict()), demote_seen)):
+                break
+        if stopping.best_state is not None:
+            best_weights, self.demote_seen = stopping.best_state
             self.network.load_state_dict(best_weights)
         self.network.eval()
         self.params["demote_seen"] = int(self.demote_seen)

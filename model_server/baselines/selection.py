@@ -12,7 +12,7 @@ from typing import Callable, Hashable, Iterable, Sequence
 
 import torch
 
-from ..contract import InteractionBatch
+from ..contract import InteractionBatch, Recommender
 from ..ids import IdMap
 from ..ranking import rank_counts, reciprocal_rank
 from ..streaming import RankedBatch, batches, rank_then_observe
@@ -40,6 +40,25 @@ def streaming_mrr(
     # `items` is the model's own map: its observe registers each batch's items, so the loop adds none
     rank_then_observe(stream, batch_size, items, set(), rank, observe)
     return {candidate: total / max(len(stream), 1) for candidate, total in totals.items()}
+
+
+def probes_mrr(probes: dict[Hashable, Recommender], stream: InteractionBatch, batch_size: int) -> dict[Hashable, float]:
+    """{candidate: MRR over `stream`} for candidates that each need a state of their own (a decay, a half-life):
+    one probe per candidate, every probe a fresh model that observed the same history, so their item maps agree.
+    They are scored side by side in one pass, and each observes every batch after it is ranked."""
+
+    def observe_all(batch: InteractionBatch) -> None:
+        for probe in probes.values():
+            probe.observe(batch)
+
+    reference = next(iter(probes.values()))  # every probe registers the items in the same order
+    return streaming_mrr(
+        stream,
+        batch_size,
+        reference.items,
+        lambda users: ((candidate, probe.score(users)) for candidate, probe in probes.items()),
+        observe_all,
+    )
 
 
 def best(mrr_by_candidate: dict[Hashable, float], order: Sequence[Hashable]) -> Hashable:

@@ -19,7 +19,6 @@ data or by the CPU budget:
 from __future__ import annotations
 
 import copy
-import math
 from typing import Sequence
 
 import torch
@@ -28,6 +27,7 @@ from torch.nn import Linear
 from streamrec.schema import EVENT_TYPES
 
 from ..contract import InteractionBatch, Recommender
+from ..early_stopping import EarlyStopping
 from ..ids import IdMap
 from ..ranking import rank_counts, reciprocal_rank
 from ..streaming import RankedBatch, rank_then_observe
@@ -262,7 +262,7 @@ class TGN(Recommender):
         parameters = set(self.memory.parameters()) | set(self.gnn.parameters()) | set(self.link_pred.parameters())
         optimiser = torch.optim.Adam(parameters, lr=self.lr)
         criterion = torch.nn.BCEWithLogitsLoss()
-        best_state, best_mrr, stale = None, -math.inf, 0
+        stopping: EarlyStopping[dict] = EarlyStopping(self.patience)
         for epoch in range(1, self.epochs + 1):
             self._reset_state()
             self._set_training(True)
@@ -295,20 +295,14 @@ class TGN(Recommender):
             if validation is not None and len(validation):
                 record["validation_mrr"] = self._validation_mrr(validation, epoch)
             self.fit_log.append(record)
-            score = record.get("validation_mrr", -record["train_loss"])
-            if score > best_mrr:
-                best_mrr, stale = score, 0
-                best_state = self._snapshot()
-            else:
-                stale += 1
-                if stale > self.patience:
-                    break
+            if stopping.stop_after(record.get("validation_mrr", -record["train_loss"]), self._snapshot):
+                break
         # As in PyG's example and TGB, the test starts from the memory the model had at the end of the best
         # epoch's validation pass (training-mode trajectory through the training events, then the validation
         # events in eval mode). Rebuilding that state by replaying the training events with the final weights
         # was measured to be much worse (Wikipedia, one epoch: validation MRR 0.09 replayed, 0.26 continued,
         # both without observing validation), so fit keeps the continued state and has observed the
         # validation part itself (`observes_validation_in_fit`).
-        if best_state is not None:
-            self._restore(best_state)
+        if stopping.best_state is not None:
+            self._restore(stopping.best_state)
         self._set_training(False)

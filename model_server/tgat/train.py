@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .. import ranking
 from ..contract import InteractionBatch
+from ..early_stopping import EarlyStopping
 from ..ids import IdMap
 from ..streaming import RankedBatch, rank_then_observe
 from .graph_state import TemporalGraph, type_index
@@ -442,6 +443,12 @@ def _ranking_sums(greater: torch.Tensor, equal: torch.Tensor) -> list[list[float
     ).tolist()
 
 
+def _best_snapshot(model: TemporalGAT, record: dict) -> tuple[dict, dict]:
+    """What a best epoch leaves to restore: its weights, and the chosen terms' weights its validation found."""
+    validation = record.get("validation", {})
+    return copy.deepcopy(model.state_dict()), {name: validation.get(name, 0.0) for name in CHOSEN_WEIGHTS}
+
+
 def train(
     model: TemporalGAT,
     graph: TemporalGraph,
@@ -460,7 +467,10 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     _set_chosen(model, dict.fromkeys(CHOSEN_WEIGHTS, 0))  # trained without the chosen terms; chosen again below
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    best, best_state, since_best, epochs, best_weights = -1.0, None, 0, [], {}
+    # a first best must beat -1.0, as it always had to: without a validation part (the figure is minus the loss),
+    # an epoch whose loss is 1 or more is no best
+    stopping: EarlyStopping[tuple[dict, dict]] = EarlyStopping(config.patience, floor=-1.0)
+    epochs = []
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         graph.clear()
@@ -495,15 +505,12 @@ def train(
         epochs.append(record)
         if config.progress:
             tqdm.write(f"epoch {epoch}: {record}")
-        metric = record.get("validation", {}).get("mrr", -record["loss"])
-        if metric > best:
-            best, best_state, since_best = metric, copy.deepcopy(model.state_dict()), 0
-            best_weights = {name: record.get("validation", {}).get(name, 0.0) for name in CHOSEN_WEIGHTS}
-        else:
-            since_best += 1
-            if since_best > config.patience:
-                break
-    if best_state is not None:
+        if stopping.stop_after(
+            record.get("validation", {}).get("mrr", -record["loss"]), lambda: _best_snapshot(model, record)
+        ):
+            break
+    if stopping.best_state is not None:
+        best_state, best_weights = stopping.best_state
         model.load_state_dict(best_state)
         _set_chosen(model, best_weights)  # the (epoch, weights) best on validation
     model.eval()
@@ -515,7 +522,7 @@ def train(
         "half_lives_ms": list(half_lives),
     }
     if (
-        best_state is not None
+        stopping.best_state is not None
         and validation is not None
         and len(validation)
         and config.validation_batch_size not in (0, config.batch_size)

@@ -279,21 +279,37 @@ def run_rate(
     workers: int = 1,
     drain_s: float = 30.0,
 ) -> RateRun:
-    from stream.replay import make_producer, replay
-    from stream.topics import TopicNames, ensure_topics
+    """One worker count at one rate: a fresh group on topics of its own, the timed input, then the figures."""
+    from stream.topics import TopicNames
 
     run = RateRun(rate, workers)
     prefix = f"w{workers}-r{int(rate)}-{int(time.time())}-"
     names = TopicNames.with_prefix(prefix)
-    # one consumer group: the same app id and topics, so the workers split the partitions between them
+    group = _start_group_on_own_topics(
+        settings, env, names, prefix, workers, out_dir / f"worker-{run_slug(workers, rate)}"
+    )
+    columns = cycled_columns(data, int(rate * duration_s), prefix)
+    tracker = FreshnessTracker(columns["event_ids"], columns["users"])
+    items = item_records(data, set(data.items))
+    measured = _drive_group(settings, names, group, run, tracker, columns, items, service_pids, drain_s)
+    run.result = _rate_result(settings, run, tracker, measured)
+    return run
+
+
+def _start_group_on_own_topics(settings, env: dict, names, prefix: str, workers: int, log_stem: Path):
+    """The run's topics, then its workers: one consumer group (the same app id and topics), so the workers split
+    the partitions between them."""
+    from stream.topics import ensure_topics
+
     group_env = {**env, "STREAMREC_TOPIC_PREFIX": prefix, "STREAMREC_APP_ID": prefix + "bench"}
     ensure_topics(
         settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
     )
-    group = start_group(group_env, workers, out_dir / f"worker-{run_slug(workers, rate)}")
-    columns = cycled_columns(data, int(rate * duration_s), prefix)
-    tracker = FreshnessTracker(columns["event_ids"], columns["users"])
-    items = item_records(data, set(data.items))
+    return start_group(group_env, workers, log_stem)
+
+
+def _sample_group(run: RateRun, group: list[WorkerProcess], tracker: FreshnessTracker):
+    """The sampler's callback: each process sample gets what the load generator and the workers count then."""
 
     def on_sample(sample):
         metrics_now = scrape_group(group)
@@ -306,20 +322,34 @@ def run_rate(
         )
         run.samples.append(sample)
 
+    return on_sample
+
+
+@dataclass
+class _Measured:
+    """What one run's timed input left to report: its window, the CPU each role spent in it, the workers' last
+    metrics, the list collector and the process sampler."""
+
+    window: _Window
+    spent: dict
+    metrics: list
+    collector: ListCollector
+    sampler: ProcessSampler
+
+
+def _drive_group(settings, names, group, run, tracker, columns, items, service_pids, drain_s) -> _Measured:
+    """The items (untimed), then the timed events at the run's rate and the drain, sampled all along; the group
+    is stopped at the end, whatever happens."""
+    from stream.replay import make_producer, replay
+
     measured = group_pids(group)
     with ExitStack() as cleanup:  # undone in reverse: the producer, the collector, then the workers
         cleanup.callback(stop_group, group)
-        collector = ListCollector(
-            settings.bootstrap,
-            names.recommendations,
-            tracker.on_list,
-            settings.kafka_client_options(),
-            settings.fetch_max_wait_ms,
-        )
+        collector = ListCollector.for_settings(settings, names.recommendations, tracker.on_list)
         collector.start()
         cleanup.callback(collector.stop)
         everyone = {**measured, **service_pids, LOAD_GENERATOR: os.getpid()}
-        sampler = ProcessSampler(everyone, on_sample, SAMPLE_EVERY_S)
+        sampler = ProcessSampler(everyone, _sample_group(run, group, tracker), SAMPLE_EVERY_S)
         producer = make_producer(settings.bootstrap, **settings.kafka_client_options())
         cleanup.callback(producer.close)
         # items first, untimed: the clock starts when the workers have applied them (encoding a catalogue's text
@@ -328,36 +358,50 @@ def run_rate(
         wait_for_items([worker.metrics_port for worker in group], len(items))
         sampler.start()
         cpu_before = cpu_seconds(everyone)
-        started = time.time()
-        stats = replay(producer, names, rate=rate, sent_times=tracker.sent_times, **columns)
-        window = _Window(started, time.time(), stats.events_sent)
-        deadline = time.monotonic() + drain_s
-        while len(tracker.freshness) < stats.events_sent and time.monotonic() < deadline:
-            time.sleep(0.2)
-        window.finished = time.time()
+        window = _timed_input(producer, names, run.rate, tracker, columns, drain_s)
         spent = cpu_by_role(cpu_before, cpu_seconds(everyone))
         sampler.stopping.set()
         sampler.join(5)
         metrics = scrape_group(group)
-    run.result = {
-        "workers": workers,
+    return _Measured(window, spent, metrics, collector, sampler)
+
+
+def _timed_input(producer, names, rate: float, tracker: FreshnessTracker, columns: dict, drain_s: float):
+    """The events at `rate`, then up to `drain_s` for their lists: the window they took."""
+    from stream.replay import replay
+
+    started = time.time()
+    stats = replay(producer, names, rate=rate, sent_times=tracker.sent_times, **columns)
+    window = _Window(started, time.time(), stats.events_sent)
+    deadline = time.monotonic() + drain_s
+    while len(tracker.freshness) < stats.events_sent and time.monotonic() < deadline:
+        time.sleep(0.2)
+    window.finished = time.time()
+    return window
+
+
+def _rate_result(settings, run: RateRun, tracker: FreshnessTracker, measured: _Measured) -> dict:
+    """bench.json's entry for one run: delivery, the workers' own figures, CPU per event, the processes."""
+    spent, events_sent = measured.spent, measured.window.events_sent
+    result = {
+        "workers": run.workers,
         "partitions": settings.partitions,
-        "target_rate": rate,
-        **_delivery(run, tracker, collector, window),
-        **_inside_the_workers(metrics),
+        "target_rate": run.rate,
+        **_delivery(run, tracker, measured.collector, measured.window),
+        **_inside_the_workers(measured.metrics),
         "follow_lag_events_max": max(
             (s["follow_lag_max"] for s in run.samples if s["follow_lag_max"] is not None), default=None
         ),
         # from the timed input's start to the drain's end, summed over the workers (their model processes apart)
         "cpu_seconds": {role: round(seconds, 2) for role, seconds in spent.items()},
-        "cpu_ms_per_event": cpu_ms_per_event(spent, stats.events_sent),
+        "cpu_ms_per_event": cpu_ms_per_event(spent, events_sent),
         "events_per_cpu_second": events_per_cpu_second(tracker.summary()["events_reflected"], spent),
-        "processes": sampler.summary(),
+        "processes": measured.sampler.summary(),
         "models": tracker.models,
     }
-    run.result["sustainable"] = _sustainable(run.result)
-    run.result["freshness_sorted_s"] = sorted(tracker.freshness)  # for the CDF plot; dropped from bench.json
-    return run
+    result["sustainable"] = _sustainable(result)
+    result["freshness_sorted_s"] = sorted(tracker.freshness)  # for the CDF plot; dropped from bench.json
+    return result
 
 
 @dataclass

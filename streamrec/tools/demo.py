@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from .datasets import load_dataset
@@ -82,7 +83,7 @@ def run_demo(
     provenance: dict | None = None,
 ) -> dict:
     """Runs the demo; its summary.json starts with `provenance` (the command that ran it and the commit)."""
-    from stream.topics import TopicNames, ensure_topics
+    from stream.topics import TopicNames
 
     base = load_settings()
     env = _demo_env(base, dataset, use_model, out_dir)
@@ -99,45 +100,38 @@ def run_demo(
         f"demo: {data.name}, {n_events} events of {len(set(columns['users']))} users "
         f"{'at ' + str(int(rate)) + ' events/s' if rate else 'as fast as possible'}, the first {warmup} to warm up"
     )
+    items = item_records(data, set(columns["items"]))
+    # undone in reverse: the collector, the worker, then the servers
+    with running_local_services(settings, report=lambda line: print(f"demo: {line}")), ExitStack() as cleanup:
+        worker = _start_worker(settings, names, env, out_dir)
+        cleanup.callback(worker.stop)
+        tracker = FreshnessTracker(timed["event_ids"], timed["users"])
+        collector = ListCollector.for_settings(settings, names.recommendations, tracker.on_list)
+        collector.start()
+        cleanup.callback(collector.stop)
+        started, elapsed = _stream(settings, names, worker, tracker, collector, items, warm, timed, rate, progress)
+        summary = {
+            **(provenance or {}),
+            "dataset": data.name,
+            "warmup_events": warmup,
+            **_summary(settings, tracker, collector, warmup, elapsed),  # the worker's metrics: while it runs
+            "target_rate": rate,
+        }
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _plot_freshness(tracker, started, out_dir / "freshness_over_time.png")
+        return summary
 
-    worker = collector = None
-    with running_local_services(settings, report=lambda line: print(f"demo: {line}")):
-        try:
-            ensure_topics(
-                settings.bootstrap,
-                names,
-                settings.partitions,
-                settings.replication_factor,
-                **settings.kafka_client_options(),
-            )
-            worker = WorkerProcess(env, out_dir / "worker.log").start(until_ready=True)
-            print(f"demo: worker ready (metrics on 127.0.0.1:{settings.metrics_port}/metrics, log {worker.log_path})")
-            tracker = FreshnessTracker(timed["event_ids"], timed["users"])
-            collector = ListCollector(
-                settings.bootstrap,
-                names.recommendations,
-                tracker.on_list,
-                settings.kafka_client_options(),
-                settings.fetch_max_wait_ms,
-            )
-            collector.start()
-            items = item_records(data, set(columns["items"]))
-            started, elapsed = _stream(settings, names, worker, tracker, collector, items, warm, timed, rate, progress)
-            summary = {
-                **(provenance or {}),
-                "dataset": data.name,
-                "warmup_events": warmup,
-                **_summary(settings, tracker, collector, warmup, elapsed),
-                "target_rate": rate,
-            }
-            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            _plot_freshness(tracker, started, out_dir / "freshness_over_time.png")
-            return summary
-        finally:
-            if collector is not None:
-                collector.stop()
-            if worker is not None:
-                worker.stop()
+
+def _start_worker(settings, names, env: dict, out_dir: Path) -> WorkerProcess:
+    """The demo's topics, then its worker, once it answers ready."""
+    from stream.topics import ensure_topics
+
+    ensure_topics(
+        settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
+    )
+    worker = WorkerProcess(env, out_dir / "worker.log").start(until_ready=True)
+    print(f"demo: worker ready (metrics on 127.0.0.1:{settings.metrics_port}/metrics, log {worker.log_path})")
+    return worker
 
 
 def _demo_env(base, dataset: str, use_model: bool, out_dir: Path) -> dict:

@@ -215,6 +215,11 @@ class ListCollector(threading.Thread):
         self.count = 0
         self.stopping = threading.Event()
 
+    @classmethod
+    def for_settings(cls, settings, topic: str, on_list: Callable[[float, dict], None]) -> "ListCollector":
+        """A collector that reaches the broker as the worker does (its client options and fetch wait)."""
+        return cls(settings.bootstrap, topic, on_list, settings.kafka_client_options(), settings.fetch_max_wait_ms)
+
     def run(self) -> None:
         while not self.stopping.is_set():
             for records in self.consumer.poll(timeout_ms=100).values():

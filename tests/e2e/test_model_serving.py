@@ -124,13 +124,32 @@ def lists_until(bootstrap, topic, done, timeout_s: float = 120.0) -> list[dict]:
     return [json.loads(record.value) for record in records]
 
 
+def last_events(unique, stream, indices) -> dict[str, str]:
+    """{user: the id of the user's last event among `indices`}: what the user's newest list names once the worker
+    has them all. Only that one is sure to be named: a list names the last of its user's events in its batch."""
+    return {unique + stream.users[k]: f"{unique}{k}" for k in indices}
+
+
+def newest(lists: list[dict]) -> dict[str, str]:
+    """{user: the last event its newest list names} (a user's lists arrive in order, on the user's partition)."""
+    return {entry["user_id"]: entry["last_event_id"] for entry in lists}
+
+
+def reflects(expected: dict[str, str]):
+    """lists_until's condition: every user in `expected` has a newest list naming their expected last event."""
+    return lambda lists: expected.items() <= newest(lists).items()
+
+
 def two_versions_a_promoted(stream, unique, model_dir):
-    """Versions a and b under `model_dir`, a promoted; b is the newer file, so nothing serves it by file time."""
+    """Versions a and b under `model_dir`, a promoted; b is the newer file, so nothing serves it by file time.
+    Promoted through the library: `streamrec models promote` itself is what the tests then run, as an operator."""
+    from streamrec.runtime.model_versions import VersionStore
+
     first = tiny_model(stream, 1, unique)
     first.save(model_dir / "a")
     second = tiny_model(stream, 2, unique)
     second.save(model_dir / "b")
-    assert models_cli(model_dir, "promote", "a").returncode == 0
+    VersionStore(model_dir).promote("a")
     return first, second
 
 
@@ -185,11 +204,10 @@ def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_i
     n = k
     assert swapped_at is not None, "no swap within the stream"
     users = [unique + long_stream.users[j] for j in range(n)]
-    last_event = {user: f"{unique}{j}" for j, user in enumerate(users)}
+    last_event = last_events(unique, long_stream, range(n))
 
-    latest = lambda entries: {e["user_id"]: e["last_event_id"] for e in entries}  # noqa: E731
-    lists = lists_until(server_settings.bootstrap, names.recommendations, lambda es: latest(es) == last_event)
-    assert latest(lists) == last_event  # every user's newest list reflects their newest event
+    lists = lists_until(server_settings.bootstrap, names.recommendations, lambda es: newest(es) == last_event)
+    assert newest(lists) == last_event  # every user's newest list reflects their newest event
 
     served_in_order = [
         (e["model_version"], e["model_version_name"]) for e in sorted(lists, key=lambda e: e["published_ts"])
@@ -206,6 +224,9 @@ def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_i
         async with GraphStore.from_settings(server_settings) as store:
             return sum(e["count"] for e in await store.edges_of_users(sorted(set(users))))
 
+    # the graph write runs behind the lists (its lane beside the next batch's model work): the last one may still
+    # be under way when the last list arrives
+    wait_for(lambda: asyncio.run(stored_events()) == n, timeout_s=60)
     assert asyncio.run(stored_events()) == n
 
     # rollback: the worker swaps back to "a" while it runs, and the lists of later events say so
@@ -215,9 +236,11 @@ def test_promote_swaps_the_served_version_live_rollback_swaps_back_and_nothing_i
     producer.flush()
     producer.close()
     after = {f"{unique}{j}" for j in range(n, n + 100)}
-    lists = lists_until(
-        server_settings.bootstrap, names.recommendations, lambda es: after <= {e["last_event_id"] for e in es}
-    )
+    # until every user of these events has the list of their last one (an earlier one of theirs may be named by
+    # no list: waiting for every event to be named waited out the whole timeout)
+    after_last = last_events(unique, long_stream, range(n, n + 100))
+    lists = lists_until(server_settings.bootstrap, names.recommendations, reflects(after_last))
+    assert after_last.items() <= newest(lists).items()
     assert {(e["model_version"], e["model_version_name"]) for e in lists if e["last_event_id"] in after} == {
         (first.version(), "a")
     }
@@ -256,10 +279,9 @@ def test_the_pinned_version_is_served_whatever_is_promoted_and_a_wrong_pin_stops
     send(producer, names, unique, long_stream, range(200))
     producer.flush()
     producer.close()
-    sent = {f"{unique}{j}" for j in range(200)}
-    lists = lists_until(
-        server_settings.bootstrap, names.recommendations, lambda es: sent <= {e["last_event_id"] for e in es}
-    )
+    sent_last = last_events(unique, long_stream, range(200))
+    lists = lists_until(server_settings.bootstrap, names.recommendations, reflects(sent_last))
+    assert sent_last.items() <= newest(lists).items()  # every user's newest list reflects their newest event
     assert {(e["model_version"], e["model_version_name"]) for e in lists} == {(second.version(), "b")}
     time.sleep(3)  # three polls of the model folder
     assert served(port) == (second.version(), "b") and "swapped" not in worker.log()

@@ -31,6 +31,20 @@ N_EVENTS = 2_000
 SCORE_TOLERANCE = 1e-4
 
 
+@pytest.fixture
+def servers(module_servers):
+    """(env, settings) of this module's servers with an empty graph: each test starts as on servers of its own
+    (its workers warm-start from the whole graph), without starting a pair of its own."""
+    env, settings = module_servers
+    asyncio.run(empty_graph(settings))
+    return env, settings
+
+
+async def empty_graph(settings) -> None:
+    async with GraphStore.from_settings(settings) as store:
+        await store.delete_everything()
+
+
 def drained(workers: list[WorkerProcess], n_events: int) -> bool:
     """Every event processed by its owner, followed by every model, and no embedding awaiting its refresh."""
     ports = [w.metrics_port for w in workers]
@@ -128,10 +142,10 @@ def run_group(env: dict, bootstrap: str, prefix: str, n_workers: int, data, user
 
 
 @pytest.mark.parametrize("served", ["temporal_gat", "cooccurrence"])
-def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_path, served):
+def test_three_workers_converge_to_the_lists_of_one(servers, unique, tmp_path, served):
     """Every model a worker can serve: the temporal GAT from a checkpoint, and the co-occurrence baseline that a
     worker serves when there is none (an empty STREAMREC_MODEL_DIR, no STREAMREC_MODEL_VERSION)."""
-    env, settings, _, _ = own_servers("apache")
+    env, settings = servers
     data = real_events.first(real_events.spread(N_EVENTS), N_EVENTS)
     users = [unique + u for u in data.users]
     items = [unique + i for i in data.items]
@@ -154,11 +168,7 @@ def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_pat
 
     one = run_group(env, settings.bootstrap, unique + "one-", 1, data, users, items, tmp_path)
 
-    async def empty_graph():  # the second group starts from the same empty graph, on topics of its own
-        async with GraphStore.from_settings(settings) as store:
-            await store.delete_everything()
-
-    asyncio.run(empty_graph())
+    asyncio.run(empty_graph(settings))  # the second group starts from the same empty graph, on topics of its own
     three = run_group(env, settings.bootstrap, unique + "three-", 3, data, users, items, tmp_path)
 
     assert all(count > 0 for count in three["owners"]), three["owners"]  # the three workers shared the partitions
@@ -180,11 +190,11 @@ def test_three_workers_converge_to_the_lists_of_one(own_servers, unique, tmp_pat
         ), (user, answers)
 
 
-def test_workers_that_join_die_and_leave_mid_stream_lose_nothing_and_converge_again(own_servers, unique, tmp_path):
+def test_workers_that_join_die_and_leave_mid_stream_lose_nothing_and_converge_again(servers, unique, tmp_path):
     """Two workers take a stream at 150 events/s; a third joins at a quarter, one is SIGKILLed (with its model
     process) at half, one stops gracefully at three quarters. Every edge ends exact, every user has a list, and
     the survivor's lists equal those of a fresh worker that read the whole stream again."""
-    env, settings, _, _ = own_servers("apache")
+    env, settings = servers
     n = 3_000
     data = real_events.first(real_events.spread(n), n)
     users, items = [unique + u for u in data.users], [unique + i for i in data.items]

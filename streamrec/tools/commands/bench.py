@@ -32,41 +32,65 @@ def configure(parser):
     model.add_argument("--baseline", action="store_true", help="serve the co-occurrence baseline")
 
 
+class _Usage(Exception):
+    """Flags that cannot run, with the line that says why."""
+
+
 def run(args, settings) -> int:
-    import json
     from pathlib import Path
 
     from ..bench import run_bench
-    from ..demo import ensure_demo_checkpoint
 
     try:
-        rates = [float(r) for r in args.rates.split(",") if r.strip()]
-    except ValueError:
-        print(f"streamrec bench: --rates {args.rates!r} must be numbers separated by commas")
+        rates, worker_counts = _rates_and_worker_counts(args)
+        data = load_source(args, settings, NAME)
+        if data is None:
+            return 2
+        model_dir = _model_dir(args, settings)
+    except _Usage as usage:
+        print(f"streamrec bench: {usage}")
         return 2
-    if not rates or min(rates) <= 0 or args.duration <= 0:
-        print("streamrec bench: rates and duration must be positive")
-        return 2
-    try:
-        worker_counts = parse_worker_counts(args.workers)
-    except ValueError as error:
-        print(f"streamrec bench: {error}")
-        return 2
-    data = load_source(args, settings, NAME)
-    if data is None:
-        return 2
-    if args.baseline:
-        model_dir = None
-    elif args.checkpoint:
-        model_dir = Path(args.checkpoint)
-    elif args.events_csv:
-        print("streamrec bench: with --events-csv, pass --checkpoint DIR (from `streamrec train`) or --baseline")
-        return 2
-    else:
-        model_dir = ensure_demo_checkpoint(args.dataset, settings.home)
     report = run_bench(
         data, rates, args.duration, Path(args.out), model_dir, args.warmup, worker_counts, command=args.command_line
     )
+    _print_summary(report)
+    print(f"report: {Path(args.out) / 'bench.json'}")
+    return 0
+
+
+def _rates_and_worker_counts(args) -> tuple[list[float], list[int]]:
+    try:
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    except ValueError:
+        raise _Usage(f"--rates {args.rates!r} must be numbers separated by commas") from None
+    if not rates or min(rates) <= 0 or args.duration <= 0:
+        raise _Usage("rates and duration must be positive")
+    try:
+        return rates, parse_worker_counts(args.workers)
+    except ValueError as error:
+        raise _Usage(str(error)) from None
+
+
+def _model_dir(args, settings):
+    """The checkpoint folder the workers serve, or None for the baseline; events of the user's own have no demo
+    checkpoint, so with --events-csv one of the two flags is needed."""
+    from pathlib import Path
+
+    from ..demo import ensure_demo_checkpoint
+
+    if args.baseline:
+        return None
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    if args.events_csv:
+        raise _Usage("with --events-csv, pass --checkpoint DIR (from `streamrec train`) or --baseline")
+    return ensure_demo_checkpoint(args.dataset, settings.home)
+
+
+def _print_summary(report: dict) -> None:
+    """The highest sustainable rates, and each run's rates, freshness and CPU, as JSON on stdout."""
+    import json
+
     summary = {
         f"{r['workers']} workers @ {r['target_rate']:g}": {
             k: r[k]
@@ -91,5 +115,3 @@ def run(args, settings) -> int:
             indent=2,
         )
     )
-    print(f"report: {Path(args.out) / 'bench.json'}")
-    return 0

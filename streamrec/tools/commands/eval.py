@@ -188,21 +188,10 @@ def _evaluate(name, seed, args, device, data, n_users, n_items, train, validatio
 
     import torch
 
-    from model_server.evaluation import protocol, registry, tradeoff
+    from model_server.evaluation import registry, tradeoff
 
     torch.manual_seed(seed)
-    context = registry.ModelContext(
-        data.name,
-        n_users,
-        n_items,
-        seed=seed,
-        device=device,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        train_batch_size=args.train_batch_size,
-        progress=not args.no_progress,
-        item_info=data.item_info,
-    )
+    context = _model_context(seed, args, device, data, n_users, n_items)
 
     def build():
         model = registry.build(name, context)
@@ -216,14 +205,48 @@ def _evaluate(name, seed, args, device, data, n_users, n_items, train, validatio
         return {"error": str(exc)}
     started = time.perf_counter()
     options = {"batch_size": args.batch_size, "progress": not args.no_progress, "seed": seed}
-    if len(strengths) == 1:
-        model.diversity = strengths[0]
-        coverage = tradeoff.CategoryCoverage(data.item_info)
-        runs = [
-            (strengths[0], protocol.run_stream(model, train, validation, test, on_lists=coverage, **options), coverage)
-        ]
-    else:
-        runs = tradeoff.run_settings(model, build, strengths, train, validation, test, data.item_info, **options)
+    runs = _stream_settings(model, build, strengths, train, validation, test, data.item_info, options)
+    summary = _summarise_settings(name, runs, strengths)
+    summary["wall_s"] = round(time.perf_counter() - started, 2)
+    _add_model_facts(summary, model)
+    del model, runs  # a large model's tensors go before the next seed's are built
+    gc.collect()
+    return summary
+
+
+def _model_context(seed, args, device, data, n_users, n_items):
+    from model_server.evaluation import registry
+
+    return registry.ModelContext(
+        data.name,
+        n_users,
+        n_items,
+        seed=seed,
+        device=device,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        train_batch_size=args.train_batch_size,
+        progress=not args.no_progress,
+        item_info=data.item_info,
+    )
+
+
+def _stream_settings(model, build, strengths, train, validation, test, item_info, options) -> list[tuple]:
+    """(strength, outcome, category coverage) for each diversity setting; one setting streams the model as built."""
+    from model_server.evaluation import protocol, tradeoff
+
+    if len(strengths) != 1:
+        return tradeoff.run_settings(model, build, strengths, train, validation, test, item_info, **options)
+    model.diversity = strengths[0]
+    coverage = tradeoff.CategoryCoverage(item_info)
+    return [(strengths[0], protocol.run_stream(model, train, validation, test, on_lists=coverage, **options), coverage)]
+
+
+def _summarise_settings(name, runs, strengths) -> dict:
+    """The first setting's summary with its lists' coverage; and, unless the only setting is no diversity, a
+    "diversity" section with every setting's figures (each printed)."""
+    from model_server.evaluation import protocol, tradeoff
+
     summaries = [(strength, protocol.summarise_result(outcome), coverage) for strength, outcome, coverage in runs]
     summary = summaries[0][1]
     summary["lists"].update(summaries[0][2].summary())
@@ -237,17 +260,17 @@ def _evaluate(name, seed, args, device, data, n_users, n_items, train, validatio
                 file=sys.stderr,
                 flush=True,
             )
-    outcome = runs[0][1]
-    summary["wall_s"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def _add_model_facts(summary: dict, model) -> None:
+    """The model's version, its fit log and its parameters, where it has them."""
     summary["version"] = model.version()
     if getattr(model, "fit_log", None):
         summary["fit_log"] = model.fit_log
     params = _model_params(model)
     if params:
         summary["params"] = params
-    del model, outcome, runs
-    gc.collect()
-    return summary
 
 
 def _figure(value, digits: int = 3) -> str:

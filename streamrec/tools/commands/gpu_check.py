@@ -235,13 +235,11 @@ def _step(checks: Checks, name: str, fn) -> None:
 
 
 def run(args, settings) -> int:
-    import json
     import time
     from pathlib import Path
 
     import torch
 
-    from model_server.tgat import load_recommender
     from model_server.tgat.recommender import pick_device
 
     if args.threads:
@@ -249,61 +247,89 @@ def run(args, settings) -> int:
     started = time.perf_counter()
     out = Path(args.out) if args.out else settings.home / OUT_FOLDER
     out.mkdir(parents=True, exist_ok=True)
-    device, cpu = pick_device(args.device), torch.device("cpu")
+    device = pick_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        print(
-            "streamrec gpu-check: --device cuda but torch sees no CUDA device "
-            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})"
-        )
-        report = {
-            "command": args.command_line,
-            **environment(cpu),
-            "passed": False,
-            "error": "no CUDA device visible to torch",
-            "checks": [],
-        }
-        (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
-        return 1
+        return _no_cuda(args, out)
     checks = Checks(args.tolerance)
-    stream = synthetic_events(args.events, args.users, args.items)
-    n_train = args.events * 2 // 3
-    n_val = (args.events - n_train) // 4
-    train_part, val_part = stream.slice(0, n_train), stream.slice(n_train, n_train + n_val)
-    later = stream.slice(n_train + n_val, args.events)  # observed after training, in micro-batches
-    half = len(later) // 2
-    users = sorted(set(later.users))[:300] + ["never-seen-user"]
-    trained: dict[str, Path] = {}
+    _CrossDeviceSteps(args, out, device, checks).run()
+    return _report(args, out, device, checks, started)
 
-    def train_on(where, label):
-        def step():
-            rec = _model(args, where, max_fanout=args.max_fanout, sweep_per_observe=0)
-            rec.fit(train_part, val_part)
-            trained[label] = rec.save(out / f"trained-on-{label}")
-            check_incremental(rec, later.slice(0, half), 100, checks, f"trained_on_{label}")
 
-        return step
+def _no_cuda(args, out) -> int:
+    """--device cuda where torch sees none: said, and a failed report written."""
+    import json
 
-    def serve(label):
-        def step():
-            path = trained[label]
-            on_cpu = load_recommender(path, cpu, text=False)
-            on_device = load_recommender(path, device, text=False)
-            compare_served(on_cpu, on_device, users, checks, f"{label}_checkpoint_loaded")
-            rest = later.slice(half, len(later))
-            for start in range(0, len(rest), 250):  # the same events into both, then the same comparison
-                on_cpu.observe(rest.slice(start, start + 250))
-                on_device.observe(rest.slice(start, start + 250))
-            compare_served(on_cpu, on_device, users, checks, f"{label}_checkpoint_after_more_events")
+    import torch
 
-        return step
+    print(
+        "streamrec gpu-check: --device cuda but torch sees no CUDA device "
+        f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})"
+    )
+    report = {
+        "command": args.command_line,
+        **environment(torch.device("cpu")),
+        "passed": False,
+        "error": "no CUDA device visible to torch",
+        "checks": [],
+    }
+    (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 1
 
-    _step(checks, "train on the device, incremental vs full", train_on(device, "device"))
-    _step(checks, "device-trained checkpoint on the CPU and the device", serve("device"))
-    if device.type != "cpu":
-        _step(checks, "train on the CPU, incremental vs full", train_on(cpu, "cpu"))
-    else:
-        trained["cpu"] = trained.get("device")
-    _step(checks, "CPU-trained checkpoint on the CPU and the device", serve("cpu"))
+
+class _CrossDeviceSteps:
+    """The steps over one synthetic stream: a model trained on the device (and one on the CPU), each checked
+    incremental vs full, then each checkpoint served on the CPU and on the device side by side. Each step is one
+    `_step`: one that crashes is a failed check and the others still run."""
+
+    def __init__(self, args, out, device, checks: Checks):
+        import torch
+
+        self.args, self.out, self.device, self.cpu, self.checks = args, out, device, torch.device("cpu"), checks
+        stream = synthetic_events(args.events, args.users, args.items)
+        n_train = args.events * 2 // 3
+        n_val = (args.events - n_train) // 4
+        self.train_part, self.val_part = stream.slice(0, n_train), stream.slice(n_train, n_train + n_val)
+        self.later = stream.slice(n_train + n_val, args.events)  # observed after training, in micro-batches
+        self.half = len(self.later) // 2
+        self.users = sorted(set(self.later.users))[:300] + ["never-seen-user"]
+        self.trained: dict = {}  # label -> checkpoint folder
+
+    def run(self) -> None:
+        _step(self.checks, "train on the device, incremental vs full", lambda: self.train_on(self.device, "device"))
+        _step(self.checks, "device-trained checkpoint on the CPU and the device", lambda: self.serve("device"))
+        if self.device.type != "cpu":
+            _step(self.checks, "train on the CPU, incremental vs full", lambda: self.train_on(self.cpu, "cpu"))
+        else:
+            self.trained["cpu"] = self.trained.get("device")
+        _step(self.checks, "CPU-trained checkpoint on the CPU and the device", lambda: self.serve("cpu"))
+
+    def train_on(self, where, label: str) -> None:
+        args = self.args
+        rec = _model(args, where, max_fanout=args.max_fanout, sweep_per_observe=0)
+        rec.fit(self.train_part, self.val_part)
+        self.trained[label] = rec.save(self.out / f"trained-on-{label}")
+        check_incremental(rec, self.later.slice(0, self.half), 100, self.checks, f"trained_on_{label}")
+
+    def serve(self, label: str) -> None:
+        from model_server.tgat import load_recommender
+
+        path = self.trained[label]
+        on_cpu = load_recommender(path, self.cpu, text=False)
+        on_device = load_recommender(path, self.device, text=False)
+        compare_served(on_cpu, on_device, self.users, self.checks, f"{label}_checkpoint_loaded")
+        rest = self.later.slice(self.half, len(self.later))
+        for start in range(0, len(rest), 250):  # the same events into both, then the same comparison
+            on_cpu.observe(rest.slice(start, start + 250))
+            on_device.observe(rest.slice(start, start + 250))
+        compare_served(on_cpu, on_device, self.users, self.checks, f"{label}_checkpoint_after_more_events")
+
+
+def _report(args, out, device, checks: Checks, started: float) -> int:
+    """gpu_check.json and its one-line verdict; 0 when every check passed (and there was one)."""
+    import json
+    import time
+    from pathlib import Path
+
     from model_server.evaluation.report import git_commit
 
     passed = all(row["passed"] for row in checks.rows) and bool(checks.rows)

@@ -56,12 +56,10 @@ def configure(parser):
 def run(args, settings) -> int:
     import json
     import time
-    from pathlib import Path
 
     import torch
 
     from model_server.contract import InteractionBatch
-    from model_server.evaluation.report import git_commit
     from model_server.streaming import split_stream
 
     if args.threads:
@@ -87,7 +85,28 @@ def run(args, settings) -> int:
     rec.fit(train, validation)
     seconds = round(time.perf_counter() - started, 1)
     test_metrics = _tested(args, rec, train, validation, test) if args.test and len(test) else None
-    metadata = {
+    metadata = _metadata(args, data, n, rec, (train, validation, test), test_metrics, seconds)
+    path = rec.save(args.out, metadata)
+    summary = {
+        "checkpoint": str(path),
+        "model_version": rec.model_version,
+        "validation": metadata["validation"],
+        "test": test_metrics,
+        "train_seconds": seconds,
+    }
+    print(json.dumps(summary, indent=2))
+    print(promote_trained(args.out, settings, asked=args.promote))
+    return 0
+
+
+def _metadata(args, data, n: int, rec, parts, test_metrics, seconds: float) -> dict:
+    """What the checkpoint's metadata.json records of its training: the data, the split, the figures, where."""
+    from pathlib import Path
+
+    from model_server.evaluation.report import git_commit
+
+    train, validation, test = parts
+    return {
         "dataset": data.name,
         "dataset_checksums": data.checksums,
         "events_used": n,
@@ -105,17 +124,6 @@ def run(args, settings) -> int:
         "train_seconds": seconds,
         "device": str(rec.device),
     }
-    path = rec.save(args.out, metadata)
-    summary = {
-        "checkpoint": str(path),
-        "model_version": rec.model_version,
-        "validation": metadata["validation"],
-        "test": test_metrics,
-        "train_seconds": seconds,
-    }
-    print(json.dumps(summary, indent=2))
-    print(promote_trained(args.out, settings, asked=args.promote))
-    return 0
 
 
 def _model(args):
