@@ -70,8 +70,8 @@ class KeyLog:
     keys. For a batch of b keys a step then costs O(b log n) to search plus the copy of `recent` plus the
     amortised share of the rewrite of `main`, n / (limit / b): with limit ~ sqrt(n) both are O(sqrt(n) * b)
     at most instead of O(n) (a fixed share of `main` would leave the copy of `recent` O(n)). Reads (find,
-    ranges_of) search both arrays and give what one sorted array would, in its order; `keys` and `values`
-    compact the two first (the state's own cost, for checkpoints and recounts, not per batch)."""
+    ranges_of) search both arrays and give what one sorted array would (ranges_of in another order); `keys`
+    and `values` compact the two first (the state's own cost, for checkpoints and recounts, not per batch)."""
 
     def __init__(self, device: torch.device | str = "cpu"):
         empty = torch.zeros(0, dtype=torch.long, device=device)
@@ -139,20 +139,19 @@ class KeyLog:
             self.recent, self.recent_values = self.recent[:0], self.recent_values[:0]
 
     def ranges_of(self, firsts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(position in `firsts`, key, value) of every key whose a is one of `firsts`, ordered as ranges_of over
-        one sorted array orders them (by position in `firsts`, then by key)."""
+        """(position in `firsts`, key, value) of every key whose a is one of `firsts`: ranges_of over `main`, then over
+        `recent`. Each (position, key) comes once, so a scatter of them (the score's seen term, an exclusion mask)
+        does not depend on their order; putting them in one array's order cost twice the read itself (a heavy
+        user's range repeats for each of its events in a batch)."""
         rows, at = ranges_of(self.main, firsts)
-        keys, values = self.main[at], self.main_values[at]
-        if self.recent.numel():
-            recent_rows, recent_at = ranges_of(self.recent, firsts)
-            if recent_rows.numel():
-                rows = torch.cat([rows, recent_rows])
-                keys = torch.cat([keys, self.recent[recent_at]])
-                values = torch.cat([values, self.recent_values[recent_at]])
-                order = torch.argsort(keys, stable=True)
-                order = order[torch.argsort(rows[order], stable=True)]
-                rows, keys, values = rows[order], keys[order], values[order]
-        return rows, keys, values
+        recent_rows, recent_at = ranges_of(self.recent, firsts)
+        if recent_rows.numel() == 0:
+            return rows, self.main[at], self.main_values[at]
+        return (
+            torch.cat([rows, recent_rows]),
+            torch.cat([self.main[at], self.recent[recent_at]]),
+            torch.cat([self.main_values[at], self.recent_values[recent_at]]),
+        )
 
 
 def merge_with_values(keys: torch.Tensor, values: torch.Tensor, new: torch.Tensor, new_values: torch.Tensor):
