@@ -70,7 +70,7 @@ class KeyLog:
     keys. For a batch of b keys a step then costs O(b log n) to search plus the copy of `recent` plus the
     amortised share of the rewrite of `main`, n / (limit / b): with limit ~ sqrt(n) both are O(sqrt(n) * b)
     at most instead of O(n) (a fixed share of `main` would leave the copy of `recent` O(n)). Reads (find,
-    ranges_of) search both arrays and give what one sorted array would (ranges_of in another order); `keys`
+    ranges_of) search both arrays and give what one sorted array would, in its order; `keys`
     and `values` compact the two first (the state's own cost, for checkpoints and recounts, not per batch)."""
 
     def __init__(self, device: torch.device | str = "cpu"):
@@ -139,19 +139,39 @@ class KeyLog:
             self.recent, self.recent_values = self.recent[:0], self.recent_values[:0]
 
     def ranges_of(self, firsts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(position in `firsts`, key, value) of every key whose a is one of `firsts`: ranges_of over `main`, then over
-        `recent`. Each (position, key) comes once, so a scatter of them (the score's seen term, an exclusion mask)
-        does not depend on their order; putting them in one array's order cost twice the read itself (a heavy
-        user's range repeats for each of its events in a batch)."""
+        """(position in `firsts`, key, value) of every key whose a is one of `firsts`, in the order ranges_of over
+        one sorted array gives (by position in `firsts`, then by key): the score's terms are summed in this order,
+        so training computes what it computed on one array, to the bit."""
         rows, at = ranges_of(self.main, firsts)
         recent_rows, recent_at = ranges_of(self.recent, firsts)
         if recent_rows.numel() == 0:
             return rows, self.main[at], self.main_values[at]
-        return (
-            torch.cat([rows, recent_rows]),
-            torch.cat([self.main[at], self.recent[recent_at]]),
-            torch.cat([self.main_values[at], self.recent_values[recent_at]]),
+        # the places of `recent`'s few keys in that order: their row's first place, plus the keys of their row
+        # before them in `recent` (their offset) and in `main` (a binary search); `main`'s keys fill the other
+        # places in their own order. No sort of the result (a heavy user's range is long, and repeats for each
+        # of its events in a batch: sorting it doubled the cost of the read).
+        low_main, low_recent = (torch.searchsorted(keys, firsts << SHIFT) for keys in (self.main, self.recent))
+        high_main, high_recent = (torch.searchsorted(keys, (firsts + 1) << SHIFT) for keys in (self.main, self.recent))
+        counts = (high_main - low_main) + (high_recent - low_recent)
+        starts = torch.cumsum(counts, 0) - counts
+        recent_keys = self.recent[recent_at]
+        place = (
+            starts[recent_rows]
+            + (recent_at - low_recent[recent_rows])
+            + (torch.searchsorted(self.main, recent_keys) - low_main[recent_rows])
         )
+        from_main = torch.ones(rows.numel() + recent_rows.numel(), dtype=torch.bool, device=firsts.device)
+        from_main[place] = False
+        out = []
+        for main_part, recent_part in (
+            (rows, recent_rows),
+            (self.main[at], recent_keys),
+            (self.main_values[at], self.recent_values[recent_at]),
+        ):
+            merged = torch.empty(from_main.numel(), dtype=main_part.dtype, device=main_part.device)
+            merged[place] = recent_part
+            out.append(merged.masked_scatter_(from_main, main_part))  # in order, without listing the places
+        return out[0], out[1], out[2]
 
 
 def merge_with_values(keys: torch.Tensor, values: torch.Tensor, new: torch.Tensor, new_values: torch.Tensor):

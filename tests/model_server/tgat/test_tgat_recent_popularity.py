@@ -228,8 +228,8 @@ def test_the_validation_rank_counts_equal_the_rankings():
 
 def test_log_structured_pairs_read_as_one_sorted_array(monkeypatch):
     """The pairs are kept log-structured (pairs.KeyLog): a graph whose recent pairs are merged in only now and then
-    reads (seen_pairs as a set, degrees, decayed counts) exactly as one whose pairs are compacted after every
-    batch."""
+    reads (seen_pairs in the same order, degrees, decayed counts) exactly as one whose pairs are compacted after
+    every batch."""
     import model_server.pairs as pairs_module
 
     monkeypatch.setattr(pairs_module, "_MIN_RECENT", 8)
@@ -249,8 +249,8 @@ def test_log_structured_pairs_read_as_one_sorted_array(monkeypatch):
         merges += logged.pairs.recent.numel() < recent_before
         compacted.pairs.compact()
         asked = torch.cat([logged.user_node[torch.randint(0, 30, (6,))], logged.item_node[:1]])
-        got, want = logged.seen_pairs(asked), compacted.seen_pairs(asked)
-        assert sorted(zip(*(t.tolist() for t in got))) == list(zip(*(t.tolist() for t in want)))
+        for got, want in zip(logged.seen_pairs(asked), compacted.seen_pairs(asked)):
+            assert torch.equal(got, want)  # in the same order too
         assert torch.equal(logged.degree, compacted.degree) and torch.equal(logged.decayed, compacted.decayed)
     assert merges > 2 and logged.pairs.recent.numel() > 0  # both arrays were read
     assert torch.equal(logged.seen, compacted.seen) and torch.equal(logged.seen_ts, compacted.seen_ts)
