@@ -254,3 +254,23 @@ def test_log_structured_pairs_read_as_one_sorted_array(monkeypatch):
         assert torch.equal(logged.degree, compacted.degree) and torch.equal(logged.decayed, compacted.decayed)
     assert merges > 2 and logged.pairs.recent.numel() > 0  # both arrays were read
     assert torch.equal(logged.seen, compacted.seen) and torch.equal(logged.seen_ts, compacted.seen_ts)
+
+
+def test_seen_pairs_among_candidates_equal_the_filtered_ranges():
+    """seen_pairs(users, among): the pairs of seen_pairs(users) whose item is among the candidates, in the same
+    order, whether the ranges are read and filtered or the (row, candidate) grid is looked up (a heavy user)."""
+    rng = random.Random(2)
+    graph = _graph(n_users=6, n_items=40)
+    for step in range(30):
+        n = rng.randrange(5, 40)
+        users = torch.tensor([0 if rng.random() < 0.6 else rng.randrange(6) for _ in range(n)])  # user 0 is heavy
+        items = torch.tensor([rng.randrange(40) for _ in range(n)])
+        graph.insert(users, items, torch.zeros(n, dtype=torch.long), torch.full((n,), 1_000 + step))
+    asked = graph.user_node[torch.tensor([0, 0, 3, 0, 5, 1])]
+    all_rows, all_items = graph.seen_pairs(asked)
+    for among in (graph.item_node[:3], graph.item_node[::2], graph.item_node, graph.item_node[:0]):
+        keep = torch.isin(all_items, among)
+        rows, items = graph.seen_pairs(asked, among)
+        assert torch.equal(rows, all_rows[keep]) and torch.equal(items, all_items[keep])
+    grid = asked.numel() * 3 < int(graph.degree[asked].sum())
+    assert grid  # the first `among` took the grid's branch
