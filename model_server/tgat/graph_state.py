@@ -151,24 +151,19 @@ class TemporalGraph:
         self, user_nodes: torch.Tensor, among: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(row in user_nodes, item node) for every item each user has an edge to (vectorised range reads), by row
-        and then item; with `among` (sorted unique item nodes) only those items, in the same order. A user's
-        range grows with the user's history (and repeats for each of the user's events in a batch), so where the
-        ranges would be longer than the (row, item among) grid, the grid is looked up instead: the work then
-        follows the batch and its candidates, not how much a heavy user did before (issue 31)."""
+        and then item. With `among` (sorted unique item nodes) the caller keeps only those items: where the users'
+        ranges are longer than the (row, item among) grid, the grid is looked up instead and only those pairs come
+        back, in the same order. A user's range grows with the user's history and repeats for each of the user's
+        events in a batch, so the read then follows the batch and its candidates, not how much a heavy user did
+        before (issue 31). Otherwise the ranges come back whole, as without `among` (filtering them here would
+        only repeat the caller's filter)."""
         if among is not None and user_nodes.numel() * among.numel() < int(self.degree[user_nodes].sum()):
             keys = ((user_nodes[:, None] << SHIFT) | among[None, :]).reshape(-1)
             found, _ = self.pairs.find(keys)
             rows = torch.arange(user_nodes.numel(), device=keys.device).repeat_interleave(among.numel())
             return rows[found], keys[found] & LOW
         rows, keys, _ = self.pairs.ranges_of(user_nodes)
-        items = keys & LOW
-        if among is not None and among.numel() and items.numel():
-            at = torch.searchsorted(among, items).clamp(max=among.numel() - 1)
-            keep = among[at] == items
-            rows, items = rows[keep], items[keep]
-        elif among is not None:
-            rows, items = rows[:0], items[:0]
-        return rows, items
+        return rows, keys & LOW
 
     def insert(self, users: torch.Tensor, items: torch.Tensor, types: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
         """Fold interactions (user index, item index, type index, epoch ms) into both endpoints' rows."""

@@ -323,8 +323,8 @@ class TemporalGAT(nn.Module):
         scores.add_(shared.view_as(scores) * weight)  # weight * count first, as the dense form's product
 
     def _pair_terms(self, graph: TemporalGraph, user_nodes: torch.Tensor, among: torch.Tensor | None = None):
-        """(row, item node, value) of the repeat, seen and own-recency terms, concatenated; the seen term only for
-        the items `among` (sorted unique; None: all), so that a heavy user's history is not read whole per row."""
+        """(row, item node, value) of the repeat, seen and own-recency terms, concatenated; given the candidates
+        `among` (sorted unique), the seen term may leave out other items (graph_state.seen_pairs)."""
         rows, nodes, values = self.repeat_terms(graph, user_nodes)
         if bool(self.own_recency_weight != 0):
             recent_rows, recent_nodes, recency = self.own_recency(graph, user_nodes)

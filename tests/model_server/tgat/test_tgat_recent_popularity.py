@@ -257,8 +257,8 @@ def test_log_structured_pairs_read_as_one_sorted_array(monkeypatch):
 
 
 def test_seen_pairs_among_candidates_equal_the_filtered_ranges():
-    """seen_pairs(users, among): the pairs of seen_pairs(users) whose item is among the candidates, in the same
-    order, whether the ranges are read and filtered or the (row, candidate) grid is looked up (a heavy user)."""
+    """seen_pairs(users, among), filtered to the candidates, equals seen_pairs(users) filtered, in the same order,
+    whether the ranges are read whole or the (row, candidate) grid is looked up (a heavy user)."""
     rng = random.Random(2)
     graph = _graph(n_users=6, n_items=40)
     for step in range(30):
@@ -271,6 +271,8 @@ def test_seen_pairs_among_candidates_equal_the_filtered_ranges():
     for among in (graph.item_node[:3], graph.item_node[::2], graph.item_node, graph.item_node[:0]):
         keep = torch.isin(all_items, among)
         rows, items = graph.seen_pairs(asked, among)
-        assert torch.equal(rows, all_rows[keep]) and torch.equal(items, all_items[keep])
-    grid = asked.numel() * 3 < int(graph.degree[asked].sum())
-    assert grid  # the first `among` took the grid's branch
+        kept = torch.isin(items, among)  # the caller's filter
+        assert torch.equal(rows[kept], all_rows[keep]) and torch.equal(items[kept], all_items[keep])
+        grid = asked.numel() * among.numel() < int(graph.degree[asked].sum())
+        assert bool(kept.all()) if grid else torch.equal(rows, all_rows) and torch.equal(items, all_items)
+    assert asked.numel() * 3 < int(graph.degree[asked].sum())  # the first `among` took the grid's branch
