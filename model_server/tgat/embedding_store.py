@@ -28,6 +28,7 @@ class EmbeddingStore:
         self.attended = torch.full((capacity, k), EMPTY, dtype=torch.long, device=device)  # who was attended
         self.fresh = torch.zeros(capacity, dtype=torch.bool, device=device)
         self.stale = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.stale_count = 0  # rows of `stale` set, kept by every write to it: no scan of every node per batch
         self.num_nodes = 0
 
     def ensure(self, n: int) -> None:
@@ -44,21 +45,29 @@ class EmbeddingStore:
         self.attention[nodes] = attention.to(self.attention.dtype)
         self.attended[nodes] = attended
         self.fresh[nodes] = True
-        self.stale[nodes] = False
+        self._set_stale(nodes, False)
 
     def mark_stale(self, nodes: torch.Tensor) -> None:
-        self.stale[nodes] = True
+        self._set_stale(nodes, True)
+
+    def _set_stale(self, nodes: torch.Tensor, value: bool) -> None:
+        nodes = torch.unique(nodes)
+        changed = int((self.stale[nodes] != value).sum())
+        self.stale[nodes] = value
+        self.stale_count += changed if value else -changed
 
     def needing_refresh(self, nodes: torch.Tensor) -> torch.Tensor:
         """Those of `nodes` that are stale or were never computed."""
         return nodes[self.stale[nodes] | ~self.fresh[nodes]]
 
     def stale_nodes(self, limit: int | None = None) -> torch.Tensor:
+        if self.stale_count == 0:  # the common case between bursts: no scan of every node
+            return torch.zeros(0, dtype=torch.long, device=self.stale.device)
         nodes = torch.nonzero(self.stale[: self.num_nodes]).squeeze(1)
         return nodes if limit is None else nodes[:limit]
 
     def staleness(self) -> int:
-        return int(self.stale[: self.num_nodes].sum())
+        return self.stale_count
 
     def invalidate_hidden(self, depth: int, nodes: torch.Tensor) -> None:
         self.hidden_fresh[depth][nodes] = False
@@ -66,6 +75,7 @@ class EmbeddingStore:
     def clear(self) -> None:
         self.fresh[:] = False
         self.stale[:] = False
+        self.stale_count = 0
         for fresh in self.hidden_fresh:
             fresh[:] = False
 

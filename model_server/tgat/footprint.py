@@ -49,17 +49,17 @@ def footprint(rec) -> dict:
     seen: set = set()
     components = {
         "neighbour_buffer": tensor_bytes(graph.buffer, seen),
-        "node_tables_pairs_degrees": tensor_bytes(graph, seen),
+        "node_tables_pairs_degrees": tensor_bytes(graph, seen) + tensor_bytes(graph.pairs, seen),
         "item_text_and_attributes": tensor_bytes(graph.side, seen),
         "embeddings_and_layer_cache": tensor_bytes(rec.store, seen),
         "model_weights": sum(p.untyped_storage().nbytes() for p in rec.model.parameters()),
         "id_maps": python_bytes(rec.users) + python_bytes(rec.items),
-        "exclusion_pairs": tensor_bytes(rec.history.seen, seen) + tensor_bytes(rec.history.purchased, seen),
+        "exclusion_pairs": tensor_bytes(rec.history.seen.log, seen) + tensor_bytes(rec.history.purchased.log, seen),
     }
     return {
         "users": len(rec.users),
         "items": len(rec.items),
-        "edges": int(graph.seen.numel()),
+        "edges": len(graph.pairs),
         "bytes": components,
         "total_bytes": sum(components.values()),
     }

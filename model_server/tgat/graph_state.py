@@ -5,7 +5,8 @@ the sampler and the embedding store need not know node kinds. Everything here is
 and item metadata folded in so far, which is what makes an incremental refresh equal a full recompute.
 
 Besides the K-slot buffer the graph keeps every (user, item) pair that has an edge (`seen`, one sorted int64
-key per pair, as the graph store's edges minus type and time): the score uses it to tell items a user already
+key per pair, as the graph store's edges minus type and time; held log-structured in `pairs`, a KeyLog of
+model_server/pairs.py, so that folding a batch in costs the batch, not a rewrite of every pair): the score uses it to tell items a user already
 interacted with but that fell out of the user's K recent slots (rewatches are rare on MovieLens, repeats
 dominate Wikipedia; the model learns which), and `degree`, each node's number of distinct neighbours (the
 all-time popularity of an item). Both are rebuilt from the graph store's edges like the buffer.
@@ -28,7 +29,7 @@ import torch
 
 from streamrec.schema import EVENT_TYPES
 
-from ..pairs import LOW, SHIFT, merge_sorted, rows_of
+from ..pairs import LOW, SHIFT, KeyLog
 from .catalogue_rows import CatalogueRows
 from .features import ITEM, USER, ItemSideInfo
 from .neighbours import RecentNeighbours, tie_keys
@@ -51,15 +52,24 @@ class TemporalGraph:
         self.node_local = torch.zeros(0, dtype=torch.long, device=device)
         self.user_node = torch.zeros(0, dtype=torch.long, device=device)
         self.item_node = torch.zeros(0, dtype=torch.long, device=device)
-        self.seen = torch.zeros(0, dtype=torch.long, device=device)  # sorted unique (user node, item node) keys
+        self.pairs = KeyLog(device)  # (user node << SHIFT | item node) keys -> newest event time of the pair
         self.degree = torch.zeros(0, dtype=torch.long, device=device)  # distinct neighbours per node (all time)
-        self.seen_ts = torch.zeros(0, dtype=torch.long, device=device)  # newest event time of each seen pair
         self.half_lives = torch.zeros(0, dtype=torch.long, device=device)  # ms, sorted, of the decayed counts
         self.decayed = torch.zeros(0, 0, dtype=torch.float64, device=device)  # [half-lives, nodes] S_h (items)
         self.t_ref: int | None = None  # the reference time of `decayed` (None: no pair yet)
         self.catalogue = CatalogueRows(k, device)  # told of every change below
         self._newest: torch.Tensor | None = None  # newest_time(), kept by insert (None: scan the buffer again)
         self._storage: dict[str, torch.Tensor] = {}  # the per-node columns' storage, with room to grow (_append)
+
+    @property
+    def seen(self) -> torch.Tensor:
+        """Sorted unique (user node << SHIFT | item node) keys of every pair with an edge (compacts `pairs`)."""
+        return self.pairs.keys
+
+    @property
+    def seen_ts(self) -> torch.Tensor:
+        """The newest event time of each pair of `seen`, aligned with it."""
+        return self.pairs.values
 
     @property
     def num_nodes(self) -> int:
@@ -121,8 +131,7 @@ class TemporalGraph:
     def clear(self) -> None:
         """Forget every edge (nodes and item side info stay)."""
         self.buffer.clear()
-        self.seen = self.seen[:0]
-        self.seen_ts = self.seen_ts[:0]
+        self.pairs.clear()
         self.degree.zero_()
         self.decayed.zero_()
         self.t_ref = None
@@ -138,9 +147,23 @@ class TemporalGraph:
             self._newest = self.buffer.ts[:n, 0].max() if n else torch.zeros((), dtype=torch.long, device=self.device)
         return self._newest
 
-    def seen_pairs(self, user_nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row in user_nodes, item node) for every item each user has an edge to (vectorised range reads)."""
-        return rows_of(self.seen, user_nodes)
+    def seen_pairs(
+        self, user_nodes: torch.Tensor, among: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row in user_nodes, item node) for every item each user has an edge to (vectorised range reads), by row
+        and then item. With `among` (sorted unique item nodes) the caller keeps only those items: where the users'
+        ranges are longer than the (row, item among) grid, the grid is looked up instead and only those pairs come
+        back, in the same order. A user's range grows with the user's history and repeats for each of the user's
+        events in a batch, so the read then follows the batch and its candidates, not how much a heavy user did
+        before (issue 31). Otherwise the ranges come back whole, as without `among` (filtering them here would
+        only repeat the caller's filter)."""
+        if among is not None and user_nodes.numel() * among.numel() < int(self.degree[user_nodes].sum()):
+            keys = ((user_nodes[:, None] << SHIFT) | among[None, :]).reshape(-1)
+            found, _ = self.pairs.find(keys)
+            rows = torch.arange(user_nodes.numel(), device=keys.device).repeat_interleave(among.numel())
+            return rows[found], keys[found] & LOW
+        rows, keys, _ = self.pairs.ranges_of(user_nodes)
+        return rows, keys & LOW
 
     def insert(self, users: torch.Tensor, items: torch.Tensor, types: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
         """Fold interactions (user index, item index, type index, epoch ms) into both endpoints' rows."""
@@ -162,23 +185,20 @@ class TemporalGraph:
         newest = torch.zeros(keys.numel(), dtype=torch.long, device=self.device)
         newest = newest.scatter_reduce(0, inverse, ts.to(torch.long), reduce="amax", include_self=False)
         self._move_reference(int(newest.max()))
-        n = self.seen.numel()
-        pos = torch.searchsorted(self.seen, keys).clamp(max=max(n - 1, 0))
-        found = (self.seen[pos] == keys) if n else torch.zeros_like(keys, dtype=torch.bool)
+        found, known_ts = self.pairs.find(keys)
         # pairs already seen whose newest time moved: swap their old term for the new one
-        at, old_ts, new_ts = pos[found], self.seen_ts[pos[found]], newest[found]
-        moved = new_ts > old_ts
-        at, old_ts, new_ts = at[moved], old_ts[moved], new_ts[moved]
-        if at.numel():
-            self.seen_ts[at] = new_ts
-            items = self.seen[at] & LOW
+        moved = found & (newest > known_ts)
+        if bool(moved.any()):
+            at, old_ts, new_ts = keys[moved], known_ts[moved], newest[moved]
+            self.pairs.set_values(at, new_ts)
+            items = at & LOW
             self._add_decayed(items, new_ts, 1.0)
             self._add_decayed(items, old_ts, -1.0)
         fresh, fresh_ts = keys[~found], newest[~found]
         if fresh.numel():
             self._count_pairs(fresh)
             self._add_decayed(fresh & LOW, fresh_ts, 1.0)
-            self.seen, self.seen_ts = _merge_with_values(self.seen, self.seen_ts, fresh, fresh_ts)
+            self.pairs.add(fresh, fresh_ts)
 
     # -- time-decayed distinct users per item ----------------------------------------------------------------
     def ensure_half_lives(self, half_lives) -> None:
@@ -194,9 +214,10 @@ class TemporalGraph:
     def recompute_decayed(self) -> None:
         """The decayed counts from scratch, from `seen` and `seen_ts` (reference time: the newest pair time)."""
         self.decayed = torch.zeros(self.half_lives.numel(), self.num_nodes, dtype=torch.float64, device=self.device)
-        self.t_ref = int(self.seen_ts.max()) if self.seen_ts.numel() else None
-        if self.seen.numel():
-            self._add_decayed(self.seen & LOW, self.seen_ts, 1.0)
+        seen, seen_ts = self.seen, self.seen_ts
+        self.t_ref = int(seen_ts.max()) if seen_ts.numel() else None
+        if seen.numel():
+            self._add_decayed(seen & LOW, seen_ts, 1.0)
 
     def _weights(self, ts: torch.Tensor) -> torch.Tensor:
         """[half-lives, len(ts)] 2^((ts - t_ref) / h) in float64."""
@@ -262,8 +283,7 @@ class TemporalGraph:
         recount the degrees and the decayed counts from them."""
         keys = keys.to(torch.long)
         ts = torch.zeros_like(keys) if ts is None or ts.numel() != keys.numel() else ts.to(torch.long)
-        self.seen = keys[:0]
-        self.seen_ts = ts[:0]
+        self.pairs.replace(keys[:0], ts[:0])
         self.degree = torch.zeros(self.num_nodes, dtype=torch.long, device=self.device)
         self.decayed = torch.zeros(self.half_lives.numel(), self.num_nodes, dtype=torch.float64, device=self.device)
         self.t_ref = None
@@ -271,9 +291,8 @@ class TemporalGraph:
         if keys.numel():
             unique, inverse = torch.unique(keys, return_inverse=True)
             newest = torch.zeros(unique.numel(), dtype=torch.long, device=self.device)
-            self.seen = unique
-            self.seen_ts = newest.scatter_reduce(0, inverse, ts, reduce="amax", include_self=False)
-            self._count_pairs(self.seen)
+            self.pairs.replace(unique, newest.scatter_reduce(0, inverse, ts, reduce="amax", include_self=False))
+            self._count_pairs(unique)
             self.recompute_decayed()
 
     def _count_pairs(self, keys: torch.Tensor) -> None:
@@ -281,15 +300,3 @@ class TemporalGraph:
         ones = torch.ones(keys.numel(), dtype=torch.long, device=self.device)
         self.degree.index_add_(0, keys >> SHIFT, ones)
         self.degree.index_add_(0, keys & LOW, ones)
-
-
-def _merge_with_values(keys: torch.Tensor, values: torch.Tensor, new: torch.Tensor, new_values: torch.Tensor):
-    """merge_sorted (model_server/pairs.py) of sorted `keys` with sorted `new` keys not among them, carrying
-    each key's value along: (merged keys, merged values)."""
-    at = torch.searchsorted(keys, new) + torch.arange(new.numel(), device=new.device)
-    old = torch.ones(keys.numel() + new.numel(), dtype=torch.bool, device=keys.device)
-    old[at] = False
-    merged_values = torch.empty(old.numel(), dtype=values.dtype, device=values.device)
-    merged_values[at] = new_values
-    merged_values[old] = values
-    return merge_sorted(keys, new), merged_values

@@ -322,15 +322,16 @@ class TemporalGAT(nn.Module):
             shared.index_add_(0, matches, torch.ones(matches.numel(), dtype=scores.dtype, device=scores.device))
         scores.add_(shared.view_as(scores) * weight)  # weight * count first, as the dense form's product
 
-    def _pair_terms(self, graph: TemporalGraph, user_nodes: torch.Tensor):
-        """(row, item node, value) of the repeat, seen and own-recency terms, concatenated."""
+    def _pair_terms(self, graph: TemporalGraph, user_nodes: torch.Tensor, among: torch.Tensor | None = None):
+        """(row, item node, value) of the repeat, seen and own-recency terms, concatenated; given the candidates
+        `among` (sorted unique), the seen term may leave out other items (graph_state.seen_pairs)."""
         rows, nodes, values = self.repeat_terms(graph, user_nodes)
         if bool(self.own_recency_weight != 0):
             recent_rows, recent_nodes, recency = self.own_recency(graph, user_nodes)
             rows, nodes = torch.cat([rows, recent_rows]), torch.cat([nodes, recent_nodes])
             values = torch.cat([values, self.own_recency_weight * recency])
         if self.config.seen or bool(self.popularity_weight != 0):
-            seen_rows, seen_nodes = graph.seen_pairs(user_nodes)
+            seen_rows, seen_nodes = graph.seen_pairs(user_nodes, among)
             seen_values = self.seen_bias.expand(seen_rows.numel()) if self.config.seen else 0.0
             # the global popularity ranks only the items the user has no edge to (the heuristic's "then every
             # other item by popularity"): taken back off the user's own items, which their own terms order
@@ -360,7 +361,7 @@ class TemporalGAT(nn.Module):
             scores = scores + self.attribute_weight * self.shared_attributes(
                 graph, user_nodes, graph.node_local[cand_nodes]
             )
-        rows, items, values = self._pair_terms(graph, user_nodes)
+        rows, items, values = self._pair_terms(graph, user_nodes, cand_nodes)
         if values.numel():
             pos = torch.searchsorted(cand_nodes, items).clamp(max=cand_nodes.numel() - 1)
             hit = cand_nodes[pos] == items

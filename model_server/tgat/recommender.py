@@ -32,7 +32,7 @@ from .model import TemporalGAT, TGATConfig, load_weights
 from .neighbours import EMPTY
 from .refresh import DEFAULT_MAX_FANOUT, Refresher
 from .text_encoder import encoder_available
-from .train import CHOSEN_WEIGHTS, TrainConfig, train
+from .train import BATCH_COST, CHOSEN_WEIGHTS, TrainConfig, train
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -141,7 +141,12 @@ class TGATRecommender(Recommender):
 
         report = self.train_report
         log = [
-            {"epoch": record["epoch"], "loss": round(record["loss"], 4), **figures(record.get("validation", {}))}
+            {
+                "epoch": record["epoch"],
+                "loss": round(record["loss"], 4),
+                **{name: record[name] for name in BATCH_COST if name in record},
+                **figures(record.get("validation", {})),
+            }
             for record in report.get("epochs", [])
         ]
         if "validation_batch_size" in report:  # the weights chosen again in the test part's batches

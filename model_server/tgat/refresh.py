@@ -52,9 +52,8 @@ class Refresher:
         reached, frontier = endpoints, endpoints
         for _ in range(hops):
             frontier = self.graph.buffer.samplers_of(frontier)
-            seen = torch.zeros(self.graph.num_nodes, dtype=torch.bool, device=endpoints.device)
-            seen[reached] = True
-            frontier = frontier[~seen[frontier]]
+            # those not reached yet, by a sorted search (a [nodes] mask per hop made each batch O(graph))
+            frontier = frontier[~torch.isin(frontier, reached)]
             if frontier.numel() == 0:
                 break
             reached = torch.cat([reached, frontier])

@@ -5,17 +5,21 @@ O(nodes x K) per batch (0.5 ms at REES46's 10k nodes, and linear in the graph). 
 (neighbour, row) pair of the buffer is one sorted int64 key neighbour << 32 | row, so a node's samplers are a
 binary-searched range. Keys are kept as a log-structured pair of arrays: `main`, sorted, with a `live` mask
 (a removed key is only masked), and `recent`, a small sorted array of keys added since; `recent` is merged into
-`main` (masked keys dropped) once it holds an eighth of it, so an update costs O(batch) amortised instead of
-rewriting the whole array every batch.
+`main` (masked keys dropped) once it holds sqrt(_RECENT_SCALE x len(main)) keys (pairs.KeyLog's rule), so an
+update neither rewrites the whole array every batch nor copies a `recent` that is a fixed share of it (an
+eighth of `main`, the earlier rule, left each batch's copy of `recent` and its removals O(state); issue 31).
 """
 
 from __future__ import annotations
 
 import torch
 
+import math
+
 from ..pairs import LOW, SHIFT, merge_sorted, new_keys, ranges_of
 
-_MERGE_SHARE = 8  # merge `recent` into `main` once it holds 1/8 of it (and at least _MIN_RECENT keys)
+# merge `recent` into `main` once it holds sqrt(_RECENT_SCALE x len(main)) keys (and at least _MIN_RECENT)
+_RECENT_SCALE = 4096
 _MIN_RECENT = 4096
 
 
@@ -58,7 +62,7 @@ class SamplerIndex:
         in_main, at = _find(self.main, keys)
         self.live[at[in_main]] = True  # added back after a removal: unmasked
         self.recent = merge_sorted(self.recent, keys[~in_main])
-        if self.recent.numel() >= max(_MIN_RECENT, self.main.numel() // _MERGE_SHARE):
+        if self.recent.numel() >= max(_MIN_RECENT, math.isqrt(_RECENT_SCALE * self.main.numel())):
             self.main = merge_sorted(self.main[self.live], self.recent)
             self.live = torch.ones_like(self.main, dtype=torch.bool)
             self.recent = self.main[:0]

@@ -151,6 +151,22 @@ def batch_loss(
     return F.cross_entropy(logits, target)
 
 
+BATCH_COST_WINDOW = 20  # batches averaged at each end of an epoch
+BATCH_COST = ("batches", "batch_seconds_first", "batch_seconds_last", "batch_seconds_ratio")  # batch_cost's names
+
+
+def batch_cost(seconds: list[float], window: int = BATCH_COST_WINDOW) -> dict:
+    """Seconds per training batch, mean of the first and of the last `window` batches of an epoch (issue 31:
+    the cost of a step must follow the batch, not the history folded in before it), and their ratio."""
+    if not seconds:
+        return {}
+    first = sum(seconds[:window]) / len(seconds[:window])
+    last = sum(seconds[-window:]) / len(seconds[-window:])
+    return dict(
+        zip(BATCH_COST, (len(seconds), round(first, 4), round(last, 4), round(last / first, 2) if first else None))
+    )
+
+
 @torch.no_grad()
 def evaluate_stream(
     model: TemporalGAT,
@@ -475,18 +491,20 @@ def train(
         started = time.perf_counter()
         graph.clear()
         model.train()
-        total, steps = 0.0, 0
+        total, steps, batch_seconds = 0.0, 0, []
         bar = tqdm(list(history_events.batches(config.batch_size)), desc=f"epoch {epoch}", disable=not config.progress)
         for batch in bar:
+            tick = time.perf_counter()
             loss = batch_loss(model, graph, batch, config.negatives, generator, config.in_batch_negatives)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             graph.insert(batch.users, batch.items, batch.types, batch.ts)
-            total, steps = total + float(loss.detach()), steps + 1
+            total, steps = total + float(loss.detach()), steps + 1  # float(): the step has finished (CUDA too)
+            batch_seconds.append(time.perf_counter() - tick)
             if steps % 20 == 0:
                 bar.set_postfix(loss=f"{total / steps:.4f}")
-        record = {"epoch": epoch, "loss": total / max(steps, 1)}
+        record = {"epoch": epoch, "loss": total / max(steps, 1), **batch_cost(batch_seconds)}
         if validation is not None and len(validation):
             # the catalogue and the known users at the start of validation: those of the training part
             record["validation"] = evaluate_stream(

@@ -93,6 +93,7 @@ def run(args, settings) -> int:
         "validation": metadata["validation"],
         "test": test_metrics,
         "train_seconds": seconds,
+        "batch_seconds": metadata["batch_seconds"],
     }
     print(json.dumps(summary, indent=2))
     print(promote_trained(args.out, settings, asked=args.promote))
@@ -104,6 +105,7 @@ def _metadata(args, data, n: int, rec, parts, test_metrics, seconds: float) -> d
     from pathlib import Path
 
     from model_server.evaluation.report import git_commit
+    from model_server.tgat.train import BATCH_COST
 
     train, validation, test = parts
     return {
@@ -122,6 +124,11 @@ def _metadata(args, data, n: int, rec, parts, test_metrics, seconds: float) -> d
         "eval_batch_size": args.eval_batch_size or args.batch_size,
         "git_commit": git_commit(Path(__file__).resolve().parent)["commit"],
         "train_seconds": seconds,
+        # seconds per training batch at the start and the end of each epoch (issue 31: flat, not growing)
+        "batch_seconds": [
+            {"epoch": record["epoch"], **{name: record[name] for name in BATCH_COST if name in record}}
+            for record in rec.train_report.get("epochs", [])
+        ],
         "device": str(rec.device),
     }
 

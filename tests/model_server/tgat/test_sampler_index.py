@@ -25,6 +25,7 @@ def _assert_like_a_scan(buffer: RecentNeighbours, generator: torch.Generator) ->
 
 def test_the_index_answers_as_a_scan_of_the_buffer(monkeypatch):
     monkeypatch.setattr(sampler_index, "_MIN_RECENT", 64)  # merges happen within the test's few thousand edges
+    monkeypatch.setattr(sampler_index, "_RECENT_SCALE", 4)
     generator = torch.Generator().manual_seed(3)
     n_nodes = 300
     buffer = RecentNeighbours(k=4)
@@ -40,6 +41,7 @@ def test_the_index_answers_as_a_scan_of_the_buffer(monkeypatch):
         if step % 10 == 0:
             _assert_like_a_scan(buffer, generator)
     assert not bool(buffer.samplers.live.all())  # some keys were masked, not yet merged away
+    assert buffer.samplers.main.numel() and buffer.samplers.recent.numel()  # merged, and both arrays read
     _assert_like_a_scan(buffer, generator)
 
     copy = RecentNeighbours(k=4)

@@ -224,3 +224,55 @@ def test_the_validation_rank_counts_equal_the_rankings():
         _count_into(scores, targets, torch.empty(scores.shape, dtype=torch.bool), greater, equal)
         want_greater, want_equal = ranking.rank_counts(scores, targets)
         assert torch.equal(greater, want_greater) and torch.equal(equal, want_equal)
+
+
+def test_log_structured_pairs_read_as_one_sorted_array(monkeypatch):
+    """The pairs are kept log-structured (pairs.KeyLog): a graph whose recent pairs are merged in only now and then
+    reads (seen_pairs in the same order, degrees, decayed counts) exactly as one whose pairs are compacted after
+    every batch."""
+    import model_server.pairs as pairs_module
+
+    monkeypatch.setattr(pairs_module, "_MIN_RECENT", 8)
+    monkeypatch.setattr(pairs_module, "_RECENT_SCALE", 2)
+    rng = random.Random(11)
+    logged, compacted = _graph(), _graph()
+    t, merges = 1_600_000_000_000, 0
+    for _ in range(50):
+        n = rng.randrange(1, 25)
+        users = torch.tensor([rng.randrange(30) for _ in range(n)])
+        items = torch.tensor([rng.randrange(20) for _ in range(n)])
+        t += rng.choice([0, 40, 20_000])
+        ts = torch.tensor([t - rng.choice([0, 0, 25, 1000]) for _ in range(n)])
+        recent_before = logged.pairs.recent.numel()
+        for graph in (logged, compacted):
+            graph.insert(users, items, torch.zeros(n, dtype=torch.long), ts)
+        merges += logged.pairs.recent.numel() < recent_before
+        compacted.pairs.compact()
+        asked = torch.cat([logged.user_node[torch.randint(0, 30, (6,))], logged.item_node[:1]])
+        for got, want in zip(logged.seen_pairs(asked), compacted.seen_pairs(asked)):
+            assert torch.equal(got, want)  # in the same order too
+        assert torch.equal(logged.degree, compacted.degree) and torch.equal(logged.decayed, compacted.decayed)
+    assert merges > 2 and logged.pairs.recent.numel() > 0  # both arrays were read
+    assert torch.equal(logged.seen, compacted.seen) and torch.equal(logged.seen_ts, compacted.seen_ts)
+
+
+def test_seen_pairs_among_candidates_equal_the_filtered_ranges():
+    """seen_pairs(users, among), filtered to the candidates, equals seen_pairs(users) filtered, in the same order,
+    whether the ranges are read whole or the (row, candidate) grid is looked up (a heavy user)."""
+    rng = random.Random(2)
+    graph = _graph(n_users=6, n_items=40)
+    for step in range(30):
+        n = rng.randrange(5, 40)
+        users = torch.tensor([0 if rng.random() < 0.6 else rng.randrange(6) for _ in range(n)])  # user 0 is heavy
+        items = torch.tensor([rng.randrange(40) for _ in range(n)])
+        graph.insert(users, items, torch.zeros(n, dtype=torch.long), torch.full((n,), 1_000 + step))
+    asked = graph.user_node[torch.tensor([0, 0, 3, 0, 5, 1])]
+    all_rows, all_items = graph.seen_pairs(asked)
+    for among in (graph.item_node[:3], graph.item_node[::2], graph.item_node, graph.item_node[:0]):
+        keep = torch.isin(all_items, among)
+        rows, items = graph.seen_pairs(asked, among)
+        kept = torch.isin(items, among)  # the caller's filter
+        assert torch.equal(rows[kept], all_rows[keep]) and torch.equal(items[kept], all_items[keep])
+        grid = asked.numel() * among.numel() < int(graph.degree[asked].sum())
+        assert bool(kept.all()) if grid else torch.equal(rows, all_rows) and torch.equal(items, all_items)
+    assert asked.numel() * 3 < int(graph.degree[asked].sum())  # the first `among` took the grid's branch
