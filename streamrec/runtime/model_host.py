@@ -257,7 +257,7 @@ class ModelHost(ModelService):
             import torch
 
             candidate, version_name = load_recommender(self.settings, Path(checkpoint), fall_back=False)
-            with torch.inference_mode():  # as serve() answers requests: the state's tensors are all of one kind
+            with torch.inference_mode():  # as serve() answers requests: the state it makes is used only there
                 warm_start(candidate, self.settings)
             return candidate, version_name
 
@@ -315,8 +315,9 @@ def serve(connection: Connection, settings: Settings, checkpoint: Path | None) -
     import torch
 
     # The host never trains: without autograd's bookkeeping (version counters, views) each of the ~1,000 small
-    # torch calls of a micro-batch costs less (REES46, 3-event batches in process: 8.1 -> 7.6 ms). The model's
-    # parameters are made before, outside it; every tensor of the serving state is made and changed inside it.
+    # torch calls of a micro-batch costs less (REES46, 3-event batches in process: 8.1 -> 7.6 ms). The model and
+    # the state its checkpoint holds are made before, outside it (ordinary tensors, which may be changed in place
+    # inside it); whatever a request makes is made inside it, and never used outside.
     with torch.inference_mode():
         answer_requests(connection, handlers)
 
