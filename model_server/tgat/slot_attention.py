@@ -44,10 +44,12 @@ def attend_slots(
     key = F.linear(h_src, conv.lin_key.weight, conv.lin_key.bias).view(-1, heads, channels)[src] + edge
     value = F.linear(h_src, conv.lin_value.weight, conv.lin_value.bias).view(-1, heads, channels)[src] + edge
     query = F.linear(h_dst, conv.lin_query.weight, conv.lin_query.bias).view(n, heads, channels)
-    scores = h_dst.new_full((n, k, heads), float("-inf"))
-    scores[row, slot] = (query[row] * key).sum(dim=-1) / math.sqrt(channels)
+    filled_scores = (query[row] * key).sum(dim=-1) / math.sqrt(channels)
+    scores = filled_scores.new_full((n, k, heads), float("-inf"))  # (of the computed dtype: bf16 under autocast)
+    scores[row, slot] = filled_scores
     # the softmax over each target's slots is PyG's softmax over its incoming edges; a target with every slot
     # empty softmaxes all -inf (NaN), and its weights are set to 0 with the empty slots'
     attention = torch.softmax(scores, dim=1).masked_fill(~filled[:, :, None], 0.0)
-    out = h_dst.new_zeros(n, heads, channels).index_add_(0, row, attention[row, slot, :, None] * value)
+    weighted = attention[row, slot, :, None] * value
+    out = weighted.new_zeros(n, heads, channels).index_add_(0, row, weighted)
     return out.view(n, heads * channels) + F.linear(h_dst, conv.lin_skip.weight, conv.lin_skip.bias), attention

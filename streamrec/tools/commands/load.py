@@ -15,7 +15,9 @@ def configure(parser):
     parser.add_argument("--rows-per-transaction", type=int, default=5_000, help="edges written per transaction")
     parser.add_argument("--in-flight", type=int, default=2, help="transactions written at once")
     parser.add_argument("--prefix", default="synthetic-", help="the ids' prefix: <prefix>user-N, <prefix>item-N")
-    parser.add_argument("--out", default=None, help="write the load's figures to this JSON file")
+    parser.add_argument(
+        "--out", default=None, help="write the load's figures to this JSON file (default: printed only)"
+    )
 
 
 def run(args, settings) -> int:
