@@ -223,31 +223,29 @@ class TGATRecommender(Recommender):
         (the system of record), read in pages; the checkpoint's weights stay."""
         self.history = type(self.history)()
         self.graph.clear()
+        self._rebuild_parts: list[torch.Tensor] = []
 
     def rebuild_page(
-        self,
-        users: Sequence[str],
-        items: Sequence[str],
-        types: Sequence[str],
-        last_ts: Sequence[int],
-        chunk: int = 200_000,
+        self, users: Sequence[str], items: Sequence[str], types: Sequence[str], last_ts: Sequence[int]
     ) -> None:
-        """Edges (one per user, item, type; any order: a node's row keeps its K newest edges, a pair its newest
-        time) folded into the state; embeddings wait for finish_rebuild."""
+        """A page of edges (one per user, item, type): their ids and history now, their (user, item, type, time)
+        kept as 32 bytes an edge until finish_rebuild folds them all in."""
         user_index, item_index = self.users.add(users), self.items.add(items)
         self.history.add(user_index, item_index, list(types))
-        self._sync()
-        u, i, t, ts = (
-            torch.tensor(user_index),
-            torch.tensor(item_index),
-            type_index(list(types)),
-            torch.tensor(last_ts),
-        )
-        for start in range(0, len(u), chunk):
-            part = slice(start, start + chunk)
-            self.graph.insert(u[part], i[part], t[part], ts[part])
+        columns = (torch.tensor(user_index), torch.tensor(item_index), type_index(list(types)), torch.tensor(last_ts))
+        self._rebuild_parts.append(torch.stack(columns))
 
-    def finish_rebuild(self) -> None:
+    def finish_rebuild(self, chunk: int = 200_000) -> None:
+        """Folds every page's edges in oldest first, the order the stream brought them: a node's K newest edges and
+        a pair's newest time do not depend on it, but the decayed popularity sums (float64) do in their last bits,
+        and a restarted worker's lists must equal its peers' whatever pages the graph was read in."""
+        self._sync()
+        edges = torch.cat(self._rebuild_parts, dim=1) if self._rebuild_parts else torch.zeros(4, 0, dtype=torch.long)
+        self._rebuild_parts = []
+        edges = edges[:, torch.argsort(edges[3], stable=True)]
+        for start in range(0, edges.shape[1], chunk):
+            u, i, t, ts = edges[:, start : start + chunk]
+            self.graph.insert(u, i, t, ts)
         self.refresher.refresh_all()
 
     def recent_neighbours(self, node_id: str, kind: str = "user") -> list[tuple[str, str, int]]:
