@@ -238,7 +238,7 @@ class TGATRecommender(Recommender):
     def finish_rebuild(self, chunk: int = 200_000) -> None:
         """Folds every page's edges in oldest first, the order the stream brought them: a node's K newest edges and
         a pair's newest time do not depend on it, but the decayed popularity sums (float64) do in their last bits,
-        and a restarted worker's lists must equal its peers' whatever pages the graph was read in."""
+        and a restarted worker's lists must not depend on the pages the graph was read in."""
         self._sync()
         edges = torch.cat(self._rebuild_parts, dim=1) if self._rebuild_parts else torch.zeros(4, 0, dtype=torch.long)
         self._rebuild_parts = []
