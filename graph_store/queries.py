@@ -139,6 +139,22 @@ MATCH (i:Item {id: row[1]})
 CREATE (u)-[:INTERACTED {type: row[2], count: row[3], first_ts: row[4], last_ts: row[5]}]->(i)
 """
 
+# The retention rule (STREAMREC_RETENTION_DAYS): edges whose newest event is before the cutoff go, a bounded batch
+# per transaction (found through the index on last_ts), and a user left without edges goes with them. Items stay:
+# they hold the catalogue's text, category and brand.
+LAST_TS_INDEX = "CREATE INDEX interacted_last_ts IF NOT EXISTS FOR ()-[r:INTERACTED]-() ON (r.last_ts)"
+FORGET_EDGES_BEFORE = """
+MATCH (u:User)-[r:INTERACTED]->(:Item) WHERE r.last_ts < $cutoff
+WITH u, r LIMIT $limit
+DELETE r
+WITH u, count(r) AS edges
+CALL (u) {
+  WITH u WHERE NOT EXISTS { (u)--() }
+  DELETE u
+}
+RETURN sum(edges) AS deleted
+"""
+
 DELETE_BATCH = """
 MATCH (n) WITH n LIMIT $limit
 DETACH DELETE n

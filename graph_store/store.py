@@ -213,6 +213,22 @@ class GraphStore:
         rows between existing nodes, in one transaction."""
         await self._run(queries.CREATE_EDGES, rows=list(rows))
 
+    async def ensure_retention_index(self) -> None:
+        """The index on the edges' last_ts that forget_before searches (created only where a retention is set:
+        every upsert keeps it up to date)."""
+        await self._run(queries.LAST_TS_INDEX)
+
+    async def forget_before(self, cutoff: int, batch: int = 10_000) -> int:
+        """Deletes every interaction edge whose newest event is before `cutoff` (epoch ms), `batch` edges per
+        transaction, and the users left without edges; returns the edges deleted."""
+        deleted = 0
+        while True:
+            records = await self._run(queries.FORGET_EDGES_BEFORE, cutoff=int(cutoff), limit=batch)
+            done = int(records[0]["deleted"] or 0) if records else 0
+            deleted += done
+            if done < batch:
+                return deleted
+
     async def delete_everything(self, batch: int = 5000) -> None:
         """Empties the graph in bounded transactions (for tests and the demo's fresh start)."""
         while True:

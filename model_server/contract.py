@@ -64,14 +64,21 @@ class _History:
         self.seen = PairSet()
         self.purchased = PairSet()
 
-    def add(self, users: list[int], items: list[int], types: list[str]) -> None:
+    def add(self, users: list[int], items: list[int], types: list[str], ts: Sequence[int] | None = None) -> None:
+        """`ts`: the events' times (None: unknown, 0), kept per pair for the retention rule."""
         if not users:
             return
         u, i = torch.tensor(users, dtype=torch.long), torch.tensor(items, dtype=torch.long)
-        self.seen.add(u, i)
+        times = None if ts is None else torch.tensor(list(ts), dtype=torch.long)
+        self.seen.add(u, i, times)
         bought = torch.tensor([kind == "purchase" for kind in types], dtype=torch.bool)
         if bool(bought.any()):
-            self.purchased.add(u[bought], i[bought])
+            self.purchased.add(u[bought], i[bought], None if times is None else times[bought])
+
+    def forget_before(self, cutoff: int) -> None:
+        """A pair stays seen while any of its events is at or after `cutoff`, and bought while a purchase is."""
+        self.seen.forget_before(cutoff)
+        self.purchased.forget_before(cutoff)
 
     def excluded(self, users: torch.Tensor, policy: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(row in `users`, item index) of every excluded pair; unknown users (-1) have none."""
@@ -129,6 +136,15 @@ class _Categories:
         return block
 
 
+RETENTION_STEPS = 64  # the retention cutoff moves in steps of retention / RETENTION_STEPS (Recommender)
+
+
+def retention_cutoff(newest_ts: int, retention_ms: int) -> int:
+    """The first event time kept when the newest is `newest_ts`: newest - retention, rounded down to a step."""
+    step = max(1000, retention_ms // RETENTION_STEPS)
+    return ((newest_ts - retention_ms) // step) * step
+
+
 class Recommender(ABC):
     name: str = "recommender"
     # -- what serving relies on besides the contract; the defaults describe a model with no cache ------------
@@ -144,11 +160,17 @@ class Recommender(ABC):
     diversity_depth: int = _diversity.DEFAULT_DEPTH
     _diversity_warned: bool = False  # "no effect" is said once per model
 
+    # whether the model can forget edges older than a retention (forget_before; the temporal GAT can)
+    supports_retention: bool = False
+
     def __init__(self) -> None:
         self.users = IdMap()
         self.items = IdMap()
         self.history = _History()
         self.item_categories = _Categories()
+        self.retention_ms = 0  # 0: keep every edge (set_retention)
+        self.retention_cutoff: int | None = None  # edges before it are forgotten (None: nothing forgotten yet)
+        self.newest_event_ts: int | None = None  # the newest event time folded in, while a retention is set
 
     # -- the contract --------------------------------------------------------------------------
     def fit(self, history: InteractionBatch, validation: InteractionBatch | None = None) -> None:
@@ -156,13 +178,56 @@ class Recommender(ABC):
         self.observe(history)
 
     def observe(self, batch: InteractionBatch) -> None:
-        """Fold events (in time order) into the state; ids are registered before the model sees them."""
+        """Fold events (in time order) into the state; ids are registered before the model sees them. With a
+        retention, events older than the cutoff are left out and the state forgets what falls behind it."""
+        if self.retention_ms and len(batch):
+            batch = self._within_retention(batch)
         if not len(batch):
             return
         user_index = self.users.add(batch.users)
         item_index = self.items.add(batch.items)
-        self.history.add(user_index, item_index, batch.types)
+        self.history.add(user_index, item_index, batch.types, batch.ts)
         self._observe(batch, torch.tensor(user_index), torch.tensor(item_index))
+
+    # -- retention ---------------------------------------------------------------------------------
+    def set_retention(self, retention_ms: int) -> None:
+        """Keep only edges whose newest event is within `retention_ms` of the newest event folded in (0: all).
+        The state is then a function of the retained edges, as a warm start from a graph store pruned by the
+        same rule rebuilds it (graph_store's forget_before)."""
+        if retention_ms and not self.supports_retention:
+            raise ValueError(f"the {self.name} model cannot forget old edges: leave the retention at 0")
+        self.retention_ms = int(retention_ms)
+
+    def enforce_retention(self) -> None:
+        """Forgets the edges before the cutoff of the newest event time folded in, if the cutoff moved. The
+        cutoff moves in steps of 1/RETENTION_STEPS of the retention (at least a second): the forgetting costs
+        a pass over the state, and every worker that folded the same events forgets at the same cutoffs."""
+        if not self.retention_ms or self.newest_event_ts is None:
+            return
+        cutoff = retention_cutoff(self.newest_event_ts, self.retention_ms)
+        if self.retention_cutoff is None or cutoff > self.retention_cutoff:
+            self.retention_cutoff = cutoff
+            self.history.forget_before(cutoff)
+            self._forget_before(cutoff)
+
+    def _within_retention(self, batch: InteractionBatch) -> InteractionBatch:
+        newest = max(batch.ts)
+        self.newest_event_ts = newest if self.newest_event_ts is None else max(self.newest_event_ts, newest)
+        self.enforce_retention()
+        cutoff = self.retention_cutoff
+        if cutoff is None or min(batch.ts) >= cutoff:
+            return batch
+        keep = [k for k, t in enumerate(batch.ts) if t >= cutoff]  # a late event older than what is kept
+        return InteractionBatch(
+            [batch.users[k] for k in keep],
+            [batch.items[k] for k in keep],
+            [batch.types[k] for k in keep],
+            [batch.ts[k] for k in keep],
+        )
+
+    def _forget_before(self, cutoff: int) -> None:
+        """The model's own state forgets edges whose newest event is before `cutoff` (history is done)."""
+        raise NotImplementedError(f"{self.name} does not support a retention")
 
     def observe_items(self, items: Sequence[Item]) -> None:
         """New or changed item metadata; registers the items so they can be ranked before any interaction.

@@ -198,7 +198,8 @@ def _find(keys: torch.Tensor, wanted: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 class PairSet:
-    """A set of (a, b) pairs, log-structured (KeyLog): an add costs what its batch costs, not the whole set."""
+    """A set of (a, b) pairs, each with the newest time it was added with, log-structured (KeyLog): an add costs
+    what its batch costs, not the whole set."""
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.log = KeyLog(device)
@@ -211,10 +212,26 @@ class PairSet:
         """Every pair's key, sorted."""
         return self.log.keys
 
-    def add(self, firsts: torch.Tensor, seconds: torch.Tensor) -> None:
-        candidates = torch.unique((firsts.long() << SHIFT) | seconds.long())
-        found, _ = self.log.find(candidates)
-        self.log.add(candidates[~found])
+    def add(self, firsts: torch.Tensor, seconds: torch.Tensor, ts: torch.Tensor | None = None) -> None:
+        """Adds the pairs; a pair's time is the newest it was added with (0 when `ts` is None: unknown)."""
+        keys = (firsts.long() << SHIFT) | seconds.long()
+        ts = torch.zeros_like(keys) if ts is None else ts.long()
+        candidates, inverse = torch.unique(keys, return_inverse=True)
+        newest = torch.zeros_like(candidates).scatter_reduce(0, inverse, ts, reduce="amax", include_self=False)
+        found, held = self.log.find(candidates)
+        moved = found & (newest > held)
+        if bool(moved.any()):
+            self.log.set_values(candidates[moved], newest[moved])
+        self.log.add(candidates[~found], newest[~found])
+
+    def forget_before(self, cutoff: int) -> int:
+        """Drops the pairs whose newest time is before `cutoff` (the retention rule); returns how many."""
+        keys, ts = self.log.keys, self.log.values
+        keep = ts >= cutoff
+        dropped = int(keys.numel() - int(keep.sum()))
+        if dropped:
+            self.log.replace(keys[keep], ts[keep])
+        return dropped
 
     def rows_of(self, firsts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows, keys, _ = self.log.ranges_of(firsts.long())

@@ -79,6 +79,14 @@ MODEL_EVENTS = Counter(
     ["path", "outcome"],
 )
 STALE_NODES = Gauge("streamrec_stale_nodes", "Nodes whose embedding awaits the background refresh")
+RETENTION_CUTOFF = Gauge(
+    "streamrec_retention_cutoff_ms",
+    "Event time (epoch ms) before which the model has forgotten the edges (STREAMREC_RETENTION_DAYS); 0: none yet",
+)
+GRAPH_PRUNED_TO = Gauge(
+    "streamrec_graph_pruned_to_ms",
+    "Event time (epoch ms) before which this worker last deleted the graph's edges (the retention); 0: not yet",
+)
 GPU_MEMORY = Gauge(
     "streamrec_gpu_memory_bytes",
     "GPU memory allocated by torch in a worker's process (the "

@@ -200,6 +200,24 @@ class TemporalGraph:
             self._add_decayed(fresh & LOW, fresh_ts, 1.0)
             self.pairs.add(fresh, fresh_ts)
 
+    def forget_before(self, cutoff: int) -> torch.Tensor:
+        """Forgets every edge whose time is before `cutoff` (the retention rule): from the buffer rows (an edge
+        displaced from a row earlier is older still), and every pair whose newest time is before it, with its
+        degrees and decayed terms. What is left is what folding only the kept edges gives. Returns the nodes
+        whose rows changed."""
+        rows = self.buffer.forget_before(cutoff)
+        self.catalogue.changed(rows)
+        keys, ts = self.pairs.keys, self.pairs.values
+        expired = ts < cutoff
+        if bool(expired.any()):
+            gone = keys[expired]
+            self.pairs.replace(keys[~expired], ts[~expired])
+            ends = torch.cat([gone >> SHIFT, gone & LOW])
+            self.degree -= torch.bincount(ends, minlength=self.num_nodes)[: self.num_nodes]
+            self.catalogue.changed(gone & LOW)
+            self.recompute_decayed()
+        return rows
+
     # -- time-decayed distinct users per item ----------------------------------------------------------------
     def ensure_half_lives(self, half_lives) -> None:
         """Keep decayed counts for these half-lives (ms; <= 0 means all-time and is skipped) as well; the counts

@@ -113,6 +113,20 @@ class RecentNeighbours:
         self.samplers.update(nodes, old, self.nbr[nodes])
         return nodes
 
+    def forget_before(self, cutoff: int) -> torch.Tensor:
+        """Empties the slots whose edge is older than `cutoff`; a row is newest first, so they are its tail and
+        the slots kept stay in order. Returns the nodes whose row changed (sorted)."""
+        n = self.num_nodes
+        expired = (self.ts[:n] < cutoff) & (self.nbr[:n] != EMPTY)
+        nodes = torch.nonzero(expired.any(1)).squeeze(1)
+        if nodes.numel():
+            old, gone = self.nbr[nodes], expired[nodes]
+            self.nbr[nodes] = old.masked_fill(gone, EMPTY)
+            self.etype[nodes] = self.etype[nodes].masked_fill(gone, 0)
+            self.ts[nodes] = self.ts[nodes].masked_fill(gone, 0)
+            self.samplers.update(nodes, old, self.nbr[nodes])
+        return nodes
+
     # -- reads -----------------------------------------------------------------------------------
     def rows(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(neighbour, type, last_ts) as [len(nodes), K]; empty slots hold neighbour -1."""

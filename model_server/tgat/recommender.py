@@ -49,6 +49,7 @@ class TGATRecommender(Recommender):
     # the state is the set of edges with their newest times (+ sets of seen pairs): observing an event again
     # changes nothing, so a live worker may refresh lists before the graph store confirmed which events are new
     observe_is_idempotent = True
+    supports_retention = True  # the state is a function of the edges kept (graph_state.forget_before)
 
     def __init__(
         self,
@@ -111,7 +112,7 @@ class TGATRecommender(Recommender):
         validation = validation if validation is not None and len(validation) else None
         for part in [history] + ([validation] if validation is not None else []):
             users, items = self.users.add(part.users), self.items.add(part.items)
-            self.history.add(users, items, part.types)
+            self.history.add(users, items, part.types, part.ts)
         self._sync()
         inputs = self.model.inputs
         for table, n in (
@@ -224,6 +225,7 @@ class TGATRecommender(Recommender):
         self.history = type(self.history)()
         self.graph.clear()
         self._rebuild_parts: list[torch.Tensor] = []
+        self.newest_event_ts, self.retention_cutoff = None, None
 
     def rebuild_page(
         self, users: Sequence[str], items: Sequence[str], types: Sequence[str], last_ts: Sequence[int]
@@ -231,7 +233,10 @@ class TGATRecommender(Recommender):
         """A page of edges (one per user, item, type): their ids and history now, their (user, item, type, time)
         kept as 32 bytes an edge until finish_rebuild folds them all in."""
         user_index, item_index = self.users.add(users), self.items.add(items)
-        self.history.add(user_index, item_index, list(types))
+        self.history.add(user_index, item_index, list(types), last_ts)
+        if len(last_ts):
+            newest = max(int(t) for t in last_ts)
+            self.newest_event_ts = newest if self.newest_event_ts is None else max(self.newest_event_ts, newest)
         columns = (torch.tensor(user_index), torch.tensor(item_index), type_index(list(types)), torch.tensor(last_ts))
         self._rebuild_parts.append(torch.stack(columns))
 
@@ -246,7 +251,16 @@ class TGATRecommender(Recommender):
         for start in range(0, edges.shape[1], chunk):
             u, i, t, ts = edges[:, start : start + chunk]
             self.graph.insert(u, i, t, ts)
+        self.enforce_retention()  # the graph store may still hold edges its pruning has not reached
         self.refresher.refresh_all()
+
+    def _forget_before(self, cutoff: int) -> None:
+        """The graph forgets the edges before `cutoff`; the embeddings that read a changed row go stale (the sweep,
+        or ranking a stale user, recomputes them)."""
+        rows = self.graph.forget_before(cutoff)
+        if rows.numel():
+            self.refresher.invalidate(rows)
+            self.store.mark_stale(self.refresher.affected(rows))
 
     def recent_neighbours(self, node_id: str, kind: str = "user") -> list[tuple[str, str, int]]:
         """The buffer's row for a user or item as (neighbour id, event type, last_ts), newest first: the same

@@ -47,6 +47,7 @@ def load_recommender(settings: Settings, checkpoint: Path | None, fall_back: boo
     Every model loaded here (at start-up and each hot swap's candidate) gets STREAMREC_DIVERSITY."""
     model, version_name = _load_recommender(settings, checkpoint, fall_back)
     model.diversity = settings.diversity
+    model.set_retention(settings.retention_ms)  # (the worker refuses a retention without a model that supports it)
     if settings.diversity:
         log.info(
             "lists re-ranked for diversity: MMR with lambda %.2f over each list's top %d candidates",
@@ -172,6 +173,7 @@ class ModelHost(ModelService):
             int(model.staleness),
             gpu,
             self.version_name,
+            model.retention_cutoff,
         )
 
     def warm_start(self) -> ModelInfo:

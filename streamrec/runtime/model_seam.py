@@ -24,6 +24,7 @@ class ModelInfo:
     version_name: str | None = (
         None  # the version folder served (streamrec/runtime/model_versions.py); None: the baseline
     )
+    retention_cutoff: int | None = None  # edges before this event time are forgotten (None: none yet, or no retention)
 
 
 @dataclass

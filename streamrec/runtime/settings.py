@@ -98,6 +98,8 @@ class Settings:
     model_poll_s: float
     torch_threads: int
     follow_all_partitions: bool  # every worker's model folds in every partition's events (stream/replica.py)
+    retention_days: float  # edges older than this behind the newest event are forgotten (model and graph); 0 = never
+    retention_prune_s: float  # the least time between two deletions of forgotten edges from the graph
     metrics_host: str
     advertised_host: str  # how the other workers reach this one's HTTP port (a lookup of a user it owns)
     metrics_port: int
@@ -124,6 +126,10 @@ class Settings:
         """This worker's HTTP endpoint as the other workers of its group see it."""
         host = f"[{self.advertised_host}]" if ":" in self.advertised_host else self.advertised_host
         return f"http://{host}:{self.metrics_port}"
+
+    @property
+    def retention_ms(self) -> int:
+        return round(self.retention_days * 86_400_000)
 
     @property
     def uses_local_kafka(self) -> bool:
@@ -312,6 +318,8 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         model_poll_s=r.number("MODEL_POLL_S", 10.0, 0.5, 86_400.0),
         torch_threads=r.integer("TORCH_THREADS", 1, 1, 1024),
         follow_all_partitions=r.choice("FOLLOW_ALL_PARTITIONS", "on", ("on", "off")) == "on",
+        retention_days=r.number("RETENTION_DAYS", 0.0, 0.0, 36_500.0),
+        retention_prune_s=r.number("RETENTION_PRUNE_S", 60.0, 0.1, 86_400.0),
         metrics_host=(metrics_host := _host(r, "METRICS_HOST", "127.0.0.1")),
         advertised_host=_host(r, "ADVERTISED_HOST", _reachable_name(metrics_host)),
         metrics_port=r.integer("METRICS_PORT", 9464, 0, 65535),

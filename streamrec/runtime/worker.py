@@ -26,6 +26,7 @@ from .model_seam import CheckpointRefused, ModelHostDied, ModelInfo
 from .model_versions import PROMOTE_HINT, Version, VersionError, rejection, served_version
 from .probes import graph_check
 from .process_metrics import MODEL_HOST, PROCESS_STATS
+from .retention import GraphPruner
 from .settings import Settings
 from .write_stall import LEAVE_STATUS, WriteStall
 
@@ -75,6 +76,8 @@ class Pipeline:
         self.failure: str | None = None  # why the worker stopped, when it was not asked to
         self.exit_status = 1  # the worker's exit status when it stopped for `failure`
         self.writes = WriteStall()  # how long the graph writes have failed: past a limit, the worker leaves
+        # the graph forgets what the model forgot (STREAMREC_RETENTION_DAYS)
+        self.pruner = GraphPruner(self.store, settings.retention_prune_s)
         self._publish_model_info(model.info)
 
     @property
@@ -236,6 +239,8 @@ class Pipeline:
             return
         info = self.model.info = await self._model(self.model.sweep_stale(SWEEP_NODES_PER_TICK))
         metrics.STALE_NODES.set(info.staleness)
+        metrics.RETENTION_CUTOFF.set(info.retention_cutoff or 0)
+        self.pruner.tick(info.retention_cutoff)
         if info.gpu_memory_bytes is not None:
             metrics.GPU_MEMORY.labels(MODEL_HOST).set(info.gpu_memory_bytes)
         if time.monotonic() - self._last_swap_check >= self.settings.model_poll_s:
@@ -528,6 +533,11 @@ def run_worker(settings: Settings) -> int:
         settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
     )
     version, checkpoint = startup_version(settings)  # after the broker, whose absence is the one line then
+    if settings.retention_ms and checkpoint is None:
+        raise StartupError(
+            f"STREAMREC_RETENTION_DAYS={settings.retention_days:g}: only the temporal GAT forgets old edges, and no "
+            f"model version is served from {settings.model_dir}; train one (streamrec train) or leave the retention at 0"
+        )
     try:
         model = ModelClient(settings, checkpoint)
     except CheckpointRefused as refused:  # (only a pinned version is refused here; others fall back)

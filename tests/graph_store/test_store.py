@@ -182,3 +182,28 @@ def test_two_writers_of_one_batch_at_once_apply_it_once(server_settings, unique)
     applied, edges = run(scenario())
     assert applied == [3 * per_edge - 3] * rounds  # each record applied by exactly one of the two writers
     assert len(edges) == 3 * rounds and {e["count"] for e in edges} == {per_edge}
+
+
+def test_the_retention_deletes_the_edges_before_the_cutoff_in_batches_and_the_users_left_without_any(
+    server_settings, unique
+):
+    """Times below zero: no other test's edge is that old, so the cutoff touches only this test's edges."""
+    old, mixed, item = unique + "old", unique + "mixed", unique + "item"
+    events = [Event(old, f"{item}{k}", "view", -10_000 - k, 0, k) for k in range(5)]
+    events += [Event(mixed, item + "0", "view", -9_000, 0, 10), Event(mixed, item + "0", "purchase", -1_000, 0, 11)]
+
+    async def scenario(store):
+        await store.upsert_interactions(events)
+        await store.ensure_retention_index()
+        deleted = await store.forget_before(-5_000, batch=2)  # three transactions of two and one of none
+        again = await store.forget_before(-5_000, batch=2)
+        edges = [e for e in await store.all_edges() if e["user"].startswith(unique)]
+        users = await store.existing_nodes([old, mixed], [])
+        items = await store.existing_nodes([], [f"{item}{k}" for k in range(5)])
+        return deleted, again, edges, users, items
+
+    deleted, again, edges, users, items = run(_with_store(server_settings, scenario))
+    assert (deleted, again) == (6, 0)
+    assert [(e["user"], e["item"], e["type"], e["last_ts"]) for e in edges] == [(mixed, item + "0", "purchase", -1_000)]
+    assert users == (1, 0)  # `old` had no edge left; `mixed` keeps its purchase
+    assert items == (0, 5)  # items stay: they hold the catalogue's text

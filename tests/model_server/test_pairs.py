@@ -76,3 +76,15 @@ def test_key_log_keeps_recent_small(monkeypatch):
         log.add(torch.arange(start, start + 50) * 3)
         assert log.recent.numel() < max(16, math.isqrt(4 * log.main.numel())) + 50
     assert len(log) == 20_000 and torch.equal(log.keys, torch.arange(20_000) * 3)
+
+
+def test_a_pair_set_keeps_each_pairs_newest_time_and_forgets_the_pairs_before_a_cutoff():
+    pairs = PairSet()
+    pairs.add(torch.tensor([1, 1, 2]), torch.tensor([5, 5, 7]), torch.tensor([300, 100, 200]))
+    pairs.add(torch.tensor([2, 3]), torch.tensor([7, 9]), torch.tensor([150, 50]))  # older: 2-7 keeps 200
+    assert pairs.forget_before(120) == 1  # 3-9 (50)
+    assert pairs.pairs().tolist() == [[1, 5], [2, 7]]
+    pairs.add(torch.tensor([1]), torch.tensor([5]), torch.tensor([400]))
+    assert pairs.forget_before(250) == 1  # 2-7 (200); 1-5 moved to 400
+    assert pairs.pairs().tolist() == [[1, 5]]
+    assert pairs.forget_before(250) == 0
