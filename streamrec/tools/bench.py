@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .bench_preload import Preload, load_before_run, remapped, store_bytes
 from .datasets import Dataset
 from .paths import as_typed
 from .live import (
@@ -204,7 +205,9 @@ def model_host_pid(worker_pid: int) -> int | None:
     return None
 
 
-def start_group(env: dict, count: int, log_stem: Path, ready_timeout_s: float = 60.0) -> list[WorkerProcess]:
+def start_group(
+    env: dict, count: int, log_stem: Path, ready_timeout_s: float = 60.0, start_timeout_s: float = 90.0
+) -> list[WorkerProcess]:
     """`count` workers of one consumer group (the same app id and topics in `env`), each with its own /metrics
     port, started one after the other, each until ready; then until every one answers ready again, since each
     join moved the earlier workers' partitions. The started ones are stopped when a later one fails."""
@@ -214,7 +217,7 @@ def start_group(env: dict, count: int, log_stem: Path, ready_timeout_s: float = 
     ]
     try:
         for worker in group:
-            worker.start(until_ready=True)
+            worker.start(start_timeout_s, until_ready=True)
         _wait_until(lambda: all(worker.ready() for worker in group), "every worker ready", ready_timeout_s)
     except BaseException:
         stop_group(group)
@@ -278,25 +281,33 @@ def run_rate(
     service_pids: dict,
     workers: int = 1,
     drain_s: float = 30.0,
+    preload: Preload | None = None,
 ) -> RateRun:
-    """One worker count at one rate: a fresh group on topics of its own, the timed input, then the figures."""
+    """One worker count at one rate: a fresh group on topics of its own, the timed input, then the figures. With
+    `preload`, the events are remapped onto the preloaded graph's ids and the item records are left out (they
+    name the data set's own items)."""
     from stream.topics import TopicNames
 
     run = RateRun(rate, workers)
     prefix = f"w{workers}-r{int(rate)}-{int(time.time())}-"
     names = TopicNames.with_prefix(prefix)
+    start_timeout_s = preload.ready_timeout_s if preload else 90.0
     group = _start_group_on_own_topics(
-        settings, env, names, prefix, workers, out_dir / f"worker-{run_slug(workers, rate)}"
+        settings, env, names, prefix, workers, out_dir / f"worker-{run_slug(workers, rate)}", start_timeout_s
     )
     columns = cycled_columns(data, int(rate * duration_s), prefix)
+    if preload:
+        columns = remapped(columns, preload)
     tracker = FreshnessTracker(columns["event_ids"], columns["users"])
-    items = item_records(data, set(data.items))
+    items = [] if preload else item_records(data, set(data.items))
     measured = _drive_group(settings, names, group, run, tracker, columns, items, service_pids, drain_s)
     run.result = _rate_result(settings, run, tracker, measured)
     return run
 
 
-def _start_group_on_own_topics(settings, env: dict, names, prefix: str, workers: int, log_stem: Path):
+def _start_group_on_own_topics(
+    settings, env: dict, names, prefix: str, workers: int, log_stem: Path, start_timeout_s: float = 90.0
+):
     """The run's topics, then its workers: one consumer group (the same app id and topics), so the workers split
     the partitions between them."""
     from stream.topics import ensure_topics
@@ -305,7 +316,7 @@ def _start_group_on_own_topics(settings, env: dict, names, prefix: str, workers:
     ensure_topics(
         settings.bootstrap, names, settings.partitions, settings.replication_factor, **settings.kafka_client_options()
     )
-    return start_group(group_env, workers, log_stem)
+    return start_group(group_env, workers, log_stem, max(60.0, start_timeout_s), start_timeout_s)
 
 
 def _sample_group(run: RateRun, group: list[WorkerProcess], tracker: FreshnessTracker):
@@ -500,6 +511,7 @@ def run_bench(
     warmup_s: float = 10.0,
     worker_counts: Sequence[int] = (1,),
     command: str = "",
+    preload: Preload | None = None,
 ) -> dict:
     base = load_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -508,7 +520,9 @@ def run_bench(
     runs = []
     for workers in worker_counts:
         for rate in rates:
-            run = _run_on_fresh_servers(base, data, rate, workers, partitions, duration_s, out_dir, model_dir, warmup_s)
+            run = _run_on_fresh_servers(
+                base, data, rate, workers, partitions, duration_s, out_dir, model_dir, warmup_s, preload
+            )
             print(f"bench:   {run_line(run)}")
             runs.append(run)
     by_workers = highest_sustainable_rates([r.result for r in runs])
@@ -526,6 +540,7 @@ def run_bench(
         "model_dir": as_typed(model_dir) if model_dir else None,
         "worker_counts": list(worker_counts),
         "partitions": partitions,
+        "preload": asdict(preload) if preload else None,
         "highest_sustainable_rate": max(sustainable) if sustainable else None,
         "highest_sustainable_rate_by_workers": by_workers,
         "rule": f"p99 freshness < {SUSTAINABLE_P99_S} s, every event reflected within the drain time, input rate "
@@ -590,6 +605,7 @@ def _run_on_fresh_servers(
     out_dir: Path,
     model_dir: Path | None,
     warmup_s: float,
+    preload: Preload | None = None,
 ) -> RateRun:
     """Each run (worker count and rate) gets its own local servers (an empty graph: runs do not inherit each
     other's edges), a warm-up that is not reported (the graph server's JVM compiles its hot paths during the
@@ -602,15 +618,24 @@ def _run_on_fresh_servers(
     settings = load_settings(env)
     with running_local_services(settings, report=lambda line: print(f"bench: {line}")) as services:
         pids = {s.name: s.pid() for s in services}
+        loaded = None
+        if preload:
+            print(f"bench: preloading {preload.edges:,} synthetic edges into the graph")
+            loaded = load_before_run(settings, preload, min(select(data)["ts"]))
+            print(f"bench: preloaded at {loaded['edges_per_second']:,.0f} edges/s")
         if warmup_s > 0:
             # one worker: the warm-up is for the servers; the measured run starts workers of its own
             print(f"bench: warm-up, {warmup_s:g} s at 500 events/s with 1 worker (not reported)")
-            run_rate(settings, env, data, 500.0, warmup_s, out_dir, pids)
+            run_rate(settings, env, data, 500.0, warmup_s, out_dir, pids, preload=preload)
         print(
             f"bench: {data.name} at {rate:g} events/s for {duration_s:g} s with {workers} worker(s), "
             f"{partitions} partitions"
         )
-        return run_rate(settings, env, data, rate, duration_s, out_dir, pids, workers)
+        run = run_rate(settings, env, data, rate, duration_s, out_dir, pids, workers, preload=preload)
+        if loaded is not None:
+            graph = [s for s in services if s.name in ("neo4j", "arcadedb")]  # a local graph server's store
+            run.result["preload"] = loaded | ({"store_bytes": store_bytes(graph[0].folder)} if graph else {})
+        return run
 
 
 def _plot(runs: list[RateRun], out_dir: Path, waits_for_graph: bool = False) -> None:

@@ -30,6 +30,17 @@ def configure(parser):
         "(default: train or reuse the demo checkpoint of the data set)",
     )
     model.add_argument("--baseline", action="store_true", help="serve the co-occurrence baseline")
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start each run's graph with N synthetic edges (as `streamrec load`) and remap the events onto their ids",
+    )
+    parser.add_argument("--preload-users", type=int, default=None, help="users of the preloaded graph (default N / 20)")
+    parser.add_argument(
+        "--preload-items", type=int, default=None, help="items of the preloaded graph (default N / 100)"
+    )
 
 
 class _Usage(Exception):
@@ -40,6 +51,7 @@ def run(args, settings) -> int:
     from pathlib import Path
 
     from ..bench import run_bench
+    from ..bench_preload import Preload
 
     try:
         rates, worker_counts = _rates_and_worker_counts(args)
@@ -47,11 +59,22 @@ def run(args, settings) -> int:
         if data is None:
             return 2
         model_dir = _model_dir(args, settings)
+        if min(args.preload, args.preload_users or 1, args.preload_items or 1) < 0:
+            raise _Usage("--preload, --preload-users and --preload-items must not be negative")
     except _Usage as usage:
         print(f"streamrec bench: {usage}")
         return 2
+    preload = Preload.of(args.preload, args.preload_users, args.preload_items) if args.preload else None
     report = run_bench(
-        data, rates, args.duration, Path(args.out), model_dir, args.warmup, worker_counts, command=args.command_line
+        data,
+        rates,
+        args.duration,
+        Path(args.out),
+        model_dir,
+        args.warmup,
+        worker_counts,
+        command=args.command_line,
+        preload=preload,
     )
     _print_summary(report)
     print(f"report: {Path(args.out) / 'bench.json'}")
