@@ -21,6 +21,7 @@ class ItemInputs:
         self.text, self.device = text, device
         self._encoder: TextEncoder | None = None
         self._applied: dict[int, int] = {}  # item index -> hash of the (title, category, brand) applied
+        self.described: set[int] = set()  # item indices whose record has a title, category or brand
 
     def changed(self, positions: Sequence[int], items: Sequence[Item]) -> tuple[list[int], list[Item]]:
         """The (item index, record) pairs whose record differs from the one last applied; remembered as applied."""
@@ -29,6 +30,10 @@ class ItemInputs:
             key = hash((item.title, item.category, item.brand))
             if self._applied.get(position) != key:
                 self._applied[position] = key
+                if item.title or item.category or item.brand:  # (the graph store's items_with_text reads these)
+                    self.described.add(position)
+                else:
+                    self.described.discard(position)
                 index.append(position)
                 changed.append(item)
         return index, changed

@@ -97,6 +97,7 @@ class TGATRecommender(Recommender):
         self._last_touched = torch.zeros(0, dtype=torch.long, device=self.device)
         self._node_names = NodeNames()
         self._fitted = False
+        self._trained_ids = (0, 0)  # (users, items) the weights were fitted with: a restart always knows these
 
     def version(self) -> str:
         return self.model_version
@@ -129,6 +130,7 @@ class TGATRecommender(Recommender):
         )
         self.model.eval()
         self._fitted = True
+        self._trained_ids = (len(self.users), len(self.items))
         self.model_version = checkpoint.content_hash(self)
         self.refresher.refresh_all()
 
@@ -283,6 +285,8 @@ class TGATRecommender(Recommender):
     def score(self, users: Sequence[str]) -> torch.Tensor:
         n_items = len(self.items)
         index = torch.tensor(self.users.lookup(users), dtype=torch.long, device=self.device)
+        if self.retention_cutoff is not None:
+            index = self._unknown_if_forgotten(index)
         known = index >= 0
         user_nodes = self.graph.user_node[index[known]]
         item_nodes = self.graph.item_node[:n_items]
@@ -293,14 +297,34 @@ class TGATRecommender(Recommender):
             self.refresh(missing)
         z_items = self.store.embedding[item_nodes]
         if bool(known.all()):  # the usual case of a live batch: no copy into a second matrix
-            return self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items)
+            scores = self.model.score_catalogue(self.graph, user_nodes, self.store.embedding[user_nodes], z_items)
+            return self._without_forgotten_items(scores)
         scores = torch.empty(len(users), n_items, device=self.device)
         if bool(known.any()):
             scores[known] = self.model.score_catalogue(
                 self.graph, user_nodes, self.store.embedding[user_nodes], z_items
             )
         scores[~known] = self.model.score_new_user(self.graph, self._cold_start_user(), z_items)
-        return scores  # on the model's device: top_k ranks there (contract.py)
+        return self._without_forgotten_items(scores)  # on the model's device: top_k ranks there (contract.py)
+
+    # Under a retention, a user or item whose every edge was forgotten is known to a worker that saw it but not to one
+    # that starts later from the graph (unless the checkpoint names it, or the item has a record): both serve it as
+    # the later one does, as a new user and as an item not in the catalogue, so their lists stay equal.
+    def _unknown_if_forgotten(self, index: torch.Tensor) -> torch.Tensor:
+        nodes = self.graph.user_node[index.clamp(min=0)]
+        forgotten = (index >= self._trained_ids[0]) & (self.graph.degree[nodes] == 0)
+        return torch.where(forgotten, torch.full_like(index, -1), index)
+
+    def _without_forgotten_items(self, scores: torch.Tensor) -> torch.Tensor:
+        if self.retention_cutoff is None:
+            return scores
+        n_items = scores.shape[1]
+        local = torch.arange(self._trained_ids[1], n_items, device=self.device)
+        empty = local[self.graph.degree[self.graph.item_node[local]] == 0].tolist()
+        forgotten = [i for i in empty if i not in self.item_inputs.described]
+        if forgotten:
+            scores[:, torch.tensor(forgotten, dtype=torch.long, device=scores.device)] = float("-inf")
+        return scores
 
     def _cold_start_user(self) -> torch.Tensor:
         """A user never seen: the mean embedding of the known users (with the model's item prior added by
@@ -353,6 +377,7 @@ class TGATRecommender(Recommender):
         rec.model.to(rec.device).eval()
         rec.graph.ensure_half_lives(rec.model.chosen_half_lives())  # the recent counts the score reads
         rec.model_version, rec.train_report, rec._fitted = saved.model_version, saved.train_report, True
+        rec._trained_ids = (len(rec.users), len(rec.items))
         rec.store.ensure(rec.graph.num_nodes)
         if saved.with_state:
             rec.refresher.refresh_all()

@@ -96,6 +96,36 @@ def test_a_late_event_older_than_the_cutoff_is_left_out_and_a_purchase_stops_exc
     assert model.recent_neighbours("u2") == [("i2", "view", t0 + RETENTION + HOUR)]
 
 
+def test_a_user_and_an_item_whose_every_edge_was_forgotten_are_served_as_a_worker_started_later_serves_them(
+    checkpoint,
+):
+    t0 = 1_600_100_000_000
+    early = InteractionBatch(["new-user", "u1"], ["new-item", "new-item"], ["view", "purchase"], [t0, t0])
+    later = synthetic(200, 4, t0 + RETENTION + HOUR, 60_000)
+    streamed = loaded(checkpoint)
+    for batch in [early] + [later.slice(start, start + 50) for start in range(0, len(later), 50)]:
+        streamed.observe(batch)
+    assert streamed.retention_cutoff is not None and t0 < streamed.retention_cutoff
+    users = ["new-user", "u1"] + sorted(set(later.users))
+
+    def lists(model):
+        model.sweep_stale(None)
+        return [[(e["item_id"], round(e["score"], 4)) for e in row] for row in model.recommend(users, 10, because=0)]
+
+    expected = lists(streamed)
+    assert all(item != "new-item" for row in expected for item, _ in row)
+    every_edge = graph_store_edges(InteractionBatch(*(a + b for a, b in zip(_columns(early), _columns(later)))))
+    kept = graph_store_edges(later)
+    for edges in (every_edge, kept):  # the graph store before and after its own deletion
+        restarted = loaded(checkpoint)
+        restarted.rebuild_from_edges(*edges)
+        assert lists(restarted) == expected
+
+
+def _columns(batch: InteractionBatch) -> tuple[list, list, list, list]:
+    return batch.users, batch.items, batch.types, batch.ts
+
+
 def test_the_cutoff_moves_in_steps_of_a_64th_of_the_retention():
     step = RETENTION // 64
     for newest in (10 * HOUR, 10 * HOUR + 1, 10 * HOUR + step, 1_600_100_000_000):
