@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, AsyncIterator, Generic, Iterable, Protocol, Sequence
@@ -149,25 +151,37 @@ class GraphStore:
         records = await self._run(queries.EDGES_OF_USERS, write=False, ids=list(user_ids))
         return [_edge(row) for row in records[0]["rows"]] if records else []
 
-    async def edge_pages(self, users_per_page: int = 5_000) -> AsyncIterator[list[EdgeRow]]:
+    async def edge_pages(self, users_per_page: int = 5_000, in_flight: int = 2) -> AsyncIterator[list[EdgeRow]]:
         """Every interaction edge, a page of users (and their edges) at a time, in user-id order (keyset
-        pagination: a page costs its own nodes and edges, and a reader holds one page, never the whole graph).
+        pagination: a page costs its own nodes and edges, and a reader holds `in_flight` pages, never the whole
+        graph). The next pages are read while the caller folds this one and the driver decodes it: the server
+        and the client work at once (a page's ids come first and cost an index range; its edges are the work).
         Edges another tool wrote with other property types (a graph of record is shared) are left out, and
         counted in the log: one such edge must not keep every worker from starting."""
-        after, left_out, total, example = "", 0, 0, None
-        while True:
-            records = await self._run(queries.USER_IDS_AFTER, write=False, after=after, limit=users_per_page)
-            ids: list[str] = records[0]["ids"] if records else []
-            if not ids:
-                break
-            page = await self.edges_of_users(ids)
-            usable = [e for e in page if _usable(e)]
-            if len(usable) < len(page):
-                left_out += len(page) - len(usable)
-                example = example or next(e for e in page if not _usable(e))
-            total += len(page)
-            yield usable
-            after = ids[-1]
+        left_out, total, example = 0, 0, None
+        after, exhausted = "", False
+        reading: deque[asyncio.Task[list[EdgeRow]]] = deque()
+        try:
+            while True:
+                while not exhausted and len(reading) < in_flight:
+                    records = await self._run(queries.USER_IDS_AFTER, write=False, after=after, limit=users_per_page)
+                    ids: list[str] = records[0]["ids"] if records else []
+                    exhausted = not ids
+                    if ids:
+                        reading.append(asyncio.ensure_future(self.edges_of_users(ids)))
+                        after = ids[-1]
+                if not reading:
+                    break
+                page = await reading.popleft()
+                usable = [e for e in page if _usable(e)]
+                if len(usable) < len(page):
+                    left_out += len(page) - len(usable)
+                    example = example or next(e for e in page if not _usable(e))
+                total += len(page)
+                yield usable
+        finally:
+            for task in reading:  # a reader that stopped early leaves no query running
+                task.cancel()
         if left_out:
             log.warning(
                 "left out %d of %d INTERACTED edges whose properties streamrec cannot read, e.g. %s",
