@@ -90,6 +90,15 @@ MATCH (u)-[r:INTERACTED]->(i:Item)
 RETURN collect([u.id, i.id, r.type, r.count, r.first_ts, r.last_ts]) AS rows
 """
 EDGE_FIELDS = ("user", "item", "type", "count", "first_ts", "last_ts")
+# The warm start's form: four columns, a missing property as `false` (collect() would drop a null and misalign the
+# columns; false is neither a string nor an integer, so the edge is left out like any other unreadable one).
+EDGE_COLUMNS_OF_USERS = """
+UNWIND $ids AS id
+MATCH (u:User {id: id})
+MATCH (u)-[r:INTERACTED]->(i:Item)
+RETURN collect(coalesce(u.id, false)) AS users, collect(coalesce(i.id, false)) AS items,
+       collect(coalesce(r.type, false)) AS types, collect(coalesce(r.last_ts, false)) AS last_ts
+"""
 
 # The warm start reads the graph a page at a time, in key order from the unique index (keyset pagination: a
 # page costs its own nodes and edges, never a scan or sort of the whole graph).

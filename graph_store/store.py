@@ -7,7 +7,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, AsyncIterator, Generic, Iterable, Protocol, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Iterable, Protocol, Sequence, TypeVar
 
 from neo4j import AsyncGraphDatabase, Record, RoutingControl
 from neo4j.exceptions import ConstraintError
@@ -15,6 +15,7 @@ from neo4j.exceptions import ConstraintError
 from . import queries
 from .errors import GraphUnavailable, classify, one_line
 from .rows import (
+    EdgeColumns,
     EdgeRow,
     Event,
     ItemLike,
@@ -27,6 +28,8 @@ from .rows import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class GraphSettings(Protocol):
@@ -151,37 +154,18 @@ class GraphStore:
         records = await self._run(queries.EDGES_OF_USERS, write=False, ids=list(user_ids))
         return [_edge(row) for row in records[0]["rows"]] if records else []
 
-    async def edge_pages(self, users_per_page: int = 5_000, in_flight: int = 2) -> AsyncIterator[list[EdgeRow]]:
-        """Every interaction edge, a page of users (and their edges) at a time, in user-id order (keyset
-        pagination: a page costs its own nodes and edges, and a reader holds `in_flight` pages, never the whole
-        graph). The next pages are read while the caller folds this one and the driver decodes it: the server
-        and the client work at once (a page's ids come first and cost an index range; its edges are the work).
-        Edges another tool wrote with other property types (a graph of record is shared) are left out, and
-        counted in the log: one such edge must not keep every worker from starting."""
+    async def edge_pages(self, users_per_page: int = 5_000, in_flight: int = 2) -> AsyncIterator[EdgeColumns]:
+        """Every interaction edge as (user, item, type, last_ts) columns, a page of users at a time (see
+        _user_pages). Edges another tool wrote with other property types (a graph of record is shared) are left
+        out, and counted in the log: one such edge must not keep every worker from starting."""
         left_out, total, example = 0, 0, None
-        after, exhausted = "", False
-        reading: deque[asyncio.Task[list[EdgeRow]]] = deque()
-        try:
-            while True:
-                while not exhausted and len(reading) < in_flight:
-                    records = await self._run(queries.USER_IDS_AFTER, write=False, after=after, limit=users_per_page)
-                    ids: list[str] = records[0]["ids"] if records else []
-                    exhausted = not ids
-                    if ids:
-                        reading.append(asyncio.ensure_future(self.edges_of_users(ids)))
-                        after = ids[-1]
-                if not reading:
-                    break
-                page = await reading.popleft()
-                usable = [e for e in page if _usable(e)]
-                if len(usable) < len(page):
-                    left_out += len(page) - len(usable)
-                    example = example or next(e for e in page if not _usable(e))
-                total += len(page)
-                yield usable
-        finally:
-            for task in reading:  # a reader that stopped early leaves no query running
-                task.cancel()
+        async for page in self._user_pages(self._edge_columns_of_users, users_per_page, in_flight):
+            usable, bad = _usable_columns(page)
+            if bad:
+                left_out += bad
+                example = example or _first_unusable(page)
+            total += len(page)
+            yield usable
         if left_out:
             log.warning(
                 "left out %d of %d INTERACTED edges whose properties streamrec cannot read, e.g. %s",
@@ -191,10 +175,47 @@ class GraphStore:
             )
 
     async def all_edges(self, users_per_page: int = 5_000) -> list[EdgeRow]:
-        """Every interaction edge oldest first, in one list (edge_pages is the form whose memory stays a page)."""
-        edges = [edge async for page in self.edge_pages(users_per_page) for edge in page]
+        """Every interaction edge with all its fields, oldest first, in one list (for tests and tools; the warm
+        start reads edge_pages, whose memory stays a page)."""
+        edges = [
+            edge
+            async for page in self._user_pages(self.edges_of_users, users_per_page)
+            for edge in page
+            if _usable(edge)
+        ]
         edges.sort(key=lambda e: e["last_ts"])  # here, not on the server: a sort of every edge there held them all
         return edges
+
+    async def _user_pages(
+        self, read: Callable[[list[str]], Awaitable[T]], users_per_page: int, in_flight: int = 2
+    ) -> AsyncIterator[T]:
+        """read(ids) of a page of users at a time, in user-id order (keyset pagination: a page costs its own nodes
+        and edges, and a reader holds `in_flight` pages, never the whole graph). The next pages are read while the
+        caller works on this one: a graph server elsewhere and this process work at once."""
+        after, exhausted = "", False
+        reading: deque[asyncio.Task[T]] = deque()
+        try:
+            while True:
+                while not exhausted and len(reading) < in_flight:
+                    records = await self._run(queries.USER_IDS_AFTER, write=False, after=after, limit=users_per_page)
+                    ids: list[str] = records[0]["ids"] if records else []
+                    exhausted = not ids
+                    if ids:
+                        reading.append(asyncio.ensure_future(read(ids)))
+                        after = ids[-1]
+                if not reading:
+                    return
+                yield await reading.popleft()
+        finally:
+            for task in reading:  # a reader that stopped early leaves no query running
+                task.cancel()
+
+    async def _edge_columns_of_users(self, user_ids: list[str]) -> EdgeColumns:
+        records = await self._run(queries.EDGE_COLUMNS_OF_USERS, write=False, ids=user_ids)
+        if not records:
+            return EdgeColumns([], [], [], [])
+        r = records[0]
+        return EdgeColumns(r["users"], r["items"], r["types"], r["last_ts"])
 
     async def items_with_text(self, items_per_page: int = 20_000) -> list[ItemTextRow]:
         """Every item that has a title, category or brand, read a page of items at a time."""
@@ -261,6 +282,35 @@ def _item_text(row: Sequence[Any]) -> ItemTextRow:
     """A row of queries.ITEMS_WITH_TEXT_AFTER."""
     item_id, title, category, brand = row  # queries.ITEM_FIELDS
     return {"id": item_id, "title": title, "category": category, "brand": brand}
+
+
+def _usable_columns(page: EdgeColumns) -> tuple[EdgeColumns, int]:
+    """The page without its unreadable edges (ids and type not strings, last_ts not an integer; a boolean is not
+    one), and how many those were. One pass per column, no object per edge."""
+    columns = (page.users, page.items, page.types)
+    if all(all(type(v) is str for v in column) for column in columns) and all(type(t) is int for t in page.last_ts):
+        return page, 0
+    keep = [
+        k
+        for k in range(len(page))
+        if all(type(column[k]) is str for column in columns) and type(page.last_ts[k]) is int
+    ]
+    kept = EdgeColumns(
+        [page.users[k] for k in keep],
+        [page.items[k] for k in keep],
+        [page.types[k] for k in keep],
+        [page.last_ts[k] for k in keep],
+    )
+    return kept, len(page) - len(keep)
+
+
+def _first_unusable(page: EdgeColumns) -> dict[str, object]:
+    rows = zip(page.users, page.items, page.types, page.last_ts)
+    return next(
+        {"user": u, "item": i, "type": t, "last_ts": ts}
+        for u, i, t, ts in rows
+        if not (type(u) is str and type(i) is str and type(t) is str and type(ts) is int)
+    )
 
 
 def _usable(edge: EdgeRow) -> bool:

@@ -1,7 +1,9 @@
 """How fast a warm start reads the graph of record: fresh local servers in a folder of their own, N synthetic edges
-loaded (streamrec/tools/preload.py), then GraphStore.edge_pages read through with one page in flight and with two
-(the next page's query runs while this one is decoded and folded), alternating, each `--rounds` times. Wall
-seconds and this process's CPU seconds per read (the driver's decoding); the graph server's share is the rest.
+loaded (streamrec/tools/preload.py), then every edge read in each form, alternating, `--rounds` times: `rows`, a
+dict per edge with all six fields, one page in flight (the warm start before 6efd296); `columns-1` and
+`columns-2`, GraphStore.edge_pages (four columns) with one and two pages in flight (the next page's query runs
+while this one is decoded and folded). Wall seconds and this process's CPU seconds per read (the driver's
+decoding); the graph server's share is the rest.
 
     python deploy/profiling/warm_start_read.py --edges 1000000 --out .streamrec/warm-start-read
 """
@@ -21,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edges", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--in-flight", default="1,2", help="pages in flight to compare, comma-separated")
+    parser.add_argument("--forms", default="rows,columns-1,columns-2", help="the read forms to compare")
     parser.add_argument("--out", required=True, help="folder for the servers' home and read.json")
     args = parser.parse_args()
     out = Path(args.out)
@@ -47,8 +49,8 @@ def measure(args: argparse.Namespace, out: Path) -> dict:
         async with GraphStore.from_settings(settings) as store:
             loaded = (await load_graph(store, edges)).to_dict()
             for _ in range(args.rounds):
-                for in_flight in (int(n) for n in args.in_flight.split(",")):
-                    reads.setdefault(str(in_flight), []).append(await read_all(store, in_flight))
+                for form in args.forms.split(","):
+                    reads.setdefault(form, []).append(await read_all(store, form))
             return loaded
 
     with running_local_services(settings, report=lambda line: print(f"warm_start_read: {line}")):
@@ -57,14 +59,22 @@ def measure(args: argparse.Namespace, out: Path) -> dict:
         "command": "python deploy/profiling/warm_start_read.py " + " ".join(sys.argv[1:]),
         "git": _commit(),
         "load": loaded,
-        "reads_by_pages_in_flight": reads,
+        "reads": reads,
     }
 
 
-async def read_all(store, in_flight: int) -> dict:
+async def read_all(store, form: str) -> dict:
+    from graph_store.store import _usable
+
     started, cpu, edges = time.perf_counter(), time.process_time(), 0
-    async for page in store.edge_pages(in_flight=in_flight):
-        edges += len(page)
+    if form == "rows":  # as the warm start read and folded them then: a usable check and four lists from dicts
+        async for rows in store._user_pages(store.edges_of_users, 5_000, in_flight=1):
+            page = [e for e in rows if _usable(e)]
+            columns = ([e[name] for e in page] for name in ("user", "item", "type", "last_ts"))
+            edges += len(list(columns)[0])
+    else:
+        async for page in store.edge_pages(in_flight=int(form.split("-")[1])):
+            edges += len(page)
     return {
         "edges": edges,
         "wall_s": round(time.perf_counter() - started, 2),

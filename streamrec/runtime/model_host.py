@@ -31,7 +31,7 @@ from .model_versions import version_name_of
 from .settings import Settings
 
 if TYPE_CHECKING:  # (the worker's event loop imports this module: no torch there)
-    from graph_store.rows import EdgeRow
+    from graph_store.rows import EdgeColumns
     from model_server.contract import Recommender
 
 # a model loaded to serve, and the name of its version (None: the baseline)
@@ -125,13 +125,8 @@ def warm_start(model: Recommender, settings: Settings) -> int:
     return asyncio.run(read_and_fold())
 
 
-def fold_page(model: Recommender, page: list[EdgeRow]) -> None:
-    model.rebuild_page(
-        [e["user"] for e in page],
-        [e["item"] for e in page],
-        [e["type"] for e in page],
-        [int(e["last_ts"]) for e in page],
-    )
+def fold_page(model: Recommender, page: EdgeColumns) -> None:
+    model.rebuild_page(page.users, page.items, page.types, page.last_ts)
 
 
 def freeze_heap() -> None:

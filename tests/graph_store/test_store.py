@@ -207,3 +207,26 @@ def test_the_retention_deletes_the_edges_before_the_cutoff_in_batches_and_the_us
     assert [(e["user"], e["item"], e["type"], e["last_ts"]) for e in edges] == [(mixed, item + "0", "purchase", -1_000)]
     assert users == (1, 0)  # `old` had no edge left; `mixed` keeps its purchase
     assert items == (0, 5)  # items stay: they hold the catalogue's text
+
+
+def test_the_warm_start_pages_are_aligned_columns_without_the_edges_another_tool_wrote_unreadably(
+    server_settings, unique, caplog
+):
+    """A graph of record is shared: an edge whose last_ts is text, or whose type is missing, is left out (and
+    counted in the log) rather than stopping every worker's start or shifting the columns."""
+    good = [Event(f"{unique}u{k}", f"{unique}i{k % 2}", "view", 7_000 + k, 0, k) for k in range(5)]
+
+    async def scenario(store):
+        await store.upsert_interactions(good)
+        bad = "MATCH (u:User {id: $u})-[r:INTERACTED]->(:Item {id: $i}) SET r.last_ts = 'yesterday'"
+        await store.driver.execute_query(bad, {"u": f"{unique}u1", "i": f"{unique}i1"})
+        untyped = "MATCH (u:User {id: $u})-[r:INTERACTED]->(:Item {id: $i}) REMOVE r.type"
+        await store.driver.execute_query(untyped, {"u": f"{unique}u2", "i": f"{unique}i0"})
+        return [page async for page in store.edge_pages(users_per_page=2)]
+
+    with caplog.at_level("WARNING"):
+        pages = run(_with_store(server_settings, scenario))
+    rows = [row for page in pages for row in zip(page.users, page.items, page.types, page.last_ts)]
+    mine = sorted(row for row in rows if row[0].startswith(unique))
+    assert mine == [(f"{unique}u{k}", f"{unique}i{k % 2}", "view", 7_000 + k) for k in (0, 3, 4)]
+    assert any("left out 2 of" in record.getMessage() for record in caplog.records)
