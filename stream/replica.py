@@ -25,10 +25,12 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Protocol
 
 from . import metrics
-from .events import Interaction, parse_interaction
+from .events import Interaction, Item, parse_interaction, parse_item
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, TopicPartition
+    from kafka.consumer.fetcher import ConsumerRecord
+    from prometheus_client import Gauge
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +64,34 @@ class FollowPlan(Protocol):
         """The first offset of the partition not yet in the model (where reading resumes); None when unknown."""
 
 
-Fold = Callable[[list[Interaction], dict[int, tuple[int, int]]], Coroutine[Any, Any, None]]
+Fold = Callable[[list[Any], dict[int, tuple[int, int]]], Coroutine[Any, Any, None]]
+
+
+def interaction_of(record: ConsumerRecord) -> Interaction | None:
+    """A valid interaction, or None (the partition's owner dead-letters the others)."""
+    parsed = parse_interaction(
+        record.value,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        kafka_ts=record.timestamp / 1000.0,
+    )
+    return parsed if isinstance(parsed, Interaction) else None
+
+
+def item_of(record: ConsumerRecord) -> Item | None:
+    """A valid item record, or None (the partition's owner dead-letters the others)."""
+    parsed = parse_item(record.value)
+    return parsed if isinstance(parsed, Item) else None
 
 
 class ReplicaFeed:
     """Reads the partitions of `topic` from `offsets` on a thread of its own (no consumer group) and hands each
-    poll's valid events to `fold(events, read)` on the event loop, waiting for it (back-pressure); `read` says,
-    per partition, the first and last offset that poll read (so records skipped as invalid count as read).
-    A partition the plan leaves to the worker's own agent is paused (not fetched, not parsed): with one worker,
-    every event is read once; when the agent gives it up, reading resumes where the model's state ends."""
+    poll's valid records (`parse`: interactions by default, or item records) to `fold(records, read)` on the
+    event loop, waiting for it (back-pressure); `read` says, per partition, the first and last offset that poll
+    read (so records skipped as invalid count as read). A partition the plan leaves to the worker's own agent is
+    paused (not fetched, not parsed): with one worker, every event is read once; when the agent gives it up,
+    reading resumes where the model's state ends. `lag`: the gauge of what is left to read (None: not kept)."""
 
     def __init__(
         self,
@@ -79,9 +100,12 @@ class ReplicaFeed:
         fold: Fold,
         loop: asyncio.AbstractEventLoop,
         plan: FollowPlan | None = None,
+        parse: Callable[[ConsumerRecord], Any | None] = interaction_of,
+        lag: Gauge | None = metrics.FOLLOW_LAG,
         **client_options: Any,
     ):
         self.bootstrap, self.topic, self.fold, self.loop, self.plan = bootstrap, topic, fold, loop, plan
+        self.parse, self.lag = parse, lag
         self.client_options = client_options
         self.positions: dict[int, int] = {}  # partition -> next offset to read
         self.paused: set[int] = set()
@@ -91,7 +115,7 @@ class ReplicaFeed:
 
     def start(self, offsets: dict[int, int]) -> None:
         self.positions = dict(offsets)
-        self._thread = threading.Thread(target=self._run, name="replica-feed", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"replica-feed-{self.topic}", daemon=True)
         self._thread.start()
 
     def rewind(self, offsets: dict[int, int]) -> None:
@@ -126,21 +150,15 @@ class ReplicaFeed:
                         consumer.seek(tp, self.positions[tp.partition])
                 self._follow_plan(consumer, partitions)
                 if len(self.paused) == len(partitions):  # all left to the agent: nothing to fetch
-                    metrics.FOLLOW_LAG.set(0)
+                    self._set_lag(0)
                     self._stop.wait(POLL_MS / 1000.0)
                     continue
                 before = dict(self.positions)
-                events: list[Interaction] = []
+                events: list[Any] = []
                 for tp, records in consumer.poll(timeout_ms=POLL_MS).items():
                     for record in records:
-                        parsed = parse_interaction(
-                            record.value,
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            kafka_ts=record.timestamp / 1000.0,
-                        )
-                        if isinstance(parsed, Interaction):  # the partition's owner dead-letters the others
+                        parsed = self.parse(record)
+                        if parsed is not None:
                             events.append(parsed)
                     self.positions[tp.partition] = records[-1].offset + 1
                 read = {p: (before[p], self.positions[p] - 1) for p in self.positions if self.positions[p] > before[p]}
@@ -150,14 +168,18 @@ class ReplicaFeed:
                 followed = [tp for tp in partitions if tp.partition not in self.paused]
                 highs = [consumer.highwater(tp) for tp in followed]
                 if None not in highs:
-                    metrics.FOLLOW_LAG.set(
-                        sum(max(0, high - self.positions[tp.partition]) for tp, high in zip(followed, highs))
-                    )
+                    self._set_lag(sum(max(0, high - self.positions[tp.partition]) for tp, high in zip(followed, highs)))
         except Exception:  # the feed must never take the worker down; its lists stay right for its own users
-            log.exception("the replica feed stopped: this worker's model sees only its own partitions from now on")
+            log.exception(
+                "the replica feed of %s stopped: this worker's model sees only its own partitions", self.topic
+            )
         finally:
-            metrics.FOLLOW_LAG.set(-1)
+            self._set_lag(-1)
             consumer.close()
+
+    def _set_lag(self, value: int) -> None:
+        if self.lag is not None:
+            self.lag.set(value)
 
     def _follow_plan(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         """Pauses the partitions left to the agent; resumes the others where the model's state ends."""
@@ -177,7 +199,7 @@ class ReplicaFeed:
                     self.positions[p] = resume_at
                     consumer.seek(tp, resume_at)
 
-    def _hand_over(self, events: list[Interaction], read: dict[int, tuple[int, int]]) -> bool:
+    def _hand_over(self, events: list[Any], read: dict[int, tuple[int, int]]) -> bool:
         """True once the model has folded the events in."""
         future = asyncio.run_coroutine_threadsafe(self.fold(events, read), self.loop)
         while not self._stop.is_set():

@@ -16,7 +16,7 @@ from graph_store import GraphRejected, GraphStore
 from stream import metrics
 from stream.events import Interaction, Item
 from stream.group_lag import GroupLag
-from stream.replica import ReplicaFeed, committed_offsets
+from stream.replica import ReplicaFeed, committed_offsets, interaction_of, item_of
 from stream.retries import RecordsRejected
 from stream.topics import TopicNames, ensure_topics
 
@@ -56,6 +56,7 @@ class Pipeline:
         self.settings = settings
         self.names = names or TopicNames.with_prefix(settings.topic_prefix)
         self.feed: ReplicaFeed | None = None  # every partition's events for the model (stream/replica.py)
+        self.item_feed: ReplicaFeed | None = None  # every partition's item records for the model, likewise
         self.ledger = FoldLedger()  # what the serving model holds already: each event is folded once
         self.model = model
         self._tried = _file_version(version)  # the version last loaded or refused, as (name, file time)
@@ -143,20 +144,23 @@ class Pipeline:
                 await store.ensure_schema()
             started = time.perf_counter()
             offsets = await self._committed_offsets()  # before the graph read: see stream/replica.py
+            item_offsets = await self._committed_offsets(self.names.items)
             # the model host reads the graph itself, a page at a time (its log says how many edges, how fast)
             with self.writes.attempt(hanging_counts=False):  # a large graph takes long to read, not to fail
                 self.model.info = await self._model(self.model.warm_start())
             log.info("warm start done in %.2f s", time.perf_counter() - started)
             self._follow_from(offsets)
+            self._follow_items_from(item_offsets)
             self._warm = True
 
-    async def _committed_offsets(self) -> dict[int, int] | None:
-        """The consumer group's committed offsets, when this worker's model follows every partition."""
+    async def _committed_offsets(self, topic: str | None = None) -> dict[int, int] | None:
+        """The consumer group's committed offsets of `topic` (interactions by default), when this worker's model
+        follows every partition."""
         if not self.settings.follow_all_partitions:
             return None
-        s = self.settings
+        s, topic = self.settings, topic or self.names.interactions
         return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: committed_offsets(s.bootstrap, s.app_id, self.names.interactions, **s.kafka_client_options())
+            None, lambda: committed_offsets(s.bootstrap, s.app_id, topic, **s.kafka_client_options())
         )
 
     def _follow_from(self, offsets: dict[int, int] | None) -> None:
@@ -177,12 +181,43 @@ class Pipeline:
                 self.fold_followed,
                 asyncio.get_running_loop(),
                 plan=self.ledger,
+                parse=interaction_of,
+                lag=metrics.FOLLOW_LAG,
                 **s.kafka_client_options(),
             )
             self.feed.start(offsets)
             log.info("following every partition of %s from the group's committed offsets", self.names.interactions)
         else:
             self.feed.rewind(offsets)
+
+    def _follow_items_from(self, offsets: dict[int, int] | None) -> None:
+        """Every worker's model takes every item record, in offset order, from a feed of all partitions of `items`
+        (from the group's committed offsets, read before the graph read that holds the records behind them): an
+        item's text, category and brand shape its embedding and every list that ranks it, not only the lists of
+        the worker whose agent consumes the item's partition. The agent then only writes the records to the graph.
+        Not following, the agent's records go to the model as well."""
+        if offsets is None:
+            return
+        if self.item_feed is None:
+            s = self.settings
+            self.item_feed = ReplicaFeed(
+                s.bootstrap,
+                self.names.items,
+                self.fold_followed_items,
+                asyncio.get_running_loop(),
+                plan=None,
+                parse=item_of,
+                lag=None,
+                **s.kafka_client_options(),
+            )
+            self.item_feed.start(offsets)
+        else:
+            self.item_feed.rewind(offsets)
+
+    async def fold_followed_items(self, items: list[Item], read: dict[int, tuple[int, int]]) -> None:
+        async with self._swapping:  # (a swap's graph read and the records folded in never interleave)
+            if items:
+                await self._model(self.model.observe_items(items))
 
     async def fold_followed(self, events: list[Interaction], read: dict[int, tuple[int, int]]) -> None:
         # a swap's graph read and the events folded in never interleave; the ledger moves with the model
@@ -200,8 +235,9 @@ class Pipeline:
         self.ledger.own(partitions)
 
     def close(self) -> None:
-        if self.feed is not None:
-            self.feed.stop()
+        for feed in (self.feed, self.item_feed):
+            if feed is not None:
+                feed.stop()
         if self._group_lag_reading.acquire(timeout=5.0):  # (a read still running past that: the process exits)
             self.group_lag.close()
 
@@ -229,7 +265,8 @@ class Pipeline:
         async with self._swapping, graph_refusals():
             with self.writes.attempt():
                 await (await self.store()).upsert_items(items)
-        await self._model(self.model.observe_items(items))
+        if self.item_feed is None:  # (following, the model takes every partition's records from the item feed)
+            await self._model(self.model.observe_items(items))
 
     async def periodic(self) -> None:
         """Every second: sweep stale embeddings; every few seconds: read the group's lag, look for a newer
@@ -312,6 +349,7 @@ class Pipeline:
             return False
         async with self._swapping:
             offsets = await self._committed_offsets()
+            item_offsets = await self._committed_offsets(self.names.items)
             await self._model(self.model.build_candidate(str(checkpoint)))
             try:
                 while not await self._model(self.model.candidate_ready()):
@@ -326,6 +364,7 @@ class Pipeline:
                 self.model.info = await self._model(self.model.promote_candidate())
                 self._serving = self._tried
                 self._follow_from(offsets)  # the new model's state ends at the graph read: follow again from there
+                self._follow_items_from(item_offsets)
         self._publish_model_info(self.model.info)
         log.info(
             "swapped %s %s for %s %s, version %s",

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from urllib.parse import quote
 from http.client import HTTPConnection
 from urllib.request import urlopen
@@ -21,7 +22,7 @@ import pytest
 from graph_store import GraphStore
 from stream.replay import make_producer, replay
 from stream.topics import TopicNames
-from streamrec.tools.live import FreshnessTracker, ListCollector, WorkerProcess, free_port, quantile
+from streamrec.tools.live import FreshnessTracker, ListCollector, WorkerProcess, free_port, quantile, wait_for_items
 
 import real_events
 from test_model_serving import tiny_model
@@ -137,9 +138,14 @@ def run_group(env: dict, bootstrap: str, prefix: str, n_workers: int, data, user
                 items=items,
                 types=data.types,
                 ts=data.ts,
+                # item records too: the worker that consumes an item's partition is not the only one that ranks it
+                item_records=[
+                    replace(data.item_info[raw], item_id=named) for raw, named in dict(zip(data.items, items)).items()
+                ],
             )
         finally:
             producer.close()
+        wait_for_items([w.metrics_port for w in workers], len(set(items)))
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not drained(workers, len(users)):
             time.sleep(1)
