@@ -105,6 +105,29 @@ def _sasrec(context: ModelContext) -> Recommender:
     )
 
 
+def _lightgcn(context: ModelContext) -> Recommender:
+    from ..baselines.lightgcn import LightGCN
+
+    options = {k: context.options[k] for k in ("patience", "lr", "dim", "layers", "l2") if k in context.options}
+    model = LightGCN(
+        epochs=context.epochs or 100,
+        train_batch=context.train_batch_size,
+        batch_size=context.batch_size,
+        seed=context.seed,
+        device=context.device,
+        progress=context.progress,
+        **options,
+    )
+    texts = [
+        info
+        for info in (context.item_info or {}).values()
+        if info is not None and (info.title or info.category or info.brand)
+    ]
+    if texts:  # item text, as the temporal GAT gets it (model_server/tgat/evaluation.py)
+        model.observe_items(texts)
+    return model
+
+
 def _recency_popularity(context: ModelContext) -> Recommender:
     from ..baselines.recency_popularity import RecencyPopularity
 
@@ -136,6 +159,7 @@ MODELS: dict[str, Callable[[ModelContext], Recommender] | str] = {
     "poptrack": _poptrack,
     "base3": _base3,
     "sasrec": _sasrec,
+    "lightgcn": _lightgcn,
 }
 
 DESCRIPTIONS = {
@@ -151,6 +175,7 @@ DESCRIPTIONS = {
     "poptrack": "PopTrack: per-batch decayed global popularity (decay chosen on validation)",
     "base3": "Base3: EdgeBank + PopTrack + co-occurrence interpolated (weights chosen on validation)",
     "sasrec": "SASRec (causal self-attention over each user's last 50 items), trained on train, early-stopped on validation",
+    "lightgcn": "LightGCN (3 layers) on the training graph, items' layer 0 fused with their text vectors, never updated",
 }
 
 

@@ -25,6 +25,7 @@ EVAL_MODELS = (
     "static_gat",
     "tgn",
     "sasrec",
+    "lightgcn",
     "recency_popularity",
     "base3",
     "edgebank_window",

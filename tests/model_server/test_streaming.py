@@ -141,6 +141,15 @@ def test_sasrec_validates_on_the_loop(monkeypatch):
     assert calls == [len(validation)] * 2
 
 
+def test_lightgcn_validates_on_the_loop(monkeypatch):
+    from model_server.baselines import lightgcn
+
+    calls = counting(monkeypatch, lightgcn)
+    train, validation, _ = streaming.split_stream(cyclic_stream(200))
+    lightgcn.LightGCN(dim=8, layers=2, epochs=2, patience=5, progress=False).fit(train, validation)
+    assert calls == [len(validation)] * 2
+
+
 def test_tgn_validates_on_the_loop(monkeypatch):
     pytest.importorskip("torch_geometric")
     from model_server.baselines import tgn

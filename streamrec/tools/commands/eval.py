@@ -13,8 +13,8 @@ def configure(parser):
     parser.add_argument(
         "--models",
         default="all",
-        help="comma-separated model names, or all (the default), which is every model: streamrec, static_gat, tgn, sasrec, recency_popularity, "
-        "base3, poptrack, edgebank, edgebank_window, itemknn, recent_pop, pop",
+        help="comma-separated model names, or all (the default), which is every model: streamrec, static_gat, tgn, sasrec, lightgcn, "
+        "recency_popularity, base3, poptrack, edgebank, edgebank_window, itemknn, recent_pop, pop",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and the plots")
     parser.add_argument("--seed", type=int, default=0)
@@ -51,7 +51,8 @@ def configure(parser):
         "--epochs",
         type=int,
         default=None,
-        help="training epochs of the trained models (default: streamrec and static_gat 5, tgn 10)",
+        help="training epochs of the trained models (default: streamrec and static_gat 5, tgn 10, sasrec and lightgcn 100, "
+        "each early-stopped on validation)",
     )
     add_device_argument(parser)
     add_threads_argument(parser, default=1)
