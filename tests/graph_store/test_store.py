@@ -1,6 +1,7 @@
 """Against the real local Bolt server (ArcadeDB), with the same Cypher that runs on Neo4j 5."""
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -210,7 +211,7 @@ def test_the_retention_deletes_the_edges_before_the_cutoff_in_batches_and_the_us
 
 
 def test_the_warm_start_pages_are_aligned_columns_without_the_edges_another_tool_wrote_unreadably(
-    server_settings, unique, caplog
+    server_settings, unique
 ):
     """A graph of record is shared: an edge whose last_ts is text, or whose type is missing, is left out (and
     counted in the log) rather than stopping every worker's start or shifting the columns."""
@@ -224,9 +225,18 @@ def test_the_warm_start_pages_are_aligned_columns_without_the_edges_another_tool
         await store.driver.execute_query(untyped, {"u": f"{unique}u2", "i": f"{unique}i0"})
         return [page async for page in store.edge_pages(users_per_page=2)]
 
-    with caplog.at_level("WARNING"):
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("graph_store.store")  # (its own handler: other tests may configure the root's)
+    logger.addHandler(handler)
+    try:
         pages = run(_with_store(server_settings, scenario))
+    finally:
+        logger.removeHandler(handler)
     rows = [row for page in pages for row in zip(page.users, page.items, page.types, page.last_ts)]
     mine = sorted(row for row in rows if row[0].startswith(unique))
     assert mine == [(f"{unique}u{k}", f"{unique}i{k % 2}", "view", 7_000 + k) for k in (0, 3, 4)]
-    assert any("left out 2 of" in record.getMessage() for record in caplog.records)
+    # (the count may include unreadable edges of other tests on this session's shared graph)
+    counted = [int(m.split()[2]) for m in warnings if m.startswith("left out ")]
+    assert counted and counted[0] >= 2, warnings
