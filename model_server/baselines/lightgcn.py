@@ -53,8 +53,8 @@ from streamrec.schema import Item
 from ..contract import InteractionBatch, Recommender
 from ..early_stopping import EarlyStopping
 from ..ids import IdMap
-from ..ranking import rank_counts, reciprocal_rank
 from ..streaming import RankedBatch, rank_then_observe
+from .seen_demotion import demote_seen, reciprocal_rank_sum, selection
 
 TEXT_DIM = 384  # model_server/tgat/text_encoder.py's MiniLM vectors
 
@@ -244,14 +244,7 @@ class LightGCN(Recommender):
 
     def score(self, users: Sequence[str]) -> torch.Tensor:
         scores = self._network_scores(users)
-        return self._demote_seen(scores, users) if self.demote_seen else scores
-
-    def _demote_seen(self, scores: torch.Tensor, users: Sequence[str]) -> torch.Tensor:
-        """Moves each user's already-seen items below every unseen one, keeping their order among themselves."""
-        rows, columns = self.history.excluded(torch.tensor(self.users.lookup(users), dtype=torch.long), "seen")
-        span = scores.max(dim=1).values - scores.min(dim=1).values + 1.0
-        scores[rows, columns] -= span[rows]
-        return scores
+        return demote_seen(self, scores, users) if self.demote_seen else scores
 
     def user_table(self, users: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """([len(users), dim] user vectors, [len(users)] bool: the user has one): the training graph's, else the
@@ -325,7 +318,7 @@ class LightGCN(Recommender):
                 kept, demoted = self._validation_mrr(validation, history)
                 record["validation_mrr"], record["validation_mrr_seen_demoted"] = round(kept, 5), round(demoted, 5)
             self.fit_log.append(record)
-            figure, demote = _selection(record, loss)
+            figure, demote = selection(record, loss)
             if stopping.stop_after(figure, lambda: (copy.deepcopy(self.network.state_dict()), demote)):
                 break
         if stopping.best_state is not None:
@@ -399,27 +392,14 @@ class LightGCN(Recommender):
             nonlocal kept, demoted
             columns = torch.tensor(self.items.lookup(catalogue.ids[: batch.catalogue_size]), dtype=torch.long)
             scores = self._network_scores(batch.users).cpu()
-            demoted_scores = self._demote_seen(scores.clone(), batch.users)
-            kept += _reciprocal_rank_sum(scores[batch.rows][:, columns], batch.targets)
-            demoted += _reciprocal_rank_sum(demoted_scores[batch.rows][:, columns], batch.targets)
+            demoted_scores = demote_seen(self, scores.clone(), batch.users)
+            kept += reciprocal_rank_sum(scores[batch.rows][:, columns], batch.targets)
+            demoted += reciprocal_rank_sum(demoted_scores[batch.rows][:, columns], batch.targets)
 
         rank_then_observe(validation, self.batch_size, catalogue, set(history.users), rank, self.observe)
         self._restore_state(saved)
         self._table = None
         return kept / len(validation), demoted / len(validation)
-
-
-def _selection(record: dict, loss: float) -> tuple[float, bool]:
-    """(an epoch's early-stopping figure, whether seen items are demoted): the better of the two validation
-    rankings, or minus the training loss when there is no validation part."""
-    if "validation_mrr" not in record:
-        return -loss, False
-    demoted = record["validation_mrr_seen_demoted"] > record["validation_mrr"]
-    return max(record["validation_mrr"], record["validation_mrr_seen_demoted"]), demoted
-
-
-def _reciprocal_rank_sum(scores: torch.Tensor, targets: torch.Tensor) -> float:
-    return float(reciprocal_rank(*rank_counts(scores, targets)).sum())
 
 
 __all__ = ["LightGCN", "LightGCNNetwork", "bpr_loss", "normalized_adjacency", "propagate"]

@@ -37,9 +37,9 @@ from torch import nn
 
 from ..contract import InteractionBatch, Recommender
 from ..early_stopping import EarlyStopping
-from ..ranking import rank_counts, reciprocal_rank
 from ..streaming import RankedBatch, rank_then_observe
 from .popularity import _grow
+from .seen_demotion import demote_seen, reciprocal_rank_sum, selection
 
 PAD = 0  # embedding row of padding and of items without a trained embedding (kept at zero)
 
@@ -205,14 +205,7 @@ class SASRec(Recommender):
     # -- scoring -------------------------------------------------------------------------------------------
     def score(self, users: Sequence[str]) -> torch.Tensor:
         scores = self._network_scores(users)
-        return self._demote_seen(scores, users) if self.demote_seen else scores
-
-    def _demote_seen(self, scores: torch.Tensor, users: Sequence[str]) -> torch.Tensor:
-        """Moves each user's already-seen items below every unseen one, keeping their order among themselves."""
-        rows, columns = self.history.excluded(torch.tensor(self.users.lookup(users), dtype=torch.long), "seen")
-        span = scores.max(dim=1).values - scores.min(dim=1).values + 1.0
-        scores[rows, columns] -= span[rows]
-        return scores
+        return demote_seen(self, scores, users) if self.demote_seen else scores
 
     def _network_scores(self, users: Sequence[str]) -> torch.Tensor:
         n_items = len(self.items)
@@ -256,8 +249,8 @@ class SASRec(Recommender):
             if validation is not None and len(validation):
                 record["validation_mrr"], record["validation_mrr_seen_demoted"] = self._validation_mrr(validation)
             self.fit_log.append(record)
-            score, demote_seen = _selection(record)
-            if stopping.stop_after(score, lambda: (copy.deepcopy(self.network.state_dict()), demote_seen)):
+            score, demoted = selection(record, record["train_loss"])
+            if stopping.stop_after(score, lambda: (copy.deepcopy(self.network.state_dict()), demoted)):
                 break
         if stopping.best_state is not None:
             best_weights, self.demote_seen = stopping.best_state
@@ -321,23 +314,10 @@ class SASRec(Recommender):
         def rank(batch: RankedBatch) -> None:
             nonlocal kept, demoted
             scores = self._network_scores(batch.users)
-            kept += _reciprocal_rank_sum(scores[batch.rows], batch.targets)
-            demoted += _reciprocal_rank_sum(self._demote_seen(scores, batch.users)[batch.rows], batch.targets)
+            kept += reciprocal_rank_sum(scores[batch.rows], batch.targets)
+            demoted += reciprocal_rank_sum(demote_seen(self, scores, batch.users)[batch.rows], batch.targets)
 
         # the catalogue is the model's own item map: observe registers each batch's items, scores follow it
         rank_then_observe(validation, self.batch_size, self.items, set(), rank, self.observe)
         self._restore_state(saved)
         return kept / len(validation), demoted / len(validation)
-
-
-def _selection(record: dict) -> tuple[float, bool]:
-    """(an epoch's early-stopping score, whether seen items are demoted): the better of the two validation
-    rankings, or minus the training loss when there is no validation part."""
-    if "validation_mrr" not in record:
-        return -record["train_loss"], False
-    demoted = record["validation_mrr_seen_demoted"] > record["validation_mrr"]
-    return max(record["validation_mrr"], record["validation_mrr_seen_demoted"]), demoted
-
-
-def _reciprocal_rank_sum(scores: torch.Tensor, targets: torch.Tensor) -> float:
-    return float(reciprocal_rank(*rank_counts(scores, targets)).sum())
