@@ -92,8 +92,11 @@ def test_a_worker_forgets_what_is_older_than_the_retention_and_a_new_worker_rebu
 
         reference = worker(unique + "reference").start(until_ready=True)  # its own group: reads everything again
         workers.append(reference)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not drained([running, reference], len(users)):
+        deadline = time.monotonic() + 120  # (the cutoff gauge follows the model at the next periodic tick)
+        while time.monotonic() < deadline and not (
+            drained([running, reference], len(users))
+            and scrape(reference.metrics_port, "streamrec_retention_cutoff_ms") == cutoff
+        ):
             time.sleep(1)
         assert drained([running, reference], len(users))
         assert scrape(reference.metrics_port, "streamrec_retention_cutoff_ms") == cutoff
